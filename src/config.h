@@ -1,0 +1,118 @@
+/* config.h -- the bridge's YAML configuration, loaded and validated.
+ *
+ * eb_config_load() reads the file with libyaml, expands ${VAR} and
+ * ${VAR:-default} from the environment in every scalar, checks every key
+ * against the schema (config_schema.h: unknown keys are errors with the
+ * nearest known key suggested), validates values (Kafka topic names, event
+ * names, route patterns and key templates, librdkafka properties), and
+ * compiles the routes (router.h), which detects ties. Nothing connects.
+ *
+ * Every error message starts with "FILE:LINE:COL: " (1-based) and says what
+ * was expected, e.g.
+ *   routes.yaml:12:5: unknown key 'tpoic' in route; did you mean 'topic'?
+ * All errors found are reported, one per line, up to 20.
+ *
+ * The result is a plain struct, immutable once loaded: a reload loads a new
+ * one and swaps it in whole.
+ */
+#ifndef EB_CONFIG_H
+#define EB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "log.h"
+#include "router.h"
+
+/* 1-based position in the YAML file. */
+struct eb_srcpos {
+    unsigned line;
+    unsigned col;
+};
+
+struct eb_kv {
+    char *key;
+    char *value;
+    struct eb_srcpos pos;
+};
+
+enum eb_ledger_mode { EB_LEDGER_OFF = 0, EB_LEDGER_ARMED, EB_LEDGER_OBSERVED };
+
+struct eb_config_route {
+    char *name;                  /* unique */
+    char *match;                 /* router pattern */
+    uint64_t events;             /* event-id mask; default: expired only */
+    char *topic;                 /* a valid Kafka topic name */
+    char *key;                   /* Kafka key template; NULL: the Redis key */
+    enum eb_event_format format; /* default cloudevents */
+    struct eb_kv *headers;       /* extra Kafka headers, sent as given */
+    size_t nheaders;
+    enum eb_ledger_mode ledger;  /* default off */
+    char *payload;               /* companion key template; NULL: none */
+    struct eb_srcpos pos;        /* of the route's mapping */
+};
+
+struct eb_config_redis {
+    char *url;               /* as written, for logs (redact before logging!) */
+    char *host;              /* from url */
+    int port;                /* from url; default 6379 */
+    char *username;          /* ACL user, or NULL */
+    char *password;          /* or NULL; never log */
+    bool all_databases;      /* databases: all (the default) */
+    int *databases;          /* else this list */
+    size_t ndatabases;
+    bool configure_notifications; /* default true */
+    char *source;            /* CloudEvents source base; default "redis://HOST:PORT" */
+    int connect_timeout_ms;  /* default 5000 */
+    int heartbeat_interval_ms; /* default 1000 */
+    int heartbeat_timeout_ms;  /* default 5000 */
+    int reconnect_min_ms;    /* default 100 */
+    int reconnect_max_ms;    /* default 10000 */
+};
+
+struct eb_config_kafka {
+    char *brokers;           /* bootstrap.servers */
+    struct eb_kv *client;    /* librdkafka properties, passed through */
+    size_t nclient;
+    size_t queue_max_events; /* bound of events awaiting delivery; default 100000 */
+    size_t queue_max_bytes;  /* bound of their bytes; default 256 MiB */
+    int drain_timeout_ms;    /* SIGTERM flush budget; default 20000 */
+};
+
+struct eb_config {
+    char *path;              /* file loaded, or the name given */
+    struct eb_config_redis redis;
+    struct eb_config_kafka kafka;
+    struct eb_config_route *routes;
+    size_t nroutes;
+    bool unrouted_drop;      /* unrouted: drop (default) */
+    char *unrouted_topic;    /* unrouted: { topic: ... } */
+    enum eb_event_format unrouted_format;
+    char *http_listen;       /* "127.0.0.1:9464"; NULL or "": no HTTP server */
+    enum eb_log_level log_level; /* default info */
+    int stats_interval_ms;   /* periodic stats log line; default 60000; 0 off */
+    uint64_t events;         /* union of every route's events: what to subscribe */
+    eb_router_t *router;     /* routes compiled; rule i is routes[i], opaque = &routes[i] */
+};
+
+/* Load and validate `path`. On success *out is owned by the caller (free
+ * with eb_config_free()) and 0 is returned. On failure returns EB_ECONFIG
+ * (or EB_EIO when the file cannot be read, EB_ENOMEM), leaves *out NULL, and
+ * errstr holds every error, one per line. */
+int eb_config_load(const char *path, struct eb_config **out, char *errstr, size_t errstr_size);
+
+/* The same from memory; `name` stands for the file name in messages. */
+int eb_config_load_string(const char *yaml, size_t len, const char *name,
+                          struct eb_config **out, char *errstr, size_t errstr_size);
+
+/* NULL is a no-op. */
+void eb_config_free(struct eb_config *cfg);
+
+/* True when two configs differ in a setting that needs new connections
+ * (Redis address, credentials, databases; Kafka brokers or client
+ * properties), as opposed to routes only, which swap in place. */
+bool eb_config_needs_reconnect(const struct eb_config *a, const struct eb_config *b);
+
+#endif

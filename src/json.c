@@ -1,0 +1,223 @@
+/* json.c -- byte buffer, JSON string escaping, UTF-8 validation, base64,
+ * RFC 3339 time. These sit on the per-event hot path: the escaper copies
+ * runs of safe bytes with one memcpy and only looks closer at the bytes a
+ * lookup table flags. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "json.h"
+
+void eb_buf_free(struct eb_buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->failed = false;
+}
+
+bool eb_buf_reserve(struct eb_buf *b, size_t extra) {
+    if (b->failed)
+        return false;
+    if (b->cap - b->len >= extra)
+        return true;
+    size_t need = b->len + extra;
+    if (need < b->len || (b->max && need > b->max)) {
+        b->failed = true;
+        return false;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (b->max && cap > b->max)
+        cap = b->max;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->failed = true;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+void eb_buf_cstr(struct eb_buf *b) {
+    if (eb_buf_reserve(b, 1))
+        b->data[b->len] = '\0';
+}
+
+void eb_buf_put_u64(struct eb_buf *b, uint64_t v) {
+    char tmp[20];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    eb_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+void eb_buf_put_i64(struct eb_buf *b, int64_t v) {
+    if (v < 0) {
+        eb_buf_putc(b, '-');
+        eb_buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        eb_buf_put_u64(b, (uint64_t)v);
+    }
+}
+
+/* Length of the well-formed UTF-8 sequence at p (1..4), or 0 when the bytes
+ * at p do not start one. Table 3-7 of the Unicode standard. */
+static size_t utf8_seq_len(const unsigned char *p, size_t avail) {
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return (avail >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (avail < 3 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        return (p[1] >= lo && p[1] <= hi) ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (avail < 4 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        return (p[1] >= lo && p[1] <= hi) ? 4 : 0;
+    }
+    return 0;
+}
+
+bool eb_utf8_valid(const void *vp, size_t n) {
+    const unsigned char *p = vp;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t l = utf8_seq_len(p + i, n - i);
+        if (l == 0)
+            return false;
+        i += l;
+    }
+    return true;
+}
+
+/* 1 for bytes the escaper must look at: controls, '"', '\\', non-ASCII. */
+static const unsigned char needs_care[256] = {
+    ['\0'... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xFF] = 1,
+};
+
+static void put_escape(struct eb_buf *b, unsigned char c) {
+    static const char hex[] = "0123456789abcdef";
+    char esc[6] = {'\\', 0, 0, 0, 0, 0};
+    size_t n = 2;
+    switch (c) {
+    case '"': esc[1] = '"'; break;
+    case '\\': esc[1] = '\\'; break;
+    case '\b': esc[1] = 'b'; break;
+    case '\f': esc[1] = 'f'; break;
+    case '\n': esc[1] = 'n'; break;
+    case '\r': esc[1] = 'r'; break;
+    case '\t': esc[1] = 't'; break;
+    default:
+        esc[1] = 'u';
+        esc[2] = '0';
+        esc[3] = '0';
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 0xF];
+        n = 6;
+    }
+    eb_buf_append(b, esc, n);
+}
+
+bool eb_json_string(struct eb_buf *b, const void *vp, size_t n) {
+    const unsigned char *p = vp;
+    bool valid = true;
+    size_t run = 0, i = 0;
+    eb_buf_reserve(b, n + 2);
+    eb_buf_putc(b, '"');
+    while (i < n) {
+        if (!needs_care[p[i]]) {
+            i++;
+            continue;
+        }
+        eb_buf_append(b, p + run, i - run);
+        if (p[i] >= 0x80) {
+            size_t l = utf8_seq_len(p + i, n - i);
+            if (l) {
+                eb_buf_append(b, p + i, l);
+                i += l;
+            } else {
+                eb_buf_append(b, "\xEF\xBF\xBD", 3); /* U+FFFD */
+                valid = false;
+                i++;
+            }
+        } else {
+            put_escape(b, p[i]);
+            i++;
+        }
+        run = i;
+    }
+    eb_buf_append(b, p + run, n - run);
+    eb_buf_putc(b, '"');
+    return valid;
+}
+
+void eb_base64(struct eb_buf *b, const void *vp, size_t n) {
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = vp;
+    if (!eb_buf_reserve(b, (n + 2) / 3 * 4))
+        return;
+    char *o = b->data + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = tbl[v >> 18];
+        *o++ = tbl[(v >> 12) & 63];
+        *o++ = tbl[(v >> 6) & 63];
+        *o++ = tbl[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = tbl[v >> 18];
+        *o++ = tbl[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->data);
+}
+
+static void put_digits(char *o, unsigned v, int width) {
+    for (int i = width - 1; i >= 0; i--) {
+        o[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void eb_rfc3339(struct eb_buf *b, int64_t us, int digits) {
+    int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    unsigned frac = (unsigned)(us - secs * 1000000);
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char out[32];
+    put_digits(out, (unsigned)(tm.tm_year + 1900), 4);
+    out[4] = '-';
+    put_digits(out + 5, (unsigned)tm.tm_mon + 1, 2);
+    out[7] = '-';
+    put_digits(out + 8, (unsigned)tm.tm_mday, 2);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)tm.tm_hour, 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)tm.tm_min, 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)tm.tm_sec, 2);
+    size_t n = 19;
+    if (digits == 3 || digits == 6) {
+        out[n++] = '.';
+        put_digits(out + n, digits == 3 ? frac / 1000 : frac, digits);
+        n += (size_t)digits;
+    }
+    out[n++] = 'Z';
+    eb_buf_append(b, out, n);
+}

@@ -1,0 +1,2 @@
+/* pipeline.c -- STUB until the pipeline lands. */
+#include "pipeline.h"
