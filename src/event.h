@@ -70,12 +70,18 @@ void eb_encoded_init(struct eb_encoded *enc);
 void eb_encoded_free(struct eb_encoded *enc);
 
 /* Encode ev in format fmt, followed by the route's own headers (extra,
- * copied by reference: they must outlive the use of enc). Structured mode
- * sends exactly one header of its own, content-type:
- * application/cloudevents+json; json mode sends content-type:
- * application/json; binary mode sends ce_specversion, ce_id, ce_source,
- * ce_type, ce_time, ce_subject and content-type. Returns 0, EB_ENOMEM, or
- * EB_EINVAL when more than EB_EVENT_MAX_HEADERS headers would result. */
+ * copied by reference: they must outlive the use of enc). Headers cost
+ * producer CPU (six raise librdkafka 2.0.2's cost per message ~3x), so each
+ * format sends only what its contract needs:
+ *   cloudevents         one header, content-type: application/cloudevents+json;
+ *                       the value is the whole CloudEvent
+ *   cloudevents-binary  ce_specversion, ce_id, ce_source, ce_type, ce_time,
+ *                       ce_subject and content-type: application/json; the
+ *                       value is the data object
+ *   json                no header; the value is the data object plus "id" and
+ *                       "time" (so consumers can still deduplicate)
+ * Returns 0, EB_ENOMEM, or EB_EINVAL when more than EB_EVENT_MAX_HEADERS
+ * headers would result. */
 int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
                     const struct eb_header *extra, size_t nextra, struct eb_encoded *enc);
 
