@@ -7,6 +7,8 @@
 #ifndef EB_ERROR_H
 #define EB_ERROR_H
 
+#include <stddef.h>
+
 /* X(name, value, message) */
 #define EB_ERROR_TABLE(X)                                                                          \
     X(EB_OK, 0, "success")                                                                         \
