@@ -49,7 +49,7 @@ int eb_fix_stop(struct eb_fix_proc *p, int sig, int timeout_ms);
 /* The mock Kafka cluster ($EB_MOCK_KAFKA, see mock_kafka.c). */
 struct eb_fix_kafka {
     struct eb_fix_proc proc;
-    char bootstrap[512];
+    char bootstrap[1024];
 };
 void eb_fix_kafka_start(struct eb_fix_kafka *k, int brokers);
 /* Send a command line ("down", "up", "topic t 8") and wait for "ok". */
