@@ -1,0 +1,371 @@
+"""ebtest -- Python fixtures for expiry-bridge's integration and end-to-end tests.
+
+Every fixture starts a real process on loopback and stops it by PID, on
+every exit path (use them as context managers or register .stop with
+unittest's addCleanup). Waiting is done by polling a condition with a
+deadline (wait_for), never by sleeping a fixed time.
+
+Binaries come from the environment ctest sets (see cmake/EbTest.cmake):
+  EB_BIN          the expiry-bridge daemon
+  EB_MOCK_KAFKA   the mock Kafka cluster (tests/support/mock_kafka.c)
+  EB_SOURCE_DIR   the source tree (schemas, configs)
+
+Run with Debian's /usr/bin/python3, which sees python3-confluent-kafka,
+python3-redis and python3-jsonschema.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+SOURCE_DIR = os.environ.get(
+    "EB_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+EB_BIN = os.environ.get("EB_BIN", os.path.join(SOURCE_DIR, "build", "src", "expiry-bridge"))
+EB_MOCK_KAFKA = os.environ.get(
+    "EB_MOCK_KAFKA", os.path.join(SOURCE_DIR, "build", "tests", "support", "eb_mock_kafka"))
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
+    """Poll cond() until it returns something truthy; return that value.
+
+    Raises Timeout naming `what` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise Timeout("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)  # poll interval, not synchronisation
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_pid(proc, sig=signal.SIGTERM, timeout=10.0):
+    """Send sig to a Popen, wait, SIGKILL after timeout. Returns the exit code."""
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    try:
+        os.kill(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
+class TempDir:
+    def __init__(self, prefix="ebtest"):
+        self.path = tempfile.mkdtemp(prefix=prefix + ".")
+
+    def file(self, name, text):
+        p = os.path.join(self.path, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def cleanup(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class RedisServer:
+    """A redis-server on 127.0.0.1 in its own temp dir."""
+
+    def __init__(self, port=None, args=(), appendonly=False):
+        self.port = port or free_port()
+        self.args = list(args)
+        self.appendonly = appendonly
+        self.dir = TempDir("redis")
+        self.proc = None
+
+    def start(self):
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+               "--dir", self.dir.path, "--logfile", os.path.join(self.dir.path, "redis.log"),
+               "--daemonize", "no"] + self.args
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._ready, 10, what="redis-server on port %d" % self.port)
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("redis-server exited with %s; log: %s" % (
+                self.proc.returncode, self.log_tail()))
+        try:
+            return self.client().ping()
+        except Exception:
+            return False
+
+    def client(self, **kw):
+        import redis
+        kw.setdefault("socket_timeout", 5)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    def log_tail(self, n=20):
+        try:
+            with open(os.path.join(self.dir.path, "redis.log")) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def kill(self):
+        """SIGKILL: the server vanishes without closing connections cleanly."""
+        stop_pid(self.proc, signal.SIGKILL)
+
+    def stop(self):
+        stop_pid(self.proc, signal.SIGTERM)
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def cleanup(self):
+        self.stop()
+        self.dir.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.cleanup()
+
+
+class MockKafka:
+    """librdkafka's mock cluster in its own process (eb_mock_kafka)."""
+
+    def __init__(self, brokers=3, topics=()):
+        self.brokers = brokers
+        self.topics = list(topics)  # "name:partitions"
+        self.proc = None
+        self.bootstrap = None
+
+    def start(self):
+        cmd = [EB_MOCK_KAFKA, "--brokers", str(self.brokers)]
+        for t in self.topics:
+            cmd += ["--topic", t]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("BOOTSTRAP "):
+            stop_pid(self.proc, signal.SIGKILL)
+            raise AssertionError("eb_mock_kafka did not start: %r" % line)
+        self.bootstrap = line.split(" ", 1)[1]
+        return self
+
+    def cmd(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if answer != "ok":
+            raise AssertionError("mock kafka refused %r: %r" % (line, answer))
+
+    def down(self, broker=None):
+        self.cmd("down" if broker is None else "down %d" % broker)
+
+    def up(self, broker=None):
+        self.cmd("up" if broker is None else "up %d" % broker)
+
+    def create_topic(self, name, partitions=4):
+        self.cmd("topic %s %d" % (name, partitions))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        stop_pid(self.proc, signal.SIGTERM)
+
+    cleanup = stop
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+class Bridge:
+    """The expiry-bridge daemon, its JSON-lines stderr collected in .logs."""
+
+    def __init__(self, config_text, env=None, args=None):
+        self.dir = TempDir("bridge")
+        self.config_path = self.dir.file("config.yaml", config_text)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.args = args
+        self.proc = None
+        self.logs = []
+        self.raw_stderr = []
+        self._lock = threading.Lock()
+        self._reader = None
+
+    def start(self):
+        argv = [EB_BIN] + (self.args or ["run", "-c", self.config_path])
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=self.env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._lock:
+                self.raw_stderr.append(line)
+                try:
+                    self.logs.append(json.loads(line))
+                except ValueError:
+                    pass
+
+    def find_log(self, pred):
+        with self._lock:
+            for entry in self.logs:
+                if pred(entry):
+                    return entry
+        return None
+
+    def wait_log(self, pred, timeout=15, what="log line"):
+        def cond():
+            if self.proc.poll() is not None and not self.find_log(pred):
+                raise AssertionError("bridge exited (%s) before %s; stderr:\n%s" % (
+                    self.proc.returncode, what, self.stderr_tail()))
+            return self.find_log(pred)
+        return wait_for(cond, timeout, what=what)
+
+    def wait_msg(self, msg, timeout=15):
+        return self.wait_log(lambda e: e.get("msg") == msg, timeout, what=repr(msg))
+
+    def stderr_tail(self, n=40):
+        with self._lock:
+            return "\n".join(self.raw_stderr[-n:])
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        rc = stop_pid(self.proc, sig, timeout)
+        if self._reader:
+            self._reader.join(5)
+        return rc
+
+    def wait_exit(self, timeout=30):
+        rc = self.proc.wait(timeout=timeout)
+        if self._reader:
+            self._reader.join(5)
+        return rc
+
+    def cleanup(self):
+        self.stop(signal.SIGKILL, 5)
+        self.dir.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.cleanup()
+
+
+def run_check(config_text, env=None):
+    """`expiry-bridge check -c FILE`: returns (exit code, stdout, stderr)."""
+    d = TempDir("check")
+    try:
+        path = d.file("config.yaml", config_text)
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.run([EB_BIN, "check", "-c", path], capture_output=True, text=True,
+                           env=e, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+    finally:
+        d.cleanup()
+
+
+class Consumer:
+    """A Kafka consumer (python3-confluent-kafka) that collects messages.
+
+    Messages are dicts: topic, partition, offset, key (bytes), value (bytes),
+    headers (list of (name, bytes)), and json (value parsed, or None)."""
+
+    def __init__(self, bootstrap, topics, group=None, **conf):
+        from confluent_kafka import Consumer as KConsumer
+        c = {"bootstrap.servers": bootstrap,
+             "group.id": group or "ebtest-" + uuid.uuid4().hex[:8],
+             "auto.offset.reset": "earliest",
+             "enable.auto.commit": False,
+             "session.timeout.ms": 6000,
+             "heartbeat.interval.ms": 500,
+             "topic.metadata.refresh.interval.ms": 1000,
+             "allow.auto.create.topics": True}
+        c.update(conf)
+        self.consumer = KConsumer(c)
+        self.consumer.subscribe(list(topics))
+        self.messages = []
+
+    def poll_once(self, timeout=0.2):
+        m = self.consumer.poll(timeout)
+        if m is None or m.error():
+            return None
+        value = m.value()
+        try:
+            parsed = json.loads(value) if value is not None else None
+        except ValueError:
+            parsed = None
+        rec = {"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+               "key": m.key(), "value": value, "headers": list(m.headers() or []),
+               "json": parsed}
+        self.messages.append(rec)
+        return rec
+
+    def collect(self, n, timeout=30, what=None):
+        """Poll until at least n messages in total have been collected."""
+        def cond():
+            self.poll_once()
+            return len(self.messages) >= n
+        wait_for(cond, timeout, interval=0, what=what or "%d Kafka messages (have %d)" % (
+            n, len(self.messages)))
+        return self.messages
+
+    def drain(self, quiet=1.0):
+        """Collect until nothing arrives for `quiet` seconds (for no-extra checks)."""
+        last = time.monotonic()
+        while time.monotonic() - last < quiet:
+            if self.poll_once(0.1):
+                last = time.monotonic()
+        return self.messages
+
+    def close(self):
+        try:
+            self.consumer.close()
+        except Exception:
+            pass
+
+    cleanup = close
+
+
+def event_schema():
+    with open(os.path.join(SOURCE_DIR, "docs", "event.schema.json")) as f:
+        return json.load(f)
+
+
+def validate_event(ev):
+    """Validate a decoded structured CloudEvent against docs/event.schema.json."""
+    import jsonschema
+    jsonschema.validate(ev, event_schema())
