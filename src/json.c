@@ -104,7 +104,10 @@ bool eb_utf8_valid(const void *vp, size_t n) {
 
 /* 1 for bytes the escaper must look at: controls, '"', '\\', non-ASCII. */
 static const unsigned char needs_care[256] = {
-    ['\0'... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xFF] = 1,
+    ['\0' ... 0x1F] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x80 ... 0xFF] = 1,
 };
 
 static void put_escape(struct eb_buf *b, unsigned char c) {
@@ -112,13 +115,27 @@ static void put_escape(struct eb_buf *b, unsigned char c) {
     char esc[6] = {'\\', 0, 0, 0, 0, 0};
     size_t n = 2;
     switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
+    case '"':
+        esc[1] = '"';
+        break;
+    case '\\':
+        esc[1] = '\\';
+        break;
+    case '\b':
+        esc[1] = 'b';
+        break;
+    case '\f':
+        esc[1] = 'f';
+        break;
+    case '\n':
+        esc[1] = 'n';
+        break;
+    case '\r':
+        esc[1] = 'r';
+        break;
+    case '\t':
+        esc[1] = 't';
+        break;
     default:
         esc[1] = 'u';
         esc[2] = '0';

@@ -24,7 +24,8 @@ struct eb_buf {
     bool failed; /* sticky: an append failed (out of memory or over max) */
 };
 
-#define EB_BUF_INIT {NULL, 0, 0, 0, false}
+#define EB_BUF_INIT                                                                                \
+    { NULL, 0, 0, 0, false }
 
 /* Release the storage; the buffer may be reused after eb_buf_init(). */
 void eb_buf_free(struct eb_buf *b);

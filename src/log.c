@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -47,8 +48,11 @@ bool eb_log_level_parse(const char *s, enum eb_log_level *out) {
     static const struct {
         const char *name;
         enum eb_log_level level;
-    } names[] = {{"debug", EB_LOG_DEBUG}, {"info", EB_LOG_INFO},   {"warn", EB_LOG_WARN},
-                 {"warning", EB_LOG_WARN}, {"error", EB_LOG_ERROR}};
+    } names[] = {{"debug", EB_LOG_DEBUG},
+                 {"info", EB_LOG_INFO},
+                 {"warn", EB_LOG_WARN},
+                 {"warning", EB_LOG_WARN},
+                 {"error", EB_LOG_ERROR}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(s, names[i].name) == 0) {
             *out = names[i].level;
@@ -60,10 +64,14 @@ bool eb_log_level_parse(const char *s, enum eb_log_level *out) {
 
 static const char *level_name(enum eb_log_level l) {
     switch (l) {
-    case EB_LOG_DEBUG: return "debug";
-    case EB_LOG_INFO: return "info";
-    case EB_LOG_WARN: return "warn";
-    case EB_LOG_ERROR: return "error";
+    case EB_LOG_DEBUG:
+        return "debug";
+    case EB_LOG_INFO:
+        return "info";
+    case EB_LOG_WARN:
+        return "warn";
+    case EB_LOG_ERROR:
+        return "error";
     }
     return "info";
 }
@@ -82,8 +90,8 @@ static bool contains_ci(const char *hay, const char *needle) {
 }
 
 bool eb_log_is_secret_name(const char *name) {
-    static const char *const words[] = {"password", "passwd", "secret", "token", "credential",
-                                        "sasl.jaas", "private.key"};
+    static const char *const words[] = {"password",   "passwd",    "secret",     "token",
+                                        "credential", "sasl.jaas", "private.key"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         if (contains_ci(name, words[i]))
             return true;
@@ -118,14 +126,18 @@ static void put_value(struct eb_buf *b, const struct eb_log_field *f) {
             eb_buf_puts(b, tail);
         }
         break;
-    case EB_LF_INT: eb_buf_put_i64(b, f->i); break;
+    case EB_LF_INT:
+        eb_buf_put_i64(b, f->i);
+        break;
     case EB_LF_DBL: {
         char num[40];
         snprintf(num, sizeof(num), "%.6g", f->d);
         eb_buf_puts(b, num);
         break;
     }
-    case EB_LF_BOOL: eb_buf_puts(b, f->i ? "true" : "false"); break;
+    case EB_LF_BOOL:
+        eb_buf_puts(b, f->i ? "true" : "false");
+        break;
     }
 }
 
@@ -185,4 +197,19 @@ void eb_log_redact_url(const char *url, char *out, size_t out_size) {
         return;
     }
     snprintf(out, out_size, "%.*s***%s", (int)(colon + 1 - url), url, at);
+}
+
+bool eb_log_limit_allow(struct eb_log_limit *l, int interval_ms, uint64_t *suppressed) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now < l->next_ms) {
+        l->suppressed++;
+        return false;
+    }
+    if (suppressed)
+        *suppressed = l->suppressed;
+    l->suppressed = 0;
+    l->next_ms = now + interval_ms;
+    return true;
 }

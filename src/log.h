@@ -81,6 +81,19 @@ void eb_log_write(eb_log_t *lg, enum eb_log_level level, const char *msg,
                          sizeof(struct eb_log_field) -                                             \
                      1)
 
+/* Rate limit for lines that could otherwise repeat per event (queue full,
+ * delivery failures): at most one line per interval. A plain value struct
+ * owned by whoever logs; zero-initialise it. */
+struct eb_log_limit {
+    int64_t next_ms;     /* CLOCK_MONOTONIC ms before which lines are held back */
+    uint64_t suppressed; /* lines held back since the last one written */
+};
+
+/* True when a line may be written now; then *suppressed (if not NULL)
+ * receives how many were held back since the previous one, and the window
+ * restarts. False (and the line is counted as held back) otherwise. */
+bool eb_log_limit_allow(struct eb_log_limit *l, int interval_ms, uint64_t *suppressed);
+
 /* Copy url into out with any password replaced by "***"
  * ("redis://app:s3cret@h:6379" -> "redis://app:***@h:6379"). Always
  * NUL-terminates when out_size > 0; truncates to fit. */

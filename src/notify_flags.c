@@ -159,8 +159,7 @@ bool eb_notify_flags_missing(const char *current, const char *required, char *mi
     return missing_size && missing[0] != '\0';
 }
 
-void eb_notify_flags_merge(const char *current, const char *required, char *out,
-                           size_t out_size) {
+void eb_notify_flags_merge(const char *current, const char *required, char *out, size_t out_size) {
     if (out_size == 0)
         return;
     out[0] = '\0';
