@@ -3,7 +3,6 @@
  * runs of safe bytes with one memcpy and only looks closer at the bytes a
  * lookup table flags. */
 #include <stdlib.h>
-#include <time.h>
 
 #include "json.h"
 
@@ -183,7 +182,9 @@ bool eb_json_string(struct eb_buf *b, const void *vp, size_t n) {
 void eb_base64(struct eb_buf *b, const void *vp, size_t n) {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *p = vp;
-    if (!eb_buf_reserve(b, (n + 2) / 3 * 4))
+    /* n == 0: nothing to write, and b->data may still be NULL (NULL + 0 is
+     * undefined behaviour). */
+    if (n == 0 || !eb_buf_reserve(b, (n + 2) / 3 * 4))
         return;
     char *o = b->data + b->len;
     size_t i = 0;
@@ -211,28 +212,64 @@ static void put_digits(char *o, unsigned v, int width) {
     }
 }
 
+/* RFC 3339 has four-digit years only: inputs outside 0000-01-01T00:00:00Z ..
+ * 9999-12-31T23:59:59.999999Z are clamped to those ends, so any int64 gives
+ * a valid timestamp (a garbage deadline must not produce garbage JSON). */
+#define RFC3339_MIN_US (-62167219200LL * 1000000)
+#define RFC3339_MAX_US (253402300799LL * 1000000 + 999999)
+
+/* Civil date (proleptic Gregorian) of a day count since 1970-01-01, by
+ * splitting it into 400-year eras of 146097 days with years starting on
+ * 1 March (so the leap day is the last day of a year). Pure arithmetic:
+ * gmtime_r takes glibc's timezone lock on every call and leaves its result
+ * undefined for years it cannot represent. */
+static void civil_from_days(int64_t days, unsigned *y, unsigned *m, unsigned *d) {
+    days += 719468; /* days from 0000-03-01 to 1970-01-01 */
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);                       /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* March = 0 */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (unsigned)(yoe + era * 400 + (*m <= 2));
+}
+
 void eb_rfc3339(struct eb_buf *b, int64_t us, int digits) {
-    int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    unsigned frac = (unsigned)(us - secs * 1000000);
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
+    if (us < RFC3339_MIN_US)
+        us = RFC3339_MIN_US;
+    if (us > RFC3339_MAX_US)
+        us = RFC3339_MAX_US;
+    /* Floor division: -1 µs is 1969-12-31T23:59:59.999999Z. No negation,
+     * so INT64_MIN cannot overflow (it is clamped above anyway). */
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        secs--;
+        frac += 1000000;
+    }
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        days--;
+        sod += 86400;
+    }
+    unsigned year, mon, mday;
+    civil_from_days(days, &year, &mon, &mday);
     char out[32];
-    put_digits(out, (unsigned)(tm.tm_year + 1900), 4);
+    put_digits(out, year, 4);
     out[4] = '-';
-    put_digits(out + 5, (unsigned)tm.tm_mon + 1, 2);
+    put_digits(out + 5, mon, 2);
     out[7] = '-';
-    put_digits(out + 8, (unsigned)tm.tm_mday, 2);
+    put_digits(out + 8, mday, 2);
     out[10] = 'T';
-    put_digits(out + 11, (unsigned)tm.tm_hour, 2);
+    put_digits(out + 11, (unsigned)(sod / 3600), 2);
     out[13] = ':';
-    put_digits(out + 14, (unsigned)tm.tm_min, 2);
+    put_digits(out + 14, (unsigned)(sod / 60 % 60), 2);
     out[16] = ':';
-    put_digits(out + 17, (unsigned)tm.tm_sec, 2);
+    put_digits(out + 17, (unsigned)(sod % 60), 2);
     size_t n = 19;
     if (digits == 3 || digits == 6) {
         out[n++] = '.';
-        put_digits(out + n, digits == 3 ? frac / 1000 : frac, digits);
+        put_digits(out + n, digits == 3 ? (unsigned)frac / 1000 : (unsigned)frac, digits);
         n += (size_t)digits;
     }
     out[n++] = 'Z';
