@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# scripts/test.sh -- the test command: installs what the tests need on Debian 12,
+# builds with warnings as errors, runs every test layer (unit, integration,
+# e2e, fuzz corpus replay, schema, helm), then builds again with
+# ASan+UBSan and runs the same suite, then builds the libFuzzer targets.
+#
+#   scripts/test.sh            everything (what CI runs)
+#   scripts/test.sh --quick    the plain build's suite only
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$EB_ROOT"
+
+eb_install .ci/packages-build.txt .ci/packages-test.txt
+
+eb_say "build (gcc, -Werror)"
+eb_build build
+eb_say "test suite"
+ctest --test-dir build --output-on-failure --timeout 900
+
+[ "${1:-}" = "--quick" ] && exit 0
+
+eb_say "build with ASan+UBSan"
+eb_build build-asan -DEB_SANITIZE=address,undefined -DEB_BUILD_BENCH=OFF
+eb_say "test suite under ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure --timeout 900 -LE helm
+
+eb_say "libFuzzer targets (clang)"
+CC=clang eb_build build-fuzz -DEB_BUILD_FUZZERS=ON -DEB_BUILD_TESTS=ON -DEB_BUILD_BENCH=OFF \
+    -DEB_BUILD_EXAMPLES=OFF -DEB_SANITIZE=address,undefined
+for f in build-fuzz/tests/fuzz/fuzz_*; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f"); name=${name#fuzz_}
+    eb_say "fuzz $name for 20 s"
+    # New inputs go to a scratch dir; the committed corpus only seeds.
+    mkdir -p "build-fuzz/corpus-$name"
+    "$f" -max_total_time=20 -timeout=10 -rss_limit_mb=2048 "build-fuzz/corpus-$name" \
+        "tests/fuzz/corpus/$name" >"build-fuzz/fuzz_$name.log" 2>&1 ||
+        { tail -50 "build-fuzz/fuzz_$name.log"; exit 1; }
+done
+eb_say "all tests passed"
