@@ -369,3 +369,116 @@ def validate_event(ev):
     """Validate a decoded structured CloudEvent against docs/event.schema.json."""
     import jsonschema
     jsonschema.validate(ev, event_schema())
+
+
+def bridge_config(redis_port, brokers, routes, extra="", databases="all", drain="10s",
+                  queue="", stats="0s", client="{ linger.ms: 1 }"):
+    """A bridge config for tests: fast reconnects and heartbeats, short drain."""
+    return """redis:
+  url: redis://127.0.0.1:%d
+  databases: %s
+  heartbeat_interval: 200ms
+  heartbeat_timeout: 2s
+  reconnect_min: 50ms
+  reconnect_max: 500ms
+kafka:
+  brokers: "%s"
+  client: %s
+  drain_timeout: %s
+%s
+routes:
+%s
+log:
+  level: info
+  stats_interval: %s
+%s
+""" % (redis_port, databases, brokers, client, drain, queue, routes, stats, extra)
+
+
+def is_subscribed_log(entry):
+    msg = entry.get("msg", "")
+    return "subscribed" in msg and "unsubscribed" not in msg
+
+
+class BridgeTestCase:
+    """Mixin for unittest.TestCase: a redis-server, the mock Kafka and the
+    bridge, each torn down (by PID) whatever happens in the test."""
+
+    def start_redis(self, args=(), appendonly=False):
+        r = RedisServer(args=args, appendonly=appendonly).start()
+        self.addCleanup(r.cleanup)
+        return r
+
+    def start_kafka(self, brokers=3, topics=()):
+        k = MockKafka(brokers, topics).start()
+        self.addCleanup(k.stop)
+        return k
+
+    def start_bridge(self, config_text, wait=True, env=None):
+        b = Bridge(config_text, env=env).start()
+        self.addCleanup(b.cleanup)
+        if wait:
+            b.wait_log(is_subscribed_log, 20, what="bridge subscribed to Redis")
+        return b
+
+    def consumer(self, topics, **conf):
+        c = Consumer(self.kafka.bootstrap, topics, **conf)
+        self.addCleanup(c.close)
+        return c
+
+    def start_stack(self, routes, redis_args=(), brokers=3, topics=(), **cfg):
+        self.redis = self.start_redis(redis_args)
+        self.kafka = self.start_kafka(brokers, topics)
+        self.bridge = self.start_bridge(
+            bridge_config(self.redis.port, self.kafka.bootstrap, routes, **cfg))
+        return self.bridge
+
+
+def final_stats(bridge):
+    """The last 'stats' log line (the bridge writes one when it stops)."""
+    with bridge._lock:
+        stats = [e for e in bridge.logs if e.get("msg") == "stats"]
+    return stats[-1] if stats else None
+
+
+def wait_stats(bridge, pred, timeout=20, what="stats"):
+    """Wait for a periodic 'stats' line satisfying pred (needs stats_interval)."""
+    return bridge.wait_log(lambda e: e.get("msg") == "stats" and pred(e), timeout, what=what)
+
+
+class ReferenceSubscriber:
+    """An independent pub/sub client (redis-py) that records every expired
+    keyevent Redis announces while it is connected: ground truth for loss
+    counting."""
+
+    def __init__(self, redis_server, pattern="__keyevent@*__:expired"):
+        self.server = redis_server
+        self.pattern = pattern
+        self.keys = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise AssertionError("reference subscriber did not subscribe")
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                ps = self.server.client(socket_timeout=None).pubsub()
+                ps.psubscribe(self.pattern)
+                while not self._stop.is_set():
+                    m = ps.get_message(timeout=0.1)
+                    if m is None:
+                        continue
+                    if m["type"] == "psubscribe":
+                        self._ready.set()
+                    elif m["type"] == "pmessage":
+                        self.keys.append(m["data"])
+            except Exception:
+                if self._stop.wait(0.05):
+                    return
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
