@@ -53,7 +53,7 @@ enum eb_redis_state {
     EB_REDIS_CONNECTING = 0, /* connecting, authenticating, subscribing */
     EB_REDIS_SUBSCRIBED,     /* every channel subscribed: notifications flow */
     EB_REDIS_WAITING,        /* lost or refused; a reconnect is scheduled */
-    EB_REDIS_STOPPED,        /* eb_redis_source_stop() was called */
+    EB_REDIS_STOPPED,        /* not started yet, or eb_redis_source_stop() was called */
 };
 
 /* Called on every state change (not repeated for the same state). */
@@ -69,6 +69,8 @@ struct eb_redis_source_conf {
     size_t ndatabases;
     uint64_t events;           /* event-id mask to subscribe to */
     bool configure_notifications;
+    /* Timings; 0 takes the config defaults (5000, 1000, 5000, 100, 10000).
+     * heartbeat_timeout_ms also bounds how long any reply may be overdue. */
     int connect_timeout_ms;
     int heartbeat_interval_ms;
     int heartbeat_timeout_ms;
@@ -102,8 +104,30 @@ int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events);
 
 enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s);
 
+/* Reply to eb_redis_source_command(): called exactly once per accepted
+ * command, with the reply (borrowed until the callback returns; the hiredis
+ * type, see <hiredis/hiredis.h>) or NULL when the connection was lost, the
+ * source stopped, or it is being destroyed before the reply came. It may
+ * call eb_redis_source_command() and eb_redis_source_stop(), never
+ * eb_redis_source_destroy(). */
+struct redisReply;
+typedef void(eb_redis_reply_cb)(const struct redisReply *reply, void *opaque);
+
+/* Run a command on the command connection (for the deadline ledger, leases,
+ * Functions). argv is binary-safe and copied. Accepted only while the
+ * command connection is authenticated and known to talk to a master (from
+ * the handshake on, also before every channel is subscribed): returns 0,
+ * or EB_ESTATE when it is not (cb is then never called), EB_EINVAL on bad
+ * arguments, EB_ENOMEM. Replies come in the order commands were accepted.
+ * A reply overdue by more than heartbeat_timeout_ms counts the connection
+ * as dead, so long-blocking commands (BLPOP, ...) do not belong here. */
+int eb_redis_source_command(eb_redis_source_t *s, eb_redis_reply_cb *cb, void *opaque, int argc,
+                            const char **argv, const size_t *argvlen);
+
 /* NULL is a no-op. Must not be called from inside one of its callbacks:
- * stop there, destroy after the loop returns. */
+ * stop there, destroy after the loop returns. Pending command callbacks run
+ * with NULL during it; no other callback does. Leaves no event registered
+ * on the base. */
 void eb_redis_source_destroy(eb_redis_source_t *s);
 
 #endif

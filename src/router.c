@@ -76,15 +76,23 @@ struct rule {
 };
 
 /* A node of the compressed trie. The edge label leading into it points into
- * a rule's prefix (rules outlive the trie, so labels are never copied). */
+ * a rule's prefix while building (rules outlive the trie) and, once built,
+ * into `inl` when it is short, so a lookup touches one less cache line.
+ * Children are found by binary search over `kbytes` (their labels' first
+ * bytes, sorted and distinct), stored next to the child pointers in one
+ * allocation: a lookup never dereferences a child it does not take. */
+#define INLINE_LABEL 16
+
 struct rnode {
     const unsigned char *label;
     size_t label_len;
-    struct rnode **kids; /* sorted by label[0]; first bytes are distinct */
-    size_t nkids, kids_cap;
-    size_t *rules; /* indexes of the rules whose literal prefix ends here */
-    size_t nrules, rules_cap;
+    struct rnode **kids;   /* kids_cap pointers, then kids_cap bytes (kbytes) */
+    unsigned char *kbytes; /* kbytes[i] == kids[i]->label[0] */
+    uint32_t nkids, kids_cap;
+    uint32_t nrules, rules_cap;
+    size_t *rules;    /* indexes of the rules whose literal prefix ends here */
     struct rnode *up; /* nearest proper ancestor that holds rules, or NULL */
+    unsigned char inl[INLINE_LABEL];
 };
 
 struct eb_router {
@@ -426,7 +434,7 @@ static size_t kid_search(const struct rnode *n, unsigned char c, bool *found) {
     size_t lo = 0, hi = n->nkids;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        unsigned char m = n->kids[mid]->label[0];
+        unsigned char m = n->kbytes[mid];
         if (m == c) {
             *found = true;
             return mid;
@@ -442,15 +450,25 @@ static size_t kid_search(const struct rnode *n, unsigned char c, bool *found) {
 
 static bool kid_insert(struct rnode *n, size_t at, struct rnode *kid) {
     if (n->nkids == n->kids_cap) {
-        size_t cap = n->kids_cap ? n->kids_cap * 2 : 2;
-        struct rnode **k = realloc(n->kids, cap * sizeof(*k));
+        /* 256 children at most: one per first byte. */
+        uint32_t cap = n->kids_cap ? n->kids_cap * 2 : 2;
+        struct rnode **k = malloc(cap * (sizeof(*k) + 1));
         if (!k)
             return false;
+        unsigned char *kb = (unsigned char *)(k + cap);
+        if (n->nkids) {
+            memcpy(k, n->kids, n->nkids * sizeof(*k));
+            memcpy(kb, n->kbytes, n->nkids);
+        }
+        free(n->kids);
         n->kids = k;
+        n->kbytes = kb;
         n->kids_cap = cap;
     }
     memmove(n->kids + at + 1, n->kids + at, (n->nkids - at) * sizeof(*n->kids));
+    memmove(n->kbytes + at + 1, n->kbytes + at, n->nkids - at);
     n->kids[at] = kid;
+    n->kbytes[at] = kid->label[0];
     n->nkids++;
     return true;
 }
@@ -480,6 +498,7 @@ static struct rnode *trie_node(eb_router_t *r, const unsigned char *p, size_t le
                 return NULL;
             kid->label += common;
             kid->label_len -= common;
+            mid->kbytes[0] = kid->label[0];
             node->kids[at] = mid;
             kid = mid;
         }
@@ -491,7 +510,7 @@ static struct rnode *trie_node(eb_router_t *r, const unsigned char *p, size_t le
 
 static bool node_add_rule(struct rnode *n, size_t rule) {
     if (n->nrules == n->rules_cap) {
-        size_t cap = n->rules_cap ? n->rules_cap * 2 : 1;
+        uint32_t cap = n->rules_cap ? n->rules_cap * 2 : 1;
         size_t *r = realloc(n->rules, cap * sizeof(*r));
         if (!r)
             return false;
@@ -516,6 +535,10 @@ static bool trie_link(struct rnode *root) {
     while (n) {
         struct frame f = stack[--n];
         f.node->up = f.up;
+        if (f.node->label_len <= INLINE_LABEL) {
+            memcpy(f.node->inl, f.node->label, f.node->label_len);
+            f.node->label = f.node->inl;
+        }
         struct rnode *below = f.node->nrules ? f.node : f.up;
         for (size_t k = 0; k < f.node->nkids; k++) {
             if (n == cap) {

@@ -54,7 +54,7 @@ class ResilienceTest(BridgeTestCase, unittest.TestCase):
         self.redis.start()
         self.bridge.wait_log(lambda e: e.get("msg", "").startswith("redis subscription gap"),
                              20, what="the gap log after resubscribing")
-        wait_for(lambda: len(ref._ready.is_set() and ref.keys) >= 0, 5)
+        wait_for(lambda: ref.subscriptions >= 2, 10, what="reference subscriber back")
         after = self.arm("after", 300, ttl_ms=lambda i: 10 + i)
         c.collect(600, what="events after the restart")
         c.drain(1.0)

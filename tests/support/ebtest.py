@@ -455,6 +455,7 @@ class ReferenceSubscriber:
         self.server = redis_server
         self.pattern = pattern
         self.keys = []
+        self.subscriptions = 0  # psubscribe confirmations: 2 after one reconnect
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -472,6 +473,7 @@ class ReferenceSubscriber:
                     if m is None:
                         continue
                     if m["type"] == "psubscribe":
+                        self.subscriptions += 1
                         self._ready.set()
                     elif m["type"] == "pmessage":
                         self.keys.append(m["data"])
