@@ -150,7 +150,10 @@ bool eb_json_string(struct eb_buf *b, const void *vp, size_t n) {
     const unsigned char *p = vp;
     bool valid = true;
     size_t run = 0, i = 0;
-    eb_buf_reserve(b, n + 2);
+    /* eb_buf_putc writes into spare capacity even after a failure, so stop
+     * here to keep a failed buffer unchanged (errors are sticky). */
+    if (!eb_buf_reserve(b, n + 2))
+        return eb_utf8_valid(p, n);
     eb_buf_putc(b, '"');
     while (i < n) {
         if (!needs_care[p[i]]) {
@@ -175,7 +178,7 @@ bool eb_json_string(struct eb_buf *b, const void *vp, size_t n) {
         run = i;
     }
     eb_buf_append(b, p + run, n - run);
-    eb_buf_putc(b, '"');
+    eb_buf_append(b, "\"", 1); /* not putc: a no-op once failed */
     return valid;
 }
 
