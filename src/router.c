@@ -22,7 +22,7 @@ enum seg_type { SEG_LIT, SEG_CAP, SEG_STAR };
 
 struct seg {
     enum seg_type type;
-    const char *lit; /* SEG_LIT: unescaped bytes (in the rule's text buffer) */
+    const char *lit; /* SEG_LIT: unescaped bytes; SEG_CAP: the capture's name */
     size_t len;
     size_t cap; /* SEG_CAP: index into the rule's captures */
 };
@@ -57,50 +57,59 @@ static const struct {
 
 #define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
+/* A compiled rule. The fields a lookup reads come first, so trying a
+ * candidate touches one cache line of it. */
 struct rule {
-    char *name;
-    char *match;
-    char *key; /* template source, or NULL */
     uint64_t events;
-    void *opaque;
-    char *text;       /* unescaped pattern literals and capture names */
-    struct seg *segs; /* after the literal prefix */
-    size_t nsegs;
-    const char *prefix; /* into text */
     size_t prefix_len;
-    const char *caps[EB_ROUTER_MAX_CAPTURES];
-    size_t ncaps;
+    struct seg *segs; /* the pattern after its literal prefix */
+    size_t nsegs;
+    char *name;
+    void *opaque;
+    const char *prefix; /* into text */
     struct tseg *tsegs; /* compiled key template, or NULL */
     size_t ntsegs;
+    char *match;
+    char *key;   /* template source, or NULL */
+    char *text;  /* unescaped pattern literals and capture names */
     char *tlits; /* template literal bytes */
 };
 
-/* A node of the compressed trie. The edge label leading into it points into
- * a rule's prefix while building (rules outlive the trie) and, once built,
- * into `inl` when it is short, so a lookup touches one less cache line.
- * Children are found by binary search over `kbytes` (their labels' first
- * bytes, sorted and distinct), stored next to the child pointers in one
- * allocation: a lookup never dereferences a child it does not take. */
-#define INLINE_LABEL 16
-
-struct rnode {
+/* Building: a compressed trie of heap nodes. The edge label leading into a
+ * node points into a rule's prefix (rules outlive the trie). */
+struct bnode {
     const unsigned char *label;
     size_t label_len;
-    struct rnode **kids;   /* kids_cap pointers, then kids_cap bytes (kbytes) */
-    unsigned char *kbytes; /* kbytes[i] == kids[i]->label[0] */
-    uint32_t nkids, kids_cap;
-    uint32_t nrules, rules_cap;
-    size_t *rules;    /* indexes of the rules whose literal prefix ends here */
-    struct rnode *up; /* nearest proper ancestor that holds rules, or NULL */
-    unsigned char inl[INLINE_LABEL];
+    struct bnode **kids; /* sorted by label[0]; first bytes are distinct */
+    size_t nkids, kids_cap;
+    uint32_t *rules; /* indexes of the rules whose literal prefix ends here */
+    size_t nrules, rules_cap;
+};
+
+/* Looking up: the built trie frozen into one array in breadth-first order,
+ * so a node's children are contiguous and their first label bytes sit in a
+ * parallel byte array. A lookup binary-searches a few bytes, then touches
+ * exactly the child it takes: 24 bytes per node, no pointer chasing. */
+#define NO_NODE UINT32_MAX
+
+struct fnode {
+    uint32_t label; /* offset of the edge label in labels */
+    uint32_t label_len;
+    uint32_t kids;   /* index of the first child */
+    uint32_t rules;  /* offset of this node's rule indexes in node_rules */
+    uint32_t up;     /* nearest proper ancestor holding rules, or NO_NODE */
+    uint16_t nkids;  /* at most 256: one per first byte */
+    uint16_t nrules; /* at most 64: rules of one node take disjoint events */
 };
 
 struct eb_router {
     struct rule *rules;
     size_t nrules;
-    struct rnode *root;
-    struct rnode **nodes; /* every node, for destruction */
-    size_t nnodes, nodes_cap;
+    struct fnode *nodes;   /* nodes[0] is the root */
+    unsigned char *kbytes; /* kbytes[i]: first byte of node i's label */
+    unsigned char *labels;
+    uint32_t *node_rules;
+    size_t nnodes;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -242,7 +251,7 @@ static int parse_pattern(const char *p, struct pattern *pt, char *text, size_t *
                 return fail_at(err_offset, i, errstr, errstr_size,
                                "more than 16 captures; expected at most 16");
             pt->caps[pt->ncaps] = name;
-            pt->segs[pt->nsegs++] = (struct seg){SEG_CAP, NULL, 0, pt->ncaps};
+            pt->segs[pt->nsegs++] = (struct seg){SEG_CAP, name, 0, pt->ncaps};
             pt->ncaps++;
             w += close - i;
             lit_start = w;
@@ -408,33 +417,48 @@ out_free:
 /* Trie                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* A new node, recorded in r->nodes so destruction is one flat loop (a
- * chain of nested prefixes can be thousands deep: no recursion). */
-static struct rnode *node_new(eb_router_t *r, const unsigned char *label, size_t len) {
-    if (r->nnodes == r->nodes_cap) {
-        size_t cap = r->nodes_cap ? r->nodes_cap * 2 : 16;
-        struct rnode **v = realloc(r->nodes, cap * sizeof(*v));
+/* The builder: heap nodes plus a list of all of them for freeing (a chain
+ * of nested prefixes can be thousands deep, so nothing recurses). */
+struct builder {
+    struct bnode *root;
+    struct bnode **all;
+    size_t nall, all_cap;
+};
+
+static struct bnode *bnode_new(struct builder *b, const unsigned char *label, size_t len) {
+    if (b->nall == b->all_cap) {
+        size_t cap = b->all_cap ? b->all_cap * 2 : 64;
+        struct bnode **v = realloc(b->all, cap * sizeof(*v));
         if (!v)
             return NULL;
-        r->nodes = v;
-        r->nodes_cap = cap;
+        b->all = v;
+        b->all_cap = cap;
     }
-    struct rnode *n = calloc(1, sizeof(*n));
+    struct bnode *n = calloc(1, sizeof(*n));
     if (!n)
         return NULL;
     n->label = label;
     n->label_len = len;
-    r->nodes[r->nnodes++] = n;
+    b->all[b->nall++] = n;
     return n;
+}
+
+static void builder_free(struct builder *b) {
+    for (size_t i = 0; i < b->nall; i++) {
+        free(b->all[i]->kids);
+        free(b->all[i]->rules);
+        free(b->all[i]);
+    }
+    free(b->all);
 }
 
 /* Index of the child whose label starts with byte c, or where it would be
  * inserted (with *found false). */
-static size_t kid_search(const struct rnode *n, unsigned char c, bool *found) {
+static size_t bkid_search(const struct bnode *n, unsigned char c, bool *found) {
     size_t lo = 0, hi = n->nkids;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        unsigned char m = n->kbytes[mid];
+        unsigned char m = n->kids[mid]->label[0];
         if (m == c) {
             *found = true;
             return mid;
@@ -448,57 +472,46 @@ static size_t kid_search(const struct rnode *n, unsigned char c, bool *found) {
     return lo;
 }
 
-static bool kid_insert(struct rnode *n, size_t at, struct rnode *kid) {
+static bool bkid_insert(struct bnode *n, size_t at, struct bnode *kid) {
     if (n->nkids == n->kids_cap) {
-        /* 256 children at most: one per first byte. */
-        uint32_t cap = n->kids_cap ? n->kids_cap * 2 : 2;
-        struct rnode **k = malloc(cap * (sizeof(*k) + 1));
+        size_t cap = n->kids_cap ? n->kids_cap * 2 : 2;
+        struct bnode **k = realloc(n->kids, cap * sizeof(*k));
         if (!k)
             return false;
-        unsigned char *kb = (unsigned char *)(k + cap);
-        if (n->nkids) {
-            memcpy(k, n->kids, n->nkids * sizeof(*k));
-            memcpy(kb, n->kbytes, n->nkids);
-        }
-        free(n->kids);
         n->kids = k;
-        n->kbytes = kb;
         n->kids_cap = cap;
     }
     memmove(n->kids + at + 1, n->kids + at, (n->nkids - at) * sizeof(*n->kids));
-    memmove(n->kbytes + at + 1, n->kbytes + at, n->nkids - at);
     n->kids[at] = kid;
-    n->kbytes[at] = kid->label[0];
     n->nkids++;
     return true;
 }
 
 /* The node for prefix p[0..len), created (splitting edges) if needed. */
-static struct rnode *trie_node(eb_router_t *r, const unsigned char *p, size_t len) {
-    struct rnode *node = r->root;
+static struct bnode *builder_node(struct builder *b, const unsigned char *p, size_t len) {
+    struct bnode *node = b->root;
     size_t pos = 0;
     while (pos < len) {
         bool found;
-        size_t at = kid_search(node, p[pos], &found);
+        size_t at = bkid_search(node, p[pos], &found);
         if (!found) {
-            struct rnode *leaf = node_new(r, p + pos, len - pos);
-            if (!leaf || !kid_insert(node, at, leaf))
-                return NULL; /* leaf, if any, is freed with the router */
+            struct bnode *leaf = bnode_new(b, p + pos, len - pos);
+            if (!leaf || !bkid_insert(node, at, leaf))
+                return NULL; /* leaf, if any, is freed with the builder */
             return leaf;
         }
-        struct rnode *kid = node->kids[at];
+        struct bnode *kid = node->kids[at];
         size_t common = 0, max = kid->label_len < len - pos ? kid->label_len : len - pos;
         while (common < max && kid->label[common] == p[pos + common])
             common++;
         if (common < kid->label_len) {
             /* Split the edge: mid takes the shared part, kid keeps the rest.
              * mid's first byte equals kid's, so the sort order holds. */
-            struct rnode *mid = node_new(r, kid->label, common);
-            if (!mid || !kid_insert(mid, 0, kid))
+            struct bnode *mid = bnode_new(b, kid->label, common);
+            if (!mid || !bkid_insert(mid, 0, kid))
                 return NULL;
             kid->label += common;
             kid->label_len -= common;
-            mid->kbytes[0] = kid->label[0];
             node->kids[at] = mid;
             kid = mid;
         }
@@ -508,52 +521,64 @@ static struct rnode *trie_node(eb_router_t *r, const unsigned char *p, size_t le
     return node;
 }
 
-static bool node_add_rule(struct rnode *n, size_t rule) {
+static bool bnode_add_rule(struct bnode *n, size_t rule) {
     if (n->nrules == n->rules_cap) {
-        uint32_t cap = n->rules_cap ? n->rules_cap * 2 : 1;
-        size_t *r = realloc(n->rules, cap * sizeof(*r));
-        if (!r)
+        size_t cap = n->rules_cap ? n->rules_cap * 2 : 1;
+        uint32_t *v = realloc(n->rules, cap * sizeof(*v));
+        if (!v)
             return false;
-        n->rules = r;
+        n->rules = v;
         n->rules_cap = cap;
     }
-    n->rules[n->nrules++] = rule;
+    n->rules[n->nrules++] = (uint32_t)rule;
     return true;
 }
 
-/* Set every node's `up` link (nearest proper ancestor holding rules). */
-static bool trie_link(struct rnode *root) {
-    struct frame {
-        struct rnode *node;
-        struct rnode *up;
-    };
-    size_t cap = 64, n = 0;
-    struct frame *stack = malloc(cap * sizeof(*stack));
-    if (!stack)
+/* Freeze the builder's trie into r->nodes & co. (breadth-first, so the
+ * children of a node are consecutive). */
+static bool freeze(eb_router_t *r, const struct builder *b) {
+    size_t n = b->nall, label_bytes = 0, rule_refs = 0;
+    for (size_t i = 0; i < n; i++) {
+        label_bytes += b->all[i]->label_len;
+        rule_refs += b->all[i]->nrules;
+    }
+    struct bnode **queue = malloc(n * sizeof(*queue));
+    r->nodes = calloc(n, sizeof(*r->nodes));
+    r->kbytes = calloc(n, 1);
+    r->labels = malloc(label_bytes + 1);
+    r->node_rules = malloc((rule_refs + 1) * sizeof(*r->node_rules));
+    if (!queue || !r->nodes || !r->kbytes || !r->labels || !r->node_rules) {
+        free(queue);
         return false;
-    stack[n++] = (struct frame){root, NULL};
-    while (n) {
-        struct frame f = stack[--n];
-        f.node->up = f.up;
-        if (f.node->label_len <= INLINE_LABEL) {
-            memcpy(f.node->inl, f.node->label, f.node->label_len);
-            f.node->label = f.node->inl;
-        }
-        struct rnode *below = f.node->nrules ? f.node : f.up;
-        for (size_t k = 0; k < f.node->nkids; k++) {
-            if (n == cap) {
-                struct frame *s = realloc(stack, cap * 2 * sizeof(*stack));
-                if (!s) {
-                    free(stack);
-                    return false;
-                }
-                stack = s;
-                cap *= 2;
-            }
-            stack[n++] = (struct frame){f.node->kids[k], below};
+    }
+    r->nnodes = n;
+    size_t head = 0, tail = 0, loff = 0, roff = 0;
+    queue[tail++] = b->root;
+    r->nodes[0].up = NO_NODE;
+    while (head < tail) {
+        size_t idx = head;
+        const struct bnode *bn = queue[head++];
+        struct fnode *fn = &r->nodes[idx];
+        fn->label = (uint32_t)loff;
+        fn->label_len = (uint32_t)bn->label_len;
+        if (bn->label_len)
+            memcpy(r->labels + loff, bn->label, bn->label_len);
+        loff += bn->label_len;
+        fn->rules = (uint32_t)roff;
+        fn->nrules = (uint16_t)bn->nrules;
+        if (bn->nrules)
+            memcpy(r->node_rules + roff, bn->rules, bn->nrules * sizeof(*bn->rules));
+        roff += bn->nrules;
+        fn->kids = (uint32_t)tail;
+        fn->nkids = (uint16_t)bn->nkids;
+        uint32_t below = bn->nrules ? (uint32_t)idx : fn->up;
+        for (size_t k = 0; k < bn->nkids; k++) {
+            r->nodes[tail].up = below;
+            r->kbytes[tail] = bn->kids[k]->label[0];
+            queue[tail++] = bn->kids[k];
         }
     }
-    free(stack);
+    free(queue);
     return true;
 }
 
@@ -577,12 +602,10 @@ void eb_router_destroy(eb_router_t *r) {
     for (size_t i = 0; i < r->nrules; i++)
         rule_free(&r->rules[i]);
     free(r->rules);
-    for (size_t i = 0; i < r->nnodes; i++) {
-        free(r->nodes[i]->kids);
-        free(r->nodes[i]->rules);
-        free(r->nodes[i]);
-    }
     free(r->nodes);
+    free(r->kbytes);
+    free(r->labels);
+    free(r->node_rules);
     free(r);
 }
 
@@ -632,8 +655,6 @@ static int rule_compile(struct rule *r, const struct eb_router_rule *in, char *e
     if (!r->segs)
         return eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
     memcpy(r->segs, pt.segs + first, r->nsegs * sizeof(*r->segs));
-    memcpy(r->caps, pt.caps, sizeof(pt.caps));
-    r->ncaps = pt.ncaps;
     if (!in->key)
         return 0;
     size_t tlen = strlen(in->key);
@@ -656,54 +677,64 @@ static int lowest_bit(uint64_t m) {
     return i;
 }
 
+/* Add rule i to the builder, rejecting a tie with a rule already there. */
+static int add_rule(eb_router_t *r, struct builder *b, size_t i, char *errstr, size_t errstr_size) {
+    const struct rule *ru = &r->rules[i];
+    struct bnode *node = builder_node(b, (const unsigned char *)ru->prefix, ru->prefix_len);
+    if (!node)
+        return eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
+    for (size_t k = 0; k < node->nrules; k++) {
+        const struct rule *other = &r->rules[node->rules[k]];
+        uint64_t shared = other->events & ru->events;
+        if (shared) {
+            const char *ev = eb_notify_event_name(lowest_bit(shared));
+            return eb_seterr(errstr, errstr_size, EB_ECONFIG,
+                             "routes '%s' and '%s' have the same literal prefix \"%.*s\" and "
+                             "both take event '%s'; make one prefix longer or split their events",
+                             other->name, ru->name,
+                             (int)(ru->prefix_len > 200 ? 200 : ru->prefix_len), ru->prefix,
+                             ev ? ev : "?");
+        }
+    }
+    if (!bnode_add_rule(node, i))
+        return eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
+    return 0;
+}
+
 eb_router_t *eb_router_new(const struct eb_router_rule *rules, size_t n, size_t *bad_rule,
                            char *errstr, size_t errstr_size) {
+    struct builder b = {0};
     eb_router_t *r = calloc(1, sizeof(*r));
     if (!r) {
         eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
         return NULL;
     }
-    r->rules = calloc(n ? n : 1, sizeof(*r->rules));
-    r->root = node_new(r, (const unsigned char *)"", 0);
-    if (!r->rules || !r->root) {
-        eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
+    if (n >= UINT32_MAX) {
+        eb_seterr(errstr, errstr_size, EB_EINVAL, "too many routes");
         goto err_destroy;
     }
+    r->rules = calloc(n ? n : 1, sizeof(*r->rules));
+    b.root = bnode_new(&b, (const unsigned char *)"", 0);
+    if (!r->rules || !b.root) {
+        eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
+        goto err_free_builder;
+    }
     for (size_t i = 0; i < n; i++) {
-        struct rule *ru = &r->rules[i];
         r->nrules = i + 1;
         if (bad_rule)
             *bad_rule = i;
-        if (rule_compile(ru, &rules[i], errstr, errstr_size))
-            goto err_destroy;
-        struct rnode *node = trie_node(r, (const unsigned char *)ru->prefix, ru->prefix_len);
-        if (!node) {
-            eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
-            goto err_destroy;
-        }
-        for (size_t k = 0; k < node->nrules; k++) {
-            const struct rule *other = &r->rules[node->rules[k]];
-            uint64_t shared = other->events & ru->events;
-            if (shared) {
-                const char *ev = eb_notify_event_name(lowest_bit(shared));
-                eb_seterr(errstr, errstr_size, EB_ECONFIG,
-                          "routes '%s' and '%s' have the same literal prefix \"%.*s\" and both "
-                          "take event '%s'; make one prefix longer or split their events",
-                          other->name, ru->name, (int)(ru->prefix_len > 200 ? 200 : ru->prefix_len),
-                          ru->prefix, ev ? ev : "?");
-                goto err_destroy;
-            }
-        }
-        if (!node_add_rule(node, i)) {
-            eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
-            goto err_destroy;
-        }
+        if (rule_compile(&r->rules[i], &rules[i], errstr, errstr_size) ||
+            add_rule(r, &b, i, errstr, errstr_size))
+            goto err_free_builder;
     }
-    if (!trie_link(r->root)) {
+    if (!freeze(r, &b)) {
         eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
-        goto err_destroy;
+        goto err_free_builder;
     }
+    builder_free(&b);
     return r;
+err_free_builder:
+    builder_free(&b);
 err_destroy:
     eb_router_destroy(r);
     return NULL;
@@ -752,7 +783,7 @@ static bool rule_match(const struct rule *ru, const unsigned char *key, size_t l
                 end = (size_t)(hit - key);
             }
             struct eb_capture *c = &out->caps[out->ncaps++];
-            c->name = ru->caps[sg->cap];
+            c->name = sg->lit;
             c->value = (const char *)key + pos;
             c->value_len = end - pos;
             pos = end;
@@ -763,35 +794,61 @@ static bool rule_match(const struct rule *ru, const unsigned char *key, size_t l
     return pos == len;
 }
 
+/* Edge labels are mostly a few bytes and their first byte is already known
+ * to match: a plain loop beats a memcmp call there. */
+static inline bool label_eq(const unsigned char *a, const unsigned char *b, size_t n) {
+    if (n > 16)
+        return memcmp(a + 1, b + 1, n - 1) == 0;
+    for (size_t i = 1; i < n; i++) {
+        if (a[i] != b[i])
+            return false;
+    }
+    return true;
+}
+
 bool eb_router_match(const eb_router_t *r, const void *key, size_t len, int event,
                      struct eb_match *out) {
     if (!r || event < 0 || event >= 64 || (!key && len))
         return false;
     const unsigned char *k = key;
     uint64_t bit = UINT64_C(1) << event;
-    const struct rnode *node = r->root, *deepest = r->root->nrules ? r->root : NULL;
+    const struct fnode *nodes = r->nodes;
+    uint32_t node = 0, deepest = nodes[0].nrules ? 0 : NO_NODE;
     size_t pos = 0;
+    /* Walk down as far as the key follows the trie, remembering the deepest
+     * node that holds rules: the longest literal prefix of the key. */
     while (pos < len) {
-        bool found;
-        size_t at = kid_search(node, k[pos], &found);
-        if (!found)
+        const struct fnode *fn = &nodes[node];
+        const unsigned char *kb = r->kbytes + fn->kids;
+        size_t lo = 0, hi = fn->nkids;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (kb[mid] < k[pos])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == fn->nkids || kb[lo] != k[pos])
             break;
-        const struct rnode *kid = node->kids[at];
-        if (kid->label_len > len - pos || memcmp(kid->label, k + pos, kid->label_len) != 0)
+        uint32_t kid = fn->kids + (uint32_t)lo;
+        const struct fnode *kn = &nodes[kid];
+        if (kn->label_len > len - pos || !label_eq(r->labels + kn->label, k + pos, kn->label_len))
             break;
-        pos += kid->label_len;
+        pos += kn->label_len;
         node = kid;
-        if (node->nrules)
-            deepest = node;
+        if (kn->nrules)
+            deepest = kid;
     }
-    for (const struct rnode *n = deepest; n; n = n->up) {
-        for (size_t i = 0; i < n->nrules; i++) {
-            const struct rule *ru = &r->rules[n->rules[i]];
+    /* Then try candidates from the longest prefix down. */
+    for (uint32_t n = deepest; n != NO_NODE; n = nodes[n].up) {
+        const uint32_t *idx = r->node_rules + nodes[n].rules;
+        for (size_t i = 0; i < nodes[n].nrules; i++) {
+            const struct rule *ru = &r->rules[idx[i]];
             if (!(ru->events & bit))
                 continue;
             /* Ties are rejected, so at most one rule here takes the event. */
             if (rule_match(ru, k, len, out)) {
-                out->rule = n->rules[i];
+                out->rule = idx[i];
                 out->route = ru->name;
                 out->opaque = ru->opaque;
                 return true;
