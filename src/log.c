@@ -3,6 +3,7 @@
  * interleave. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,9 +117,14 @@ static void put_value(struct eb_buf *b, const struct eb_log_field *f) {
         if (f->len <= EB_LOG_MAX_BYTES) {
             eb_json_string(b, f->s, f->len);
         } else {
-            /* Cut, then say how long it really was. */
-            size_t mark = b->len;
-            eb_json_string(b, f->s, EB_LOG_MAX_BYTES);
+            /* Cut, then say how long it really was. Back off to a character
+             * boundary (at most 3 continuation bytes) so a valid UTF-8 key
+             * does not gain a U+FFFD at the cut. */
+            const unsigned char *p = f->s;
+            size_t cut = EB_LOG_MAX_BYTES, mark = b->len;
+            for (int k = 0; k < 3 && (p[cut] & 0xC0) == 0x80; k++)
+                cut--;
+            eb_json_string(b, f->s, cut);
             if (b->len > mark)
                 b->len--; /* reopen the string */
             char tail[48];
@@ -131,6 +137,12 @@ static void put_value(struct eb_buf *b, const struct eb_log_field *f) {
         break;
     case EB_LF_DBL: {
         char num[40];
+        /* JSON has no NaN or Infinity: "%g" would print nan/inf and break
+         * the line for every JSON reader. */
+        if (!isfinite(f->d)) {
+            eb_buf_puts(b, "null");
+            break;
+        }
         snprintf(num, sizeof(num), "%.6g", f->d);
         eb_buf_puts(b, num);
         break;
@@ -184,9 +196,11 @@ void eb_log_redact_url(const char *url, char *out, size_t out_size) {
         return;
     const char *scheme = strstr(url, "://");
     const char *auth = scheme ? scheme + 3 : url;
+    /* The userinfo ends at the last '@'. Passwords generated as base64 hold
+     * '/', '+' and '=' unencoded, so a '/' before the '@' does not end it;
+     * an '@' in a path or query redacts too much, never too little. */
     const char *at = strrchr(auth, '@');
-    const char *slash = strchr(auth, '/');
-    if (!at || (slash && slash < at)) {
+    if (!at) {
         snprintf(out, out_size, "%s", url);
         return;
     }
