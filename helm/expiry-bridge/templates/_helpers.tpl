@@ -1,0 +1,328 @@
+{{/*
+_helpers.tpl -- names, labels and the pieces of the bridge config shared by
+several templates.
+*/}}
+
+{{/* The chart name, or nameOverride. 63 characters: a DNS label. */}}
+{{- define "expiry-bridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The fully qualified app name: "<release>-<chart>", or just the release name
+when it already contains the chart name; fullnameOverride replaces it.
+*/}}
+{{- define "expiry-bridge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The sample consumer's name: "<fullname>-consumer", within 63 characters. */}}
+{{- define "expiry-bridge.consumerFullname" -}}
+{{- printf "%s-consumer" (include "expiry-bridge.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/* "<chart>-<version>" for the helm.sh/chart label. */}}
+{{- define "expiry-bridge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "expiry-bridge.labels" -}}
+helm.sh/chart: {{ include "expiry-bridge.chart" . }}
+{{ include "expiry-bridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: expiry-bridge
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels of the bridge pods: everything but helm.sh/chart, so that a chart
+version bump that changes nothing in the pod does not roll it (a restart is
+a subscription gap).
+*/}}
+{{- define "expiry-bridge.podLabels" -}}
+{{ include "expiry-bridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: expiry-bridge
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- with .Values.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels of the bridge. Immutable in a Deployment once created: never
+add to them.
+*/}}
+{{- define "expiry-bridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "expiry-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: bridge
+{{- end }}
+
+{{/* Labels of the sample consumer's objects. */}}
+{{- define "expiry-bridge.consumerLabels" -}}
+helm.sh/chart: {{ include "expiry-bridge.chart" . }}
+{{ include "expiry-bridge.consumerSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: expiry-bridge
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "expiry-bridge.consumerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "expiry-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: consumer
+{{- end }}
+
+{{/* The ServiceAccount the pods run as. */}}
+{{- define "expiry-bridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "expiry-bridge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag, or repository@digest when a digest is given. */}}
+{{- define "expiry-bridge.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* Where the ConfigMap is mounted (a directory) and the file in it. */}}
+{{- define "expiry-bridge.configDir" -}}/etc/expiry-bridge{{- end }}
+{{- define "expiry-bridge.configFile" -}}config.yaml{{- end }}
+
+{{/*
+Secrets. Each secret value comes either from an existing Secret (preferred)
+or from an inline value, which the chart stores in its own Secret (named
+like the release) under a fixed key. Setting both is an error: which one
+wins would be a guess.
+*/}}
+{{- define "expiry-bridge.secretName" -}}
+{{- include "expiry-bridge.fullname" . }}
+{{- end }}
+
+{{/* "true" when the Redis password is configured at all. */}}
+{{- define "expiry-bridge.redisPasswordEnabled" -}}
+{{- if and .Values.redis.existingSecret .Values.redis.password }}
+{{- fail "redis: set either existingSecret or password, not both (prefer existingSecret)" }}
+{{- end }}
+{{- if or .Values.redis.existingSecret .Values.redis.password }}true{{ end }}
+{{- end }}
+
+{{/* "true" when Kafka SASL is enabled; checks its settings. */}}
+{{- define "expiry-bridge.kafkaSaslEnabled" -}}
+{{- $s := .Values.kafka.sasl }}
+{{- if $s.enabled }}
+{{- if and $s.existingSecret $s.password }}
+{{- fail "kafka.sasl: set either existingSecret or password, not both (prefer existingSecret)" }}
+{{- end }}
+{{- if not (or $s.existingSecret $s.password) }}
+{{- fail "kafka.sasl.enabled needs kafka.sasl.existingSecret (preferred) or kafka.sasl.password" }}
+{{- end }}
+{{- $_ := required "kafka.sasl.enabled needs kafka.sasl.username" $s.username }}
+{{- range $k := list "security.protocol" "sasl.mechanisms" "sasl.username" "sasl.password" }}
+{{- if hasKey $.Values.kafka.client $k }}
+{{- fail (printf "kafka.client.%s is managed by kafka.sasl; set it there instead" $k) }}
+{{- end }}
+{{- end }}
+{{- print "true" }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the consumer's PostgreSQL password is configured. */}}
+{{- define "expiry-bridge.consumerPasswordEnabled" -}}
+{{- $c := .Values.consumer }}
+{{- if and $c.existingSecret $c.password }}
+{{- fail "consumer: set either existingSecret or password, not both (prefer existingSecret)" }}
+{{- end }}
+{{- if or $c.existingSecret $c.password }}true{{ end }}
+{{- end }}
+
+{{/* Inline secret values the chart must store: a dict key -> value. */}}
+{{- define "expiry-bridge.inlineSecrets" -}}
+{{- $d := dict }}
+{{- if and (not .Values.redis.existingSecret) .Values.redis.password }}
+{{- $_ := set $d "redis-password" .Values.redis.password }}
+{{- end }}
+{{- if and .Values.kafka.sasl.enabled (not .Values.kafka.sasl.existingSecret) .Values.kafka.sasl.password }}
+{{- $_ := set $d "kafka-sasl-password" .Values.kafka.sasl.password }}
+{{- end }}
+{{- if and .Values.consumer.enabled (not .Values.consumer.existingSecret) .Values.consumer.password }}
+{{- $_ := set $d "postgres-password" .Values.consumer.password }}
+{{- end }}
+{{- toJson $d }}
+{{- end }}
+
+{{/*
+An env entry reading a secret: (dict "name" ENV "existing" SECRET "key" KEY
+"chartKey" KEY_IN_CHART_SECRET "root" $).
+*/}}
+{{- define "expiry-bridge.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      {{- if .existing }}
+      name: {{ .existing | quote }}
+      key: {{ .key | quote }}
+      {{- else }}
+      name: {{ include "expiry-bridge.secretName" .root | quote }}
+      key: {{ .chartKey | quote }}
+      {{- end }}
+{{- end }}
+
+{{/* The bridge container's environment: secret references, then extraEnv. */}}
+{{- define "expiry-bridge.env" -}}
+{{- if include "expiry-bridge.redisPasswordEnabled" . }}
+{{ include "expiry-bridge.secretEnv" (dict "name" "REDIS_PASSWORD" "existing" .Values.redis.existingSecret "key" .Values.redis.existingSecretPasswordKey "chartKey" "redis-password" "root" .) }}
+{{- end }}
+{{- if include "expiry-bridge.kafkaSaslEnabled" . }}
+{{ include "expiry-bridge.secretEnv" (dict "name" "KAFKA_SASL_PASSWORD" "existing" .Values.kafka.sasl.existingSecret "key" .Values.kafka.sasl.existingSecretPasswordKey "chartKey" "kafka-sasl-password" "root" .) }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* An IntOrString field: numbers unquoted, "50%" quoted. */}}
+{{- define "expiry-bridge.intOrString" -}}
+{{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}
+
+{{/*
+A duration ("250ms", "20s", "5m", "1h") in whole seconds, rounded up. The
+schema guarantees the format.
+*/}}
+{{- define "expiry-bridge.seconds" -}}
+{{- $d := toString . }}
+{{- $n := regexReplaceAll "^([0-9]+)(ms|s|m|h)$" $d "${1}" | atoi }}
+{{- $u := regexReplaceAll "^([0-9]+)(ms|s|m|h)$" $d "${2}" }}
+{{- if eq $u "ms" }}{{ div (add $n 999) 1000 }}
+{{- else if eq $u "m" }}{{ mul $n 60 }}
+{{- else if eq $u "h" }}{{ mul $n 3600 }}
+{{- else }}{{ $n }}
+{{- end }}
+{{- end }}
+
+{{/*
+The bridge config, part 1: every setting that needs a restart (connections,
+queue, HTTP server, logging). The pod's checksum/restart-config annotation is
+computed from this text, so a change here rolls the pods.
+Strings go through toJson: a JSON string is a valid YAML scalar, so no value
+can break the document.
+*/}}
+{{- define "expiry-bridge.config.restart" -}}
+{{- $r := .Values.redis -}}
+{{- $k := .Values.kafka -}}
+redis:
+  url: {{ tpl (required "redis.url is required" $r.url) . | toJson }}
+  {{- with $r.username }}
+  username: {{ toJson . }}
+  {{- end }}
+  {{- if include "expiry-bridge.redisPasswordEnabled" . }}
+  password: "${REDIS_PASSWORD}"
+  {{- end }}
+  databases: {{ toJson $r.databases }}
+  configure_notifications: {{ $r.configureNotifications }}
+  {{- with $r.source }}
+  source: {{ toJson . }}
+  {{- end }}
+  connect_timeout: {{ toJson $r.connectTimeout }}
+  heartbeat_interval: {{ toJson $r.heartbeatInterval }}
+  heartbeat_timeout: {{ toJson $r.heartbeatTimeout }}
+  reconnect_min: {{ toJson $r.reconnectMin }}
+  reconnect_max: {{ toJson $r.reconnectMax }}
+kafka:
+  brokers: {{ tpl (required "kafka.brokers is required" $k.brokers) . | toJson }}
+  {{- $client := dict }}
+  {{- range $key, $val := $k.client }}
+  {{- /* librdkafka takes strings; YAML numbers arrive as float64 (1e+06!) */}}
+  {{- if and (kindIs "float64" $val) (eq (float64 (int64 $val)) $val) }}
+  {{- $val = int64 $val }}
+  {{- end }}
+  {{- $_ := set $client $key (toString $val) }}
+  {{- end }}
+  {{- if include "expiry-bridge.kafkaSaslEnabled" . }}
+  {{- $_ := set $client "security.protocol" $k.sasl.securityProtocol }}
+  {{- $_ := set $client "sasl.mechanisms" $k.sasl.mechanism }}
+  {{- $_ := set $client "sasl.username" $k.sasl.username }}
+  {{- $_ := set $client "sasl.password" "${KAFKA_SASL_PASSWORD}" }}
+  {{- end }}
+  {{- if $client }}
+  client:
+    {{- range $key := keys $client | sortAlpha }}
+    {{ toJson $key }}: {{ get $client $key | toJson }}
+    {{- end }}
+  {{- end }}
+  queue:
+    max_events: {{ int64 $k.queue.maxEvents }}
+    max_bytes: {{ toJson $k.queue.maxBytes }}
+  drain_timeout: {{ toJson $k.drainTimeout }}
+http:
+  listen: {{ printf "%s:%d" (ternary (printf "[%s]" .Values.metrics.bindAddress) .Values.metrics.bindAddress (contains ":" .Values.metrics.bindAddress)) (int .Values.metrics.port) | toJson }}
+log:
+  level: {{ toJson .Values.log.level }}
+  stats_interval: {{ toJson .Values.log.statsInterval }}
+{{- end }}
+
+{{/*
+The bridge config, part 2: what hot reload applies without a restart (the
+routes and what happens to unrouted keys). Not in the checksum.
+*/}}
+{{- define "expiry-bridge.config.routes" -}}
+{{- $seen := dict }}
+{{- range .Values.routes }}
+{{- if hasKey $seen (toString .name) }}
+{{- fail (printf "routes: route name %q is used twice; names must be unique" .name) }}
+{{- end }}
+{{- $_ := set $seen (toString .name) true }}
+{{- end -}}
+routes:
+{{- range .Values.routes }}
+  - name: {{ toJson .name }}
+    {{- with omit . "name" }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- else }} []
+{{- end }}
+{{- if kindIs "string" .Values.unrouted }}
+unrouted: {{ toJson .Values.unrouted }}
+{{- else }}
+unrouted:
+  {{- toYaml .Values.unrouted | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Everything whose change needs a restart, hashed into the pod annotation:
+the restart part of the config, the environment and the secret references,
+and the inline secret values (so changing one rolls the pods; a change to
+an existingSecret's content does not: restart the Deployment yourself).
+*/}}
+{{- define "expiry-bridge.restartChecksum" -}}
+{{- $parts := list (include "expiry-bridge.config.restart" .) (include "expiry-bridge.env" .) (toJson .Values.extraEnvFrom) (include "expiry-bridge.inlineSecrets" .) -}}
+{{- join "\n---\n" $parts | sha256sum -}}
+{{- end }}

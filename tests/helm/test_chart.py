@@ -1,0 +1,727 @@
+#!/usr/bin/python3
+"""helm.chart -- the Helm chart, rendered and checked without a helm binary.
+
+Builds tests/helm/render/main.go (Helm's engine re-created from Go's
+text/template + sprig, Debian packages, GOPATH mode) into the build tree,
+renders helm/expiry-bridge with its defaults and with
+tests/helm/values-full.yaml (every optional object on), parses every
+manifest and checks what matters in production: labels and selectors,
+probes, the securityContext, the ConfigMap mounted as a directory (so hot
+reload sees route edits), the restart checksum (routes excluded), secrets
+only by reference, replicas 1, optional objects only when enabled, the
+values schema (and that it rejects bad values), the chart README (every
+value documented, defaults in sync), and finally that `expiry-bridge check`
+accepts the bridge config the chart renders.
+
+Exit 77 (ctest: skipped) only when `go` is missing. Environment: EB_BIN (the
+expiry-bridge binary), EB_SOURCE_DIR, EB_BUILD_DIR (set by ctest).
+"""
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import jsonschema
+import yaml
+
+SRC = os.environ.get("EB_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("EB_BUILD_DIR") or os.path.join(SRC, "build")
+CHART = os.path.join(SRC, "helm", "expiry-bridge")
+HERE = os.path.join(SRC, "tests", "helm")
+FULL = os.path.join(HERE, "values-full.yaml")
+BAD_DIR = os.path.join(HERE, "bad-values")
+WORK = os.path.join(BUILD, "tests", "helm")
+RENDERER = os.path.join(WORK, "ebhelmrender")
+RELEASE, NAMESPACE = "shop", "shop-prod"
+
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# Assertions are counted so the run can say how much it checked.
+ASSERTS = [0]
+
+
+class Counted(unittest.TestCase):
+    """TestCase whose assert* calls are counted (outermost calls only)."""
+    _depth = 0
+
+    def __getattribute__(self, name):
+        attr = super().__getattribute__(name)
+        if name.startswith("assert") and callable(attr):
+            def counted(*a, **kw):
+                outer = Counted._depth == 0
+                Counted._depth += 1
+                try:
+                    return attr(*a, **kw)
+                finally:
+                    Counted._depth -= 1
+                    if outer:
+                        ASSERTS[0] += 1
+            return counted
+        return attr
+
+
+# --------------------------------------------------------------- renderer
+
+def build_renderer():
+    """Build the renderer into the build tree (never the source tree)."""
+    src = os.path.join(HERE, "render", "main.go")
+    pkg = os.path.join(WORK, "gopath", "src", "ebhelmrender")
+    if (os.path.exists(RENDERER)
+            and os.path.getmtime(RENDERER) >= os.path.getmtime(src)):
+        return
+    os.makedirs(pkg, exist_ok=True)
+    shutil.copyfile(src, os.path.join(pkg, "main.go"))
+    with open(os.path.join(pkg, "go.mod"), "w") as f:
+        f.write("module ebhelmrender\n")
+    env = dict(os.environ, GO111MODULE="off", GOFLAGS="",
+               GOPATH=os.path.join(WORK, "gopath") + ":/usr/share/gocode",
+               GOCACHE=os.path.join(WORK, "gocache"))
+    p = subprocess.run(["go", "build", "-o", RENDERER, "ebhelmrender"],
+                       cwd=pkg, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("building the renderer failed (needs golang-go, "
+                           "golang-github-masterminds-sprig-dev, "
+                           "golang-gopkg-yaml.v3-dev):\n" + p.stderr)
+
+
+class RenderError(Exception):
+    pass
+
+
+_tmpdir = None
+
+
+def values_file(values):
+    """Write a dict as a values file; return its path."""
+    fd, path = tempfile.mkstemp(suffix=".yaml", dir=_tmpdir)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(values, f, sort_keys=False)
+    return path
+
+
+def run_renderer(files=(), extra=(), release=RELEASE, namespace=NAMESPACE):
+    args = [RENDERER, "--chart", CHART, "--name", release,
+            "--namespace", namespace]
+    for f in files:
+        args += ["-f", f if isinstance(f, str) else values_file(f)]
+    p = subprocess.run(args + list(extra), capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RenderError(p.stderr.strip())
+    return p.stdout
+
+
+def render(*files, **kw):
+    """Render; return the list of manifests (dicts), in output order."""
+    out = run_renderer(files, **kw)
+    docs = [d for d in yaml.safe_load_all(out) if d is not None]
+    return docs, out
+
+
+def merged_values(*files):
+    return json.loads(run_renderer(files, extra=["--show-values"]))
+
+
+def find(docs, kind, component=None):
+    got = [d for d in docs if d["kind"] == kind and (
+        component is None or
+        d["metadata"]["labels"].get("app.kubernetes.io/component") == component)]
+    return got
+
+
+def one(docs, kind, component=None):
+    got = find(docs, kind, component)
+    if len(got) != 1:
+        raise AssertionError("expected one %s%s, found %d" % (
+            kind, " (%s)" % component if component else "", len(got)))
+    return got[0]
+
+
+def pod_spec(deploy):
+    return deploy["spec"]["template"]["spec"]
+
+
+def container(deploy, name):
+    for c in pod_spec(deploy)["containers"]:
+        if c["name"] == name:
+            return c
+    raise AssertionError("no container %s" % name)
+
+
+def bridge_config(docs):
+    cm = one(docs, "ConfigMap")
+    return yaml.safe_load(cm["data"]["config.yaml"]), cm["data"]["config.yaml"]
+
+
+def checksum(docs):
+    d = one(docs, "Deployment", "bridge")
+    return d["spec"]["template"]["metadata"]["annotations"]["checksum/restart-config"]
+
+
+def load_yaml(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+class ChartTest(Counted):
+    @classmethod
+    def setUpClass(cls):
+        cls.defaults, cls.defaults_text = render()
+        cls.full, cls.full_text = render(FULL)
+        cls.values = load_yaml(os.path.join(CHART, "values.yaml"))
+        cls.full_values = load_yaml(FULL)
+        cls.renders = {"defaults": cls.defaults, "full": cls.full}
+
+    # ------------------------------------------------------------ Chart.yaml
+
+    def test_chart_yaml_is_v2_with_app_version_from_version_h(self):
+        chart = load_yaml(os.path.join(CHART, "Chart.yaml"))
+        with open(os.path.join(SRC, "src", "version.h")) as f:
+            ver = re.search(r'#define EB_VERSION_STR "([^"]+)"', f.read()).group(1)
+        self.assertEqual(chart["apiVersion"], "v2")
+        self.assertEqual(chart["name"], "expiry-bridge")
+        self.assertEqual(chart["appVersion"], ver,
+                         "Chart.yaml appVersion must follow src/version.h")
+        self.assertRegex(chart["version"], r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+        self.assertIsInstance(chart["appVersion"], str, "quote appVersion")
+
+    # ------------------------------------------------------- object inventory
+
+    def test_defaults_render_only_the_core_objects(self):
+        kinds = sorted((d["kind"], d["metadata"]["labels"]["app.kubernetes.io/component"])
+                       for d in self.defaults)
+        self.assertEqual(kinds, [("ConfigMap", "bridge"), ("Deployment", "bridge"),
+                                 ("Service", "bridge"), ("ServiceAccount", "bridge")])
+
+    def test_full_values_render_every_optional_object(self):
+        kinds = sorted((d["kind"], d["metadata"]["labels"]["app.kubernetes.io/component"])
+                       for d in self.full)
+        self.assertEqual(kinds, [
+            ("ConfigMap", "bridge"), ("Deployment", "bridge"), ("Deployment", "consumer"),
+            ("PodDisruptionBudget", "bridge"), ("Secret", "bridge"), ("Service", "bridge"),
+            ("ServiceAccount", "bridge"), ("ServiceMonitor", "bridge")])
+
+    def test_servicemonitor_and_pdb_only_when_enabled(self):
+        for toggle, kind in (("serviceMonitor", "ServiceMonitor"),
+                             ("podDisruptionBudget", "PodDisruptionBudget")):
+            on, _ = render({toggle: {"enabled": True}})
+            self.assertEqual(len(find(on, kind)), 1, kind)
+            off, _ = render(FULL, {toggle: {"enabled": False}})
+            self.assertEqual(find(off, kind), [], kind)
+
+    def test_consumer_and_serviceaccount_only_when_enabled(self):
+        off, _ = render(FULL, {"consumer": {"enabled": False}})
+        self.assertEqual(find(off, "Deployment", "consumer"), [])
+        no_sa, _ = render({"serviceAccount": {"create": False}})
+        self.assertEqual(find(no_sa, "ServiceAccount"), [])
+        self.assertEqual(pod_spec(one(no_sa, "Deployment"))["serviceAccountName"], "default")
+
+    def test_every_manifest_has_kind_name_namespace_and_standard_labels(self):
+        for which, docs in self.renders.items():
+            for d in docs:
+                what = "%s %s/%s" % (which, d.get("kind"), d.get("metadata", {}).get("name"))
+                self.assertIn("apiVersion", d, what)
+                md = d["metadata"]
+                self.assertRegex(md["name"], DNS1123, what)
+                self.assertLessEqual(len(md["name"]), 63, what)
+                if d["kind"] != "ServiceMonitor":
+                    self.assertEqual(md["namespace"], NAMESPACE, what)
+                labels = md["labels"]
+                for k, v in (("app.kubernetes.io/name", "expiry-bridge"),
+                             ("app.kubernetes.io/instance", RELEASE),
+                             ("app.kubernetes.io/managed-by", "Helm"),
+                             ("app.kubernetes.io/part-of", "expiry-bridge"),
+                             ("helm.sh/chart", "expiry-bridge-0.1.0")):
+                    self.assertEqual(labels.get(k), v, "%s label %s" % (what, k))
+                self.assertIn("app.kubernetes.io/version", labels, what)
+                for v in labels.values():
+                    self.assertIsInstance(v, str, "%s: label values are strings" % what)
+        for d in self.full:
+            self.assertEqual(d["metadata"]["labels"]["cost-center"], "4711", d["kind"])
+
+    def test_servicemonitor_lives_in_its_namespace_and_selects_the_release(self):
+        sm = one(self.full, "ServiceMonitor")
+        self.assertEqual(sm["metadata"]["namespace"], "monitoring")
+        self.assertEqual(sm["spec"]["namespaceSelector"]["matchNames"], [NAMESPACE])
+        self.assertEqual(sm["metadata"]["labels"]["release"], "kube-prometheus-stack")
+        ep = sm["spec"]["endpoints"]
+        self.assertEqual([(e["port"], e["path"]) for e in ep], [("metrics", "/metrics")])
+        self.assertEqual(ep[0]["interval"], "15s")
+        svc = one(self.full, "Service")
+        self.assertLessEqual(sm["spec"]["selector"]["matchLabels"].items(),
+                             svc["metadata"]["labels"].items())
+
+    def test_names_follow_overrides(self):
+        self.assertEqual({d["metadata"]["name"] for d in self.defaults},
+                         {"shop-expiry-bridge"})
+        docs, _ = render(release="expiry-bridge-eu")
+        self.assertEqual(one(docs, "Deployment")["metadata"]["name"], "expiry-bridge-eu")
+        docs, _ = render({"nameOverride": "eb"})
+        self.assertEqual(one(docs, "Deployment")["metadata"]["name"], "shop-eb")
+        self.assertEqual(one(self.full, "Deployment", "consumer")["metadata"]["name"],
+                         "eb-shop-consumer")
+        long_release = "r" * 60
+        docs, _ = render(FULL, {"fullnameOverride": None}, release=long_release)
+        for d in docs:
+            self.assertLessEqual(len(d["metadata"]["name"]), 63)
+            self.assertRegex(d["metadata"]["name"], DNS1123)
+
+    # ---------------------------------------------------- selectors and pods
+
+    def test_selectors_match_their_pods_and_only_those(self):
+        for which, docs in self.renders.items():
+            bridge = one(docs, "Deployment", "bridge")
+            sel = bridge["spec"]["selector"]["matchLabels"]
+            pod_labels = bridge["spec"]["template"]["metadata"]["labels"]
+            self.assertLessEqual(sel.items(), pod_labels.items(), which)
+            svc = one(docs, "Service")
+            self.assertLessEqual(svc["spec"]["selector"].items(), pod_labels.items(), which)
+            self.assertEqual(svc["spec"]["selector"], sel, which)
+            for pdb in find(docs, "PodDisruptionBudget"):
+                self.assertEqual(pdb["spec"]["selector"]["matchLabels"], sel, which)
+            for consumer in find(docs, "Deployment", "consumer"):
+                csel = consumer["spec"]["selector"]["matchLabels"]
+                clabels = consumer["spec"]["template"]["metadata"]["labels"]
+                self.assertLessEqual(csel.items(), clabels.items())
+                # Neither Deployment (nor the Service) may adopt the other's pods.
+                self.assertFalse(sel.items() <= clabels.items(),
+                                 "bridge selector matches consumer pods")
+                self.assertFalse(csel.items() <= pod_labels.items(),
+                                 "consumer selector matches bridge pods")
+
+    def test_pod_labels_leave_out_the_chart_version(self):
+        # A chart bump that changes nothing in the pod must not roll it.
+        bridge = one(self.full, "Deployment", "bridge")
+        labels = bridge["spec"]["template"]["metadata"]["labels"]
+        self.assertNotIn("helm.sh/chart", labels)
+        self.assertEqual(labels["team"], "platform")
+
+    def test_replicas_default_to_one_with_a_reason(self):
+        self.assertEqual(one(self.defaults, "Deployment")["spec"]["replicas"], 1)
+        self.assertEqual(self.values["replicaCount"], 1)
+        with open(os.path.join(CHART, "values.yaml")) as f:
+            text = f.read()
+        self.assertRegex(text, r"(?s)twice.*\nreplicaCount: 1\n",
+                         "values.yaml must say why replicas is 1")
+
+    def test_strategy_overlaps_pods_by_default_and_recreate_has_no_rolling_update(self):
+        s = one(self.defaults, "Deployment")["spec"]["strategy"]
+        self.assertEqual(s, {"type": "RollingUpdate",
+                             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+        s = one(self.full, "Deployment", "bridge")["spec"]["strategy"]
+        self.assertEqual(s, {"type": "Recreate"})
+
+    def test_probes_hit_healthz_and_readyz_on_the_metrics_port(self):
+        for which, docs, port in (("defaults", self.defaults, 9464), ("full", self.full, 9500)):
+            c = container(one(docs, "Deployment", "bridge"), "bridge")
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            self.assertEqual(ports, {"metrics": port}, which)
+            self.assertEqual(c["livenessProbe"]["httpGet"], {"path": "/healthz", "port": "metrics"})
+            self.assertEqual(c["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "metrics"})
+            self.assertGreaterEqual(c["livenessProbe"]["failureThreshold"], 3)
+            svc = one(docs, "Service")
+            self.assertEqual(svc["spec"]["ports"],
+                             [{"name": "metrics", "port": port, "targetPort": "metrics",
+                               "protocol": "TCP"}])
+            cfg, _ = bridge_config(docs)
+            self.assertTrue(cfg["http"]["listen"].endswith(":%d" % port), which)
+        cfg, _ = bridge_config(self.full)
+        self.assertEqual(cfg["http"]["listen"], "[::]:9500")
+
+    def test_security_context_is_non_root_read_only_and_drops_everything(self):
+        for which, docs in self.renders.items():
+            for d in find(docs, "Deployment"):
+                what = "%s %s" % (which, d["metadata"]["name"])
+                ps = pod_spec(d)
+                self.assertIs(ps["securityContext"]["runAsNonRoot"], True, what)
+                self.assertEqual(ps["securityContext"]["runAsUser"], 10001, what)
+                self.assertEqual(ps["securityContext"]["seccompProfile"],
+                                 {"type": "RuntimeDefault"}, what)
+                self.assertIs(ps["automountServiceAccountToken"], False, what)
+                for c in ps["containers"]:
+                    sc = c["securityContext"]
+                    self.assertIs(sc["runAsNonRoot"], True, what)
+                    self.assertIs(sc["readOnlyRootFilesystem"], True, what)
+                    self.assertIs(sc["allowPrivilegeEscalation"], False, what)
+                    self.assertEqual(sc["capabilities"], {"drop": ["ALL"]}, what)
+                    self.assertNotIn("privileged", sc, what)
+
+    def test_config_is_mounted_as_a_directory_never_subpath(self):
+        for which, docs in self.renders.items():
+            d = one(docs, "Deployment", "bridge")
+            c = container(d, "bridge")
+            self.assertEqual(c["args"][:2], ["run", "-c"], which)
+            cfg_path = c["args"][2]
+            mounts = {m["name"]: m for m in c["volumeMounts"]}
+            m = mounts["config"]
+            self.assertNotIn("subPath", m, which)
+            self.assertNotIn("subPathExpr", m, which)
+            self.assertEqual(m["mountPath"], os.path.dirname(cfg_path), which)
+            self.assertIs(m["readOnly"], True)
+            vols = {v["name"]: v for v in pod_spec(d)["volumes"]}
+            cm = one(docs, "ConfigMap")
+            self.assertEqual(vols["config"]["configMap"]["name"], cm["metadata"]["name"])
+            self.assertNotIn("items", vols["config"]["configMap"],
+                             "items would rename, not break, the swap; keep it simple")
+            self.assertIn(os.path.basename(cfg_path), cm["data"], which)
+            self.assertIn("/tmp", [x["mountPath"] for x in c["volumeMounts"]])
+            for dep in find(docs, "Deployment"):
+                for cont in pod_spec(dep)["containers"]:
+                    for vm in cont.get("volumeMounts", []):
+                        self.assertNotIn("subPath", vm, "%s %s" % (which, vm))
+
+    def test_termination_grace_covers_the_drain(self):
+        d = one(self.defaults, "Deployment")
+        self.assertEqual(pod_spec(d)["terminationGracePeriodSeconds"], 30)
+        cfg, _ = bridge_config(self.defaults)
+        self.assertEqual(cfg["kafka"]["drain_timeout"], "20s")
+        with self.assertRaises(RenderError) as e:
+            render({"terminationGracePeriodSeconds": 20})
+        self.assertIn("terminationGracePeriodSeconds (20) must be at least", str(e.exception))
+        with self.assertRaises(RenderError):
+            render({"kafka": {"drainTimeout": "1m"}})
+        docs, _ = render({"kafka": {"drainTimeout": "1m"}, "terminationGracePeriodSeconds": 65})
+        self.assertEqual(pod_spec(one(docs, "Deployment"))["terminationGracePeriodSeconds"], 65)
+        render({"kafka": {"drainTimeout": "24500ms"}})  # 25s rounded up + 5 = 30: fits
+
+    # ---------------------------------------------------- checksum annotation
+
+    def test_checksum_annotation_is_a_sha256(self):
+        for docs in self.renders.values():
+            self.assertRegex(checksum(docs), r"^[0-9a-f]{64}$")
+        self.assertNotEqual(checksum(self.defaults), checksum(self.full))
+
+    def test_checksum_ignores_route_edits_which_still_reach_the_configmap(self):
+        base = checksum(self.defaults)
+        _, base_text = bridge_config(self.defaults)
+        new_routes = {"routes": [
+            {"name": "carts", "match": "cart:{id}", "topic": "shop.cart.expired",
+             "events": ["expired", "evicted"], "format": "json", "ledger": "observed"}],
+            "unrouted": {"topic": "redis.unrouted"}}
+        docs, _ = render(new_routes)
+        self.assertEqual(checksum(docs), base, "a route edit must not roll the pod")
+        cfg, text = bridge_config(docs)
+        self.assertNotEqual(text, base_text)
+        self.assertEqual(cfg["routes"][0]["name"], "carts")
+        self.assertEqual(cfg["unrouted"], {"topic": "redis.unrouted"})
+        # Same for the full values: routes are outside the hash there too.
+        docs, _ = render(FULL, {"routes": new_routes["routes"]})
+        self.assertEqual(checksum(docs), checksum(self.full))
+
+    def test_checksum_changes_with_every_setting_that_needs_a_restart(self):
+        base = checksum(self.defaults)
+        changes = [
+            {"redis": {"url": "redis://other:6379"}},
+            {"redis": {"databases": [0]}},
+            {"redis": {"existingSecret": "redis-auth"}},
+            {"redis": {"password": "s3cret"}},
+            {"redis": {"heartbeatTimeout": "9s"}},
+            {"kafka": {"brokers": "kafka-2:9092"}},
+            {"kafka": {"client": {"compression.type": "zstd"}}},
+            {"kafka": {"queue": {"maxEvents": 5}}},
+            {"kafka": {"sasl": {"enabled": True, "username": "u", "existingSecret": "k"}}},
+            {"log": {"level": "debug"}},
+            {"extraEnv": [{"name": "TZ", "value": "UTC"}]},
+            {"extraEnvFrom": [{"secretRef": {"name": "more"}}]},
+        ]
+        seen = {base}
+        for ch in changes:
+            docs, _ = render(ch)
+            self.assertNotIn(checksum(docs), seen, "checksum did not change for %s" % ch)
+            seen.add(checksum(docs))
+        # Changing the key inside an existing Secret, or the inline value.
+        a, _ = render({"redis": {"existingSecret": "r", "existingSecretPasswordKey": "a"}})
+        b, _ = render({"redis": {"existingSecret": "r", "existingSecretPasswordKey": "b"}})
+        self.assertNotEqual(checksum(a), checksum(b))
+        a, _ = render({"redis": {"password": "one"}})
+        b, _ = render({"redis": {"password": "two"}})
+        self.assertNotEqual(checksum(a), checksum(b))
+
+    # ---------------------------------------------------------------- secrets
+
+    def test_secrets_reach_the_pod_only_through_secret_key_refs(self):
+        env = {e["name"]: e for e in container(one(self.full, "Deployment", "bridge"), "bridge")["env"]}
+        self.assertEqual(env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "eb-shop", "key": "redis-password"})
+        self.assertEqual(env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "kafka-user-expiry-bridge", "key": "password"})
+        for name in ("REDIS_PASSWORD", "KAFKA_SASL_PASSWORD"):
+            self.assertNotIn("value", env[name])
+        cenv = {e["name"]: e for e in container(one(self.full, "Deployment", "consumer"), "consumer")["env"]}
+        self.assertEqual(cenv["PGPASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "eb-shop", "key": "postgres-password"})
+        secret = one(self.full, "Secret")
+        import base64
+        self.assertEqual({k: base64.b64decode(v).decode() for k, v in secret["data"].items()},
+                         {"redis-password": "inline-redis-secret",
+                          "postgres-password": "inline-pg-secret"})
+        cfg, text = bridge_config(self.full)
+        self.assertEqual(cfg["redis"]["password"], "${REDIS_PASSWORD}")
+        self.assertEqual(cfg["kafka"]["client"]["sasl.password"], "${KAFKA_SASL_PASSWORD}")
+        # The secret values appear in the Secret and nowhere else.
+        for d in self.full:
+            if d["kind"] == "Secret":
+                continue
+            dumped = json.dumps(d)
+            for s in ("inline-redis-secret", "inline-pg-secret"):
+                self.assertNotIn(s, dumped, "%s leaks a secret" % d["kind"])
+
+    def test_no_secret_no_env_and_existing_secret_needs_no_chart_secret(self):
+        c = container(one(self.defaults, "Deployment"), "bridge")
+        self.assertNotIn("env", c)
+        cfg, _ = bridge_config(self.defaults)
+        self.assertNotIn("password", cfg["redis"])
+        docs, _ = render({"redis": {"existingSecret": "redis-auth"}})
+        self.assertEqual(find(docs, "Secret"), [])
+        env = container(one(docs, "Deployment"), "bridge")["env"]
+        self.assertEqual(env, [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
+            "name": "redis-auth", "key": "redis-password"}}}])
+
+    def test_ambiguous_or_incomplete_secret_settings_fail_to_render(self):
+        cases = [
+            ({"redis": {"existingSecret": "a", "password": "b"}}, "not both"),
+            ({"kafka": {"sasl": {"enabled": True, "username": "u"}}}, "kafka.sasl.existingSecret"),
+            ({"kafka": {"sasl": {"enabled": True, "existingSecret": "k"}}}, "kafka.sasl.username"),
+            ({"kafka": {"client": {"sasl.password": "x"}, "sasl": {
+                "enabled": True, "username": "u", "existingSecret": "k"}}}, "managed by kafka.sasl"),
+            ({"consumer": {"enabled": True, "existingSecret": "a", "password": "b"}}, "not both"),
+        ]
+        for values, msg in cases:
+            with self.assertRaises(RenderError, msg=str(values)) as e:
+                render(values)
+            self.assertIn(msg, str(e.exception))
+
+    # ---------------------------------------------------- the rendered config
+
+    def test_rendered_config_carries_the_values(self):
+        cfg, _ = bridge_config(self.defaults)
+        self.assertEqual(sorted(cfg), ["http", "kafka", "log", "redis", "routes", "unrouted"])
+        self.assertEqual(cfg["redis"]["url"], "redis://redis-master:6379")
+        self.assertEqual(cfg["redis"]["databases"], "all")
+        self.assertEqual(cfg["kafka"]["brokers"], "kafka:9092")
+        self.assertEqual(cfg["kafka"]["queue"], {"max_events": 100000, "max_bytes": "256MiB"})
+        self.assertEqual(cfg["routes"], self.values["routes"])
+        self.assertEqual(cfg["routes"][0]["ledger"], "off")
+        self.assertEqual(cfg["unrouted"], "drop")
+
+        cfg, text = bridge_config(self.full)
+        self.assertEqual(cfg["redis"]["url"], "redis://shop-redis-master.shop-prod.svc:6379",
+                         "redis.url goes through tpl")
+        self.assertEqual(cfg["redis"]["databases"], [0, 3])
+        self.assertIs(cfg["redis"]["configure_notifications"], False)
+        self.assertEqual(cfg["routes"], self.full_values["routes"])
+        client = cfg["kafka"]["client"]
+        for k, v in client.items():
+            self.assertIsInstance(v, str, "librdkafka property %s must be a string" % k)
+        self.assertEqual(client["queue.buffering.max.messages"], "1000000")
+        self.assertEqual(client["enable.idempotence"], "true")
+        self.assertEqual(client["security.protocol"], "SASL_SSL")
+        self.assertEqual(client["sasl.username"], "expiry-bridge")
+        self.assertEqual(cfg["kafka"]["queue"]["max_events"], 2000000)
+        self.assertEqual(cfg["log"], {"level": "debug", "stats_interval": "30s"})
+
+    def test_duplicate_route_names_fail_to_render(self):
+        r = {"name": "a", "match": "a:", "topic": "t"}
+        with self.assertRaises(RenderError) as e:
+            render({"routes": [r, dict(r, match="b:")]})
+        self.assertIn('route name "a" is used twice', str(e.exception))
+
+    def test_output_has_no_template_residue(self):
+        for which, text in (("defaults", self.defaults_text), ("full", self.full_text)):
+            for bad in ("<no value>", "<nil>", "%!", "map[", "1e+0", "ZgotmplZ"):
+                self.assertNotIn(bad, text, which)
+
+    def test_config_passes_expiry_bridge_check(self):
+        eb = os.environ.get("EB_BIN")
+        self.assertTrue(eb and os.access(eb, os.X_OK),
+                        "EB_BIN must name the expiry-bridge binary (ctest sets it)")
+        env = dict(os.environ, REDIS_PASSWORD="from-secret", KAFKA_SASL_PASSWORD="from-secret")
+        failures = []
+        for which, docs in self.renders.items():
+            _, text = bridge_config(docs)
+            path = os.path.join(_tmpdir, "config-%s.yaml" % which)
+            with open(path, "w") as f:
+                f.write(text)
+            p = subprocess.run([eb, "check", "-c", path], capture_output=True, text=True,
+                               env=env, timeout=30)
+            if p.returncode != 0:
+                failures.append("%s values: `expiry-bridge check -c %s` exited %d:\n%s%s" % (
+                    which, path, p.returncode, p.stdout, p.stderr))
+        self.assertEqual(failures, [], "\n\nexpiry-bridge check rejected the config the chart "
+                         "renders. If src/config.c is still the stub (the config loader has "
+                         "not landed), this is expected to fail until it does; otherwise the "
+                         "chart and the config loader disagree:\n\n" + "\n".join(failures))
+
+    # ------------------------------------------------------------ consumer
+
+    def test_consumer_runs_order_consumer_from_the_same_image(self):
+        d = one(self.full, "Deployment", "consumer")
+        c = container(d, "consumer")
+        bridge = container(one(self.full, "Deployment", "bridge"), "bridge")
+        self.assertEqual(c["image"], bridge["image"])
+        self.assertEqual(c["image"], "registry.example.com/platform/expiry-bridge:0.1.0-rc1")
+        self.assertEqual(c["command"], ["order-consumer"])
+        self.assertEqual(c["args"], [
+            "--brokers=kafka-0.kafka:9093,kafka-1.kafka:9093",
+            "--group=order-consumer-shop",
+            "--topic=shop.order.payment-timeout",
+            "--conninfo=host=shop-pg.db.svc dbname=shop user=shop sslmode=require",
+            "--migrate"])
+        self.assertEqual(d["spec"]["replicas"], 2)
+        self.assertEqual(pod_spec(d)["terminationGracePeriodSeconds"], 40)
+
+    def test_image_digest_pins_the_image(self):
+        digest = "sha256:" + "ab" * 32
+        docs, _ = render({"image": {"digest": digest}})
+        self.assertEqual(container(one(docs, "Deployment"), "bridge")["image"],
+                         "ghcr.io/expiry-bridge/expiry-bridge@" + digest)
+        self.assertEqual(container(one(self.defaults, "Deployment"), "bridge")["image"],
+                         "ghcr.io/expiry-bridge/expiry-bridge:0.1.0")
+
+    def test_pdb_defaults_to_max_unavailable(self):
+        docs, _ = render({"podDisruptionBudget": {"enabled": True}})
+        spec = one(docs, "PodDisruptionBudget")["spec"]
+        self.assertEqual(spec.get("maxUnavailable"), 1)
+        self.assertNotIn("minAvailable", spec)
+        self.assertEqual(one(self.full, "PodDisruptionBudget")["spec"]["minAvailable"], 1)
+        docs, _ = render({"podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}})
+        self.assertEqual(one(docs, "PodDisruptionBudget")["spec"]["minAvailable"], "50%")
+
+    # --------------------------------------------------------------- NOTES
+
+    def test_notes_render_and_warn_about_replicas(self):
+        notes = run_renderer((), extra=["--notes"])
+        self.assertIn("shop-expiry-bridge", notes)
+        self.assertIn("order-payment-timeout", notes)
+        self.assertNotIn("WARNING", notes)
+        notes = run_renderer((FULL, values_file({"replicaCount": 2})), extra=["--notes"])
+        self.assertIn("WARNING: replicaCount is 2", notes)
+        self.assertIn("existingSecret", notes)
+        notes = run_renderer((values_file({"redis": {"url": "redis://u:pw@r:6379"}}),),
+                             extra=["--notes"])
+        self.assertNotIn("pw@", notes, "NOTES must not print URL credentials")
+
+    # ---------------------------------------------------------- templates
+
+    def test_every_values_reference_in_templates_exists(self):
+        """missingkey=zero hides typos (.Values.redis.pasword renders empty):
+        every .Values path a template reads must exist in values.yaml."""
+        tdir = os.path.join(CHART, "templates")
+        missing = []
+        for name in sorted(os.listdir(tdir)):
+            with open(os.path.join(tdir, name)) as f:
+                text = f.read()
+            aliases = dict(re.findall(r"\$(\w+)\s*:=\s*\.Values\.([\w.]+)", text))
+            refs = re.findall(r"\.Values\.([\w.]+)", text)
+            for alias, base in aliases.items():
+                refs += [base + "." + r for r in re.findall(r"\$%s\.([\w.]+)" % alias, text)]
+            for ref in refs:
+                node = self.values
+                for part in ref.split("."):
+                    if not isinstance(node, dict) or part not in node:
+                        missing.append("%s: .Values.%s" % (name, ref))
+                        break
+                    node = node[part]
+        self.assertEqual(missing, [])
+
+    # ---------------------------------------------------------------- schema
+
+    def test_values_files_pass_the_schema(self):
+        schema = load_yaml(os.path.join(CHART, "values.schema.json"))
+        jsonschema.Draft7Validator.check_schema(schema)
+        v = jsonschema.Draft7Validator(schema)
+        for which, files in (("defaults", ()), ("full", (FULL,))):
+            errors = ["%s: %s" % ("/".join(map(str, e.absolute_path)), e.message)
+                      for e in v.iter_errors(merged_values(*files))]
+            self.assertEqual(errors, [], which)
+
+    def test_schema_rejects_bad_values(self):
+        """Each tests/helm/bad-values/*.yaml names, on its first line
+        (`# expect: PATH`), where the schema must report the error."""
+        schema = load_yaml(os.path.join(CHART, "values.schema.json"))
+        v = jsonschema.Draft7Validator(schema)
+        files = sorted(f for f in os.listdir(BAD_DIR) if f.endswith(".yaml"))
+        self.assertGreaterEqual(len(files), 8)
+        for f in files:
+            path = os.path.join(BAD_DIR, f)
+            with open(path) as fh:
+                m = re.match(r"# expect: (\S*)", fh.readline())
+            self.assertTrue(m, "%s: first line must be '# expect: PATH'" % f)
+            errors = list(v.iter_errors(merged_values(path)))
+            self.assertTrue(errors, "%s: the schema accepted a bad values file" % f)
+            paths = {"/".join(map(str, e.absolute_path)) for e in errors}
+            self.assertIn(m.group(1), paths, "%s: errors at %s" % (f, paths))
+
+    # ---------------------------------------------------------------- README
+
+    def test_readme_lists_every_value_with_its_default_and_type(self):
+        with open(os.path.join(CHART, "README.md")) as f:
+            readme = f.read()
+        rows = {}
+        for m in re.finditer(r"^\| `([^`]+)` \| ([\w/]+) \| (.*?) \| (.+?) \|$", readme, re.M):
+            rows[m.group(1)] = (m.group(2), m.group(3), m.group(4))
+        schema = load_yaml(os.path.join(CHART, "values.schema.json"))
+        leaves = dict(value_leaves(self.values))
+        self.assertEqual(sorted(set(leaves) - set(rows)), [], "values missing from README.md")
+        self.assertEqual(sorted(set(rows) - set(leaves)), [],
+                         "README.md documents values that do not exist")
+        for key, value in leaves.items():
+            typ, default, _ = rows[key]
+            self.assertEqual(typ, schema_type(schema, key, value), "README type of %s" % key)
+            self.assertEqual(default.strip("`"), json.dumps(value, separators=(",", ":")),
+                             "README default of %s" % key)
+
+
+def value_leaves(node, prefix=""):
+    """Dotted paths of values.yaml leaves: scalars, lists and empty maps.
+    Free-form maps (resources, securityContext, kafka.client...) are leaves
+    too: they are documented as a whole."""
+    FREEFORM = {"resources", "podSecurityContext", "securityContext", "kafka.client",
+                "consumer.resources", "strategy"}
+    for k, v in node.items():
+        path = prefix + k
+        if isinstance(v, dict) and v and path not in FREEFORM:
+            yield from value_leaves(v, path + ".")
+        else:
+            yield path, v
+
+
+def schema_type(schema, dotted, value):
+    node = schema
+    for part in dotted.split("."):
+        node = node["properties"][part]
+    t = node.get("type")
+    if t is None and "oneOf" in node:
+        t = "/".join(sorted({x["type"] for x in node["oneOf"]}))
+    if isinstance(t, list):
+        t = "/".join(t)
+    return t
+
+
+def main():
+    global _tmpdir
+    if shutil.which("go") is None:
+        print("SKIP helm.chart: `go` is not installed, so the chart cannot be rendered here. "
+              "Install golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev.")
+        return 77
+    t0 = time.monotonic()
+    build_renderer()
+    _tmpdir = tempfile.mkdtemp(prefix="eb-helm-")
+    try:
+        prog = unittest.main(exit=False, argv=sys.argv)
+        result = prog.result
+    finally:
+        shutil.rmtree(_tmpdir, ignore_errors=True)
+    print("helm.chart: %d tests, %d assertions, %.1f s" % (
+        result.testsRun, ASSERTS[0], time.monotonic() - t0))
+    return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
