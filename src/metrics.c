@@ -120,10 +120,55 @@ static bool split_labels(struct eb_metric *f, const char *labels) {
     return true;
 }
 
+/* Prometheus names: metric [a-zA-Z_:][a-zA-Z0-9_:]*, label [a-zA-Z_][a-zA-Z0-9_]*.
+ * One bad name makes a scraper reject the whole page, so it is refused at
+ * registration instead. */
+static bool valid_name(const char *s, size_t n, bool colon_ok) {
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                  (colon_ok && c == ':') || (i > 0 && c >= '0' && c <= '9');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Label names must be valid, unique, not reserved ("__" prefix), and not
+ * "le" on a histogram (its bucket label). */
+static bool labels_valid(const struct eb_metric *f) {
+    for (size_t i = 0; i < f->nlabels; i++) {
+        const char *l = f->label_names[i];
+        if (!valid_name(l, strlen(l), false) || strncmp(l, "__", 2) == 0)
+            return false;
+        if (f->type == EB_METRIC_HISTOGRAM && strcmp(l, "le") == 0)
+            return false;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(l, f->label_names[j]) == 0)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* Bucket bounds must be finite and strictly ascending, or observations
+ * would land in the wrong bucket and cumulative counts would lie. */
+static bool buckets_valid(const double *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(b[i]) || (i && b[i] <= b[i - 1]))
+            return false;
+    }
+    return true;
+}
+
 eb_metric_t *eb_metrics_add(eb_metrics_t *m, enum eb_metric_type type, const char *name,
                             const char *help, const char *labels, const double *buckets,
                             size_t nbuckets) {
-    if (find_family(m, name) || nbuckets > 63)
+    if (!name || !valid_name(name, strlen(name), true) || find_family(m, name) || nbuckets > 63)
+        return NULL;
+    if (type == EB_METRIC_HISTOGRAM && !buckets_valid(buckets, nbuckets))
         return NULL;
     struct eb_metric *f = calloc(1, sizeof(*f));
     if (!f)
@@ -133,7 +178,7 @@ eb_metric_t *eb_metrics_add(eb_metrics_t *m, enum eb_metric_type type, const cha
     f->name = strdup(name);
     f->help = strdup(help ? help : "");
     f->tail = &f->series;
-    if (!f->name || !f->help || !split_labels(f, labels))
+    if (!f->name || !f->help || !split_labels(f, labels) || !labels_valid(f))
         goto err_free_family;
     if (type == EB_METRIC_HISTOGRAM && nbuckets) {
         f->buckets = malloc(nbuckets * sizeof(double));
@@ -245,6 +290,11 @@ double eb_series_quantile(const eb_series_t *s, double q) {
     const struct eb_metric *f = s->family;
     if (!f || f->type != EB_METRIC_HISTOGRAM || s->count == 0)
         return 0;
+    /* Outside 0..1 means the ends; NaN the low one. */
+    if (!(q >= 0))
+        q = 0;
+    else if (q > 1)
+        q = 1;
     double rank = q * (double)s->count;
     uint64_t cum = 0;
     for (size_t i = 0; i <= f->nbuckets; i++) {
@@ -282,16 +332,29 @@ static void put_escaped(struct eb_buf *b, const char *s, bool quote) {
     }
 }
 
+/* The shortest text that reads back as exactly v: "%g" alone rounds to six
+ * digits (a bucket bound of 1234567 became le="1.23457e+06", a different
+ * bucket), and "%.17g" prints 0.1 as 0.10000000000000001. */
+static void format_number(char *num, size_t size, double v) {
+    if (isinf(v)) {
+        snprintf(num, size, v > 0 ? "+Inf" : "-Inf");
+    } else if (isnan(v)) {
+        snprintf(num, size, "NaN");
+    } else if (fabs(v) < 9e15 && v == (double)(int64_t)v) {
+        /* fabs first: converting an out-of-range double to int64_t is UB. */
+        snprintf(num, size, "%lld", (long long)v);
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(num, size, "%.*g", prec, v);
+            if (strtod(num, NULL) == v)
+                break;
+        }
+    }
+}
+
 static void put_number(struct eb_buf *b, double v) {
     char num[48];
-    if (isinf(v))
-        snprintf(num, sizeof(num), v > 0 ? "+Inf" : "-Inf");
-    else if (isnan(v))
-        snprintf(num, sizeof(num), "NaN");
-    else if (v == (double)(int64_t)v && fabs(v) < 9e15)
-        snprintf(num, sizeof(num), "%lld", (long long)v);
-    else
-        snprintf(num, sizeof(num), "%.17g", v);
+    format_number(num, sizeof(num), v);
     eb_buf_puts(b, num);
 }
 
@@ -332,10 +395,7 @@ static void render_histogram(struct eb_buf *b, const struct eb_metric *f,
     for (size_t i = 0; i <= f->nbuckets; i++) {
         char le[48];
         cum += s->bucket_counts[i];
-        if (i == f->nbuckets)
-            snprintf(le, sizeof(le), "+Inf");
-        else
-            snprintf(le, sizeof(le), "%g", f->buckets[i]);
+        format_number(le, sizeof(le), i == f->nbuckets ? INFINITY : f->buckets[i]);
         put_sample(b, f, s, "_bucket", "le", le, (double)cum);
     }
     put_sample(b, f, s, "_sum", NULL, NULL, s->value);

@@ -31,8 +31,10 @@ void eb_metrics_destroy(eb_metrics_t *m);
 /* Register a family. `labels` is a comma-separated list of label names
  * ("route,topic") or NULL. Histograms take ascending upper bounds (the +Inf
  * bucket is implied); others pass NULL, 0. Strings are copied. Returns the
- * family (owned by the registry), or NULL when out of memory or when `name`
- * is registered already. */
+ * family (owned by the registry), or NULL when out of memory, when `name`
+ * is registered already, when a name is not a valid Prometheus name (or a
+ * label is duplicated, reserved "__*", or "le" on a histogram), or when the
+ * bounds are not finite and strictly ascending. */
 eb_metric_t *eb_metrics_add(eb_metrics_t *m, enum eb_metric_type type, const char *name,
                             const char *help, const char *labels, const double *buckets,
                             size_t nbuckets);
