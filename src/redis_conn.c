@@ -19,8 +19,8 @@ struct eb_redis_conn {
     redisAsyncContext *ac;
     const struct eb_redis_conn_handlers *h; /* borrowed */
     void *opaque;                           /* borrowed */
-    int depth;       /* > 0 while one of our hiredis callbacks runs */
-    bool destroying; /* eb_redis_conn_destroy() is freeing the context */
+    int depth;                              /* > 0 while one of our hiredis callbacks runs */
+    bool destroying;                        /* eb_redis_conn_destroy() is freeing the context */
 };
 
 static const char *ctx_err(const redisAsyncContext *ac) {

@@ -33,14 +33,15 @@
 #include "metrics.h"
 
 struct event_base;
+struct redisReply; /* <hiredis/hiredis.h>; only eb_redis_source_command() uses it */
 typedef struct eb_redis_source eb_redis_source_t;
 
 /* One notification. Every pointer is borrowed until the callback returns. */
 struct eb_notification {
-    const char *event;    /* keyevent name, static storage ("expired") */
-    int event_id;         /* notify_flags.h id */
+    const char *event; /* keyevent name, static storage ("expired") */
+    int event_id;      /* notify_flags.h id */
     int db;
-    const char *key;      /* the key, any bytes, key_len long */
+    const char *key; /* the key, any bytes, key_len long */
     size_t key_len;
     int64_t recv_mono_ns; /* CLOCK_MONOTONIC when the bridge read it */
     int64_t recv_real_us; /* CLOCK_REALTIME µs when the bridge read it */
@@ -60,14 +61,14 @@ enum eb_redis_state {
 typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 
 struct eb_redis_source_conf {
-    const char *host;          /* copied */
+    const char *host; /* copied */
     int port;
-    const char *username;      /* ACL user or NULL; copied */
-    const char *password;      /* or NULL; copied, never logged */
+    const char *username; /* ACL user or NULL; copied */
+    const char *password; /* or NULL; copied, never logged */
     bool all_databases;
-    const int *databases;      /* when !all_databases; copied */
+    const int *databases; /* when !all_databases; copied */
     size_t ndatabases;
-    uint64_t events;           /* event-id mask to subscribe to */
+    uint64_t events; /* event-id mask to subscribe to */
     bool configure_notifications;
     /* Timings; 0 takes the config defaults (5000, 1000, 5000, 100, 10000).
      * heartbeat_timeout_ms also bounds how long any reply may be overdue. */
@@ -76,11 +77,11 @@ struct eb_redis_source_conf {
     int heartbeat_timeout_ms;
     int reconnect_min_ms;
     int reconnect_max_ms;
-    eb_log_t *log;             /* borrowed; must outlive the source */
-    eb_metrics_t *metrics;     /* borrowed; must outlive the source */
+    eb_log_t *log;         /* borrowed; must outlive the source */
+    eb_metrics_t *metrics; /* borrowed; must outlive the source */
     eb_notification_cb *on_notification;
     eb_redis_state_cb *on_state; /* may be NULL */
-    void *opaque;              /* passed to both callbacks; borrowed */
+    void *opaque;                /* passed to both callbacks; borrowed */
 };
 
 /* Create (does not connect yet). NULL + errstr on bad arguments or OOM.
@@ -99,7 +100,9 @@ void eb_redis_source_stop(eb_redis_source_t *s);
 
 /* Change the subscribed events (a reload named new ones or dropped some):
  * subscribes first, then unsubscribes, so an event kept by both configs is
- * never unsubscribed. Returns 0 or EB_ENOMEM. */
+ * never unsubscribed; notifications of a dropped event stop at once, and
+ * notify-keyspace-events is checked again. Returns 0, EB_EINVAL for an
+ * unknown event id, or EB_ENOMEM. */
 int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events);
 
 enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s);
@@ -110,13 +113,13 @@ enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s);
  * source stopped, or it is being destroyed before the reply came. It may
  * call eb_redis_source_command() and eb_redis_source_stop(), never
  * eb_redis_source_destroy(). */
-struct redisReply;
 typedef void(eb_redis_reply_cb)(const struct redisReply *reply, void *opaque);
 
 /* Run a command on the command connection (for the deadline ledger, leases,
- * Functions). argv is binary-safe and copied. Accepted only while the
- * command connection is authenticated and known to talk to a master (from
- * the handshake on, also before every channel is subscribed): returns 0,
+ * Functions). argv is binary-safe and copied; argvlen may be NULL for C
+ * strings. Accepted only while the command connection is authenticated and
+ * known to talk to a master (from the role check on, possibly before every
+ * channel is subscribed; on_state(EB_REDIS_SUBSCRIBED) is a safe cue): 0,
  * or EB_ESTATE when it is not (cb is then never called), EB_EINVAL on bad
  * arguments, EB_ENOMEM. Replies come in the order commands were accepted.
  * A reply overdue by more than heartbeat_timeout_ms counts the connection
