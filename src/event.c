@@ -544,8 +544,11 @@ static size_t value_estimate(const struct eb_event *ev) {
     return n;
 }
 
+/* Start a buffer for this event. The previous output's length (still in
+ * b->len) guards the shrink: a stream of identical huge events keeps its
+ * buffer; only a drop from huge to small gives memory back. */
 static void prepare(struct eb_buf *b, size_t need) {
-    if (b->cap > EB_EVENT_SHRINK_ABOVE && need < b->cap / 4) {
+    if (b->cap > EB_EVENT_SHRINK_ABOVE && need < b->cap / 4 && b->len < b->cap / 4) {
         size_t max = b->max;
         eb_buf_free(b);
         b->max = max;
@@ -576,19 +579,23 @@ static bool event_ok(const struct eb_event *ev, enum eb_event_format fmt,
 
 int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
                     const struct eb_header *extra, size_t nextra, struct eb_encoded *enc) {
-    eb_buf_reset(&enc->value);
-    eb_buf_reset(&enc->hdrbuf);
     enc->nheaders = 0;
     enc->id[0] = '\0';
-    if (!event_ok(ev, fmt, extra, nextra))
+    if (!event_ok(ev, fmt, extra, nextra)) {
+        eb_buf_reset(&enc->value);
+        eb_buf_reset(&enc->hdrbuf);
         return EB_EINVAL;
+    }
     /* Headers this format sends before the route's own (binary mode has no
      * ce_subject for the empty key). */
     size_t nbase = fmt == EB_FORMAT_CLOUDEVENTS          ? 1
                    : fmt == EB_FORMAT_CLOUDEVENTS_BINARY ? (ev->key_len ? 7 : 6)
                                                          : 0;
-    if (nextra > EB_EVENT_MAX_HEADERS - nbase)
+    if (nextra > EB_EVENT_MAX_HEADERS - nbase) {
+        eb_buf_reset(&enc->value);
+        eb_buf_reset(&enc->hdrbuf);
         return EB_EINVAL;
+    }
 
     eb_event_id(ev, enc->id);
     prepare(&enc->value, value_estimate(ev));
@@ -604,6 +611,8 @@ int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
     if (fmt == EB_FORMAT_CLOUDEVENTS_BINARY) {
         prepare(&enc->hdrbuf, 96 + strlen(ev->source) + strlen(ev->event) + ev->key_len);
         put_binary_headers(&enc->hdrbuf, ev, key_valid, &bh);
+    } else {
+        eb_buf_reset(&enc->hdrbuf);
     }
     /* NUL after the value (not counted): handy for C consumers and tests. */
     eb_buf_cstr(&enc->value);

@@ -1169,7 +1169,10 @@ static void test_event_buffer_gives_back_memory_after_one_huge_event(void **stat
     ev.key_len = n;
     assert_int_equal(eb_event_encode(&ev, EB_FORMAT_CLOUDEVENTS, NULL, 0, &c->enc), EB_OK);
     assert_true(c->enc.value.cap >= 2 * n);
+    /* The first small event still sees the huge one's length; the buffer
+     * is given back at the next (a stream of huge events keeps it). */
     ev = sample_event();
+    assert_int_equal(eb_event_encode(&ev, EB_FORMAT_CLOUDEVENTS, NULL, 0, &c->enc), EB_OK);
     assert_int_equal(eb_event_encode(&ev, EB_FORMAT_CLOUDEVENTS, NULL, 0, &c->enc), EB_OK);
     assert_true(c->enc.value.cap < (1u << 20));
     free(key);
