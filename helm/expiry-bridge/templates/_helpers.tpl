@@ -318,11 +318,18 @@ unrouted:
 
 {{/*
 Everything whose change needs a restart, hashed into the pod annotation:
-the restart part of the config, the environment and the secret references,
-and the inline secret values (so changing one rolls the pods; a change to
-an existingSecret's content does not: restart the Deployment yourself).
+the restart part of the config, the secret references and the extra
+environment, and the inline secret values (so changing one rolls the pods;
+a change to an existingSecret's content does not: restart the Deployment
+yourself). Only toJson and the config text go in, never toYaml output, so
+the hash does not depend on the YAML library of the Helm version.
 */}}
 {{- define "expiry-bridge.restartChecksum" -}}
-{{- $parts := list (include "expiry-bridge.config.restart" .) (include "expiry-bridge.env" .) (toJson .Values.extraEnvFrom) (include "expiry-bridge.inlineSecrets" .) -}}
+{{- $refs := dict
+      "redis" (pick .Values.redis "existingSecret" "existingSecretPasswordKey")
+      "kafkaSasl" (pick .Values.kafka.sasl "enabled" "existingSecret" "existingSecretPasswordKey")
+      "extraEnv" .Values.extraEnv
+      "extraEnvFrom" .Values.extraEnvFrom -}}
+{{- $parts := list (include "expiry-bridge.config.restart" .) (toJson $refs) (include "expiry-bridge.inlineSecrets" .) -}}
 {{- join "\n---\n" $parts | sha256sum -}}
 {{- end }}
