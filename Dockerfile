@@ -43,7 +43,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFI
 # default config path the CMD and the Helm chart use.
 RUN install -d -m 0755 /staging/usr/lib/expiry-bridge/plugins \
       /staging/usr/share/expiry-bridge /staging/etc/expiry-bridge \
- && cp -R config/. /staging/usr/share/expiry-bridge/ \
+ && if [ -d config ]; then cp -R config/. /staging/usr/share/expiry-bridge/; fi \
  && if [ -f config/expiry-bridge.example.yaml ]; then \
       cp config/expiry-bridge.example.yaml /staging/etc/expiry-bridge/config.yaml; \
     fi \
