@@ -1,0 +1,866 @@
+#!/usr/bin/python3
+"""bench.py -- expiry-bridge benchmark driver (bench/run.sh calls it; see
+bench/README.md for what each scenario measures and bench/BASELINES.md for
+why its references are the right ones).
+
+Every number is paired with a check that what was measured was correct
+(counts of keys received, delivered, dropped); a failed check stops the run
+with exit code 1. Targets missed are reported, not hidden: exit code 2.
+
+Processes (redis-server, the mock Kafka, the bridge, the bench tools) are
+started here, registered in $BENCH_PIDFILE (pid and start time, so run.sh's
+trap can stop exactly them if this script dies) and stopped by PID on every
+exit path.
+"""
+import argparse
+import datetime
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+PREFIX = "laravel_cache:ORDER_CONFIRM:"
+PATTERN = "__keyevent@*__:expired"  # what the bridge subscribes with `databases: all`
+CHANNEL = "__keyevent@0__:expired"
+TOPIC = "bench.orders"
+REF_TOPIC = "bench.ref"
+NAIVE_TOPIC = "bench.naive"
+PARTITIONS = 32  # the mock trims each partition at ~5 MB: spread the flood
+WARMUP = 10
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A correctness check failed: the numbers of this run mean nothing."""
+
+
+def check(cond, msg):
+    if not cond:
+        raise BenchError(msg)
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise BenchError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)  # poll interval, not synchronisation
+
+
+# ------------------------------------------------------------------ /proc
+
+def proc_stat(pid):
+    """(utime+stime seconds over every thread, starttime ticks) of pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): utime=14, stime=15, starttime=22
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[19])
+
+
+def cpu_s(pid):
+    return proc_stat(pid)[0]
+
+
+def rss_kb(pid):
+    """{'VmRSS': kB, 'VmHWM': kB} of pid."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":", 1)
+                out[k] = int(v.split()[0])
+    return out
+
+
+# -------------------------------------------------------------- processes
+
+class Procs:
+    """Every child process, registered for run.sh's trap, stopped by PID."""
+
+    def __init__(self, pidfile):
+        self.pidfile = pidfile
+        self.live = []
+
+    def start(self, argv, **kw):
+        p = subprocess.Popen(argv, **kw)
+        self.live.append(p)
+        if self.pidfile:
+            try:
+                start = proc_stat(p.pid)[1]
+            except OSError:
+                start = 0
+            with open(self.pidfile, "a") as f:
+                f.write("%d %d\n" % (p.pid, start))
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=30):
+        if p is None:
+            return None
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p in self.live:
+            self.live.remove(p)
+        return p.returncode
+
+    def stop_all(self):
+        for p in list(reversed(self.live)):
+            self.stop(p, signal.SIGTERM, 5)
+
+
+class Redis:
+    def __init__(self, procs, workdir):
+        self.procs = procs
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="redis.", dir=workdir)
+        self.logfile = os.path.join(self.dir, "redis.log")
+        self.proc = procs.start(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--logfile", self.logfile,
+             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+        self.r = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=30)
+
+        def ready():
+            check(self.proc.poll() is None, "redis-server exited: %s" % self.log_tail())
+            try:
+                return self.r.ping()
+            except Exception:
+                return False
+        wait_for(ready, 10, "redis-server on port %d" % self.port)
+
+    def log_tail(self, n=10):
+        try:
+            with open(self.logfile) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def output_buffer_kills(self):
+        """Clients Redis closed for passing client-output-buffer-limit."""
+        with open(self.logfile) as f:
+            return sum("overcoming of output buffer limits" in line for line in f)
+
+    def stop(self):
+        self.procs.stop(self.proc)
+
+
+class Mock:
+    """tests/support/mock_kafka.c in its own process."""
+
+    def __init__(self, procs, binary, topics):
+        argv = [binary, "--brokers", "3"]
+        for t in topics:
+            argv += ["--topic", "%s:%d" % (t, PARTITIONS)]
+        self.procs = procs
+        self.proc = procs.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                bufsize=1)
+        line = self.proc.stdout.readline().strip()
+        check(line.startswith("BOOTSTRAP "), "mock Kafka did not start: %r" % line)
+        self.bootstrap = line.split(" ", 1)[1]
+
+    def cmd(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        check(answer == "ok", "mock Kafka refused %r: %r" % (line, answer))
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.procs.stop(self.proc)
+
+
+def parse_ts(ts):
+    return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+class Bridge:
+    """The daemon; its JSON-lines stderr is kept in a file and parsed."""
+
+    def __init__(self, ctx, name, queue_events=1000000, queue_bytes="1GiB"):
+        self.ctx = ctx
+        self.config = os.path.join(ctx.rundir, name + ".yaml")
+        with open(self.config, "w") as f:
+            f.write(bridge_config(ctx.redis.port, ctx.mock.bootstrap, queue_events, queue_bytes))
+        self.logfile = open(os.path.join(ctx.rundir, name + ".log"), "w")
+        self.stats = []  # (bridge ts as epoch seconds, stats dict)
+        self.errors = []
+        self.lock = threading.Lock()
+        self.proc = ctx.procs.start([ctx.bin, "run", "-c", self.config], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.pid = self.proc.pid
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.logfile.write(line)
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                if e.get("msg") == "stats":
+                    self.stats.append((parse_ts(e["ts"]), e))
+                elif e.get("level") == "error":
+                    self.errors.append(e)
+
+    def last(self):
+        with self.lock:
+            return self.stats[-1][1] if self.stats else None
+
+    def stats_copy(self):
+        with self.lock:
+            return list(self.stats)
+
+    def wait_stats(self, pred, what, stall_s=15, max_s=300):
+        """Wait for a stats line satisfying pred; give up when the counters
+        stop moving for stall_s (events were lost) or after max_s."""
+        start = time.monotonic()
+        seen, moved = None, time.monotonic()
+        while True:
+            check(self.proc.poll() is None,
+                  "bridge exited (%s) while waiting for %s" % (self.proc.returncode, what))
+            s = self.last()
+            if s and pred(s):
+                return s
+            key = s and (s["received"], s["produced"], s["dropped"], s["failed"])
+            if key != seen:
+                seen, moved = key, time.monotonic()
+            now = time.monotonic()
+            if now - moved > stall_s or now - start > max_s:
+                raise BenchError("waiting for %s: bridge counters stuck at %s" % (
+                    what, json.dumps(stats_brief(s))))
+            time.sleep(0.01)
+
+    def completion(self, produced):
+        """When the bridge's produced counter reached `produced`: linear
+        interpolation between the two stats lines around it (they are
+        stats_interval apart), and the later line's time as an upper bound."""
+        prev = None
+        for t, s in self.stats_copy():
+            if s["produced"] >= produced:
+                if prev and s["produced"] > prev[1]["produced"]:
+                    t0, p0 = prev[0], prev[1]["produced"]
+                    return t0 + (t - t0) * (produced - p0) / (s["produced"] - p0), t
+                return t, t
+            prev = (t, s)
+        return None, None
+
+    def stop(self):
+        """SIGTERM (drain); returns (exit code, final stats line)."""
+        rc = self.ctx.procs.stop(self.proc, signal.SIGTERM, 60)
+        self.reader.join(10)
+        self.logfile.close()
+        return rc, self.last()
+
+    def kill(self):
+        self.ctx.procs.stop(self.proc, signal.SIGKILL, 5)
+        self.reader.join(5)
+        if not self.logfile.closed:
+            self.logfile.close()
+
+
+def stats_brief(s):
+    keys = ("received", "routed", "produced", "dropped", "failed", "inflight")
+    return {k: s.get(k) for k in keys} if s else None
+
+
+def bridge_config(redis_port, brokers, queue_events, queue_bytes):
+    """Production defaults except the queue bound (sized for the burst) and a
+    fast stats line (the bench reads progress from it)."""
+    return """# written by bench/bench.py
+redis:
+  url: redis://127.0.0.1:%d
+kafka:
+  brokers: "%s"
+  queue: { max_events: %d, max_bytes: %s }
+routes:
+  - name: order-confirm
+    match: "laravel_cache:ORDER_CONFIRM:{order_id}"
+    topic: %s
+    key: "{order_id}"
+log:
+  level: info
+  stats_interval: 20ms
+""" % (redis_port, brokers, queue_events, queue_bytes, TOPIC)
+
+
+# ------------------------------------------------------------------ tools
+
+def run_tool(ctx, argv, timeout=300, name=None):
+    """Run a bench tool to completion; return its last JSON stdout line."""
+    p = ctx.procs.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        ctx.procs.stop(p, signal.SIGKILL)
+        raise BenchError("%s timed out" % " ".join(argv))
+    ctx.procs.stop(p)
+    res = json_line(out)
+    ctx.raw(name or os.path.basename(argv[0]), res, err)
+    check(p.returncode == 0 and res is not None,
+          "%s failed (exit %s): %s" % (" ".join(argv), p.returncode, err.strip()[-500:]))
+    return res
+
+
+def json_line(out):
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return None
+
+
+class Background:
+    """A tool that prints READY, runs while we do something, then reports."""
+
+    def __init__(self, ctx, argv, name):
+        self.ctx, self.name = ctx, name
+        self.p = ctx.procs.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.p.stdout], [], [], 30)
+        line = self.p.stdout.readline().strip() if ready else ""
+        if line != "READY":
+            ctx.procs.stop(self.p, signal.SIGKILL)
+            raise BenchError("%s did not get ready: %r %s" % (name, line, self.p.stderr.read()))
+
+    def result(self, timeout):
+        try:
+            out, err = self.p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.ctx.procs.stop(self.p, signal.SIGKILL)
+            raise BenchError("%s did not finish in %ds" % (self.name, timeout))
+        self.ctx.procs.stop(self.p)
+        res = json_line(out)
+        self.ctx.raw(self.name, res, err)
+        check(self.p.returncode == 0 and res is not None,
+              "%s failed (exit %s): %s" % (self.name, self.p.returncode, err.strip()[-500:]))
+        return res
+
+
+class Ctx:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.join(args.build, "src", "expiry-bridge")
+        self.tools = os.path.join(args.build, "bench")
+        self.mock_bin = os.path.join(args.build, "tests", "support", "eb_mock_kafka")
+        self.rundir = args.rundir
+        self.procs = Procs(os.environ.get("BENCH_PIDFILE"))
+        self.rawfile = open(os.path.join(self.rundir, "raw.jsonl"), "a")
+        self.redis = None
+        self.mock = None
+
+    def tool(self, name):
+        return os.path.join(self.tools, name)
+
+    def raw(self, what, res, err=""):
+        self.rawfile.write(json.dumps({"what": what, "result": res,
+                                       "stderr": (err or "")[-2000:]}) + "\n")
+        self.rawfile.flush()
+
+    def fresh_mock(self, topics=(TOPIC, REF_TOPIC, NAIVE_TOPIC)):
+        if self.mock:
+            self.mock.stop()
+        self.mock = Mock(self.procs, self.mock_bin, topics)
+        return self.mock
+
+    def counter(self, n, max_id, idle_ms=3000, timeout_ms=300000):
+        return Background(self, [self.tool("bench_sub_count"), "-p", str(self.redis.port),
+                                 "-P", PATTERN, "-n", str(n), "--prefix", PREFIX,
+                                 "--max-id", str(max_id), "--idle-ms", str(idle_ms),
+                                 "--timeout-ms", str(timeout_ms)], "sub_count")
+
+    def load(self, mode, *extra, timeout=300):
+        return run_tool(self, [self.tool("bench_load"), mode, "-p", str(self.redis.port),
+                               "--channel", CHANNEL, "--prefix", PREFIX] + list(extra),
+                        timeout, name="load_" + mode)
+
+
+# ------------------------------------------------------------ bridge life
+
+def start_bridge(ctx, name, **kw):
+    """A bridge that is subscribed (seen from Redis: PUBSUB NUMPAT) and has
+    delivered WARMUP events (so Kafka connections, metadata and the producer
+    id exist, as they do before any real burst). Returns (bridge, idle RSS
+    in kB measured after 1 s subscribed and idle, before any event)."""
+    check(ctx.redis.r.execute_command("PUBSUB", "NUMPAT") == 0,
+          "a previous subscriber is still connected to Redis")
+    b = Bridge(ctx, name, **kw)
+    try:
+        wait_for(lambda: b.proc.poll() is not None or
+                 ctx.redis.r.execute_command("PUBSUB", "NUMPAT") >= 1, 30,
+                 "the bridge to subscribe (PUBSUB NUMPAT)")
+        check(b.proc.poll() is None, "bridge exited (%s) at start; see %s" % (
+            b.proc.returncode, b.logfile.name))
+        time.sleep(1.0)  # idle on purpose: this is the idle RSS sample
+        idle = rss_kb(b.pid)
+        for i in range(WARMUP):
+            n = ctx.redis.r.publish(CHANNEL, "%s%d" % (PREFIX, 900000000 + i))
+            check(n == 1, "warm-up PUBLISH reached %d subscribers, expected the bridge only" % n)
+        b.wait_stats(lambda s: s["produced"] >= WARMUP, "warm-up events delivered", max_s=60)
+        return b, idle
+    except BaseException:
+        b.kill()
+        raise
+
+
+def stop_bridge(b, expect_received, expect_produced, expect_dropped):
+    rc, s = b.stop()
+    check(s is not None, "no final stats line from the bridge (%s)" % b.logfile.name)
+    got = (s["received"], s["produced"], s["dropped"], s["failed"], s["inflight"])
+    want = (expect_received, expect_produced, expect_dropped, 0, 0)
+    check(got == want, "bridge final counts (received, produced, dropped, failed, inflight) "
+          "= %s, expected %s" % (got, want))
+    check(rc == 0, "bridge exited %s after SIGTERM (expected 0: drained)" % rc)
+    return s
+
+
+# -------------------------------------------------------------- scenarios
+
+def s1_burst(ctx, n, runs, out, refs_only=False):
+    """Burst: ceiling, Kafka reference, bridge; interleaved per run."""
+    ctx.fresh_mock()
+    rows = []
+    for run in range(runs):
+        log("burst run %d/%d: Redis -> one counting subscriber (ceiling)" % (run + 1, runs))
+        c = ctx.counter(n, n)
+        ld = ctx.load("burst", "-n", str(n))
+        res = c.result(120)
+        check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
+              "ceiling: PUBLISH receivers min %s, zero %s: expected the counter alone" % (
+                  ld["receivers_min"], ld["receivers_zero"]))
+        check(res["count"] == n and res["distinct"] == n and not res["disconnected"],
+              "ceiling: the counter got %d messages, %d distinct keys of %d (disconnected: %s)" % (
+                  res["count"], res["distinct"], n, res["disconnected"]))
+        ceil_s = (res["last_us"] - ld["start_us"]) / 1e6
+        ceiling = n / ceil_s
+
+        log("burst run %d/%d: Kafka reference (pre-encoded producer)" % (run + 1, runs))
+        ref = run_tool(ctx, [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t",
+                             REF_TOPIC, "-n", str(n), "--source",
+                             "redis://127.0.0.1:%d/0" % ctx.redis.port, "--route",
+                             "order-confirm", "--prefix", PREFIX])
+        check(ref["delivered"] == n and ref["failed"] == 0,
+              "Kafka reference delivered %d of %d" % (ref["delivered"], n))
+
+        if refs_only:
+            rows.append({"run": run + 1, "n": n, "ceiling_s": ceil_s, "ceiling_eps": ceiling,
+                         "ref_eps": ref["msgs_per_s"],
+                         "ref_cpu_us_per_msg": ref["cpu_us_per_msg"]})
+            log("burst run %d: ceiling %.0f/s; Kafka ref %.0f msgs/s, %.2f us CPU/msg" % (
+                run + 1, ceiling, ref["msgs_per_s"], ref["cpu_us_per_msg"]))
+            continue
+        log("burst run %d/%d: the bridge" % (run + 1, runs))
+        b, idle = start_bridge(ctx, "burst%d" % (run + 1))
+        try:
+            cpu0 = cpu_s(b.pid)
+            ld = ctx.load("burst", "-n", str(n))
+            check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
+                  "bridge burst: some PUBLISHes reached no subscriber (receivers min %s, "
+                  "zero %d): the bridge was disconnected" % (ld["receivers_min"],
+                                                             ld["receivers_zero"]))
+            s = b.wait_stats(lambda s: s["produced"] >= WARMUP + n or
+                             s["dropped"] + s["failed"] > 0, "the burst delivered")
+            cpu1 = cpu_s(b.pid)
+            hwm = rss_kb(b.pid)["VmHWM"]
+            check(s["dropped"] == 0 and s["failed"] == 0,
+                  "bridge dropped %d / failed %d events of the burst" % (s["dropped"],
+                                                                          s["failed"]))
+            t_done, t_upper = b.completion(WARMUP + n)
+        except BaseException:
+            b.kill()
+            raise
+        stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+        kills = ctx.redis.output_buffer_kills()
+        check(kills == 0, "Redis closed %d clients for their output buffer" % kills)
+        bridge_s = t_done - ld["start_us"] / 1e6
+        row = {"run": run + 1, "n": n, "publisher_s": ld["seconds"],
+               "ceiling_s": ceil_s, "ceiling_eps": ceiling,
+               "ceiling_sub_cpu_us_per_msg": res["cpu_us"] / n,
+               "ref_eps": ref["msgs_per_s"], "ref_cpu_us_per_msg": ref["cpu_us_per_msg"],
+               "ref_value_bytes": ref["value_bytes"],
+               "bridge_s": bridge_s, "bridge_s_upper": t_upper - ld["start_us"] / 1e6,
+               "bridge_eps": n / bridge_s, "bridge_cpu_us_per_event": (cpu1 - cpu0) * 1e6 / n,
+               "bridge_idle_rss_kb": idle["VmRSS"], "bridge_hwm_kb": hwm}
+        row["eps_ratio"] = row["bridge_eps"] / row["ceiling_eps"]
+        row["cpu_ratio"] = row["bridge_cpu_us_per_event"] / row["ref_cpu_us_per_msg"]
+        log("burst run %d: ceiling %.0f/s, bridge %.0f/s (x%.2f); CPU/event bridge %.2f us, "
+            "Kafka ref %.2f us (x%.2f)" % (run + 1, ceiling, row["bridge_eps"], row["eps_ratio"],
+                                          row["bridge_cpu_us_per_event"],
+                                          row["ref_cpu_us_per_msg"], row["cpu_ratio"]))
+        rows.append(row)
+        ctx.raw("s1_row", row)
+    out["refs_only" if refs_only else "burst"] = {"runs": rows, "median": medians(rows)}
+
+
+def s1_naive(ctx, n, out):
+    """Context: a naive Python bridge on the same burst."""
+    log("burst: naive Python bridge (redis-py + confluent-kafka), for context")
+    kills0 = ctx.redis.output_buffer_kills()
+    nb = Background(ctx, ["/usr/bin/python3", os.path.join(os.path.dirname(__file__),
+                                                           "naive_bridge.py"),
+                          str(ctx.redis.port), ctx.mock.bootstrap, NAIVE_TOPIC], "naive_bridge")
+    ld = ctx.load("burst", "-n", str(n))
+    res = nb.result(300)
+    kills = ctx.redis.output_buffer_kills() - kills0
+    check(res["count"] <= n, "naive bridge counted more than was published")
+    row = {"n": n, "got": res["count"], "lost": n - res["count"],
+           "lost_pct": 100.0 * (n - res["count"]) / n, "disconnected": res["disconnected"],
+           "redis_output_buffer_kills": kills, "published_to_nobody": ld["receivers_zero"]}
+    log("naive bridge got %d of %d (%.1f%% lost), disconnected by Redis: %s" % (
+        row["got"], n, row["lost_pct"], res["disconnected"]))
+    out["naive"] = row
+    wait_for(lambda: ctx.redis.r.execute_command("PUBSUB", "NUMPAT") == 0, 10,
+             "the naive subscriber to be gone")
+
+
+def s2_latency(ctx, rate, seconds, runs, out):
+    ctx.fresh_mock()
+    rows = []
+    n = int(rate * seconds)
+    for run in range(runs):
+        log("latency run %d/%d: %d events/s for %.0f s" % (run + 1, runs, rate, seconds))
+        b, _ = start_bridge(ctx, "latency%d" % (run + 1))
+        try:
+            cpu0 = cpu_s(b.pid)
+            ld = ctx.load("rate", "--rate", str(rate), "--seconds", str(seconds))
+            check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
+                  "latency: some PUBLISHes reached no subscriber")
+            b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the steady stream delivered")
+            cpu1 = cpu_s(b.pid)
+        except BaseException:
+            b.kill()
+            raise
+        s = stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+        row = {"run": run + 1, "n": n, "rate": rate, "offered_per_s": ld["per_s"],
+               "generator_worst_lag_ms": ld["worst_lag_us"] / 1000,
+               "p50_ms": s["latency_p50_busiest_route_s"] * 1000,
+               "p99_ms": s["latency_p99_busiest_route_s"] * 1000,
+               "cpu_us_per_event": (cpu1 - cpu0) * 1e6 / n}
+        log("latency run %d: p50 %.2f ms, p99 %.2f ms (bucket-interpolated), CPU %.2f us/event" %
+            (run + 1, row["p50_ms"], row["p99_ms"], row["cpu_us_per_event"]))
+        rows.append(row)
+        ctx.raw("s2_row", row)
+    out["latency"] = {"runs": rows, "median": medians(rows)}
+
+
+def s3_memory(ctx, bounds, runs, out):
+    rows = []
+    for run in range(runs):
+        for bound in bounds:
+            log("memory run %d/%d: queue bound %d, Kafka down, publishing 3x" % (
+                run + 1, runs, bound))
+            ctx.fresh_mock((TOPIC,))
+            b, idle = start_bridge(ctx, "rss%d_%d" % (bound, run + 1), queue_events=bound)
+            try:
+                cpu_idle0, t_idle0 = cpu_s(b.pid), time.monotonic()
+                time.sleep(2.0)  # idle on purpose: CPU of an idle bridge
+                idle_cpu_pct = 100 * (cpu_s(b.pid) - cpu_idle0) / (time.monotonic() - t_idle0)
+                idle_warm = rss_kb(b.pid)["VmRSS"]
+                ctx.mock.cmd("down")
+                rss = []
+                for step in range(1, 4):
+                    ctx.load("burst", "-n", str(bound), "--start", str((step - 1) * bound))
+                    s = b.wait_stats(lambda s: s["received"] >= WARMUP + step * bound,
+                                     "%dx the bound read during the outage" % step)
+                    check(s["produced"] == WARMUP,
+                          "events were delivered although every broker is down")
+                    check(s["dropped"] == (step - 1) * bound and s["inflight"] == bound,
+                          "at %dx the bound: dropped %d, inflight %d; expected %d, %d" % (
+                              step, s["dropped"], s["inflight"], (step - 1) * bound, bound))
+                    rss.append(rss_kb(b.pid)["VmRSS"])
+                ctx.mock.cmd("up")
+                b.wait_stats(lambda s: s["produced"] >= WARMUP + bound,
+                             "the queued events delivered after Kafka returned", stall_s=60)
+            except BaseException:
+                b.kill()
+                raise
+            stop_bridge(b, WARMUP + 3 * bound, WARMUP + bound, 2 * bound)
+            row = {"run": run + 1, "bound": bound, "idle_rss_kb": idle["VmRSS"],
+                   "idle_warm_rss_kb": idle_warm, "idle_cpu_pct": idle_cpu_pct,
+                   "rss_1x_kb": rss[0], "rss_2x_kb": rss[1], "rss_3x_kb": rss[2],
+                   "dropped": 2 * bound, "delivered_after_outage": bound,
+                   "bytes_per_queued_event": (rss[2] - idle_warm) * 1024 / bound,
+                   "growth_1x_to_3x_kb": rss[2] - rss[0]}
+            log("memory: bound %d: idle %.1f MB, RSS at 1x/2x/3x %.1f/%.1f/%.1f MB, dropped %d" %
+                (bound, idle["VmRSS"] / 1024, rss[0] / 1024, rss[1] / 1024, rss[2] / 1024,
+                 2 * bound))
+            rows.append(row)
+            ctx.raw("s3_row", row)
+    out["memory"] = {"runs": rows, "median": {
+        str(bound): medians([r for r in rows if r["bound"] == bound]) for bound in bounds}}
+    out["memory"]["idle_rss_kb_median"] = median([r["idle_rss_kb"] for r in rows])
+
+
+def s4_mass_expiry(ctx, n, lead_ms, runs, out):
+    ctx.fresh_mock()
+    rows = []
+    for run in range(runs):
+        log("1M keys run %d/%d: %d keys armed with one deadline" % (run + 1, runs, n))
+        ctx.redis.r.flushall()
+        ctx.redis.r.config_set("notify-keyspace-events", "Ex")
+        b, _ = start_bridge(ctx, "expiry%d" % (run + 1))
+        try:
+            c = ctx.counter(n, n, idle_ms=10000)
+            cpu0 = cpu_s(b.pid)
+            arm = ctx.load("arm", "-n", str(n), "--lead-ms", str(lead_ms))
+            deadline = arm["deadline_ms"] / 1000
+            res = c.result(300)
+            s = b.wait_stats(lambda s: s["produced"] >= WARMUP + n or
+                             s["dropped"] + s["failed"] > 0, "the mass expiry on Kafka")
+            cpu1 = cpu_s(b.pid)
+            check(s["dropped"] == 0 and s["failed"] == 0, "bridge dropped %d / failed %d" % (
+                s["dropped"], s["failed"]))
+            t_done, _ = b.completion(WARMUP + n)
+        except BaseException:
+            b.kill()
+            raise
+        stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+        check(res["count"] == n and res["distinct"] == n and not res["disconnected"],
+              "counter saw %d announcements, %d distinct, of %d" % (res["count"],
+                                                                     res["distinct"], n))
+        check(ctx.redis.r.dbsize() == 0, "keys left in Redis after the mass expiry")
+        row = {"run": run + 1, "n": n, "arm_s": arm["seconds"],
+               "first_announce_after_deadline_s": res["first_us"] / 1e6 - deadline,
+               "redis_announce_s": res["last_us"] / 1e6 - deadline,
+               "bridge_done_s": t_done - deadline,
+               "redis_events_per_s": n / (res["last_us"] / 1e6 - deadline),
+               "bridge_cpu_us_per_event": (cpu1 - cpu0) * 1e6 / n}
+        row["ratio"] = row["bridge_done_s"] / row["redis_announce_s"]
+        log("1M keys run %d: Redis announced all in %.2f s after the deadline, the bridge had "
+            "all on Kafka at %.2f s (x%.3f)" % (run + 1, row["redis_announce_s"],
+                                               row["bridge_done_s"], row["ratio"]))
+        rows.append(row)
+        ctx.raw("s4_row", row)
+    ctx.redis.r.flushall()
+    out["mass_expiry"] = {"runs": rows, "median": medians(rows)}
+
+
+def medians(rows):
+    keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and
+            not isinstance(rows[0][k], bool) and k != "run"]
+    return {k: median([r[k] for r in rows]) for k in keys}
+
+
+# ---------------------------------------------------------------- summary
+
+def verdicts(out, t):
+    """(name, measured, target, pass) per target of issue 3 item 10."""
+    v = []
+    if "burst" in out:
+        m = out["burst"]["median"]
+        v.append(("zero loss on the %d burst" % m["n"], "0 lost (asserted, every run)",
+                  "0 lost", True))
+        v.append(("delivered events/s >= 0.5 x Redis ceiling", "x%.2f" % m["eps_ratio"],
+                  ">= x%.2f" % t["eps_ratio"], m["eps_ratio"] >= t["eps_ratio"]))
+        v.append(("bridge CPU/event <= 1.5 x Kafka reference", "x%.2f" % m["cpu_ratio"],
+                  "<= x%.2f" % t["cpu_ratio"], m["cpu_ratio"] <= t["cpu_ratio"]))
+    if "latency" in out:
+        m = out["latency"]["median"]
+        v.append(("p99 notification -> delivery report at %d/s" % m["rate"],
+                  "%.2f ms" % m["p99_ms"], "<= %.0f ms" % t["p99_ms"],
+                  m["p99_ms"] <= t["p99_ms"]))
+    if "memory" in out:
+        mem = out["memory"]
+        idle = mem["idle_rss_kb_median"]
+        v.append(("RSS idle", "%.1f MB" % (idle / 1024), "<= %d MB" % t["idle_rss_mb"],
+                  idle <= t["idle_rss_mb"] * 1024))
+        for bound, m in mem["median"].items():
+            # Bounded: once the queue is full, more events must not add memory.
+            plateau = m["growth_1x_to_3x_kb"] <= 0.1 * max(m["rss_1x_kb"] - m["idle_warm_rss_kb"],
+                                                            0) + 2048
+            v.append(("RSS bounded by queue %s (outage, 3x published)" % bound,
+                      "%.1f -> %.1f MB (1x -> 3x)" % (m["rss_1x_kb"] / 1024,
+                                                     m["rss_3x_kb"] / 1024),
+                      "plateau after 1x", plateau))
+    if "mass_expiry" in out:
+        m = out["mass_expiry"]["median"]
+        v.append(("1M keys: bridge done <= 1.1 x Redis announce time", "x%.3f" % m["ratio"],
+                  "<= x%.2f" % t["mass_ratio"], m["ratio"] <= t["mass_ratio"]))
+    return v
+
+
+def summary_text(out, v, runs):
+    L = []
+    L.append("expiry-bridge benchmark -- %s, medians of %d runs" % (out["when"], runs))
+    L.append("machine: %s; %s" % (out["machine"], out["versions"]))
+    L.append("")
+    if "burst" in out:
+        m = out["burst"]["median"]
+        L.append("1. Burst: %d pipelined PUBLISHes of routed keys (median of per-run values)" %
+                 m["n"])
+        L.append("   Redis -> counting subscriber (ceiling) %10.0f events/s  (%.3f s)" % (
+            m["ceiling_eps"], m["ceiling_s"]))
+        L.append("   bridge, delivered to Kafka            %10.0f events/s  (%.3f s)   ratio x%.2f"
+                 % (m["bridge_eps"], m["bridge_s"], m["eps_ratio"]))
+        L.append("   Kafka reference (pre-encoded)         %10.2f us CPU/msg  (%.0f msgs/s, "
+                 "%d-byte value)" % (m["ref_cpu_us_per_msg"], m["ref_eps"],
+                                     m["ref_value_bytes"]))
+        L.append("   bridge                                %10.2f us CPU/event              "
+                 "ratio x%.2f" % (m["bridge_cpu_us_per_event"], m["cpu_ratio"]))
+        L.append("   counting subscriber's own CPU         %10.2f us/msg" %
+                 m["ceiling_sub_cpu_us_per_msg"])
+        L.append("   bridge RSS peak during the burst      %10.1f MB" % (m["bridge_hwm_kb"] / 1024))
+    if "refs_only" in out:
+        m = out["refs_only"]["median"]
+        L.append("1. Burst references only (%d events): ceiling %.0f events/s; Kafka reference "
+                 "%.0f msgs/s, %.2f us CPU/msg" % (m["n"], m["ceiling_eps"], m["ref_eps"],
+                                                   m["ref_cpu_us_per_msg"]))
+    if "naive" in out:
+        nv = out["naive"]
+        L.append("   naive Python bridge: got %d of %d (%.1f%% lost); disconnected by Redis "
+                 "(output buffer limit): %s" % (nv["got"], nv["n"], nv["lost_pct"],
+                                                 nv["disconnected"]))
+    if "latency" in out:
+        m = out["latency"]["median"]
+        L.append("")
+        L.append("2. Latency at a steady %d events/s for %d events (bridge histogram, "
+                 "bucket-interpolated)" % (m["rate"], m["n"]))
+        L.append("   p50 %.2f ms   p99 %.2f ms   CPU %.2f us/event" % (
+            m["p50_ms"], m["p99_ms"], m["cpu_us_per_event"]))
+    if "memory" in out:
+        mem = out["memory"]
+        L.append("")
+        L.append("3. Memory: idle RSS %.1f MB (subscribed, connected, no event yet)" % (
+            mem["idle_rss_kb_median"] / 1024))
+        L.append("   bound      idle+warm   at 1x     at 2x     at 3x     bytes/queued event  "
+                 "dropped")
+        for bound, m in mem["median"].items():
+            L.append("   %-9s  %6.1f MB  %6.1f MB %6.1f MB %6.1f MB  %8.0f            %d" % (
+                bound, m["idle_warm_rss_kb"] / 1024, m["rss_1x_kb"] / 1024,
+                m["rss_2x_kb"] / 1024, m["rss_3x_kb"] / 1024, m["bytes_per_queued_event"],
+                m["dropped"]))
+        L.append("   idle CPU: %.2f%% of one core" % median(
+            [r["idle_cpu_pct"] for r in mem["runs"]]))
+    if "mass_expiry" in out:
+        m = out["mass_expiry"]["median"]
+        L.append("")
+        L.append("4. %d keys armed with one deadline (times from the deadline)" % m["n"])
+        L.append("   Redis: first announcement +%.3f s, last +%.3f s (%.0f events/s)" % (
+            m["first_announce_after_deadline_s"], m["redis_announce_s"],
+            m["redis_events_per_s"]))
+        L.append("   bridge: last event on Kafka +%.3f s   ratio x%.3f   CPU %.2f us/event" % (
+            m["bridge_done_s"], m["ratio"], m["bridge_cpu_us_per_event"]))
+    L.append("")
+    L.append("Targets (issue 3, item 10)")
+    for name, measured, target, ok in v:
+        L.append("   %-4s %-52s %-28s %s" % ("PASS" if ok else "FAIL", name, measured, target))
+    return "\n".join(L) + "\n"
+
+
+def versions():
+    try:
+        rv = subprocess.run(["redis-server", "--version"], capture_output=True,
+                            text=True).stdout.split()[2]
+    except Exception:
+        rv = "?"
+    return "redis-server %s" % rv
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--rundir", required=True)
+    ap.add_argument("--results", required=True, help="where summary.txt/json go")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="burst,naive,latency,memory,expiry",
+                    help="scenarios to run; 'refs' runs only the burst's references")
+    ap.add_argument("--burst-n", type=int, default=500000)
+    ap.add_argument("--rate", type=int, default=10000)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--bounds", default="20000,100000")
+    ap.add_argument("--expiry-n", type=int, default=1000000)
+    ap.add_argument("--lead-ms", type=int, default=7000)
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    targets = {"eps_ratio": 0.5, "cpu_ratio": 1.5, "p99_ms": 10, "idle_rss_mb": 30,
+               "mass_ratio": 1.1}
+
+    def on_term(sig, frame):
+        raise SystemExit("bench.py: signal %d" % sig)
+    signal.signal(signal.SIGTERM, on_term)
+
+    ctx = Ctx(args)
+    out = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+           "machine": "%d cores, %s" % (os.cpu_count(), os.uname().release),
+           "versions": versions(), "targets": targets, "runs": args.runs,
+           "rundir": args.rundir}
+    t0 = time.monotonic()
+    try:
+        ctx.redis = Redis(ctx.procs, args.rundir)
+        limit = ctx.redis.r.config_get("client-output-buffer-limit")
+        out["redis_client_output_buffer_limit"] = limit.get("client-output-buffer-limit")
+        if "burst" in only or "refs" in only:
+            s1_burst(ctx, args.burst_n, args.runs, out, refs_only="burst" not in only)
+        if "naive" in only:
+            if not ctx.mock:
+                ctx.fresh_mock()
+            s1_naive(ctx, args.burst_n, out)
+        if "latency" in only:
+            s2_latency(ctx, args.rate, args.seconds, args.runs, out)
+        if "memory" in only:
+            s3_memory(ctx, [int(x) for x in args.bounds.split(",")], args.runs, out)
+        if "expiry" in only:
+            s4_mass_expiry(ctx, args.expiry_n, args.lead_ms, args.runs, out)
+    except BenchError as e:
+        print("\nBENCH FAILED: %s\n(raw results and logs: %s)" % (e, args.rundir),
+              file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if ctx.mock:
+            ctx.mock.stop()
+        if ctx.redis:
+            ctx.redis.stop()
+        ctx.procs.stop_all()
+    out["elapsed_s"] = time.monotonic() - t0
+    v = verdicts(out, targets)
+    out["verdicts"] = [{"target": n, "measured": m, "wanted": w, "pass": ok}
+                       for n, m, w, ok in v]
+    text = summary_text(out, v, args.runs)
+    for d in (args.rundir, args.results):
+        with open(os.path.join(d, "summary.txt"), "w") as f:
+            f.write(text)
+        with open(os.path.join(d, "summary.json"), "w") as f:
+            json.dump(out, f, indent=2)
+    print()
+    print(text, end="")
+    print("(%.0f s; raw results and logs in %s)" % (out["elapsed_s"], args.rundir))
+    return 0 if all(ok for *_, ok in v) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
