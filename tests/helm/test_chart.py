@@ -519,8 +519,8 @@ class ChartTest(Counted):
         client = cfg["kafka"]["client"]
         for k, v in client.items():
             self.assertIsInstance(v, str, "librdkafka property %s must be a string" % k)
-        self.assertEqual(client["queue.buffering.max.messages"], "1000000")
-        self.assertEqual(client["enable.idempotence"], "true")
+        self.assertEqual(client["message.max.bytes"], "2000000", "not 2e+06")
+        self.assertEqual(client["socket.keepalive.enable"], "true")
         self.assertEqual(client["security.protocol"], "SASL_SSL")
         self.assertEqual(client["sasl.username"], "expiry-bridge")
         self.assertEqual(cfg["kafka"]["queue"]["max_events"], 2000000)
@@ -608,6 +608,14 @@ class ChartTest(Counted):
         self.assertNotIn("pw@", notes, "NOTES must not print URL credentials")
 
     # ---------------------------------------------------------- templates
+
+    def test_renders_the_same_under_strict_missing_keys(self):
+        """`helm lint --strict` renders with missingkey=error: no template
+        may read a key that values do not have."""
+        for which, files, text in (("defaults", (), self.defaults_text),
+                                   ("full", (FULL,), self.full_text)):
+            self.assertEqual(run_renderer(files, extra=["--strict"]), text, which)
+            run_renderer(files, extra=["--strict", "--notes"])
 
     def test_every_values_reference_in_templates_exists(self):
         """missingkey=zero hides typos (.Values.redis.pasword renders empty):

@@ -291,6 +291,9 @@ log:
 {{/*
 The bridge config, part 2: what hot reload applies without a restart (the
 routes and what happens to unrouted keys). Not in the checksum.
+One key a line in a fixed order (the known keys first, any others sorted),
+values through toJson: readable, and the same text whatever YAML library
+the Helm version uses.
 */}}
 {{- define "expiry-bridge.config.routes" -}}
 {{- $seen := dict }}
@@ -300,20 +303,23 @@ routes and what happens to unrouted keys). Not in the checksum.
 {{- end }}
 {{- $_ := set $seen (toString .name) true }}
 {{- end -}}
+{{- $order := list "name" "match" "events" "topic" "key" "format" "headers" "ledger" "payload" -}}
 routes:
-{{- range .Values.routes }}
-  - name: {{ toJson .name }}
-    {{- with omit . "name" }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+{{- range $route := .Values.routes }}
+{{- $first := true }}
+{{- $keys := $order }}
+{{- range $k := keys $route | sortAlpha }}
+{{- if not (has $k $order) }}{{ $keys = append $keys $k }}{{ end }}
+{{- end }}
+{{- range $k := $keys }}
+{{- if hasKey $route $k }}
+  {{ if $first }}- {{ else }}  {{ end }}{{ $k }}: {{ get $route $k | toJson }}
+{{- $first = false }}
+{{- end }}
+{{- end }}
 {{- else }} []
 {{- end }}
-{{- if kindIs "string" .Values.unrouted }}
 unrouted: {{ toJson .Values.unrouted }}
-{{- else }}
-unrouted:
-  {{- toYaml .Values.unrouted | nindent 2 }}
-{{- end }}
 {{- end }}
 
 {{/*

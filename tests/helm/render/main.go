@@ -18,12 +18,13 @@
 //   - Functions: sprig (minus env/expandenv, which Helm removes), include,
 //     tpl, required, toYaml, mustToYaml, fromYaml, fromYamlArray, toJson,
 //     fromJson, fromJsonArray, lookup (always empty, as in `helm template`).
-//   - missingkey=zero and the removal of "<no value>" from the output.
+//   - missingkey=zero and the removal of "<no value>" from the output
+//     (--strict: missingkey=error, as Helm's strict lint mode).
 //
 // Usage:
 //
 //	ebhelmrender --chart DIR [-f values.yaml]... [--name R] [--namespace NS]
-//	             [--notes] [--show-values]
+//	             [--notes] [--show-values] [--strict]
 //
 // Output: every rendered manifest as "---\n# Source: CHART/templates/F\n...",
 // like `helm template`; --notes prints the rendered NOTES.txt instead;
@@ -429,6 +430,7 @@ func main() {
 	notes := flag.Bool("notes", false, "render NOTES.txt (only) instead of the manifests")
 	showValues := flag.Bool("show-values", false, "print the coalesced values as JSON and exit")
 	isUpgrade := flag.Bool("is-upgrade", false, "render as an upgrade (.Release.IsUpgrade)")
+	strict := flag.Bool("strict", false, "missingkey=error, as `helm lint --strict` renders")
 	flag.Var(&files, "f", "values file (repeatable; later files win)")
 	flag.Parse()
 	if *chartDir == "" {
@@ -467,7 +469,11 @@ func main() {
 	}
 
 	e := &engine{chartName: chart.Name}
-	e.root = template.New("gotpl").Funcs(e.funcMap()).Option("missingkey=zero")
+	missing := "missingkey=zero"
+	if *strict {
+		missing = "missingkey=error"
+	}
+	e.root = template.New("gotpl").Funcs(e.funcMap()).Option(missing)
 	e.root.Funcs(template.FuncMap{"include": e.include, "tpl": e.tpl})
 
 	tdir := filepath.Join(*chartDir, "templates")
