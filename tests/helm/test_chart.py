@@ -558,6 +558,21 @@ class ChartTest(Counted):
                          "not landed), this is expected to fail until it does; otherwise the "
                          "chart and the config loader disagree:\n\n" + "\n".join(failures))
 
+    def test_config_matches_the_config_json_schema(self):
+        """config/config.schema.json (the daemon's own schema of its file)
+        accepts what the chart renders."""
+        path = os.path.join(SRC, "config", "config.schema.json")
+        if not os.path.exists(path):
+            self.skipTest("config/config.schema.json does not exist yet")
+        schema = load_yaml(path)
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        for which, docs in self.renders.items():
+            cfg, _ = bridge_config(docs)
+            errors = ["%s: %s" % ("/".join(map(str, e.absolute_path)), e.message)
+                      for e in cls(schema).iter_errors(cfg)]
+            self.assertEqual(errors, [], which)
+
     # ------------------------------------------------------------ consumer
 
     def test_consumer_runs_order_consumer_from_the_same_image(self):
