@@ -145,6 +145,8 @@ struct eb_redis_source {
     bool failing; /* condemned: ev_defer will close it */
     bool sub_up;  /* TCP connected */
     bool cmd_up;
+    int64_t sub_up_ns; /* when each connected: replies cannot be overdue before */
+    int64_t cmd_up_ns;
     bool sub_authed; /* subscriber may subscribe */
     bool role_ok;    /* command connection talks to a master */
     bool cmd_ready;  /* role and flags checked */
@@ -249,13 +251,19 @@ static void defer_close(eb_redis_source_t *s) {
  * callbacks. When the subscription was up, the gap starts at the last
  * moment the subscriber was known alive: anything published after that
  * may be lost, so that is the honest start. */
-static void session_fail(eb_redis_source_t *s, enum eb_log_level level, const char *msg,
-                         const char *detail) {
+static void session_fail_hint(eb_redis_source_t *s, enum eb_log_level level, const char *msg,
+                              const char *detail, const char *hint) {
     if (s->failing || !s->sess_open || s->stopped)
         return;
     s->failing = true;
-    eb_log(s->log, level, msg, eb_lf_str("host", s->host), eb_lf_int("port", s->port),
-           eb_lf_str("detail", detail ? detail : ""), eb_lf_str("state", state_name(s->state)));
+    struct eb_log_field f[] = {
+        eb_lf_str("host", s->host),
+        eb_lf_int("port", s->port),
+        eb_lf_str("detail", detail ? detail : ""),
+        eb_lf_str("state", state_name(s->state)),
+        eb_lf_str("hint", hint ? hint : ""),
+    };
+    eb_log_write(s->log, level, msg, f, hint ? 5 : 4);
     if (s->state == EB_REDIS_SUBSCRIBED) {
         s->gap_open = true;
         s->gap_start_ns = s->last_sub_read_ns;
@@ -265,6 +273,11 @@ static void session_fail(eb_redis_source_t *s, enum eb_log_level level, const ch
         eb_series_set(s->m_connected, 0);
     }
     defer_close(s);
+}
+
+static void session_fail(eb_redis_source_t *s, enum eb_log_level level, const char *msg,
+                         const char *detail) {
+    session_fail_hint(s, level, msg, detail, NULL);
 }
 
 static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
@@ -401,6 +414,9 @@ static void on_role(eb_redis_source_t *s, const redisReply *r) {
         }
         /* ROLE unknown (old server) or forbidden by an ACL: INFO works on
          * both and says the same. */
+        eb_log(s->log, EB_LOG_DEBUG, "redis ROLE refused; reading the role from INFO replication",
+               eb_lf_str("detail", reply_text(r)), eb_lf_str("host", s->host),
+               eb_lf_int("port", s->port));
         const char *argv[] = {"INFO", "replication"};
         if (!cmd_send(s, REQ_INFO, 2, argv, NULL))
             session_fail(s, EB_LOG_WARN, "redis command could not be queued", "INFO");
@@ -750,10 +766,13 @@ static void on_conn_connect(eb_redis_source_t *s, bool is_sub, bool ok, const ch
         session_fail(s, EB_LOG_WARN,
                      is_sub ? "redis connect failed (subscriber)" : "redis connect failed", err);
     } else {
-        if (is_sub)
+        if (is_sub) {
             s->sub_up = true;
-        else
+            s->sub_up_ns = mono_ns();
+        } else {
             s->cmd_up = true;
+            s->cmd_up_ns = mono_ns();
+        }
         if (s->sub_up && s->cmd_up)
             evtimer_del(s->ev_connect);
     }
@@ -772,7 +791,17 @@ static void cmd_on_connect(eb_redis_conn_t *c, bool ok, const char *err, void *o
 static void sub_on_disconnect(eb_redis_conn_t *c, const char *err, void *opaque) {
     eb_redis_source_t *s = opaque;
     s->cb_depth++;
-    session_fail(s, EB_LOG_WARN, "redis connection lost (subscriber)", err);
+    if (starts_with(err, "NOPERM"))
+        /* hiredis 0.14 turns an error reply on a subscribed connection into
+         * a disconnect: an ACL user without channel permissions. */
+        session_fail_hint(s, EB_LOG_ERROR, "redis refused the subscription", err,
+                          "the ACL user needs channel access: &__keyevent@* "
+                          "&__expiry_bridge:hb:* (or &*)");
+    else
+        session_fail_hint(s, EB_LOG_WARN, "redis connection lost (subscriber)", err,
+                          "when redis itself stayed up it dropped the subscriber: "
+                          "client-output-buffer-limit pubsub (the bridge read too slowly) or "
+                          "CLIENT KILL");
     s->cb_depth--;
 }
 static void cmd_on_disconnect(eb_redis_conn_t *c, const char *err, void *opaque) {
@@ -859,6 +888,7 @@ static void session_close(eb_redis_source_t *s) {
     s->sub = s->cmd = NULL;
     s->sess_open = s->failing = false;
     s->sub_up = s->cmd_up = s->sub_authed = s->role_ok = s->cmd_ready = false;
+    s->sub_up_ns = s->cmd_up_ns = 0;
     s->subs_sent = s->hb_confirmed = s->flags_busy = s->flags_again = false;
     s->sub_pending = 0;
     s->sub_wait_since_ns = 0;
@@ -974,11 +1004,20 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         return;
     int64_t limit = (int64_t)s->hb_timeout_ms * 1000000;
     char detail[96];
-    if (!stalled && s->q_head && now - s->q_head->sent_ns > limit) {
+    /* Before a connection is up its queued commands wait for the connect,
+     * which the connect timeout judges; after, they age from the later of
+     * sending and connecting. */
+    int64_t cmd_since = s->q_head ? s->q_head->sent_ns : 0;
+    if (cmd_since && cmd_since < s->cmd_up_ns)
+        cmd_since = s->cmd_up_ns;
+    int64_t sub_since = s->sub_wait_since_ns;
+    if (sub_since && sub_since < s->sub_up_ns)
+        sub_since = s->sub_up_ns;
+    if (!stalled && s->cmd_up && cmd_since && now - cmd_since > limit) {
         snprintf(detail, sizeof(detail), "%s reply overdue by more than %d ms",
                  req_names[s->q_head->kind], s->hb_timeout_ms);
         session_fail(s, EB_LOG_WARN, "redis connection dead", detail);
-    } else if (!stalled && s->sub_wait_since_ns && now - s->sub_wait_since_ns > limit) {
+    } else if (!stalled && s->sub_up && sub_since && now - sub_since > limit) {
         snprintf(detail, sizeof(detail), "subscriber reply overdue by more than %d ms",
                  s->hb_timeout_ms);
         session_fail(s, EB_LOG_WARN, "redis connection dead", detail);

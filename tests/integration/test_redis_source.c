@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -496,6 +499,25 @@ static void test_acl_user_without_config_warns_naming_missing_flags(void **state
     finish(t);
 }
 
+static void test_acl_user_without_channel_access_is_told_which(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER nochan on >npw ~* +@all");
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    t->conf.username = "nochan";
+    t->conf.password = "npw";
+    start_source(t);
+    const struct metric_min retried = {"eb_redis_reconnects_total", 1};
+    assert_true(run_until(t, metric_at_least, &retried, WAIT_MS));
+    char line[4096];
+    assert_true(log_line(t, "redis refused the subscription", line, sizeof(line)));
+    assert_non_null(strstr(line, "\"level\":\"error\""));
+    assert_non_null(strstr(line, "&__keyevent@*"));
+    assert_int_equal(t->states_seen[EB_REDIS_SUBSCRIBED], 0);
+    finish(t);
+}
+
 static void test_configure_disabled_warns_naming_exactly_the_missing_flags(void **state) {
     struct t *t = *state;
     const char *args[] = {"--hz", "100", "--notify-keyspace-events", "Kx", NULL};
@@ -515,6 +537,23 @@ static void test_configure_disabled_warns_naming_exactly_the_missing_flags(void 
 /* ------------------------------------------------------------------------
  * Authentication and role
  * --------------------------------------------------------------------- */
+
+static void test_role_forbidden_falls_back_to_info_replication(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER norole on >rpw ~* &* +@all -role");
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    t->conf.username = "norole";
+    t->conf.password = "rpw";
+    start_source(t);
+    wait_subscribed(t);
+    assert_true(log_contains(t, "reading the role from INFO replication"));
+    assert_int_equal(metric(t, "eb_redis_replica_refusals_total"), 0);
+    expire_key(t, "no-role");
+    wait_expired(t, "no-role");
+    finish(t);
+}
 
 static void test_auth_with_requirepass_subscribes(void **state) {
     struct t *t = *state;
@@ -656,7 +695,8 @@ static void test_heartbeat_detects_frozen_server_and_reconnects(void **state) {
     eb_fix_redis_signal(&t->redis, SIGCONT);
     assert_true(lost);
     assert_true(detect_ms >= HB_TIMEOUT_MS - HB_INTERVAL_MS);
-    assert_true(detect_ms < HB_TIMEOUT_MS + 3 * HB_INTERVAL_MS + 500);
+    /* Far below anything TCP keepalive could detect (15 s and more). */
+    assert_true(detect_ms < HB_TIMEOUT_MS + 3000);
     assert_true(log_contains(t, "\"msg\":\"redis connection dead\""));
 
     wait_subscribed(t);
@@ -664,6 +704,42 @@ static void test_heartbeat_detects_frozen_server_and_reconnects(void **state) {
     expire_key(t, "thawed");
     wait_expired(t, "thawed");
     finish(t);
+}
+
+/* A listening socket whose accept queue is full: the kernel drops further
+ * SYNs, so a connect to it neither succeeds nor fails -- it hangs. */
+static int hanging_listener(int *port, int fds[3]) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(l, 0), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        assert_true(fds[i] >= 0);
+        (void)connect(fds[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    return l;
+}
+
+static void test_connect_timeout_fires_on_a_hanging_connect(void **state) {
+    struct t *t = *state;
+    int fds[3];
+    int l = hanging_listener(&t->redis.port, fds);
+    t->conf.connect_timeout_ms = 150;
+    start_source(t);
+    const struct metric_min retried = {"eb_redis_reconnects_total", 1};
+    bool ok = run_until(t, metric_at_least, &retried, WAIT_MS);
+    bool timed_out = log_contains(t, "\"msg\":\"redis connect timed out\"");
+    finish(t);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    close(l);
+    assert_true(ok);
+    assert_true(timed_out);
 }
 
 static void test_startup_against_absent_server_is_not_a_gap(void **state) {
@@ -912,7 +988,9 @@ int main(void) {
         T(test_configure_notifications_adds_missing_flags_and_keeps_existing),
         T(test_config_renamed_away_warns_naming_flags_and_still_subscribes),
         T(test_acl_user_without_config_warns_naming_missing_flags),
+        T(test_acl_user_without_channel_access_is_told_which),
         T(test_configure_disabled_warns_naming_exactly_the_missing_flags),
+        T(test_role_forbidden_falls_back_to_info_replication),
         T(test_auth_with_requirepass_subscribes),
         T(test_auth_with_acl_user_subscribes),
         T(test_wrong_password_is_retried_and_never_logged),
@@ -920,6 +998,7 @@ int main(void) {
         T(test_server_killed_and_restarted_resubscribes_and_counts_gap),
         T(test_subscriber_killed_by_server_reconnects),
         T(test_heartbeat_detects_frozen_server_and_reconnects),
+        T(test_connect_timeout_fires_on_a_hanging_connect),
         T(test_startup_against_absent_server_is_not_a_gap),
         T(test_set_events_adds_and_removes_without_losing_expired),
         T(test_command_runs_on_command_connection_and_sees_null_on_loss),
