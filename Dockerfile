@@ -21,7 +21,7 @@ ARG DEBIAN_IMAGE=debian:12-slim
 
 # ---------------------------------------------------------------- build
 FROM ${DEBIAN_IMAGE} AS build
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 COPY .ci/packages-build.txt .ci/packages-build.txt
 RUN apt-get update \
@@ -52,7 +52,7 @@ RUN install -d -m 0755 /staging/usr/lib/expiry-bridge/plugins \
 
 # -------------------------------------------------------------- runtime
 FROM ${DEBIAN_IMAGE} AS runtime
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 WORKDIR /tmp/expiry-bridge-setup
 COPY .ci/packages-runtime.txt .ci/packages-runtime.txt
 RUN apt-get update \
