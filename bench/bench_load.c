@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,12 +285,18 @@ int main(int argc, char **argv) {
         run_pipelined(c, &o, &r, pxat);
     int64_t t1 = now_us(CLOCK_REALTIME), m1 = now_us(CLOCK_MONOTONIC);
     double secs = (double)(m1 - m0) / 1e6;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long long cpu_us = (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
+                       (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
     static const char *names[] = {"burst", "rate", "arm"};
     printf("{\"tool\":\"load\",\"mode\":\"%s\",\"n\":%lld,\"ok\":%lld,\"bad\":%lld,"
            "\"receivers_min\":%lld,\"receivers_zero\":%lld,\"start_us\":%lld,\"end_us\":%lld,"
-           "\"seconds\":%.6f,\"per_s\":%.1f,\"deadline_ms\":%lld,\"worst_lag_us\":%lld}\n",
+           "\"seconds\":%.6f,\"per_s\":%.1f,\"deadline_ms\":%lld,\"worst_lag_us\":%lld,"
+           "\"cpu_us\":%lld}\n",
            names[o.mode], o.n, r.ok, r.bad, o.mode == ARM ? -1 : r.recv_min, r.recv_zero,
-           (long long)t0, (long long)t1, secs, (double)o.n / secs, deadline_ms, (long long)lag);
+           (long long)t0, (long long)t1, secs, (double)o.n / secs, deadline_ms, (long long)lag,
+           cpu_us);
     fflush(stdout);
     redisFree(c);
     if (r.bad || r.ok != o.n) {
