@@ -397,7 +397,7 @@ class ChartTest(Counted):
             self.assertRegex(checksum(docs), r"^[0-9a-f]{64}$")
         self.assertNotEqual(checksum(self.defaults), checksum(self.full))
 
-    def test_checksum_ignores_route_edits_which_still_reach_the_configmap(self):
+    def test_checksum_ignores_reloadable_edits_which_still_reach_the_configmap(self):
         base = checksum(self.defaults)
         _, base_text = bridge_config(self.defaults)
         new_routes = {"routes": [
@@ -413,6 +413,10 @@ class ChartTest(Counted):
         # Same for the full values: routes are outside the hash there too.
         docs, _ = render(FULL, {"routes": new_routes["routes"]})
         self.assertEqual(checksum(docs), checksum(self.full))
+        # The bridge applies log.level on reload too.
+        docs, _ = render({"log": {"level": "debug"}})
+        self.assertEqual(checksum(docs), base)
+        self.assertEqual(bridge_config(docs)[0]["log"]["level"], "debug")
 
     def test_checksum_changes_with_every_setting_that_needs_a_restart(self):
         base = checksum(self.defaults)
@@ -426,7 +430,8 @@ class ChartTest(Counted):
             {"kafka": {"client": {"compression.type": "zstd"}}},
             {"kafka": {"queue": {"maxEvents": 5}}},
             {"kafka": {"sasl": {"enabled": True, "username": "u", "existingSecret": "k"}}},
-            {"log": {"level": "debug"}},
+            {"log": {"statsInterval": "10s"}},
+            {"metrics": {"port": 9500}},
             {"extraEnv": [{"name": "TZ", "value": "UTC"}]},
             {"extraEnvFrom": [{"secretRef": {"name": "more"}}]},
         ]

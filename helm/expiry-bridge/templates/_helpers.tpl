@@ -229,8 +229,9 @@ schema guarantees the format.
 
 {{/*
 The bridge config, part 1: every setting that needs a restart (connections,
-queue, HTTP server, logging). The pod's checksum/restart-config annotation is
-computed from this text, so a change here rolls the pods.
+queue, HTTP server): the bridge applies them only at start. The pod's
+checksum/restart-config annotation is computed from this text, so a change
+here rolls the pods.
 Strings go through toJson: a JSON string is a valid YAML scalar, so no value
 can break the document.
 */}}
@@ -283,19 +284,17 @@ kafka:
   drain_timeout: {{ toJson $k.drainTimeout }}
 http:
   listen: {{ printf "%s:%d" (ternary (printf "[%s]" .Values.metrics.bindAddress) .Values.metrics.bindAddress (contains ":" .Values.metrics.bindAddress)) (int .Values.metrics.port) | toJson }}
-log:
-  level: {{ toJson .Values.log.level }}
-  stats_interval: {{ toJson .Values.log.statsInterval }}
 {{- end }}
 
 {{/*
-The bridge config, part 2: what hot reload applies without a restart (the
-routes and what happens to unrouted keys). Not in the checksum.
+The bridge config, part 2: what hot reload applies without a restart: the
+routes, what happens to unrouted keys, and the log level. Not in the
+checksum (log.stats_interval is: its timer is set at start).
 One key a line in a fixed order (the known keys first, any others sorted),
 values through toJson: readable, and the same text whatever YAML library
 the Helm version uses.
 */}}
-{{- define "expiry-bridge.config.routes" -}}
+{{- define "expiry-bridge.config.reloadable" -}}
 {{- $seen := dict }}
 {{- range .Values.routes }}
 {{- if hasKey $seen (toString .name) }}
@@ -320,12 +319,15 @@ routes:
 {{- else }} []
 {{- end }}
 unrouted: {{ toJson .Values.unrouted }}
+log:
+  level: {{ toJson .Values.log.level }}
+  stats_interval: {{ toJson .Values.log.statsInterval }}
 {{- end }}
 
 {{/*
 Everything whose change needs a restart, hashed into the pod annotation:
-the restart part of the config, the secret references and the extra
-environment, and the inline secret values (so changing one rolls the pods;
+the restart part of the config, log.statsInterval, the secret references
+and the extra environment, and the inline secret values (so changing one rolls the pods;
 a change to an existingSecret's content does not: restart the Deployment
 yourself). Only toJson and the config text go in, never toYaml output, so
 the hash does not depend on the YAML library of the Helm version.
@@ -335,7 +337,8 @@ the hash does not depend on the YAML library of the Helm version.
       "redis" (pick .Values.redis "existingSecret" "existingSecretPasswordKey")
       "kafkaSasl" (pick .Values.kafka.sasl "enabled" "existingSecret" "existingSecretPasswordKey")
       "extraEnv" .Values.extraEnv
-      "extraEnvFrom" .Values.extraEnvFrom -}}
+      "extraEnvFrom" .Values.extraEnvFrom
+      "statsInterval" .Values.log.statsInterval -}}
 {{- $parts := list (include "expiry-bridge.config.restart" .) (toJson $refs) (include "expiry-bridge.inlineSecrets" .) -}}
 {{- join "\n---\n" $parts | sha256sum -}}
 {{- end }}
