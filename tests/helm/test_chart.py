@@ -591,10 +591,31 @@ class ChartTest(Counted):
             "--brokers=kafka-0.kafka:9093,kafka-1.kafka:9093",
             "--group=order-consumer-shop",
             "--topic=shop.order.payment-timeout",
-            "--conninfo=host=shop-pg.db.svc dbname=shop user=shop sslmode=require",
-            "--migrate"])
+            "--db=host=shop-pg.db.svc dbname=shop user=shop sslmode=require",
+            "-X", "fetch.max.bytes=52428800",
+            "-X", "sasl.mechanisms=SCRAM-SHA-512",
+            "-X", "sasl.password=$(KAFKA_PASSWORD)",
+            "-X", "sasl.username=order-consumer",
+            "-X", "security.protocol=SASL_SSL",
+            "--verbose"])
         self.assertEqual(d["spec"]["replicas"], 2)
         self.assertEqual(pod_spec(d)["terminationGracePeriodSeconds"], 40)
+        env = [e["name"] for e in c["env"]]
+        self.assertEqual(env, ["PGPASSWORD", "KAFKA_PASSWORD"])
+        # --migrate exits when done: an init container, never the main one.
+        init = pod_spec(d)["initContainers"]
+        self.assertEqual([i["name"] for i in init], ["migrate"])
+        self.assertEqual(init[0]["command"], ["order-consumer"])
+        self.assertEqual(init[0]["args"][0], "--migrate")
+        self.assertEqual(init[0]["image"], c["image"])
+        self.assertEqual(init[0]["env"], c["env"])
+        self.assertEqual(init[0]["securityContext"], c["securityContext"])
+        docs, _ = render(FULL, {"consumer": {"migrate": False, "extraEnv": [],
+                                             "kafkaProperties": None, "password": ""}})
+        d = one(docs, "Deployment", "consumer")
+        self.assertNotIn("initContainers", pod_spec(d))
+        self.assertNotIn("env", container(d, "consumer"))
+        self.assertNotIn("-X", container(d, "consumer")["args"])
 
     def test_image_digest_pins_the_image(self):
         digest = "sha256:" + "ab" * 32

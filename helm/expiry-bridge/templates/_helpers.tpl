@@ -207,6 +207,17 @@ An env entry reading a secret: (dict "name" ENV "existing" SECRET "key" KEY
 {{- end }}
 {{- end }}
 
+{{/*
+A scalar as the string librdkafka expects. Values arrive from YAML as
+float64 (Helm reads values through JSON), and toString of 1000000.0 is
+"1e+06": whole numbers are printed as integers.
+*/}}
+{{- define "expiry-bridge.scalarString" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}{{ int64 . }}
+{{- else }}{{ toString . }}
+{{- end }}
+{{- end }}
+
 {{/* An IntOrString field: numbers unquoted, "50%" quoted. */}}
 {{- define "expiry-bridge.intOrString" -}}
 {{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int64 . }}{{ end }}
@@ -260,11 +271,7 @@ kafka:
   brokers: {{ tpl (required "kafka.brokers is required" $k.brokers) . | toJson }}
   {{- $client := dict }}
   {{- range $key, $val := $k.client }}
-  {{- /* librdkafka takes strings; YAML numbers arrive as float64 (1e+06!) */}}
-  {{- if and (kindIs "float64" $val) (eq (float64 (int64 $val)) $val) }}
-  {{- $val = int64 $val }}
-  {{- end }}
-  {{- $_ := set $client $key (toString $val) }}
+  {{- $_ := set $client $key (include "expiry-bridge.scalarString" $val) }}
   {{- end }}
   {{- if include "expiry-bridge.kafkaSaslEnabled" . }}
   {{- $_ := set $client "security.protocol" $k.sasl.securityProtocol }}
