@@ -105,6 +105,30 @@ def thread_cpu_s(pid):
     return main, other
 
 
+def machine_busy_s():
+    """CPU seconds the whole machine spent busy so far (every core; steal
+    counted as busy: on a VM it is time we did not get)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def quiesce(max_wait_s=20.0, window_s=0.5, max_busy_cores=0.25):
+    """Wait (bounded) until the machine is quiet: other engineers share it,
+    and a compile job during a measured run moves every number. Returns the
+    background load seen last, in cores."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        b0, t0 = machine_busy_s(), time.monotonic()
+        time.sleep(window_s)  # measuring the load, not synchronising
+        load = (machine_busy_s() - b0) / (time.monotonic() - t0)
+        if load <= max_busy_cores or time.monotonic() >= deadline:
+            if load > max_busy_cores:
+                log("machine still busy (%.2f cores used by others); measuring anyway" % load)
+            return load
+
+
 def rss_kb(pid):
     """{'VmRSS': kB, 'VmHWM': kB} of pid."""
     out = {}
@@ -510,6 +534,7 @@ def s1_burst(ctx, n, runs, out, refs_only=False):
     rows = []
     for run in range(runs):
         log("burst run %d/%d: Redis -> one counting subscriber (ceiling)" % (run + 1, runs))
+        quiesce()
         c = ctx.counter(n, n)
         ccpu0 = cpu_snapshot(ctx)
         ld = ctx.load("burst", "-n", str(n))
@@ -525,6 +550,7 @@ def s1_burst(ctx, n, runs, out, refs_only=False):
         ceiling = n / ceil_s
 
         log("burst run %d/%d: Kafka reference (pre-encoded producer)" % (run + 1, runs))
+        quiesce()
         ref = run_tool(ctx, [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t",
                              REF_TOPIC, "-n", str(n), "--source",
                              "redis://127.0.0.1:%d/0" % ctx.redis.port, "--route",
@@ -543,6 +569,7 @@ def s1_burst(ctx, n, runs, out, refs_only=False):
         b, idle = start_bridge(ctx, "burst%d" % (run + 1))
         try:
             kills0 = ctx.redis.output_buffer_kills()
+            quiesce()
             cpu0 = cpu_snapshot(ctx, b)
             ld = ctx.load("burst", "-n", str(n))
             s = b.settle(WARMUP + n, "the burst delivered")
@@ -573,10 +600,27 @@ def s1_burst(ctx, n, runs, out, refs_only=False):
         for k in cpu1:  # CPU seconds of each process over the bridge's burst
             row["cpu_s_" + k] = cpu1[k] - cpu0[k]
         row["cpu_s_publisher"] = ld["cpu_us"] / 1e6
+        row["cpu_s_others"] = row.pop("cpu_s_machine") - sum(
+            row[k] for k in ("cpu_s_redis", "cpu_s_mock", "cpu_s_bridge_main",
+                             "cpu_s_bridge_rdk", "cpu_s_publisher"))
         row["bridge_cpu_us_per_event"] = (row["cpu_s_bridge_main"] + row["cpu_s_bridge_rdk"]) \
             * 1e6 / max(delivered, 1)
         row["eps_ratio"] = row["bridge_eps"] / row["ceiling_eps"]
         row["cpu_ratio"] = row["bridge_cpu_us_per_event"] / row["ref_cpu_us_per_msg"]
+        # Context: librdkafka's cost per message depends on the pace it is fed
+        # at; the same reference paced at the rate the bridge just delivered.
+        log("burst run %d/%d: Kafka reference paced at the bridge's %.0f events/s" % (
+            run + 1, runs, row["bridge_eps"]))
+        quiesce()
+        paced = run_tool(ctx, [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t",
+                               REF_TOPIC, "-n", str(n), "--rate", "%.0f" % row["bridge_eps"],
+                               "--source", "redis://127.0.0.1:%d/0" % ctx.redis.port,
+                               "--route", "order-confirm", "--prefix", PREFIX],
+                         name="bench_kafka_ref_paced")
+        check(paced["delivered"] == n, "paced Kafka reference delivered %d of %d" % (
+            paced["delivered"], n))
+        row["ref_paced_cpu_us_per_msg"] = paced["cpu_us_per_msg"]
+        row["cpu_ratio_paced"] = row["bridge_cpu_us_per_event"] / paced["cpu_us_per_msg"]
         if not row["zero_loss"]:
             log("burst run %d: LOSS: the bridge received %d and delivered %d of %d; Redis "
                 "closed %d subscriber(s) for their output buffer; %d PUBLISHes reached nobody" % (
@@ -620,6 +664,7 @@ def s2_latency(ctx, rate, seconds, runs, out):
         log("latency run %d/%d: %d events/s for %.0f s" % (run + 1, runs, rate, seconds))
         b, _ = start_bridge(ctx, "latency%d" % (run + 1))
         try:
+            quiesce()
             cpu0 = cpu_s(b.pid)
             ld = ctx.load("rate", "--rate", str(rate), "--seconds", str(seconds))
             check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
@@ -704,6 +749,7 @@ def s4_mass_expiry(ctx, n, lead_ms, runs, out):
         try:
             kills0 = ctx.redis.output_buffer_kills()
             c = ctx.counter(n, n, idle_ms=10000)
+            quiesce()
             cpu0 = cpu_snapshot(ctx, b)
             arm = ctx.load("arm", "-n", str(n), "--lead-ms", str(lead_ms))
             deadline = arm["deadline_ms"] / 1000
@@ -745,10 +791,54 @@ def s4_mass_expiry(ctx, n, lead_ms, runs, out):
     out["mass_expiry"] = {"runs": rows, "median": medians(rows)}
 
 
+def s5_profile(ctx, n, out):
+    """Where the bridge's time goes on the burst: perf (software cpu-clock
+    samples: this VM has no hardware counters) with DWARF call graphs, so
+    libraries without frame pointers unwind too. Not part of the numbers:
+    sampling costs CPU itself."""
+    perf = shutil.which("perf") or "/usr/bin/perf"
+    if not os.path.exists(perf):
+        log("profile: perf not installed; skipped")
+        return
+    ctx.fresh_mock()
+    log("profile: the bridge on a %d burst under perf record" % n)
+    b, _ = start_bridge(ctx, "profile")
+    data = os.path.join(ctx.rundir, "perf.data")
+    try:
+        rec = ctx.procs.start([perf, "record", "-q", "-e", "cpu-clock", "-F", "999",
+                               "--call-graph", "dwarf,16384", "-o", data, "-p", str(b.pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # perf attaches asynchronously; give it time before the burst
+        ctx.load("burst", "-n", str(n))
+        b.settle(WARMUP + n, "the profiled burst delivered")
+        ctx.procs.stop(rec, signal.SIGINT, 60)
+    except BaseException:
+        b.kill()
+        raise
+    stop_bridge_consistent(b)
+    reports = {
+        "profile-threads.txt": ["--sort", "comm,dso", "-g", "none"],
+        "profile-self.txt": ["--no-children", "--sort", "sym", "-g", "none",
+                             "--percent-limit", "0.3"],
+        "profile-inclusive.txt": ["--children", "--sort", "sym", "-g", "none",
+                                  "--percent-limit", "1"],
+        "profile-loop-callers.txt": ["--no-children", "--comm", "expiry-bridge", "--sort", "sym",
+                                     "-g", "caller,0.5,callee,function,percent",
+                                     "--percent-limit", "2"],
+    }
+    for name, extra in reports.items():
+        with open(os.path.join(ctx.rundir, name), "w") as f:
+            subprocess.run([perf, "report", "-i", data, "--stdio"] + extra, stdout=f,
+                           stderr=subprocess.DEVNULL, timeout=600)
+    out["profile"] = {"dir": ctx.rundir, "files": sorted(reports)}
+    log("profile: perf reports in %s/profile-*.txt" % ctx.rundir)
+
+
 def cpu_snapshot(ctx, bridge=None):
     """CPU seconds so far of redis-server, the mock Kafka and the bridge
     (loop thread and librdkafka's threads apart): who used the 2 cores."""
-    snap = {"redis": cpu_s(ctx.redis.proc.pid), "mock": cpu_s(ctx.mock.proc.pid)}
+    snap = {"redis": cpu_s(ctx.redis.proc.pid), "mock": cpu_s(ctx.mock.proc.pid),
+            "machine": machine_busy_s()}
     if bridge:
         snap["bridge_main"], snap["bridge_rdk"] = thread_cpu_s(bridge.pid)
     return snap
@@ -822,7 +912,9 @@ def summary_text(out, v, runs):
                                      m["ref_value_bytes"]))
         L.append("   bridge                                %10.2f us CPU/event              "
                  "ratio x%.2f" % (m["bridge_cpu_us_per_event"], m["cpu_ratio"]))
-        L.append("     of which loop thread %.2f us, librdkafka threads %.2f us" % (
+        L.append("   Kafka reference paced at the bridge's rate %5.2f us CPU/msg  (context)      "
+                 "ratio x%.2f" % (m["ref_paced_cpu_us_per_msg"], m["cpu_ratio_paced"]))
+        L.append("     bridge: loop thread %.2f us, librdkafka threads %.2f us" % (
             m["cpu_s_bridge_main"] * 1e6 / max(m["delivered"], 1),
             m["cpu_s_bridge_rdk"] * 1e6 / max(m["delivered"], 1)))
         L.append("   loss per run (received / delivered of %d; Redis output-buffer disconnects):"
@@ -831,9 +923,10 @@ def summary_text(out, v, runs):
             r["run"], r["received"], r["delivered"], r["redis_output_buffer_kills"])
             for r in runs_))
         L.append("   CPU s during the bridge's burst: redis %.2f, publisher %.2f, mock Kafka %.2f, "
-                 "bridge %.2f + %.2f (of %.2f s wall x 2 cores)" % (
-                     m["cpu_s_redis"], m["cpu_s_publisher"], m["cpu_s_mock"],
-                     m["cpu_s_bridge_main"], m["cpu_s_bridge_rdk"], m["bridge_s"]))
+                 "bridge %.2f + %.2f, everything else on the machine %.2f (of %.2f s wall x 2 "
+                 "cores)" % (m["cpu_s_redis"], m["cpu_s_publisher"], m["cpu_s_mock"],
+                             m["cpu_s_bridge_main"], m["cpu_s_bridge_rdk"], m["cpu_s_others"],
+                             m["bridge_s"]))
         L.append("   counting subscriber's own CPU         %10.2f us/msg (redis %.2f s CPU)" % (
             m["ceiling_sub_cpu_us_per_msg"], m["ceiling_cpu_s_redis"]))
         L.append("   bridge RSS peak during the burst      %10.1f MB" % (m["bridge_hwm_kb"] / 1024))
@@ -900,7 +993,8 @@ def main():
     ap.add_argument("--results", required=True, help="where summary.txt/json go")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="burst,naive,latency,memory,expiry",
-                    help="scenarios to run; 'refs' runs only the burst's references")
+                    help="scenarios to run; 'refs' runs only the burst's references; "
+                    "'profile' (not in the default) records the bridge under perf")
     ap.add_argument("--burst-n", type=int, default=500000)
     ap.add_argument("--rate", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=15)
@@ -938,6 +1032,8 @@ def main():
             s3_memory(ctx, [int(x) for x in args.bounds.split(",")], args.runs, out)
         if "expiry" in only:
             s4_mass_expiry(ctx, args.expiry_n, args.lead_ms, args.runs, out)
+        if "profile" in only:
+            s5_profile(ctx, args.burst_n, out)
     except BenchError as e:
         print("\nBENCH FAILED: %s\n(raw results and logs: %s)" % (e, args.rundir),
               file=sys.stderr, flush=True)

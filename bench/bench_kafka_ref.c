@@ -2,7 +2,7 @@
  * message with the bridge's producer settings and message format.
  *
  *   bench_kafka_ref -b BROKERS -t TOPIC -n N [--source URL] [--route NAME]
- *                   [--prefix P]
+ *                   [--prefix P] [--rate R] [--window W]
  *
  * Produces N pre-encoded messages and waits for every delivery report. The
  * value is one structured CloudEvent made by the bridge's own encoder
@@ -15,6 +15,12 @@
  * 1 s, the bench config's queue bounds, RD_KAFKA_MSG_F_COPY, a header set
  * allocated per message. Everything the bridge does besides (reading Redis,
  * routing, encoding, counting) is what the comparison measures.
+ *
+ * By default it produces as fast as librdkafka takes them, which is the
+ * reference issue 3 asks for. --rate paces production (1 ms grid) so the
+ * producer sees the pace the bridge produced at, and --window caps messages
+ * awaiting a report; both change librdkafka's cost per message (batch sizes,
+ * wakeups), which is why bench.py reports the paced reference beside it.
  *
  * One warm-up message is delivered first (metadata, connections, producer
  * id), as the bridge has them before a burst arrives. Prints one JSON line
@@ -41,6 +47,8 @@ struct opts {
     const char *source;
     const char *route;
     const char *prefix;
+    long long window; /* most messages awaiting a delivery report; 0: no limit */
+    double rate;      /* messages/s, paced from a 1 ms tick; 0: as fast as possible */
 };
 
 struct counts {
@@ -55,16 +63,21 @@ static int64_t now_us(clockid_t clk) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t cpu_us(void) {
+struct cpu {
+    int64_t user_us, sys_us;
+    long minflt;
+};
+
+static struct cpu cpu_now(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
-           (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+    return (struct cpu){(int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
+                        (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_minflt};
 }
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_kafka_ref -b BROKERS -t TOPIC -n N [--source URL] "
-                    "[--route NAME] [--prefix P]\n");
+                    "[--route NAME] [--prefix P] [--rate R] [--window W]\n");
     exit(2);
 }
 
@@ -89,6 +102,10 @@ static void parse(int argc, char **argv, struct opts *o) {
             o->route = v;
         else if (strcmp(a, "--prefix") == 0)
             o->prefix = v;
+        else if (strcmp(a, "--window") == 0)
+            o->window = atoll(v);
+        else if (strcmp(a, "--rate") == 0)
+            o->rate = atof(v);
         else
             usage();
     }
@@ -190,6 +207,16 @@ static void produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const struct eb_encod
     }
 }
 
+/* Paced mode: before message i, wait (serving delivery reports) until its
+ * slot on a 1 ms grid, so the producer sees the bridge's pace instead of one
+ * giant queue. */
+static void pace(rd_kafka_t *rk, int64_t t0, long long i, double rate) {
+    int64_t due = t0 + (int64_t)((double)i * 1e6 / rate);
+    due -= due % 1000;
+    while (now_us(CLOCK_MONOTONIC) < due)
+        rd_kafka_poll(rk, 1);
+}
+
 static bool wait_delivered(rd_kafka_t *rk, const struct counts *c, long long want, int timeout_s) {
     int64_t deadline = now_us(CLOCK_MONOTONIC) + (int64_t)timeout_s * 1000000;
     while (c->delivered + c->failed < want && now_us(CLOCK_MONOTONIC) < deadline)
@@ -223,21 +250,31 @@ int main(int argc, char **argv) {
     }
     c.delivered = 0;
 
-    int64_t cpu0 = cpu_us(), t0 = now_us(CLOCK_MONOTONIC);
+    struct cpu cpu0 = cpu_now();
+    int64_t t0 = now_us(CLOCK_MONOTONIC);
     for (long long i = 0; i < o.n; i++) {
+        if (o.rate > 0)
+            pace(rk, t0, i, o.rate);
         produce(rk, rkt, &enc, keys[i], klens[i]);
         if ((i & 1023) == 0)
             rd_kafka_poll(rk, 0); /* serve delivery reports as the bridge's loop does */
+        while (o.window > 0 && i + 1 - c.delivered - c.failed >= o.window)
+            rd_kafka_poll(rk, 1);
     }
     bool done = wait_delivered(rk, &c, o.n, 120);
-    int64_t t1 = now_us(CLOCK_MONOTONIC), cpu1 = cpu_us();
+    int64_t t1 = now_us(CLOCK_MONOTONIC);
+    struct cpu cpu1 = cpu_now();
+    int64_t used = cpu1.user_us + cpu1.sys_us - cpu0.user_us - cpu0.sys_us;
 
     double secs = (double)(t1 - t0) / 1e6;
     printf("{\"tool\":\"kafka_ref\",\"n\":%lld,\"delivered\":%lld,\"failed\":%lld,"
            "\"seconds\":%.6f,\"msgs_per_s\":%.1f,\"cpu_us\":%lld,\"cpu_us_per_msg\":%.4f,"
+           "\"user_us\":%lld,\"sys_us\":%lld,\"minor_faults\":%ld,\"window\":%lld,\"rate\":%.0f,"
            "\"value_bytes\":%zu,\"headers\":%zu}\n",
-           o.n, c.delivered, c.failed, secs, (double)c.delivered / secs, (long long)(cpu1 - cpu0),
-           (double)(cpu1 - cpu0) / (double)o.n, enc.value.len, enc.nheaders);
+           o.n, c.delivered, c.failed, secs, (double)c.delivered / secs, (long long)used,
+           (double)used / (double)o.n, (long long)(cpu1.user_us - cpu0.user_us),
+           (long long)(cpu1.sys_us - cpu0.sys_us), cpu1.minflt - cpu0.minflt, o.window, o.rate,
+           enc.value.len, enc.nheaders);
     fflush(stdout);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
