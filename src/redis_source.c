@@ -78,11 +78,13 @@ enum req_kind {
     REQ_CONFIG_GET,
     REQ_CONFIG_SET,
     REQ_PUBLISH,
+    REQ_SETNAME,
     REQ_USER,
 };
 
-static const char *const req_names[] = {
-    "AUTH", "ROLE", "INFO replication", "CONFIG GET", "CONFIG SET", "PUBLISH heartbeat", "command"};
+static const char *const req_names[] = {"AUTH",           "ROLE",       "INFO replication",
+                                        "CONFIG GET",     "CONFIG SET", "PUBLISH heartbeat",
+                                        "CLIENT SETNAME", "command"};
 
 /* One command in flight on the command connection. Replies arrive in send
  * order, so the pending requests form a FIFO whose head is the oldest: its
@@ -161,6 +163,7 @@ struct eb_redis_source {
     char flags_warned[32]; /* required flags we already warned about this session */
     struct cmd_req *q_head, *q_tail;
     char tag_sub_auth; /* its address tags the subscriber's AUTH reply */
+    char tag_sub_name; /* ... and its CLIENT SETNAME reply */
 
     /* across sessions */
     struct eb_backoff backoff;
@@ -758,6 +761,8 @@ static void sub_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdata
             s->sub_wait_since_ns = 0;
             maybe_subscribe(s);
         }
+    } else if (privdata == &s->tag_sub_name) {
+        /* A name is a courtesy to operators; an ACL may forbid it. */
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
         const redisReply *t = r->element[0];
         if (t->type == REDIS_REPLY_STRING && t->len == 7 && memcmp(t->str, "message", 7) == 0)
@@ -853,6 +858,7 @@ static void on_internal_reply(eb_redis_source_t *s, const struct cmd_req *req,
             session_fail(s, EB_LOG_WARN, "redis connection dead",
                          "heartbeat reached no subscriber");
         break;
+    case REQ_SETNAME:
     case REQ_USER:
         break;
     }
@@ -949,6 +955,12 @@ static void session_open(eb_redis_source_t *s) {
     } else {
         s->sub_authed = true;
     }
+    /* Named so that CLIENT LIST shows which connections are the bridge's
+     * (and CLIENT KILL can aim at one); replies are ignored. */
+    const char *sub_name[] = {"CLIENT", "SETNAME", "expiry-bridge:sub"};
+    const char *cmd_name[] = {"CLIENT", "SETNAME", "expiry-bridge:cmd"};
+    (void)eb_redis_conn_command(s->sub, &s->tag_sub_name, 3, sub_name, NULL);
+    (void)cmd_send(s, REQ_SETNAME, 3, cmd_name, NULL);
     /* Pipelined behind AUTH: if AUTH fails the session is condemned before
      * this reply is looked at. */
     const char *role[] = {"ROLE"};

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -68,6 +69,7 @@ struct t {
     enum eb_redis_state last_state;
     int states_seen[4];
     bool stop_in_callback;
+    bool stop_when_subscribed;
     size_t after_stop;
     bool stopped_by_callback;
 
@@ -96,7 +98,11 @@ static void on_note(const struct eb_notification *n, void *opaque) {
     memcpy(r->key, n->key, n->key_len);
     r->key_len = n->key_len;
     assert_string_equal(n->event, eb_notify_event_name(n->event_id));
-    assert_true(n->recv_mono_ns > 0 && n->recv_real_us > 0);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    assert_true(n->recv_mono_ns > 0);
+    assert_true(n->recv_real_us <= now_us + 1000 && n->recv_real_us > now_us - 1000000);
     if (t->stop_in_callback && !t->stopped_by_callback) {
         t->stopped_by_callback = true;
         eb_redis_source_stop(t->src);
@@ -108,6 +114,8 @@ static void on_state(enum eb_redis_state st, void *opaque) {
     assert_int_not_equal(st, t->last_state);
     t->last_state = st;
     t->states_seen[st]++;
+    if (st == EB_REDIS_SUBSCRIBED && t->stop_when_subscribed)
+        eb_redis_source_stop(t->src);
 }
 
 typedef bool (*cond_fn)(struct t *t, const void *arg);
@@ -671,6 +679,11 @@ static void test_subscriber_killed_by_server_reconnects(void **state) {
     start_source(t);
     wait_subscribed(t);
 
+    /* Both connections carry names an operator can find in CLIENT LIST. */
+    redisReply *rep = eb_fix_redis_cmd(&t->redis, "CLIENT LIST");
+    assert_non_null(strstr(rep->str, "name=expiry-bridge:sub"));
+    assert_non_null(strstr(rep->str, "name=expiry-bridge:cmd"));
+    freeReplyObject(rep);
     assert_int_equal(eb_fix_redis_int(&t->redis, "CLIENT KILL TYPE pubsub"), 1);
     const struct metric_min one_gap = {"eb_redis_gaps_total", 1};
     assert_true(run_until(t, metric_at_least, &one_gap, WAIT_MS));
@@ -942,6 +955,21 @@ static void test_second_source_on_one_registry_is_refused(void **state) {
     finish(t);
 }
 
+static void test_stop_inside_state_callback_closes_once_control_returns(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    t->stop_when_subscribed = true;
+    start_source(t);
+    /* Stopped from inside hiredis's subscribe confirmation: the close is
+     * deferred, then nothing is left registered, so nothing can run. */
+    assert_true(run_until(t, is_state, &STOPPED, WAIT_MS));
+    assert_int_equal(t->states_seen[EB_REDIS_SUBSCRIBED], 1);
+    assert_true(run_until(t, base_idle, NULL, WAIT_MS));
+    const struct numsub gone = {"__keyevent@0__:expired", 0};
+    assert_true(run_until(t, numsub_is, &gone, WAIT_MS));
+    finish(t);
+}
+
 static void test_destroy_leaves_no_registered_events_in_every_state(void **state) {
     struct t *t = *state;
     /* Waiting: nothing listens on the port. */
@@ -1004,6 +1032,7 @@ int main(void) {
         T(test_command_runs_on_command_connection_and_sees_null_on_loss),
         T(test_stop_inside_notification_callback_ends_delivery),
         T(test_second_source_on_one_registry_is_refused),
+        T(test_stop_inside_state_callback_closes_once_control_returns),
         T(test_destroy_leaves_no_registered_events_in_every_state),
 #undef T
     };
