@@ -28,7 +28,7 @@ class ShutdownTest(BridgeTestCase, unittest.TestCase):
         self.kafka.down()
         keys = self.arm(500)
         wait_stats(self.bridge, lambda s: s["received"] >= 500 and s["inflight"] >= 500)
-        self.bridge.signal(signal.SIGTERM)
+        self.bridge.send_signal(signal.SIGTERM)
         self.bridge.wait_log(lambda e: e.get("msg", "").startswith("shutting down"))
         self.kafka.up()
         self.assertEqual(self.bridge.wait_exit(30), 0)
@@ -43,7 +43,7 @@ class ShutdownTest(BridgeTestCase, unittest.TestCase):
 
     def test_sigterm_stops_reading_redis(self):
         self.start_stack(ROUTES, stats="100ms")
-        self.bridge.signal(signal.SIGTERM)
+        self.bridge.send_signal(signal.SIGTERM)
         self.assertEqual(self.bridge.wait_exit(20), 0)
         clients = self.redis.client().client_list(_type="pubsub")
         self.assertEqual(clients, [], "no subscriber left behind")
@@ -53,7 +53,7 @@ class ShutdownTest(BridgeTestCase, unittest.TestCase):
         self.kafka.down()
         self.arm(50)
         wait_stats(self.bridge, lambda s: s["received"] >= 50)
-        self.bridge.signal(signal.SIGTERM)
+        self.bridge.send_signal(signal.SIGTERM)
         self.assertEqual(self.bridge.wait_exit(30), 75)
         entry = self.bridge.find_log(lambda e: "undelivered" in e)
         self.assertEqual(entry["undelivered"], 50)
@@ -66,7 +66,7 @@ class ShutdownTest(BridgeTestCase, unittest.TestCase):
         with open(self.bridge.config_path, "w") as f:
             f.write(bridge_config(self.redis.port, self.kafka.bootstrap, ROUTES.replace(
                 "orders.expired", "orders.v2")))
-        self.bridge.signal(signal.SIGHUP)
+        self.bridge.send_signal(signal.SIGHUP)
         self.bridge.wait_msg("config reloaded")
         self.arm(1, prefix="order:b")
         c.collect(2)
@@ -78,7 +78,7 @@ class ShutdownTest(BridgeTestCase, unittest.TestCase):
         c = self.consumer(["orders.expired"])
         with open(self.bridge.config_path, "w") as f:
             f.write("routes: [ {name: broken\n")
-        self.bridge.signal(signal.SIGHUP)
+        self.bridge.send_signal(signal.SIGHUP)
         entry = self.bridge.wait_log(lambda e: e.get("msg", "").startswith("config reload rejected"))
         self.assertIn("config.yaml:", entry["error"], "names file:line:col")
         self.arm(3)

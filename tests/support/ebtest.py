@@ -93,6 +93,9 @@ class RedisServer:
         self.port = port or free_port()
         self.args = list(args)
         self.appendonly = appendonly
+        # A server started with --requirepass is pinged and used with it.
+        self.password = (self.args[self.args.index("--requirepass") + 1]
+                         if "--requirepass" in self.args else None)
         self.dir = TempDir("redis")
         self.proc = None
 
@@ -117,6 +120,7 @@ class RedisServer:
     def client(self, **kw):
         import redis
         kw.setdefault("socket_timeout", 5)
+        kw.setdefault("password", self.password)
         return redis.Redis(host="127.0.0.1", port=self.port, **kw)
 
     def log_tail(self, n=20):
@@ -258,7 +262,7 @@ class Bridge:
         with self._lock:
             return "\n".join(self.raw_stderr[-n:])
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         os.kill(self.proc.pid, sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
@@ -313,7 +317,10 @@ class Consumer:
              "session.timeout.ms": 6000,
              "heartbeat.interval.ms": 500,
              "topic.metadata.refresh.interval.ms": 1000,
-             "allow.auto.create.topics": True}
+             "allow.auto.create.topics": True,
+             # Tests stop brokers on purpose: keep librdkafka's own
+             # connection complaints out of the test output.
+             "log_level": 2}
         c.update(conf)
         self.consumer = KConsumer(c)
         self.consumer.subscribe(list(topics))
