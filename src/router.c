@@ -62,6 +62,9 @@ static const struct {
 struct rule {
     uint64_t events;
     size_t prefix_len;
+    size_t min_len;  /* shortest key the pattern can match */
+    size_t tail_len; /* literal text the key must end with (0: none) */
+    const char *tail;
     struct seg *segs; /* the pattern after its literal prefix */
     size_t nsegs;
     char *name;
@@ -655,6 +658,15 @@ static int rule_compile(struct rule *r, const struct eb_router_rule *in, char *e
     if (!r->segs)
         return eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
     memcpy(r->segs, pt.segs + first, r->nsegs * sizeof(*r->segs));
+    /* Cheap rejections before a capture scans the key: a long key that
+     * fails a pattern ending in literal text costs only that text. */
+    r->min_len = r->prefix_len;
+    for (size_t k = 0; k < r->nsegs; k++)
+        r->min_len += r->segs[k].type == SEG_LIT ? r->segs[k].len : r->segs[k].type == SEG_CAP;
+    if (r->nsegs && r->segs[r->nsegs - 1].type == SEG_LIT) {
+        r->tail = r->segs[r->nsegs - 1].lit;
+        r->tail_len = r->segs[r->nsegs - 1].len;
+    }
     if (!in->key)
         return 0;
     size_t tlen = strlen(in->key);
@@ -756,6 +768,9 @@ static bool rule_match(const struct rule *ru, const unsigned char *key, size_t l
                        struct eb_match *out) {
     size_t pos = ru->prefix_len;
     out->ncaps = 0;
+    if (len < ru->min_len ||
+        (ru->tail_len && memcmp(key + len - ru->tail_len, ru->tail, ru->tail_len) != 0))
+        return false;
     for (size_t s = 0; s < ru->nsegs; s++) {
         const struct seg *sg = &ru->segs[s];
         switch (sg->type) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -553,6 +554,37 @@ static void test_router_nested_prefix_chain(void **state) {
     eb_router_destroy(r);
 }
 
+static void test_router_many_failing_candidates_on_a_huge_key_stay_cheap(void **state) {
+    /* 500 nested prefixes "a", "aa", ... each "{x}:end", and a 1 MiB key of
+     * 'a's: every prefix is a candidate and every pattern fails. Each must
+     * fail on its literal tail, not by scanning the key. */
+    enum { N = 500 };
+    static char pats[N][N + 8];
+    static char names[N][16];
+    struct eb_router_rule *rules = calloc(N, sizeof(*rules));
+    assert_non_null(rules);
+    for (int i = 0; i < N; i++) {
+        memset(pats[i], 'a', (size_t)i + 1);
+        memcpy(pats[i] + i + 1, "{x}:end", 8);
+        snprintf(names[i], sizeof(names[i]), "r%d", i);
+        rules[i] = (struct eb_router_rule){names[i], pats[i], NULL, EXPIRED, NULL};
+    }
+    eb_router_t *r = build(rules, N);
+    size_t len = 1024 * 1024;
+    char *key = malloc(len);
+    assert_non_null(key);
+    memset(key, 'a', len);
+    struct eb_match m;
+    clock_t t0 = clock();
+    for (int i = 0; i < 20; i++)
+        assert_false(eb_router_match(r, key, len, EB_EVENT_EXPIRED_ID, &m));
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    assert_true(secs < 1.0);
+    free(key);
+    eb_router_destroy(r);
+    free(rules);
+}
+
 static void test_router_destroy_null_is_noop(void **state) {
     eb_router_destroy(NULL);
     assert_int_equal(eb_router_rule_count(NULL), 0);
@@ -604,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_router_new_rejects_bad_template),
         cmocka_unit_test(test_router_10000_routes_build_and_match),
         cmocka_unit_test(test_router_nested_prefix_chain),
+        cmocka_unit_test(test_router_many_failing_candidates_on_a_huge_key_stay_cheap),
         cmocka_unit_test(test_router_destroy_null_is_noop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
