@@ -9,7 +9,8 @@
  *
  * Every error message starts with "FILE:LINE:COL: " (1-based) and says what
  * was expected, e.g.
- *   routes.yaml:12:5: unknown key 'tpoic' in route; did you mean 'topic'?
+ *   routes.yaml:12:5: unknown key 'tpoic' in routes[0]; expected one of name,
+ *   match, events, topic, key, format, headers, ledger, payload; did you mean 'topic'?
  * All errors found are reported, one per line, up to 20.
  *
  * The result is a plain struct, immutable once loaded: a reload loads a new

@@ -4,10 +4,13 @@
  * Pattern syntax (the `match:` of a route):
  *   literal text      matches itself, byte for byte
  *   {name}            captures one or more bytes, up to the first occurrence
- *                     of the literal text that follows it in the pattern; a
- *                     capture at the end of the pattern takes the rest of
- *                     the key. name: [A-Za-z_][A-Za-z0-9_]*, unique per
- *                     pattern, not one of the template built-ins below.
+ *                     of the literal text that follows it in the pattern
+ *                     (searched from the capture's second byte, so "a:{x}:b"
+ *                     takes x = ":" from "a:::b"); no backtracking. A capture
+ *                     at the end of the pattern takes the rest of the key.
+ *                     name: [A-Za-z_][A-Za-z0-9_]*, unique per pattern, not
+ *                     one of the template built-ins below. Two captures (or a
+ *                     capture and '*') need literal text between them.
  *   *                 only as the last character: any remainder (possibly
  *                     empty); "session:*" is a prefix route.
  *   {{ and }}         a literal '{' or '}'.
