@@ -83,19 +83,76 @@ static void put_utf8_sanitized(struct eb_buf *b, const void *vp, size_t n, bool 
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON helpers                                                              */
+/* Writers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Append the escaped body of a JSON string (no quotes), for text that is
- * glued to a literal prefix such as "redis.key.". Event names are plain
- * ASCII, so the common case is one memcpy. */
-static void put_json_body(struct eb_buf *b, const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
+/* Append n bytes. The value buffer is reserved once per event, so the
+ * common case is an inline memcpy instead of a call into json.c for every
+ * punctuation mark (that call was an eighth of the encoder's time). Writing
+ * into spare room after a failure is harmless: a failed buffer's contents
+ * are discarded. */
+static inline void put(struct eb_buf *b, const void *p, size_t n) {
+    if (b->data && n <= b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+    } else {
+        eb_buf_append(b, p, n);
+    }
+}
+#define PUT_LIT(b, s) put((b), (s), sizeof(s) - 1)
+
+static inline void put_c(struct eb_buf *b, char c) {
+    put(b, &c, 1);
+}
+
+/* True when p[0..n) is printable ASCII without '"' or '\\': bytes a JSON
+ * string holds as they are. Eight bytes per step (SWAR): every byte >= 0x80,
+ * < 0x20, == '"' or == '\\' sets its top bit in `bad`. Keys, sources, routes
+ * and capture values are nearly always plain, and the byte-wise escaper in
+ * json.c was the largest cost of an event. */
+static inline uint64_t swar_bad(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t q = x ^ (ones * '"'), s = x ^ (ones * '\\');
+    return (x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((s - ones) & ~s)) & high;
+}
+
+static bool json_plain(const void *vp, size_t n) {
+    const unsigned char *p = vp;
     size_t i = 0;
-    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
-        i++;
-    if (i == n) {
-        eb_buf_append(b, s, n);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (swar_bad(x))
+            return false;
+    }
+    if (i == n)
+        return true;
+    /* The tail in one more step, padded with spaces (plain). */
+    uint64_t x = 0x2020202020202020u;
+    memcpy(&x, p + i, n - i);
+    return !swar_bad(x);
+}
+
+/* Append p[0..n) as a quoted JSON string; returns true when it was valid
+ * UTF-8 (nothing replaced), as eb_json_string does. */
+static bool put_str(struct eb_buf *b, const void *p, size_t n) {
+    if (!json_plain(p, n))
+        return eb_json_string(b, p, n);
+    if (!(b->data && n + 2 <= b->cap - b->len) && !eb_buf_reserve(b, n + 2))
+        return true;
+    b->data[b->len++] = '"';
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len++] = '"';
+    return true;
+}
+
+/* Append the escaped body of a JSON string (no quotes), for text glued to a
+ * literal prefix such as "redis.key.". */
+static void put_str_body(struct eb_buf *b, const char *s, size_t n) {
+    if (json_plain(s, n)) {
+        put(b, s, n);
         return;
     }
     size_t mark = b->len;
@@ -107,13 +164,50 @@ static void put_json_body(struct eb_buf *b, const char *s, size_t n) {
     b->len -= 2;
 }
 
-static void put_lit(struct eb_buf *b, const char *lit, size_t n) {
-    eb_buf_append(b, lit, n);
+static void put_int(struct eb_buf *b, int v) {
+    if (v >= 0 && v < 10)
+        put_c(b, (char)('0' + v));
+    else
+        eb_buf_put_i64(b, v);
 }
-#define PUT_LIT(b, s) put_lit((b), (s), sizeof(s) - 1)
 
-static void put_json_cstr(struct eb_buf *b, const char *s) {
-    eb_json_string(b, s, strlen(s));
+/* "00" .. "99": two digits per lookup instead of two divisions. */
+static const char digits2[] = "00010203040506070809101112131415161718192021222324"
+                              "25262728293031323334353637383940414243444546474849"
+                              "50515253545556575859606162636465666768697071727374"
+                              "75767778798081828384858687888990919293949596979899";
+
+/* Last µs eb_rfc3339 writes without clamping: 9999-12-31T23:59:59.999999Z. */
+#define TIME_US_MAX (253402300799LL * 1000000 + 999999)
+
+/* Append the RFC 3339 µs timestamp of `us` (as eb_rfc3339(b, us, 6)), with
+ * the "YYYY-MM-DDTHH:MM:SS" part taken from enc's cache while events stay
+ * within one second (at 1M events/s, a million times per computation). */
+static void put_time_us(struct eb_buf *b, struct eb_encoded *enc, int64_t us) {
+    if (us < 0 || us > TIME_US_MAX) {
+        eb_rfc3339(b, us, 6); /* clamped or pre-1970: rare, uncached */
+        return;
+    }
+    int64_t sec = us / 1000000;
+    unsigned frac = (unsigned)(us % 1000000);
+    if (sec == enc->time_sec) {
+        put(b, enc->time_text, sizeof(enc->time_text));
+    } else {
+        size_t mark = b->len;
+        eb_rfc3339(b, sec * 1000000, 0); /* "YYYY-MM-DDTHH:MM:SSZ" */
+        if (!eb_buf_ok(b) || b->len - mark != sizeof(enc->time_text) + 1)
+            return;
+        memcpy(enc->time_text, b->data + mark, sizeof(enc->time_text));
+        enc->time_sec = sec;
+        b->len--; /* the 'Z' comes after the fraction */
+    }
+    char f[8];
+    f[0] = '.';
+    memcpy(f + 1, digits2 + 2 * (frac / 10000), 2);
+    memcpy(f + 3, digits2 + 2 * (frac / 100 % 100), 2);
+    memcpy(f + 5, digits2 + 2 * (frac % 100), 2);
+    f[7] = 'Z';
+    put(b, f, 8);
 }
 
 /* Is p[0..n) one JSON text (RFC 8259) in well-formed UTF-8, nested at most
@@ -290,10 +384,10 @@ static bool json_text_valid(const void *vp, size_t n) {
 /* id                                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Inputs up to this size are framed on the stack and hashed in one call;
- * larger (long keys) go through XXH3's streaming state, which hashes the
- * same byte sequence to the same value. */
-#define ID_STACK_BYTES 512
+/* Fields up to this size are framed on the stack and hashed in one call;
+ * longer ones (long keys) go through XXH3's streaming state, which hashes
+ * the same byte sequence to the same value. */
+#define ID_STACK_BYTES 256
 
 static size_t put_le64(unsigned char *o, uint64_t v) {
     for (int i = 0; i < 8; i++)
@@ -307,75 +401,95 @@ static unsigned char *put_mem(unsigned char *o, const void *p, size_t n) {
     return o + n;
 }
 
+/* 16 lowercase hex digits of v, most significant first, eight at a time:
+ * each nibble is spread into its own byte, then '0' or 'a'-10 is added with
+ * a mask instead of a table lookup per digit. */
+static void put_hex16(char *out, uint64_t v) {
+    const uint64_t ones = 0x0101010101010101u;
+    for (int half = 0; half < 2; half++) {
+        uint64_t x = (v >> (32 - 32 * half)) & 0xFFFFFFFFu;
+        x = ((x & 0xFFFF0000u) << 16) | (x & 0xFFFFu);
+        x = ((x & 0x0000FF000000FF00u) << 8) | (x & 0x000000FF000000FFu);
+        x = ((x & 0x00F000F000F000F0u) << 4) | (x & 0x000F000F000F000Fu);
+        /* byte k (from the least significant) now holds nibble k */
+        uint64_t over9 = ((x + ones * 6) >> 4) & ones;
+        x += ones * '0' + over9 * ('a' - '0' - 10);
+        /* Most significant digit first: one byte swap and store where the
+         * machine is little-endian (a constant condition, folded away). */
+        if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
+            x = __builtin_bswap64(x);
+            memcpy(out + 8 * half, &x, 8);
+        } else {
+            memcpy(out + 8 * half, &x, 8);
+        }
+    }
+}
+
 /* The framed id input, in pieces: le64 length before each variable field,
  * so ("ab","c") and ("a","bc") can never collide. Layout (docs/event.md):
  *   le64 len(source) source  le64 db  le64 len(key) key
  *   le64 len(event) event  u8 tag  le64 value
  * tag 'd' + deadline_ms when the deadline is known, else 't' + time_us. */
-void eb_event_id(const struct eb_event *ev, char out[33]) {
-    static const char hex[] = "0123456789abcdef";
-    const char *source = ev->source ? ev->source : "";
-    const char *event = ev->event ? ev->event : "";
-    size_t slen = strlen(source), elen = strlen(event);
+static void event_id(const struct eb_event *ev, const char *source, size_t slen, const char *event,
+                     size_t elen, char out[33]) {
     bool dl = ev->deadline_ms >= 0;
     unsigned char tail[9];
     tail[0] = dl ? 'd' : 't';
     put_le64(tail + 1, (uint64_t)(dl ? ev->deadline_ms : ev->time_us));
-    unsigned char hdr[8], klen[8], evlen[8];
-    put_le64(hdr, slen);
-    put_le64(klen, ev->key_len);
-    put_le64(evlen, elen);
 
     XXH128_hash_t h;
-    size_t total = 8 + slen + 8 + 8 + ev->key_len + 8 + elen + sizeof(tail);
-    if (total <= ID_STACK_BYTES && ev->key_len <= ID_STACK_BYTES) {
-        unsigned char in[ID_STACK_BYTES], *o = in;
-        o = put_mem(o, hdr, 8);
+    if (slen <= ID_STACK_BYTES && ev->key_len <= ID_STACK_BYTES && elen <= ID_STACK_BYTES) {
+        unsigned char in[3 * ID_STACK_BYTES + 64], *o = in;
+        o += put_le64(o, slen);
         o = put_mem(o, source, slen);
         o += put_le64(o, (uint64_t)(int64_t)ev->db);
-        o = put_mem(o, klen, 8);
+        o += put_le64(o, ev->key_len);
         o = put_mem(o, ev->key, ev->key_len);
-        o = put_mem(o, evlen, 8);
+        o += put_le64(o, elen);
         o = put_mem(o, event, elen);
         o = put_mem(o, tail, sizeof(tail));
         h = XXH3_128bits(in, (size_t)(o - in));
     } else {
         XXH3_state_t st;
-        unsigned char dbb[8];
-        put_le64(dbb, (uint64_t)(int64_t)ev->db);
+        unsigned char w[8];
         XXH3_128bits_reset(&st);
-        XXH3_128bits_update(&st, hdr, 8);
+        XXH3_128bits_update(&st, w, put_le64(w, slen));
         XXH3_128bits_update(&st, source, slen);
-        XXH3_128bits_update(&st, dbb, 8);
-        XXH3_128bits_update(&st, klen, 8);
+        XXH3_128bits_update(&st, w, put_le64(w, (uint64_t)(int64_t)ev->db));
+        XXH3_128bits_update(&st, w, put_le64(w, ev->key_len));
         if (ev->key_len)
             XXH3_128bits_update(&st, ev->key, ev->key_len);
-        XXH3_128bits_update(&st, evlen, 8);
+        XXH3_128bits_update(&st, w, put_le64(w, elen));
         XXH3_128bits_update(&st, event, elen);
         XXH3_128bits_update(&st, tail, sizeof(tail));
         h = XXH3_128bits_digest(&st);
     }
     /* Big-endian (XXH's canonical form): high64 then low64. */
-    for (int i = 0; i < 16; i++) {
-        unsigned v =
-            (unsigned)((i < 8 ? h.high64 >> (56 - 8 * i) : h.low64 >> (56 - 8 * (i - 8))) & 0xFF);
-        out[2 * i] = hex[v >> 4];
-        out[2 * i + 1] = hex[v & 15];
-    }
+    put_hex16(out, h.high64);
+    put_hex16(out + 16, h.low64);
     out[32] = '\0';
+}
+
+void eb_event_id(const struct eb_event *ev, char out[33]) {
+    const char *source = ev->source ? ev->source : "";
+    const char *event = ev->event ? ev->event : "";
+    event_id(ev, source, strlen(source), event, strlen(event), out);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Encoding                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Where the escaped key already sits in the value buffer (structured mode
- * writes it as "subject" first), so data.key is a memcpy, not a second
- * escape of a possibly 1 MB key. */
-struct keyref {
-    bool have;
-    size_t off, len;
-    bool valid;
+/* One event being encoded: the input, its string lengths (each strlen once),
+ * and where the escaped key already sits in the value buffer (structured
+ * mode writes it as "subject" first, so data.key is a memcpy, not a second
+ * escape of a possibly 1 MB key). */
+struct job {
+    const struct eb_event *ev;
+    struct eb_encoded *enc;
+    size_t source_len, event_len, route_len;
+    bool key_written, key_valid;
+    size_t key_off, key_len; /* escaped key in enc->value */
 };
 
 /* deadline_ms in µs for eb_rfc3339, saturating instead of overflowing:
@@ -384,19 +498,19 @@ static int64_t deadline_us(int64_t ms) {
     return ms > INT64_MAX / 1000 ? INT64_MAX : ms * 1000;
 }
 
-static void put_key(struct eb_buf *b, const struct eb_event *ev, struct keyref *kr) {
-    if (!kr->have) {
-        kr->off = b->len;
-        kr->valid = eb_json_string(b, ev->key, ev->key_len);
-        kr->len = b->len - kr->off;
-        kr->have = true;
+static void put_key(struct eb_buf *b, struct job *j) {
+    if (!j->key_written) {
+        j->key_off = b->len;
+        j->key_valid = put_str(b, j->ev->key, j->ev->key_len);
+        j->key_len = b->len - j->key_off;
+        j->key_written = true;
         return;
     }
     /* Copy from our own buffer: reserve first, then take the pointer. */
-    if (!eb_buf_reserve(b, kr->len))
+    if (!eb_buf_reserve(b, j->key_len))
         return;
-    memcpy(b->data + b->len, b->data + kr->off, kr->len);
-    b->len += kr->len;
+    memcpy(b->data + b->len, b->data + j->key_off, j->key_len);
+    b->len += j->key_len;
 }
 
 static void put_params(struct eb_buf *b, const struct eb_event *ev) {
@@ -404,13 +518,14 @@ static void put_params(struct eb_buf *b, const struct eb_event *ev) {
     PUT_LIT(b, ",\"params\":{");
     for (size_t i = 0; i < ev->nparams; i++) {
         const struct eb_capture *c = &ev->params[i];
+        const char *name = c->name ? c->name : "";
         if (i)
-            eb_buf_putc(b, ',');
-        put_json_cstr(b, c->name ? c->name : "");
-        eb_buf_putc(b, ':');
-        all_valid &= eb_json_string(b, c->value, c->value_len);
+            put_c(b, ',');
+        put_str(b, name, strlen(name));
+        put_c(b, ':');
+        all_valid &= put_str(b, c->value, c->value_len);
     }
-    eb_buf_putc(b, '}');
+    put_c(b, '}');
     if (all_valid)
         return;
     /* Like key_base64: the exact bytes of each value that was not UTF-8. */
@@ -418,44 +533,45 @@ static void put_params(struct eb_buf *b, const struct eb_event *ev) {
     PUT_LIT(b, ",\"params_base64\":{");
     for (size_t i = 0; i < ev->nparams; i++) {
         const struct eb_capture *c = &ev->params[i];
+        const char *name = c->name ? c->name : "";
         if (eb_utf8_valid(c->value, c->value_len))
             continue;
         if (!first)
-            eb_buf_putc(b, ',');
+            put_c(b, ',');
         first = false;
-        put_json_cstr(b, c->name ? c->name : "");
+        put_str(b, name, strlen(name));
         PUT_LIT(b, ":\"");
         eb_base64(b, c->value, c->value_len);
-        eb_buf_putc(b, '"');
+        put_c(b, '"');
     }
-    eb_buf_putc(b, '}');
+    put_c(b, '}');
 }
 
 /* The data object. In json format it also carries "id" and "time". */
-static void put_data(struct eb_buf *b, const struct eb_event *ev, struct keyref *kr, const char *id,
-                     bool with_id_time) {
-    eb_buf_putc(b, '{');
+static void put_data(struct eb_buf *b, struct job *j, bool with_id_time) {
+    const struct eb_event *ev = j->ev;
+    put_c(b, '{');
     if (with_id_time) {
         PUT_LIT(b, "\"id\":\"");
-        put_lit(b, id, 32);
+        put(b, j->enc->id, 32);
         PUT_LIT(b, "\",\"time\":\"");
-        eb_rfc3339(b, ev->time_us, 6);
+        put_time_us(b, j->enc, ev->time_us);
         PUT_LIT(b, "\",");
     }
     PUT_LIT(b, "\"event\":");
-    put_json_cstr(b, ev->event);
+    put_str(b, ev->event, j->event_len);
     PUT_LIT(b, ",\"key\":");
-    put_key(b, ev, kr);
-    if (!kr->valid) {
+    put_key(b, j);
+    if (!j->key_valid) {
         PUT_LIT(b, ",\"key_base64\":\"");
         eb_base64(b, ev->key, ev->key_len);
-        eb_buf_putc(b, '"');
+        put_c(b, '"');
     }
     PUT_LIT(b, ",\"db\":");
-    eb_buf_put_i64(b, ev->db);
+    put_int(b, ev->db);
     PUT_LIT(b, ",\"route\":");
     if (ev->route)
-        put_json_cstr(b, ev->route);
+        put_str(b, ev->route, j->route_len);
     else
         PUT_LIT(b, "null");
     put_params(b, ev);
@@ -466,38 +582,38 @@ static void put_data(struct eb_buf *b, const struct eb_event *ev, struct keyref 
     if (ev->deadline_ms >= 0) {
         PUT_LIT(b, ",\"deadline\":\"");
         eb_rfc3339(b, deadline_us(ev->deadline_ms), 3);
-        eb_buf_putc(b, '"');
+        put_c(b, '"');
     }
     if (ev->has_payload) {
         PUT_LIT(b, ",\"payload\":");
         if (ev->payload_json)
-            eb_buf_append(b, ev->payload_json, ev->payload_len);
+            put(b, ev->payload_json, ev->payload_len);
         else
             PUT_LIT(b, "null");
     }
-    eb_buf_putc(b, '}');
+    put_c(b, '}');
 }
 
-static void put_structured(struct eb_buf *b, const struct eb_event *ev, const char *id) {
-    struct keyref kr = {0};
+static void put_structured(struct eb_buf *b, struct job *j) {
+    const struct eb_event *ev = j->ev;
     PUT_LIT(b, "{\"specversion\":\"1.0\",\"type\":\"redis.key.");
-    put_json_body(b, ev->event, strlen(ev->event));
+    put_str_body(b, ev->event, j->event_len);
     PUT_LIT(b, "\",\"source\":");
-    put_json_cstr(b, ev->source);
+    put_str(b, ev->source, j->source_len);
     PUT_LIT(b, ",\"id\":\"");
-    put_lit(b, id, 32);
+    put(b, j->enc->id, 32);
     PUT_LIT(b, "\",\"time\":\"");
-    eb_rfc3339(b, ev->time_us, 6);
-    eb_buf_putc(b, '"');
+    put_time_us(b, j->enc, ev->time_us);
+    put_c(b, '"');
     /* CloudEvents: subject, if present, is non-empty; "" is a legal Redis
      * key, so an empty key has no subject. */
     if (ev->key_len) {
         PUT_LIT(b, ",\"subject\":");
-        put_key(b, ev, &kr);
+        put_key(b, j);
     }
     PUT_LIT(b, ",\"datacontenttype\":\"application/json\",\"data\":");
-    put_data(b, ev, &kr, id, false);
-    eb_buf_putc(b, '}');
+    put_data(b, j, false);
+    put_c(b, '}');
 }
 
 /* Binary mode: the ce_* attribute values go to hdrbuf as raw UTF-8 (not
@@ -506,21 +622,20 @@ struct binhdr {
     size_t source, source_len, type, type_len, time, time_len, subject, subject_len;
 };
 
-static void put_binary_headers(struct eb_buf *h, const struct eb_event *ev, bool key_valid,
-                               struct binhdr *o) {
-    size_t slen = strlen(ev->source), elen = strlen(ev->event);
+static void put_binary_headers(struct eb_buf *h, struct job *j, struct binhdr *o) {
+    const struct eb_event *ev = j->ev;
     o->source = h->len;
-    put_utf8_sanitized(h, ev->source, slen, eb_utf8_valid(ev->source, slen));
+    put_utf8_sanitized(h, ev->source, j->source_len, eb_utf8_valid(ev->source, j->source_len));
     o->source_len = h->len - o->source;
     o->type = h->len;
     PUT_LIT(h, "redis.key.");
-    put_utf8_sanitized(h, ev->event, elen, eb_utf8_valid(ev->event, elen));
+    put_utf8_sanitized(h, ev->event, j->event_len, eb_utf8_valid(ev->event, j->event_len));
     o->type_len = h->len - o->type;
     o->time = h->len;
-    eb_rfc3339(h, ev->time_us, 6);
+    put_time_us(h, j->enc, ev->time_us);
     o->time_len = h->len - o->time;
     o->subject = h->len;
-    put_utf8_sanitized(h, ev->key, ev->key_len, key_valid);
+    put_utf8_sanitized(h, ev->key, ev->key_len, j->key_valid);
     o->subject_len = h->len - o->subject;
 }
 
@@ -534,11 +649,11 @@ static void set_header(struct eb_encoded *enc, const char *name, const void *val
 /* An upper estimate of the value's size for the one reserve per event. It
  * counts the key twice (subject + data.key) and assumes no escaping; keys
  * that need escapes grow the buffer once and the buffer keeps that size. */
-static size_t value_estimate(const struct eb_event *ev) {
-    size_t n = 320 + 2 * strlen(ev->event) + strlen(ev->source) + 2 * ev->key_len;
-    n += ev->route ? strlen(ev->route) : 0;
+static size_t value_estimate(const struct job *j) {
+    const struct eb_event *ev = j->ev;
+    size_t n = 320 + 2 * j->event_len + j->source_len + j->route_len + 2 * ev->key_len;
     for (size_t i = 0; i < ev->nparams; i++)
-        n += 8 + (ev->params[i].name ? strlen(ev->params[i].name) : 0) + ev->params[i].value_len;
+        n += 32 + ev->params[i].value_len;
     if (ev->has_payload)
         n += ev->payload_len;
     return n;
@@ -577,50 +692,51 @@ static bool event_ok(const struct eb_event *ev, enum eb_event_format fmt,
     return true;
 }
 
+static int fail(struct eb_encoded *enc, int err) {
+    eb_buf_reset(&enc->value);
+    eb_buf_reset(&enc->hdrbuf);
+    enc->nheaders = 0;
+    return err;
+}
+
 int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
                     const struct eb_header *extra, size_t nextra, struct eb_encoded *enc) {
     enc->nheaders = 0;
     enc->id[0] = '\0';
-    if (!event_ok(ev, fmt, extra, nextra)) {
-        eb_buf_reset(&enc->value);
-        eb_buf_reset(&enc->hdrbuf);
-        return EB_EINVAL;
-    }
+    if (!event_ok(ev, fmt, extra, nextra))
+        return fail(enc, EB_EINVAL);
     /* Headers this format sends before the route's own (binary mode has no
      * ce_subject for the empty key). */
     size_t nbase = fmt == EB_FORMAT_CLOUDEVENTS          ? 1
                    : fmt == EB_FORMAT_CLOUDEVENTS_BINARY ? (ev->key_len ? 7 : 6)
                                                          : 0;
-    if (nextra > EB_EVENT_MAX_HEADERS - nbase) {
-        eb_buf_reset(&enc->value);
-        eb_buf_reset(&enc->hdrbuf);
-        return EB_EINVAL;
-    }
+    if (nextra > EB_EVENT_MAX_HEADERS - nbase)
+        return fail(enc, EB_EINVAL);
 
-    eb_event_id(ev, enc->id);
-    prepare(&enc->value, value_estimate(ev));
+    struct job j = {
+        .ev = ev,
+        .enc = enc,
+        .source_len = strlen(ev->source),
+        .event_len = strlen(ev->event),
+        .route_len = ev->route ? strlen(ev->route) : 0,
+    };
+    event_id(ev, ev->source, j.source_len, ev->event, j.event_len, enc->id);
+    prepare(&enc->value, value_estimate(&j));
+    if (fmt == EB_FORMAT_CLOUDEVENTS)
+        put_structured(&enc->value, &j);
+    else
+        put_data(&enc->value, &j, fmt == EB_FORMAT_JSON);
     struct binhdr bh = {0};
-    bool key_valid = true;
-    if (fmt == EB_FORMAT_CLOUDEVENTS) {
-        put_structured(&enc->value, ev, enc->id);
-    } else {
-        struct keyref kr = {0};
-        put_data(&enc->value, ev, &kr, enc->id, fmt == EB_FORMAT_JSON);
-        key_valid = kr.valid;
-    }
     if (fmt == EB_FORMAT_CLOUDEVENTS_BINARY) {
-        prepare(&enc->hdrbuf, 96 + strlen(ev->source) + strlen(ev->event) + ev->key_len);
-        put_binary_headers(&enc->hdrbuf, ev, key_valid, &bh);
+        prepare(&enc->hdrbuf, 96 + j.source_len + j.event_len + ev->key_len);
+        put_binary_headers(&enc->hdrbuf, &j, &bh);
     } else {
         eb_buf_reset(&enc->hdrbuf);
     }
     /* NUL after the value (not counted): handy for C consumers and tests. */
     eb_buf_cstr(&enc->value);
-    if (!eb_buf_ok(&enc->value) || !eb_buf_ok(&enc->hdrbuf)) {
-        eb_buf_reset(&enc->value);
-        eb_buf_reset(&enc->hdrbuf);
-        return EB_ENOMEM;
-    }
+    if (!eb_buf_ok(&enc->value) || !eb_buf_ok(&enc->hdrbuf))
+        return fail(enc, EB_ENOMEM);
 
     /* All writes are done: only now may pointers into the buffers exist. */
     const char *h = enc->hdrbuf.data;
@@ -649,6 +765,7 @@ int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
 
 void eb_encoded_init(struct eb_encoded *enc) {
     memset(enc, 0, sizeof(*enc));
+    enc->time_sec = -1;
 }
 
 void eb_encoded_free(struct eb_encoded *enc) {

@@ -21,27 +21,27 @@
 #include "router.h"
 
 enum eb_event_format {
-    EB_FORMAT_CLOUDEVENTS = 0,   /* structured: "cloudevents" */
+    EB_FORMAT_CLOUDEVENTS = 0,    /* structured: "cloudevents" */
     EB_FORMAT_CLOUDEVENTS_BINARY, /* "cloudevents-binary" */
-    EB_FORMAT_JSON,              /* "json": data only */
+    EB_FORMAT_JSON,               /* "json": data only */
 };
 
 enum eb_delivery { EB_DELIVERY_LIVE = 0, EB_DELIVERY_RECOVERED };
 
 /* Everything the encoder needs. All pointers are borrowed for the call. */
 struct eb_event {
-    const char *event;   /* keyevent name: "expired" -> type "redis.key.expired" */
-    const void *key;     /* the Redis key, any bytes */
+    const char *event; /* keyevent name: "expired" -> type "redis.key.expired" */
+    const void *key;   /* the Redis key, any bytes */
     size_t key_len;
     int db;
-    const char *source;  /* CloudEvents source, e.g. "redis://cache-0:6379/0" */
-    const char *route;   /* route name, or NULL when unrouted (written as null) */
+    const char *source;              /* CloudEvents source, e.g. "redis://cache-0:6379/0" */
+    const char *route;               /* route name, or NULL when unrouted (written as null) */
     const struct eb_capture *params; /* captures -> data.params */
     size_t nparams;
     enum eb_delivery delivery;
-    int64_t time_us;     /* when the bridge observed it, µs since the epoch */
-    int64_t deadline_ms; /* the timer's deadline, ms since the epoch; < 0: unknown (omitted) */
-    bool has_payload;    /* route asked for a payload: data.payload is written */
+    int64_t time_us;          /* when the bridge observed it, µs since the epoch */
+    int64_t deadline_ms;      /* the timer's deadline, ms since the epoch; < 0: unknown (omitted) */
+    bool has_payload;         /* route asked for a payload: data.payload is written */
     const char *payload_json; /* valid JSON text, or NULL for null */
     size_t payload_len;
 };
@@ -59,11 +59,16 @@ struct eb_header {
 /* Output of eb_event_encode(); init with eb_encoded_init(), reuse, free
  * with eb_encoded_free(). Valid until the next encode into it. */
 struct eb_encoded {
-    struct eb_buf value;   /* the message value */
-    struct eb_buf hdrbuf;  /* storage for header values (binary mode) */
+    struct eb_buf value;  /* the message value */
+    struct eb_buf hdrbuf; /* storage for header values (binary mode) */
     struct eb_header headers[EB_EVENT_MAX_HEADERS];
     size_t nheaders;
-    char id[33];           /* CloudEvents id: 32 lowercase hex digits */
+    char id[33]; /* CloudEvents id: 32 lowercase hex digits */
+    /* Private to event.c: the last whole second written for "time"
+     * ("2026-11-24T03:40:00"), reused while events stay within it; the
+     * date arithmetic is the dearest part of a timestamp. */
+    int64_t time_sec; /* -1: nothing cached */
+    char time_text[19];
 };
 
 void eb_encoded_init(struct eb_encoded *enc);
@@ -81,7 +86,9 @@ void eb_encoded_free(struct eb_encoded *enc);
  *   json                no header; the value is the data object plus "id" and
  *                       "time" (so consumers can still deduplicate)
  * Returns 0, EB_ENOMEM, or EB_EINVAL when more than EB_EVENT_MAX_HEADERS
- * headers would result. */
+ * headers would result, when event or source is NULL or empty, or when
+ * has_payload is set and payload_json is not one valid JSON text (UTF-8,
+ * nested at most 512 deep): the output must parse everywhere. */
 int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
                     const struct eb_header *extra, size_t nextra, struct eb_encoded *enc);
 
