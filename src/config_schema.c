@@ -204,12 +204,12 @@ static const struct {
                          "{\"$ref\": \"#/$defs/env\"}]}}]}"},
     [EB_CT_BROKERS] = {"broker list", "host:port[,host:port...]",
                        "{\"type\": \"string\", \"pattern\": \"^[^\\\\s,]+(,[^\\\\s,]+)*$\"}"},
-    [EB_CT_CLIENT_PROPS] = {"mapping of strings",
+    [EB_CT_CLIENT_PROPS] = {"librdkafka properties",
                             "a mapping of librdkafka property names to scalar values",
                             "{\"type\": [\"object\", \"null\"], \"propertyNames\": "
                             "{\"minLength\": 1}, \"additionalProperties\": {\"type\": "
                             "[\"string\", \"number\", \"boolean\"]}}"},
-    [EB_CT_HEADERS] = {"mapping of strings",
+    [EB_CT_HEADERS] = {"header mapping",
                        "a mapping of header names to scalar values, at most 25, without "
                        "content-type or ce_*",
                        "{\"type\": [\"object\", \"null\"], \"maxProperties\": 25, "
