@@ -48,6 +48,7 @@ struct eb_kafka_sink {
     struct event *wake_ev;
     struct event *tick_ev; /* 1 s housekeeping: full-queue log, safety poll */
     eb_log_t *log;
+    eb_metrics_t *metrics; /* borrowed; our gauge callbacks are unbound at destroy */
     eb_delivery_cb *on_delivery;
     void *opaque;
     size_t max_events;
@@ -399,6 +400,7 @@ eb_kafka_sink_t *eb_kafka_sink_new(struct event_base *base, const struct eb_kafk
     }
     k->wake[0] = k->wake[1] = -1;
     k->log = c->log;
+    k->metrics = c->metrics;
     k->on_delivery = c->on_delivery;
     k->opaque = c->opaque;
     k->max_events = c->queue_max_events;
@@ -528,6 +530,8 @@ void eb_kafka_sink_destroy(eb_kafka_sink_t *k) {
         }
         rd_kafka_destroy(k->rk);
     }
+    if (k->metrics)
+        eb_metrics_unbind(k->metrics, k);
     if (k->wake_ev)
         event_free(k->wake_ev);
     if (k->tick_ev)

@@ -35,6 +35,7 @@ struct eb_metric {
     struct eb_series *series;
     struct eb_series **tail;
     struct eb_metrics *owner;
+    bool unbound; /* a callback gauge whose owner went away (eb_metrics_unbind) */
 };
 
 struct eb_metrics {
@@ -163,11 +164,33 @@ static bool buckets_valid(const double *b, size_t n) {
     return true;
 }
 
+/* Does family f have exactly this type, label list and bucket layout? */
+static bool same_shape(const struct eb_metric *f, enum eb_metric_type type, const char *labels,
+                       const double *buckets, size_t nbuckets) {
+    if (f->type != type || f->fn || f->nbuckets != (type == EB_METRIC_HISTOGRAM ? nbuckets : 0))
+        return false;
+    for (size_t i = 0; i < f->nbuckets; i++) {
+        if (f->buckets[i] != buckets[i])
+            return false;
+    }
+    const char *p = labels ? labels : "";
+    for (size_t i = 0; i < f->nlabels; i++) {
+        size_t n = strlen(f->label_names[i]);
+        if (strncmp(p, f->label_names[i], n) != 0 || (p[n] != ',' && p[n] != '\0'))
+            return false;
+        p += n + (p[n] == ',');
+    }
+    return *p == '\0';
+}
+
 eb_metric_t *eb_metrics_add(eb_metrics_t *m, enum eb_metric_type type, const char *name,
                             const char *help, const char *labels, const double *buckets,
                             size_t nbuckets) {
-    if (!name || !valid_name(name, strlen(name), true) || find_family(m, name) || nbuckets > 63)
+    if (!name || !valid_name(name, strlen(name), true) || nbuckets > 63)
         return NULL;
+    struct eb_metric *existing = find_family(m, name);
+    if (existing) /* a rebuilt component finds its counters where it left them */
+        return same_shape(existing, type, labels, buckets, nbuckets) ? existing : NULL;
     if (type == EB_METRIC_HISTOGRAM && !buckets_valid(buckets, nbuckets))
         return NULL;
     struct eb_metric *f = calloc(1, sizeof(*f));
@@ -198,12 +221,33 @@ err_free_family:
 
 eb_metric_t *eb_metrics_add_gauge_fn(eb_metrics_t *m, const char *name, const char *help,
                                      double (*fn)(void *opaque), void *opaque) {
-    eb_metric_t *f = eb_metrics_add(m, EB_METRIC_GAUGE, name, help, NULL, NULL, 0);
+    struct eb_metric *f = find_family(m, name);
+    if (f) {
+        /* Only a callback gauge (bound now, or unbound by its late owner)
+         * can change hands; a counter or plain gauge of that name cannot. */
+        if (!f->fn && !f->unbound)
+            return NULL;
+        f->fn = fn;
+        f->fn_opaque = opaque;
+        f->unbound = false;
+        return f;
+    }
+    f = eb_metrics_add(m, EB_METRIC_GAUGE, name, help, NULL, NULL, 0);
     if (f) {
         f->fn = fn;
         f->fn_opaque = opaque;
     }
     return f;
+}
+
+void eb_metrics_unbind(eb_metrics_t *m, const void *opaque) {
+    for (struct eb_metric *f = m->families; f; f = f->next) {
+        if (f->fn && f->fn_opaque == opaque) {
+            f->fn = NULL;
+            f->fn_opaque = NULL;
+            f->unbound = true;
+        }
+    }
 }
 
 static bool labels_equal(const struct eb_metric *f, const struct eb_series *s,

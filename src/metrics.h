@@ -28,11 +28,14 @@ eb_metrics_t *eb_metrics_new(void);
  * a no-op. */
 void eb_metrics_destroy(eb_metrics_t *m);
 
-/* Register a family. `labels` is a comma-separated list of label names
+/* Register a family, or find it: when `name` is registered already with the
+ * same type, labels and buckets, that family is returned, so a component
+ * rebuilt at runtime (a reconnect with new settings) keeps counting where
+ * its predecessor stopped. `labels` is a comma-separated list of label names
  * ("route,topic") or NULL. Histograms take ascending upper bounds (the +Inf
  * bucket is implied); others pass NULL, 0. Strings are copied. Returns the
  * family (owned by the registry), or NULL when out of memory, when `name`
- * is registered already, when a name is not a valid Prometheus name (or a
+ * is registered already with another shape, when a name is not a valid Prometheus name (or a
  * label is duplicated, reserved "__*", or "le" on a histogram), or when the
  * bounds are not finite and strictly ascending. */
 eb_metric_t *eb_metrics_add(eb_metrics_t *m, enum eb_metric_type type, const char *name,
@@ -40,10 +43,16 @@ eb_metric_t *eb_metrics_add(eb_metrics_t *m, enum eb_metric_type type, const cha
                             size_t nbuckets);
 
 /* A gauge whose value is read from fn(opaque) when rendered (queue depth,
- * connection state). fn runs on the loop thread; opaque is borrowed and must
- * outlive the registry or be unregistered by destroying it. */
+ * connection state). fn runs on the loop thread. opaque is borrowed: its
+ * owner calls eb_metrics_unbind() before it goes away. Registering the same
+ * name again re-binds the family to the new fn/opaque (the newest owner
+ * answers); NULL when the name belongs to a family of another kind. */
 eb_metric_t *eb_metrics_add_gauge_fn(eb_metrics_t *m, const char *name, const char *help,
                                      double (*fn)(void *opaque), void *opaque);
+
+/* Forget every callback bound to opaque (its owner is being destroyed).
+ * Those gauges render no sample until someone registers them again. */
+void eb_metrics_unbind(eb_metrics_t *m, const void *opaque);
 
 /* The series for these label values (as many as the family has labels;
  * ignored when it has none). f must not be NULL. Values are copied. Never

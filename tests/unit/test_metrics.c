@@ -290,12 +290,46 @@ static void test_metrics_gauge_set_overwrites(void **state) {
 /* Refusals                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void test_metrics_duplicate_family_name_is_refused(void **state) {
+static void test_metrics_family_name_reused_with_another_shape_is_refused(void **state) {
     eb_metrics_t *m = *state;
     assert_non_null(eb_metrics_add(m, EB_METRIC_COUNTER, "dup_total", "A", NULL, NULL, 0));
     assert_null(eb_metrics_add(m, EB_METRIC_GAUGE, "dup_total", "B", NULL, NULL, 0));
+    assert_null(eb_metrics_add(m, EB_METRIC_COUNTER, "dup_total", "B", "route", NULL, 0));
     assert_null(eb_metrics_add_gauge_fn(m, "dup_total", "C", read_depth, NULL));
     assert_render(m, "# HELP dup_total A\n# TYPE dup_total counter\n");
+}
+
+static void test_metrics_family_registered_again_with_same_shape_keeps_its_series(void **state) {
+    eb_metrics_t *m = *state;
+    const char *route[] = {"r"};
+    eb_metric_t *f = eb_metrics_add(m, EB_METRIC_COUNTER, "again_total", "A", "route", NULL, 0);
+    eb_series_inc(eb_metric_series(f, route));
+    eb_metric_t *g = eb_metrics_add(m, EB_METRIC_COUNTER, "again_total", "A", "route", NULL, 0);
+    assert_ptr_equal(f, g);
+    eb_series_inc(eb_metric_series(g, route));
+    assert_true(eb_series_value(eb_metric_series(f, route)) == 2);
+}
+
+static double read_double(void *opaque) {
+    return *(double *)opaque;
+}
+
+static void test_metrics_gauge_callback_follows_its_newest_owner(void **state) {
+    eb_metrics_t *m = *state;
+    double a = 1, b = 2;
+    assert_non_null(eb_metrics_add_gauge_fn(m, "depth", "D", read_double, &a));
+    assert_non_null(eb_metrics_add_gauge_fn(m, "depth", "D", read_double, &b));
+    assert_render(m, "# HELP depth D\n# TYPE depth gauge\ndepth 2\n");
+}
+
+static void test_metrics_unbound_gauge_callback_renders_no_sample(void **state) {
+    eb_metrics_t *m = *state;
+    double a = 1;
+    assert_non_null(eb_metrics_add_gauge_fn(m, "depth", "D", read_double, &a));
+    eb_metrics_unbind(m, &a);
+    assert_render(m, "# HELP depth D\n# TYPE depth gauge\n");
+    assert_non_null(eb_metrics_add_gauge_fn(m, "depth", "D", read_double, &a));
+    assert_render(m, "# HELP depth D\n# TYPE depth gauge\ndepth 1\n");
 }
 
 static void test_metrics_invalid_names_are_refused(void **state) {
@@ -351,7 +385,10 @@ int main(void) {
         T(test_metrics_same_label_values_give_same_series),
         T(test_metrics_null_label_value_is_empty_string),
         T(test_metrics_gauge_set_overwrites),
-        T(test_metrics_duplicate_family_name_is_refused),
+        T(test_metrics_family_name_reused_with_another_shape_is_refused),
+        T(test_metrics_family_registered_again_with_same_shape_keeps_its_series),
+        T(test_metrics_gauge_callback_follows_its_newest_owner),
+        T(test_metrics_unbound_gauge_callback_renders_no_sample),
         T(test_metrics_invalid_names_are_refused),
         T(test_metrics_bad_histogram_bounds_are_refused),
         T(test_metrics_destroy_null_is_noop),
