@@ -201,6 +201,18 @@ class PostgresCluster:
             conn.close()
         return self.dsn(name)
 
+    def drop_database(self, name):
+        """DROP DATABASE name, closing its sessions; quiet if the server is down
+        (a cleanup must not hide the test's own failure)."""
+        if not self.running():
+            return
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        finally:
+            conn.close()
+
     def psql(self, dbname, sql=None, file=None, check=True):
         """Run psql (ON_ERROR_STOP) on a database; returns the CompletedProcess."""
         argv = [self._bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.dsn(dbname)]
