@@ -190,7 +190,7 @@ static void put_time_us(struct eb_buf *b, struct eb_encoded *enc, int64_t us) {
     }
     int64_t sec = us / 1000000;
     unsigned frac = (unsigned)(us % 1000000);
-    if (sec == enc->time_sec) {
+    if (sec == enc->time_sec && enc->time_text[0]) { /* [0]: a zeroed struct caches nothing */
         put(b, enc->time_text, sizeof(enc->time_text));
     } else {
         size_t mark = b->len;

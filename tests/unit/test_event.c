@@ -506,6 +506,40 @@ static void test_event_time_has_microseconds_and_z(void **state) {
     jfree(&root);
 }
 
+static void test_event_time_matches_rfc3339_across_seconds_and_jumps(void **state) {
+    /* The encoder caches the formatted second: moving forward, across a
+     * second, backwards, before the epoch and past year 9999 must all give
+     * what eb_rfc3339 gives. */
+    static const int64_t times[] = {TIME_US,          TIME_US + 1,       TIME_US + 876543,
+                                    TIME_US + 876544, TIME_US - 5000000, 0,
+                                    999999,           1000000,           -1,
+                                    INT64_MAX,        INT64_MIN,         TIME_US};
+    struct ctx *c = *state;
+    struct eb_buf want = EB_BUF_INIT;
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        struct eb_event ev = sample_event();
+        ev.time_us = times[i];
+        for (int fmt = 0; fmt < 3; fmt++) {
+            assert_int_equal(eb_event_encode(&ev, (enum eb_event_format)fmt, NULL, 0, &c->enc),
+                             EB_OK);
+            eb_buf_reset(&want);
+            eb_buf_puts(&want, "\"time\":\"");
+            eb_rfc3339(&want, times[i], 6);
+            eb_buf_putc(&want, '"');
+            eb_buf_cstr(&want);
+            if (fmt == EB_FORMAT_CLOUDEVENTS_BINARY) {
+                const struct eb_header *h = header(&c->enc, "ce_time");
+                assert_int_equal(h->value_len, want.len - 9);
+                assert_memory_equal(h->value, want.data + 8, want.len - 9);
+            } else if (!strstr(c->enc.value.data, want.data)) {
+                fail_msg("time %lld: want %s in %s", (long long)times[i], want.data,
+                         c->enc.value.data);
+            }
+        }
+    }
+    eb_buf_free(&want);
+}
+
 static void test_event_db_is_a_number(void **state) {
     struct eb_event ev = sample_event();
     ev.db = 15;
@@ -1219,6 +1253,7 @@ int main(void) {
         T(test_event_structured_parses_with_fields_in_contract_order),
         T(test_event_type_is_redis_key_dot_event),
         T(test_event_time_has_microseconds_and_z),
+        T(test_event_time_matches_rfc3339_across_seconds_and_jumps),
         T(test_event_db_is_a_number),
         T(test_event_invalid_utf8_key_gets_fffd_and_exact_key_base64),
         T(test_event_valid_utf8_key_has_no_key_base64),
