@@ -5,3 +5,11 @@ if(EB_SANITIZE)
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${EB_SANITIZE})
 endif()
+
+# libFuzzer builds: every library the fuzz targets link (eb_core above all)
+# must carry coverage instrumentation, or the fuzzer sees only the few edges
+# of the target file and is effectively blind. fuzzer-no-link instruments
+# without pulling libFuzzer's main() into every binary.
+if(EB_BUILD_FUZZERS)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

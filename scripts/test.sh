@@ -25,17 +25,18 @@ eb_say "test suite under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 900 -LE helm
 
-eb_say "libFuzzer targets (clang)"
-CC=clang eb_build build-fuzz -DEB_BUILD_FUZZERS=ON -DEB_BUILD_TESTS=ON -DEB_BUILD_BENCH=OFF \
-    -DEB_BUILD_EXAMPLES=OFF -DEB_SANITIZE=address,undefined
-for f in build-fuzz/tests/fuzz/fuzz_*; do
-    [ -x "$f" ] || continue
-    name=$(basename "$f"); name=${name#fuzz_}
-    eb_say "fuzz $name for 20 s"
+eb_say "libFuzzer targets (clang, 20 s each)"
+targets=$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
+CC=clang cmake -S . -B build-fuzz -DEB_WERROR=ON -DEB_BUILD_FUZZERS=ON -DEB_BUILD_BENCH=OFF \
+    -DEB_BUILD_EXAMPLES=OFF -DEB_SANITIZE=address,undefined >/dev/null
+cmake --build build-fuzz -j "$(nproc)" --target $targets
+for t in $targets; do
+    name=${t#fuzz_}
     # New inputs go to a scratch dir; the committed corpus only seeds.
     mkdir -p "build-fuzz/corpus-$name"
-    "$f" -max_total_time=20 -timeout=10 -rss_limit_mb=2048 "build-fuzz/corpus-$name" \
-        "tests/fuzz/corpus/$name" >"build-fuzz/fuzz_$name.log" 2>&1 ||
-        { tail -50 "build-fuzz/fuzz_$name.log"; exit 1; }
+    "build-fuzz/tests/fuzz/$t" -max_total_time=20 -timeout=10 -rss_limit_mb=2048 \
+        "build-fuzz/corpus-$name" "tests/fuzz/corpus/$name" >"build-fuzz/$t.log" 2>&1 ||
+        { tail -50 "build-fuzz/$t.log"; exit 1; }
+    grep -o 'DONE.*cov: [0-9]*' "build-fuzz/$t.log" | tail -1
 done
 eb_say "all tests passed"
