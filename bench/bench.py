@@ -114,18 +114,26 @@ def machine_busy_s():
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
+QUIET = {"budget_s": 150.0, "waited_s": 0.0, "busy_phases": 0}
+
+
 def quiesce(max_wait_s=20.0, window_s=0.5, max_busy_cores=0.25):
-    """Wait (bounded) until the machine is quiet: other engineers share it,
-    and a compile job during a measured run moves every number. Returns the
-    background load seen last, in cores."""
-    deadline = time.monotonic() + max_wait_s
+    """Wait (bounded: 20 s per phase, QUIET budget per run) until the rest
+    of the machine is quiet: other engineers share it, and a compile job
+    during a measured phase moves every number. Returns the background load
+    seen last, in cores; phases measured on a busy machine are counted."""
+    t_start = time.monotonic()
+    left = max(0.0, QUIET["budget_s"] - QUIET["waited_s"])
+    deadline = t_start + min(max_wait_s, left)
     while True:
         b0, t0 = machine_busy_s(), time.monotonic()
         time.sleep(window_s)  # measuring the load, not synchronising
         load = (machine_busy_s() - b0) / (time.monotonic() - t0)
         if load <= max_busy_cores or time.monotonic() >= deadline:
+            QUIET["waited_s"] += time.monotonic() - t_start
             if load > max_busy_cores:
-                log("machine still busy (%.2f cores used by others); measuring anyway" % load)
+                QUIET["busy_phases"] += 1
+                log("machine busy (%.2f cores used by others); measuring anyway" % load)
             return load
 
 
@@ -367,14 +375,21 @@ def stats_brief(s):
     return {k: s.get(k) for k in keys} if s else None
 
 
+CLIENT_PROPS = {}  # --client NAME=VALUE: librdkafka properties for bridge and references
+
+
 def bridge_config(redis_port, brokers, queue_events, queue_bytes):
     """Production defaults except the queue bound (sized for the burst) and a
     fast stats line (the bench reads progress from it)."""
+    client = ""
+    if CLIENT_PROPS:
+        client = "\n  client: { %s }" % ", ".join(
+            "%s: \"%s\"" % kv for kv in sorted(CLIENT_PROPS.items()))
     return """# written by bench/bench.py
 redis:
   url: redis://127.0.0.1:%d
 kafka:
-  brokers: "%s"
+  brokers: "%s"%s
   queue: { max_events: %d, max_bytes: %s }
 routes:
   - name: order-confirm
@@ -384,7 +399,7 @@ routes:
 log:
   level: info
   stats_interval: 20ms
-""" % (redis_port, brokers, queue_events, queue_bytes, TOPIC)
+""" % (redis_port, brokers, client, queue_events, queue_bytes, TOPIC)
 
 
 # ------------------------------------------------------------------ tools
@@ -528,6 +543,17 @@ def stop_bridge(b, expect_received, expect_produced, expect_dropped):
 
 # -------------------------------------------------------------- scenarios
 
+def kafka_ref(ctx, n, rate=None):
+    argv = [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t", REF_TOPIC, "-n", str(n),
+            "--source", "redis://127.0.0.1:%d/0" % ctx.redis.port, "--route", "order-confirm",
+            "--prefix", PREFIX]
+    if rate:
+        argv += ["--rate", "%.0f" % rate]
+    for kv in sorted(CLIENT_PROPS.items()):
+        argv += ["-X", "%s=%s" % kv]
+    return run_tool(ctx, argv, name="bench_kafka_ref_paced" if rate else "bench_kafka_ref")
+
+
 def s1_burst(ctx, n, runs, out, refs_only=False):
     """Burst: ceiling, Kafka reference, bridge; interleaved per run."""
     ctx.fresh_mock()
@@ -551,10 +577,7 @@ def s1_burst(ctx, n, runs, out, refs_only=False):
 
         log("burst run %d/%d: Kafka reference (pre-encoded producer)" % (run + 1, runs))
         quiesce()
-        ref = run_tool(ctx, [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t",
-                             REF_TOPIC, "-n", str(n), "--source",
-                             "redis://127.0.0.1:%d/0" % ctx.redis.port, "--route",
-                             "order-confirm", "--prefix", PREFIX])
+        ref = kafka_ref(ctx, n)
         check(ref["delivered"] == n and ref["failed"] == 0,
               "Kafka reference delivered %d of %d" % (ref["delivered"], n))
 
@@ -606,17 +629,14 @@ def s1_burst(ctx, n, runs, out, refs_only=False):
         row["bridge_cpu_us_per_event"] = (row["cpu_s_bridge_main"] + row["cpu_s_bridge_rdk"]) \
             * 1e6 / max(delivered, 1)
         row["eps_ratio"] = row["bridge_eps"] / row["ceiling_eps"]
+        row["ref_eps_ratio"] = row["ref_eps"] / row["ceiling_eps"]  # librdkafka alone, same run
         row["cpu_ratio"] = row["bridge_cpu_us_per_event"] / row["ref_cpu_us_per_msg"]
         # Context: librdkafka's cost per message depends on the pace it is fed
         # at; the same reference paced at the rate the bridge just delivered.
         log("burst run %d/%d: Kafka reference paced at the bridge's %.0f events/s" % (
             run + 1, runs, row["bridge_eps"]))
         quiesce()
-        paced = run_tool(ctx, [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t",
-                               REF_TOPIC, "-n", str(n), "--rate", "%.0f" % row["bridge_eps"],
-                               "--source", "redis://127.0.0.1:%d/0" % ctx.redis.port,
-                               "--route", "order-confirm", "--prefix", PREFIX],
-                         name="bench_kafka_ref_paced")
+        paced = kafka_ref(ctx, n, rate=row["bridge_eps"])
         check(paced["delivered"] == n, "paced Kafka reference delivered %d of %d" % (
             paced["delivered"], n))
         row["ref_paced_cpu_us_per_msg"] = paced["cpu_us_per_msg"]
@@ -898,6 +918,14 @@ def summary_text(out, v, runs):
     L = []
     L.append("expiry-bridge benchmark -- %s, medians of %d runs" % (out["when"], runs))
     L.append("machine: %s; %s" % (out["machine"], out["versions"]))
+    if out.get("client_props"):
+        L.append("EXPERIMENT: extra librdkafka properties for the bridge and the reference: %s" %
+                 out["client_props"])
+    q = out.get("quiet_wait", {})
+    if q.get("busy_phases"):
+        L.append("WARNING: %d measured phase(s) ran while other work used > 0.25 cores of this "
+                 "machine (waited %.0f s for quiet); expect noise" % (q["busy_phases"],
+                                                                      q["waited_s"]))
     L.append("")
     if "burst" in out:
         m = out["burst"]["median"]
@@ -907,9 +935,10 @@ def summary_text(out, v, runs):
             m["ceiling_eps"], m["ceiling_s"]))
         L.append("   bridge, delivered to Kafka            %10.0f events/s  (%.3f s)   ratio x%.2f"
                  % (m["bridge_eps"], m["bridge_s"], m["eps_ratio"]))
-        L.append("   Kafka reference (pre-encoded)         %10.2f us CPU/msg  (%.0f msgs/s, "
-                 "%d-byte value)" % (m["ref_cpu_us_per_msg"], m["ref_eps"],
-                                     m["ref_value_bytes"]))
+        L.append("   Kafka reference (pre-encoded)         %10.0f msgs/s    (alone, no Redis)  "
+                 "ratio x%.2f" % (m["ref_eps"], m["ref_eps_ratio"]))
+        L.append("   Kafka reference                       %10.2f us CPU/msg  (%d-byte value, 1 "
+                 "header)" % (m["ref_cpu_us_per_msg"], m["ref_value_bytes"]))
         L.append("   bridge                                %10.2f us CPU/event              "
                  "ratio x%.2f" % (m["bridge_cpu_us_per_event"], m["cpu_ratio"]))
         L.append("   Kafka reference paced at the bridge's rate %5.2f us CPU/msg  (context)      "
@@ -917,8 +946,8 @@ def summary_text(out, v, runs):
         L.append("     bridge: loop thread %.2f us, librdkafka threads %.2f us" % (
             m["cpu_s_bridge_main"] * 1e6 / max(m["delivered"], 1),
             m["cpu_s_bridge_rdk"] * 1e6 / max(m["delivered"], 1)))
-        L.append("   loss per run (received / delivered of %d; Redis output-buffer disconnects):"
-                 % m["n"])
+        L.append("   loss per run (received / delivered of %d; Redis output-buffer disconnects;"
+                 " a lossy run's rate and CPU count only what it delivered):" % m["n"])
         L.append("     " + "   ".join("run %d: %d / %d (%d)" % (
             r["run"], r["received"], r["delivered"], r["redis_output_buffer_kills"])
             for r in runs_))
@@ -1001,8 +1030,14 @@ def main():
     ap.add_argument("--bounds", default="20000,100000")
     ap.add_argument("--expiry-n", type=int, default=1000000)
     ap.add_argument("--lead-ms", type=int, default=7000)
+    ap.add_argument("--client", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra librdkafka property for the bridge (kafka.client) and the "
+                    "Kafka reference, to evaluate a change, e.g. linger.ms=1")
     args = ap.parse_args()
     only = set(args.only.split(","))
+    for kv in args.client:
+        k, _, v = kv.partition("=")
+        CLIENT_PROPS[k] = v
     targets = {"eps_ratio": 0.5, "cpu_ratio": 1.5, "p99_ms": 10, "idle_rss_mb": 30,
                "mass_ratio": 1.1}
 
@@ -1011,7 +1046,7 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
 
     ctx = Ctx(args)
-    out = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    out = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "client_props": CLIENT_PROPS,
            "machine": "%d cores, %s" % (os.cpu_count(), os.uname().release),
            "versions": versions(), "targets": targets, "runs": args.runs,
            "rundir": args.rundir}
@@ -1045,6 +1080,7 @@ def main():
             ctx.redis.stop()
         ctx.procs.stop_all()
     out["elapsed_s"] = time.monotonic() - t0
+    out["quiet_wait"] = dict(QUIET)
     v = verdicts(out, targets)
     out["verdicts"] = [{"target": n, "measured": m, "wanted": w, "pass": ok}
                        for n, m, w, ok in v]

@@ -2,7 +2,7 @@
  * message with the bridge's producer settings and message format.
  *
  *   bench_kafka_ref -b BROKERS -t TOPIC -n N [--source URL] [--route NAME]
- *                   [--prefix P] [--rate R] [--window W]
+ *                   [--prefix P] [--rate R] [--window W] [-X NAME=VALUE]...
  *
  * Produces N pre-encoded messages and waits for every delivery report. The
  * value is one structured CloudEvent made by the bridge's own encoder
@@ -21,6 +21,9 @@
  * producer sees the pace the bridge produced at, and --window caps messages
  * awaiting a report; both change librdkafka's cost per message (batch sizes,
  * wakeups), which is why bench.py reports the paced reference beside it.
+ *
+ * -X adds librdkafka properties (the bench's --client, given to the bridge
+ * too, to evaluate a setting on both sides).
  *
  * One warm-up message is delivered first (metadata, connections, producer
  * id), as the bridge has them before a burst arrives. Prints one JSON line
@@ -47,8 +50,10 @@ struct opts {
     const char *source;
     const char *route;
     const char *prefix;
-    long long window; /* most messages awaiting a delivery report; 0: no limit */
-    double rate;      /* messages/s, paced from a 1 ms tick; 0: as fast as possible */
+    long long window;      /* most messages awaiting a delivery report; 0: no limit */
+    double rate;           /* messages/s, paced from a 1 ms tick; 0: as fast as possible */
+    const char *extra[16]; /* -X name=value: more librdkafka properties */
+    int nextra;
 };
 
 struct counts {
@@ -77,7 +82,7 @@ static struct cpu cpu_now(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_kafka_ref -b BROKERS -t TOPIC -n N [--source URL] "
-                    "[--route NAME] [--prefix P] [--rate R] [--window W]\n");
+                    "[--route NAME] [--prefix P] [--rate R] [--window W] [-X NAME=VALUE]...\n");
     exit(2);
 }
 
@@ -106,6 +111,8 @@ static void parse(int argc, char **argv, struct opts *o) {
             o->window = atoll(v);
         else if (strcmp(a, "--rate") == 0)
             o->rate = atof(v);
+        else if (strcmp(a, "-X") == 0 && o->nextra < 16 && strchr(v, '='))
+            o->extra[o->nextra++] = v;
         else
             usage();
     }
@@ -148,6 +155,13 @@ static rd_kafka_t *make_producer(const struct opts *o, struct counts *c) {
         goto fail;
     for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
         if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err)))
+            goto fail;
+    }
+    for (int i = 0; i < o->nextra; i++) {
+        char name[128];
+        const char *eq = strchr(o->extra[i], '=');
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - o->extra[i]), o->extra[i]);
+        if (rd_kafka_conf_set(conf, name, eq + 1, err, sizeof(err)))
             goto fail;
     }
     rd_kafka_conf_set_opaque(conf, c);
