@@ -639,6 +639,35 @@ static void test_event_quotes_backslashes_and_controls_are_escaped(void **state)
     jfree(&root);
 }
 
+static void test_event_every_byte_at_every_word_position_round_trips(void **state) {
+    /* The encoder checks eight bytes at a time for bytes needing escapes;
+     * each byte value must be caught in every lane and in the tail. */
+    struct ctx *c = *state;
+    char key[19];
+    for (size_t len = 17; len <= sizeof(key); len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int v = 0; v < 256; v++) {
+                memset(key, 'a', sizeof(key));
+                key[pos] = (char)v;
+                struct eb_event ev = sample_event();
+                ev.key = key;
+                ev.key_len = len;
+                ev.nparams = 0;
+                assert_int_equal(eb_event_encode(&ev, EB_FORMAT_JSON, NULL, 0, &c->enc), EB_OK);
+                struct jnode root;
+                if (!jparse(c->enc.value.data, c->enc.value.len, &root))
+                    fail_msg("byte 0x%02x at %zu/%zu: not JSON: %s", v, pos, len,
+                             c->enc.value.data);
+                if (v < 0x80)
+                    assert_jstr(jget(&root, "key"), key, len);
+                else
+                    assert_non_null(jget(&root, "key_base64"));
+                jfree(&root);
+            }
+        }
+    }
+}
+
 static void test_event_empty_key_omits_subject(void **state) {
     struct eb_event ev = sample_event();
     ev.key = NULL;
@@ -1260,6 +1289,7 @@ int main(void) {
         T(test_event_nul_byte_in_key_is_escaped_and_round_trips),
         T(test_event_one_megabyte_key_round_trips),
         T(test_event_quotes_backslashes_and_controls_are_escaped),
+        T(test_event_every_byte_at_every_word_position_round_trips),
         T(test_event_empty_key_omits_subject),
         T(test_event_strings_from_config_are_escaped),
         T(test_event_random_keys_always_give_valid_json),
