@@ -188,8 +188,8 @@ struct eb_redis_source {
     unsigned cache_last, cache_next;
 
     eb_metrics_t *own_metrics; /* when conf->metrics was NULL */
-    eb_series_t *m_gaps, *m_gap_seconds, *m_reconnects, *m_connected, *m_refusals,
-        *m_config_changes;
+    eb_metrics_t *metrics;     /* the registry in use: eb_redis_connected is bound to us */
+    eb_series_t *m_gaps, *m_gap_seconds, *m_reconnects, *m_refusals, *m_config_changes;
 };
 
 /* ------------------------------------------------------------------------
@@ -251,7 +251,6 @@ static void set_state(eb_redis_source_t *s, enum eb_redis_state st) {
         return;
     enum eb_redis_state old = s->state;
     s->state = st;
-    eb_series_set(s->m_connected, st == EB_REDIS_SUBSCRIBED ? 1 : 0);
     eb_log(s->log, EB_LOG_INFO, "redis source state", eb_lf_str("from", state_name(old)),
            eb_lf_str("to", state_name(st)), eb_lf_str("host", s->host), eb_lf_int("port", s->port));
     if (s->on_state && !s->destroying)
@@ -287,7 +286,6 @@ static void session_fail_hint(eb_redis_source_t *s, enum eb_log_level level, con
         s->gap_attempts = 0;
         snprintf(s->loss_reason, sizeof(s->loss_reason), "%s%s%s", msg, detail ? ": " : "",
                  detail ? detail : "");
-        eb_series_set(s->m_connected, 0);
     }
     defer_close(s);
 }
@@ -1073,6 +1071,11 @@ static int conf_ms(int v, int def) {
     return v > 0 ? v : def;
 }
 
+static double gauge_connected(void *opaque) {
+    const eb_redis_source_t *s = opaque;
+    return s->state == EB_REDIS_SUBSCRIBED && !s->failing ? 1 : 0;
+}
+
 static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr,
                              size_t errstr_size) {
     static const struct {
@@ -1091,9 +1094,6 @@ static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr
         {EB_METRIC_COUNTER, "eb_redis_reconnects_total",
          "Redis connection attempts after the first one",
          offsetof(struct eb_redis_source, m_reconnects)},
-        {EB_METRIC_GAUGE, "eb_redis_connected",
-         "1 while every keyevent channel is subscribed, else 0",
-         offsetof(struct eb_redis_source, m_connected)},
         {EB_METRIC_COUNTER, "eb_redis_replica_refusals_total",
          "Connections refused because redis.url points at a replica",
          offsetof(struct eb_redis_source, m_refusals)},
@@ -1105,13 +1105,24 @@ static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr
         eb_metric_t *f = eb_metrics_add(m, defs[i].type, defs[i].name, defs[i].help, NULL, NULL, 0);
         if (!f) {
             eb_seterr(errstr, errstr_size, EB_EINVAL,
-                      "cannot register metric %s (out of memory, or already registered: one "
-                      "redis source per metrics registry)",
+                      "cannot register metric %s (out of memory, or registered already with "
+                      "another type)",
                       defs[i].name);
             return false;
         }
         *(eb_series_t **)((char *)s + defs[i].off) = eb_metric_series0(f);
     }
+    /* A callback, not a series: when a reload replaces the source, the
+     * newest one answers, and the old one's stop/destroy cannot overwrite
+     * the new one's state with a 0. */
+    if (!eb_metrics_add_gauge_fn(m, "eb_redis_connected",
+                                 "1 while every keyevent channel is subscribed, else 0 (during a "
+                                 "reload's reconnect: the new connection)",
+                                 gauge_connected, s)) {
+        eb_seterr(errstr, errstr_size, EB_EINVAL, "cannot register metric eb_redis_connected");
+        return false;
+    }
+    s->metrics = m;
     return true;
 }
 
@@ -1133,6 +1144,8 @@ static void free_fields(eb_redis_source_t *s) {
         event_free(s->ev_retry);
     if (s->ev_defer)
         event_free(s->ev_defer);
+    if (s->metrics)
+        eb_metrics_unbind(s->metrics, s);
     eb_metrics_destroy(s->own_metrics);
     free(s->host);
     free(s->username);
@@ -1335,6 +1348,5 @@ void eb_redis_source_destroy(eb_redis_source_t *s) {
     s->destroying = true;
     s->stopped = true;
     session_close(s);
-    eb_series_set(s->m_connected, 0);
     free_fields(s);
 }

@@ -18,6 +18,8 @@
  * Any loss of the subscription is a gap: from the moment it was lost to the
  * moment every channel is subscribed again. Gaps are logged with their
  * duration and counted (eb_redis_gaps_total, eb_redis_gap_seconds_total).
+ * eb_redis_connected is a callback gauge: the newest source built on a
+ * registry answers it (a reload's replacement), and destroy unbinds it.
  * Reconnects use capped exponential backoff with full jitter (backoff.h).
  *
  * @locality every function and every callback runs on the loop thread.

@@ -943,15 +943,27 @@ static void test_stop_inside_notification_callback_ends_delivery(void **state) {
     finish(t);
 }
 
-static void test_second_source_on_one_registry_is_refused(void **state) {
+/* A reload that changes Redis settings builds a second source on the same
+ * registry before it destroys the first: both count into the same
+ * families, the newest answers eb_redis_connected, and the old one's stop
+ * and destroy do not overwrite that answer with a 0. */
+static void test_second_source_on_one_registry_shares_metrics_and_newest_answers(void **state) {
     struct t *t = *state;
     char err[256] = "";
-    t->conf.port = 6379;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    start_source(t);
+    wait_subscribed(t);
+    assert_int_equal(metric(t, "eb_redis_connected"), 1);
+    eb_redis_source_t *old = t->src;
     t->src = eb_redis_source_new(t->base, &t->conf, err, sizeof(err));
     assert_non_null(t->src);
-    eb_redis_source_t *again = eb_redis_source_new(t->base, &t->conf, err, sizeof(err));
-    assert_null(again);
-    assert_non_null(strstr(err, "eb_redis_gaps_total"));
+    assert_int_equal(metric(t, "eb_redis_connected"), 0); /* the new one: not started */
+    assert_int_equal(eb_redis_source_start(t->src), 0);
+    wait_subscribed(t);
+    eb_redis_source_stop(old);
+    eb_redis_source_destroy(old);
+    assert_int_equal(metric(t, "eb_redis_connected"), 1);
+    assert_int_equal(metric(t, "eb_redis_gaps_total"), 0);
     finish(t);
 }
 
@@ -1031,7 +1043,7 @@ int main(void) {
         T(test_set_events_adds_and_removes_without_losing_expired),
         T(test_command_runs_on_command_connection_and_sees_null_on_loss),
         T(test_stop_inside_notification_callback_ends_delivery),
-        T(test_second_source_on_one_registry_is_refused),
+        T(test_second_source_on_one_registry_shares_metrics_and_newest_answers),
         T(test_stop_inside_state_callback_closes_once_control_returns),
         T(test_destroy_leaves_no_registered_events_in_every_state),
 #undef T
