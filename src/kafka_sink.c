@@ -405,10 +405,6 @@ eb_kafka_sink_t *eb_kafka_sink_new(struct event_base *base, const struct eb_kafk
     k->opaque = c->opaque;
     k->max_events = c->queue_max_events;
     k->max_bytes = c->queue_max_bytes;
-    if (register_metrics(k, c->metrics)) {
-        eb_seterr(errstr, errstr_size, EB_ENOMEM, "cannot register kafka metrics");
-        goto err_free_sink;
-    }
     rd_kafka_conf_t *conf = build_conf(k, c, errstr, errstr_size);
     if (!conf)
         goto err_free_sink;
@@ -421,6 +417,13 @@ eb_kafka_sink_t *eb_kafka_sink_new(struct event_base *base, const struct eb_kafk
     }
     if (setup_wakeup(k, base, errstr, errstr_size))
         goto err_free_sink;
+    /* Last: a producer that cannot be created (a reload naming a missing
+     * ssl.ca.location) must not take the queue gauges from the sink that
+     * keeps running. Nothing reads the series before we return. */
+    if (register_metrics(k, c->metrics)) {
+        eb_seterr(errstr, errstr_size, EB_ENOMEM, "cannot register kafka metrics");
+        goto err_free_sink;
+    }
     return k;
 
 err_free_sink:
