@@ -32,6 +32,10 @@ struct route_stats {
     eb_series_t *dropped_too_big;
     eb_series_t *dropped_error;
     eb_series_t *latency;
+    /* eb_expiry_lateness_seconds: deadline -> read. Created only for
+     * routes whose deadline is known (ledger: armed/observed), NULL
+     * otherwise, so plain routes do not render empty histograms. */
+    eb_series_t *lateness;
 };
 
 /* What a route needs per event, rebuilt on every config swap. */
@@ -64,7 +68,8 @@ struct eb_pipeline {
     struct eb_buf kbuf;
     struct inflight *free_list;
     /* metric families */
-    eb_metric_t *f_received, *f_unrouted, *f_routed, *f_produced, *f_failed, *f_dropped, *f_latency;
+    eb_metric_t *f_received, *f_unrouted, *f_routed, *f_produced, *f_failed, *f_dropped, *f_latency,
+        *f_lateness;
     eb_series_t *received_cache[EB_PIPE_MAX_EVENTS][EB_PIPE_CACHED_DBS];
     eb_series_t *unrouted_cache[EB_PIPE_MAX_EVENTS][EB_PIPE_CACHED_DBS];
     struct eb_pipeline_stats totals;
@@ -102,8 +107,16 @@ static int register_families(eb_pipeline_t *p) {
         eb_metrics_add(m, EB_METRIC_HISTOGRAM, "eb_delivery_latency_seconds",
                        "From reading the notification to Kafka's acknowledgement.", "route,topic",
                        eb_metrics_latency_buckets, eb_metrics_latency_nbuckets);
+    /* Registered before the ledger can observe it, so its name is stable
+     * for dashboards; same buckets, since Redis's sampler can be minutes
+     * late (DESIGN.md §1). */
+    p->f_lateness =
+        eb_metrics_add(m, EB_METRIC_HISTOGRAM, "eb_expiry_lateness_seconds",
+                       "From a timer's deadline to the bridge reading its expiry "
+                       "(routes whose deadline is known: ledger armed/observed).",
+                       "route,topic", eb_metrics_latency_buckets, eb_metrics_latency_nbuckets);
     bool ok = p->f_received && p->f_unrouted && p->f_routed && p->f_produced && p->f_failed &&
-              p->f_dropped && p->f_latency;
+              p->f_dropped && p->f_latency && p->f_lateness;
     return ok ? 0 : EB_ENOMEM;
 }
 
@@ -167,6 +180,10 @@ static struct route_rt *build_routes(eb_pipeline_t *p, const struct eb_config *c
         routes[i].stats = get_stats(p, r->name, r->topic);
         if (!routes[i].stats)
             goto err_free_routes;
+        if (r->ledger != EB_LEDGER_OFF && !routes[i].stats->lateness) {
+            const char *rt[] = {r->name, r->topic};
+            routes[i].stats->lateness = eb_metric_series(p->f_lateness, rt);
+        }
         if (r->nheaders) {
             routes[i].headers = calloc(r->nheaders, sizeof(struct eb_header));
             if (!routes[i].headers)
