@@ -1285,6 +1285,14 @@ static void check_route(struct ctx *c, struct eb_config_route *r, const struct s
         child_path(what, sizeof(what), path, t[i].key);
         errorf(c, line, col, "invalid %s: %s", what, reason);
     }
+    /* The ledger delivers expiries; a ledgered route that does not take
+     * them would record timers and never forward one live. */
+    const struct ynode *ln = seen_get(s, "ledger");
+    if (r->ledger != EB_LEDGER_OFF && ln && !(r->events & (UINT64_C(1) << EB_EVENT_EXPIRED_ID)))
+        err_at(c, ln,
+               "invalid %s.ledger: a ledgered route delivers expiries, but its events do not "
+               "include expired; expected events to include expired, or ledger: off",
+               path);
 }
 
 /* After the redis section: URL vs keys, and timing relations. */
@@ -1344,6 +1352,33 @@ static void check_redis(struct ctx *c, const struct seen *s) {
     }
 }
 
+/* Most entries one sweep page may carry: each becomes a pipelined FCALL. */
+#define LEDGER_MAX_BATCH 10000
+/* Claims are renewed every claim_ttl/3; shorter ones would renew
+ * constantly and expire on any hiccup. */
+#define LEDGER_MIN_CLAIM_TTL_MS 1000
+
+/* After the ledger section: value ranges and relations. */
+static void check_ledger(struct ctx *c, const struct seen *s) {
+    const struct eb_config_ledger *l = &c->cfg->ledger;
+    const struct ynode *at;
+    if (l->sweep_batch > LEDGER_MAX_BATCH && (at = seen_get(s, "sweep_batch")))
+        err_at(c, at, "invalid ledger.sweep_batch: %zu is more than %d; expected at most %d",
+               l->sweep_batch, LEDGER_MAX_BATCH, LEDGER_MAX_BATCH);
+    if (l->claim_ttl_ms < LEDGER_MIN_CLAIM_TTL_MS && (at = seen_get(s, "claim_ttl")))
+        err_at(c, at, "invalid ledger.claim_ttl: %d ms is less than %d ms; expected at least 1s",
+               l->claim_ttl_ms, LEDGER_MIN_CLAIM_TTL_MS);
+    if (l->sweep_grace_ms >= l->sweep_interval_ms) {
+        at = seen_get(s, "sweep_grace");
+        at = at ? at : seen_get(s, "sweep_interval");
+        if (at)
+            err_at(c, at,
+                   "invalid ledger.sweep_grace: %d ms is not less than ledger.sweep_interval "
+                   "(%d ms); expected a shorter grace",
+                   l->sweep_grace_ms, l->sweep_interval_ms);
+    }
+}
+
 /* Convert one value (n is never null here) of row k into base. */
 static void set_value(struct ctx *c, const struct eb_config_key *k, const struct ynode *n,
                       void *base, const char *path) {
@@ -1361,6 +1396,8 @@ static void set_value(struct ctx *c, const struct eb_config_key *k, const struct
         walk_map(c, n, k->sub, base, what, &s);
         if (strcmp(what, "redis") == 0 && !c->stop)
             check_redis(c, &s);
+        else if (strcmp(what, "ledger") == 0 && !c->stop)
+            check_ledger(c, &s);
         return;
     }
     case EB_CT_ROUTES:
@@ -1548,11 +1585,24 @@ static void build_router(struct ctx *c) {
         c->oom = c->stop = true;
         return;
     }
+    bool observed = false;
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct eb_config_route *r = &cfg->routes[i];
         rules[i] = (struct eb_router_rule){r->name, r->match, r->key, r->events, &cfg->routes[i]};
-        cfg->events |= r->events;
+        cfg->route_events |= r->events;
+        observed |= r->ledger == EB_LEDGER_OBSERVED;
     }
+    /* Observed mode records deadlines from `expire` and forgets timers on
+     * `del` and `persist`: subscribed, but forwarded only if a route asks. */
+    if (observed) {
+        static const char *const names[] = {"expire", "del", "persist"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            int id = eb_notify_event_id(names[i], strlen(names[i]));
+            if (id >= 0)
+                cfg->ledger_events |= UINT64_C(1) << id;
+        }
+    }
+    cfg->events = cfg->route_events | cfg->ledger_events;
     cfg->router = eb_router_new(rules, cfg->nroutes, &bad, reason, sizeof(reason));
     if (!cfg->router) {
         if (bad < cfg->nroutes)
@@ -1576,7 +1626,7 @@ static void finish(struct ctx *c, const struct ynode *root) {
     build_router(c);
     /* A file with only an unrouted topic forwards every expiry. */
     if (cfg->nroutes == 0)
-        cfg->events = UINT64_C(1) << EB_EVENT_EXPIRED_ID;
+        cfg->events = cfg->route_events = UINT64_C(1) << EB_EVENT_EXPIRED_ID;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1605,6 +1655,7 @@ void eb_config_free(struct eb_config *cfg) {
         free(r->payload);
     }
     free(cfg->routes);
+    free(cfg->ledger.key_prefix);
     free(cfg->unrouted_topic);
     free(cfg->http_listen);
     eb_router_destroy(cfg->router);

@@ -50,52 +50,68 @@ struct eb_config_route {
     enum eb_event_format format; /* default cloudevents */
     struct eb_kv *headers;       /* extra Kafka headers, sent as given */
     size_t nheaders;
-    enum eb_ledger_mode ledger;  /* default off */
-    char *payload;               /* companion key template; NULL: none */
-    struct eb_srcpos pos;        /* of the route's mapping */
+    enum eb_ledger_mode ledger; /* default off */
+    char *payload;              /* companion key template; NULL: none */
+    struct eb_srcpos pos;       /* of the route's mapping */
 };
 
 struct eb_config_redis {
-    char *url;               /* as written, for logs (redact before logging!) */
-    char *host;              /* from url */
-    int port;                /* from url; default 6379 */
-    char *username;          /* ACL user, or NULL */
-    char *password;          /* or NULL; never log */
-    bool all_databases;      /* databases: all (the default) */
-    int *databases;          /* else this list */
+    char *url;          /* as written, for logs (redact before logging!) */
+    char *host;         /* from url */
+    int port;           /* from url; default 6379 */
+    char *username;     /* ACL user, or NULL */
+    char *password;     /* or NULL; never log */
+    bool all_databases; /* databases: all (the default) */
+    int *databases;     /* else this list */
     size_t ndatabases;
     bool configure_notifications; /* default true */
-    char *source;            /* CloudEvents source base; default "redis://HOST:PORT" */
-    int connect_timeout_ms;  /* default 5000 */
-    int heartbeat_interval_ms; /* default 1000 */
-    int heartbeat_timeout_ms;  /* default 5000 */
-    int reconnect_min_ms;    /* default 100 */
-    int reconnect_max_ms;    /* default 10000 */
+    char *source;                 /* CloudEvents source base; default "redis://HOST:PORT" */
+    int connect_timeout_ms;       /* default 5000 */
+    int heartbeat_interval_ms;    /* default 1000 */
+    int heartbeat_timeout_ms;     /* default 5000 */
+    int reconnect_min_ms;         /* default 100 */
+    int reconnect_max_ms;         /* default 10000 */
 };
 
 struct eb_config_kafka {
-    char *brokers;           /* bootstrap.servers */
-    struct eb_kv *client;    /* librdkafka properties, passed through */
+    char *brokers;        /* bootstrap.servers */
+    struct eb_kv *client; /* librdkafka properties, passed through */
     size_t nclient;
     size_t queue_max_events; /* bound of events awaiting delivery; default 100000 */
     size_t queue_max_bytes;  /* bound of their bytes; default 256 MiB */
     int drain_timeout_ms;    /* SIGTERM flush budget; default 20000 */
 };
 
+/* The deadline ledger's settings (docs/ledger.md); used when a route has
+ * ledger: armed/observed or a payload. */
+struct eb_config_ledger {
+    char *key_prefix;          /* a route's ledger is key_prefix + "{" + route + "}";
+                                  default "expiry-bridge:ledger:" */
+    int sweep_interval_ms;     /* default 1000 */
+    int sweep_grace_ms;        /* entries this far past their deadline are swept; default 250 */
+    size_t sweep_batch;        /* entries per sweep page and keys per SCAN; default 500 */
+    int claim_ttl_ms;          /* how long a claim holds a timer; default 10000 */
+    int remember_delivered_ms; /* how long a delivered timer is remembered; default 30000 */
+};
+
 struct eb_config {
-    char *path;              /* file loaded, or the name given */
+    char *path; /* file loaded, or the name given */
     struct eb_config_redis redis;
     struct eb_config_kafka kafka;
+    struct eb_config_ledger ledger;
     struct eb_config_route *routes;
     size_t nroutes;
-    bool unrouted_drop;      /* unrouted: drop (default) */
-    char *unrouted_topic;    /* unrouted: { topic: ... } */
+    bool unrouted_drop;   /* unrouted: drop (default) */
+    char *unrouted_topic; /* unrouted: { topic: ... } */
     enum eb_event_format unrouted_format;
-    char *http_listen;       /* "127.0.0.1:9464"; NULL or "": no HTTP server */
+    char *http_listen;           /* "127.0.0.1:9464"; NULL or "": no HTTP server */
     enum eb_log_level log_level; /* default info */
-    int stats_interval_ms;   /* periodic stats log line; default 60000; 0 off */
-    uint64_t events;         /* union of every route's events: what to subscribe */
-    eb_router_t *router;     /* routes compiled; rule i is routes[i], opaque = &routes[i] */
+    int stats_interval_ms;       /* periodic stats log line; default 60000; 0 off */
+    uint64_t events;             /* what to subscribe: route_events | ledger_events */
+    uint64_t route_events;       /* union of every route's events: what is forwarded */
+    uint64_t ledger_events;      /* events subscribed only for ledger: observed bookkeeping
+                                    (expire, del, persist); 0 without observed routes */
+    eb_router_t *router;         /* routes compiled; rule i is routes[i], opaque = &routes[i] */
 };
 
 /* Load and validate `path`. On success *out is owned by the caller (free
@@ -105,8 +121,8 @@ struct eb_config {
 int eb_config_load(const char *path, struct eb_config **out, char *errstr, size_t errstr_size);
 
 /* The same from memory; `name` stands for the file name in messages. */
-int eb_config_load_string(const char *yaml, size_t len, const char *name,
-                          struct eb_config **out, char *errstr, size_t errstr_size);
+int eb_config_load_string(const char *yaml, size_t len, const char *name, struct eb_config **out,
+                          char *errstr, size_t errstr_size);
 
 /* NULL is a no-op. */
 void eb_config_free(struct eb_config *cfg);

@@ -120,6 +120,33 @@ static const struct eb_config_key unrouted_keys[] = {
     {0},
 };
 
+static const struct eb_config_key ledger_keys[] = {
+    {EB_CT_STRING, "key_prefix", "\"expiry-bridge:ledger:\"", OFF(ledger.key_prefix), 0, NULL,
+     "Names the ledgers: a route's ledger is the sorted set `<key_prefix>{<route name>}` (a "
+     "Redis Cluster hash tag, see docs/ledger.md), its claims `<ledger>:claims`. Applications "
+     "that arm timers pass this name to `FCALL eb1_arm`."},
+    {EB_CT_DURATION, "sweep_interval", "1s", OFF(ledger.sweep_interval_ms), EB_CK_NONZERO, NULL,
+     "How often the ledger is swept for overdue timers: a timer whose notification was lost "
+     "(or that Redis has not expired yet) is delivered within about this long after "
+     "`sweep_grace`."},
+    {EB_CT_DURATION, "sweep_grace", "250ms", OFF(ledger.sweep_grace_ms), 0, NULL,
+     "A timer is swept only when its deadline is at least this far past, so timers whose live "
+     "notification is on its way cost no extra Redis work. Less than `sweep_interval`."},
+    {EB_CT_COUNT, "sweep_batch", "500", OFF(ledger.sweep_batch), 0, NULL,
+     "Timers one sweep step reads (and keys one observed-mode `SCAN` step visits): bounds the "
+     "work per step; a full step is followed at once by the next. At most 10000."},
+    {EB_CT_DURATION, "claim_ttl", "10s", OFF(ledger.claim_ttl_ms), EB_CK_NONZERO, NULL,
+     "A bridge claims a timer before producing it, so no other replica (or its own sweep) "
+     "produces it too; claims are renewed while Kafka has not confirmed. After a crash, "
+     "another bridge takes the timer over once its claim ran out. At least 1s."},
+    {EB_CT_DURATION, "remember_delivered", "30s", OFF(ledger.remember_delivered_ms), EB_CK_NONZERO,
+     NULL,
+     "How long a delivered timer is remembered, so a late notification of it (another "
+     "replica's, or the one a sweep caused) is recognised and not produced again. Costs Redis "
+     "memory: about 100 bytes per timer delivered in this window."},
+    {0},
+};
+
 static const struct eb_config_key http_keys[] = {
     {EB_CT_LISTEN, "listen", "\"\"", OFF(http_listen), 0, NULL,
      "Address of the HTTP server for `/metrics`, `/healthz` and `/readyz`, e.g. "
@@ -145,6 +172,9 @@ const struct eb_config_key eb_config_schema[] = {
     {EB_CT_UNROUTED, "unrouted", "drop", OFF(unrouted_drop), 0, unrouted_keys,
      "What happens to events of a routed event type whose key matches no route: `drop` "
      "(counted in metrics) or `{ topic: NAME, format: FORMAT }`."},
+    {EB_CT_SECTION, "ledger", NULL, 0, 0, ledger_keys,
+     "The deadline ledger (durable timers) of routes with `ledger: armed` or `observed`, and "
+     "companion payloads (docs/ledger.md)."},
     {EB_CT_SECTION, "http", NULL, 0, 0, http_keys, "Metrics and health endpoints."},
     {EB_CT_SECTION, "log", NULL, 0, 0, log_keys, "Logging (JSON lines on stderr)."},
     {0},

@@ -197,6 +197,14 @@ static void test_config_minimal_gets_every_default(void **state) {
     assert_int_equal(cfg->log_level, EB_LOG_INFO);
     assert_int_equal(cfg->stats_interval_ms, 60000);
     assert_int_equal(cfg->events, EXPIRED);
+    assert_int_equal(cfg->route_events, EXPIRED);
+    assert_int_equal(cfg->ledger_events, 0);
+    assert_string_equal(cfg->ledger.key_prefix, "expiry-bridge:ledger:");
+    assert_int_equal(cfg->ledger.sweep_interval_ms, 1000);
+    assert_int_equal(cfg->ledger.sweep_grace_ms, 250);
+    assert_int_equal(cfg->ledger.sweep_batch, 500);
+    assert_int_equal(cfg->ledger.claim_ttl_ms, 10000);
+    assert_int_equal(cfg->ledger.remember_delivered_ms, 30000);
     eb_config_free(cfg);
 }
 
@@ -239,6 +247,12 @@ static void test_config_full_example_values(void **state) {
     assert_string_equal(cfg->http_listen, "[::]:9464");
     assert_int_equal(cfg->log_level, EB_LOG_DEBUG);
     assert_int_equal(cfg->stats_interval_ms, 0);
+    assert_string_equal(cfg->ledger.key_prefix, "shop:timers:");
+    assert_int_equal(cfg->ledger.sweep_interval_ms, 2000);
+    assert_int_equal(cfg->ledger.sweep_grace_ms, 500);
+    assert_int_equal(cfg->ledger.sweep_batch, 200);
+    assert_int_equal(cfg->ledger.claim_ttl_ms, 20000);
+    assert_int_equal(cfg->ledger.remember_delivered_ms, 60000);
     eb_config_free(cfg);
 }
 
@@ -296,6 +310,63 @@ static void test_config_events_are_the_union_of_route_events(void **state) {
                     (UINT64_C(1) << eb_notify_event_id("del", 3));
     assert_int_equal(cfg->events, want);
     eb_config_free(cfg);
+}
+
+static uint64_t event_bit(const char *name) {
+    return UINT64_C(1) << eb_notify_event_id(name, strlen(name));
+}
+
+static void test_config_observed_routes_subscribe_expire_del_persist_for_the_ledger(void **state) {
+    struct eb_config *cfg = load_ok(HEAD "routes:\n" ROUTE(
+        "a", "a:*") "    ledger: observed\n" ROUTE("b", "b:*") "    events: [expired, del]\n");
+    uint64_t bookkeeping = event_bit("expire") | event_bit("del") | event_bit("persist");
+    assert_int_equal(cfg->route_events, EXPIRED | event_bit("del"));
+    assert_int_equal(cfg->ledger_events, bookkeeping);
+    assert_int_equal(cfg->events, EXPIRED | bookkeeping);
+    eb_config_free(cfg);
+}
+
+static void test_config_armed_routes_subscribe_nothing_extra(void **state) {
+    struct eb_config *cfg =
+        load_ok(HEAD "routes:\n" ROUTE("a", "a:*") "    ledger: armed\n"
+                                                   "    payload: \"{key}:payload\"\n");
+    assert_int_equal(cfg->ledger_events, 0);
+    assert_int_equal(cfg->events, EXPIRED);
+    assert_int_equal(cfg->routes[0].ledger, EB_LEDGER_ARMED);
+    eb_config_free(cfg);
+}
+
+static void test_config_ledger_section_is_checked_with_positions(void **state) {
+    const char *e =
+        load_err(HEAD "routes:\n" ROUTE("a", "a:*") "ledger:\n"
+                                                    "  sweep_interval: 1s\n  sweep_grace: 2s\n");
+    assert_contains(e, "t.yaml:11:16: invalid ledger.sweep_grace: 2000 ms is not less than "
+                       "ledger.sweep_interval (1000 ms)");
+    e = load_err(HEAD "routes:\n" ROUTE("a", "a:*") "ledger:\n  claim_ttl: 999ms\n");
+    assert_contains(e, "t.yaml:10:14: invalid ledger.claim_ttl: 999 ms is less than 1000 ms");
+    e = load_err(HEAD "routes:\n" ROUTE("a", "a:*") "ledger:\n  remember_delivered: 0s\n");
+    assert_contains(e, "t.yaml:10:23: invalid ledger.remember_delivered '0s': zero is not allowed");
+    e = load_err(HEAD "routes:\n" ROUTE("a", "a:*") "ledger:\n  sweep_batch: 0\n");
+    assert_contains(e, "t.yaml:10:16: invalid ledger.sweep_batch");
+    e = load_err(HEAD "routes:\n" ROUTE("a", "a:*") "ledger:\n  sweep_batch: 10001\n");
+    assert_contains(e, "t.yaml:10:16: invalid ledger.sweep_batch: 10001 is more than 10000");
+}
+
+static void test_config_ledger_key_prefix_may_be_empty_or_tagged(void **state) {
+    struct eb_config *cfg =
+        load_ok(HEAD "routes:\n" ROUTE("a", "a:*") "ledger:\n  key_prefix: \"{shop}:\"\n");
+    assert_string_equal(cfg->ledger.key_prefix, "{shop}:");
+    eb_config_free(cfg);
+    cfg = load_ok(HEAD "routes:\n" ROUTE("a", "a:*") "ledger:\n  key_prefix: \"\"\n");
+    assert_true(cfg->ledger.key_prefix == NULL || cfg->ledger.key_prefix[0] == '\0');
+    eb_config_free(cfg);
+}
+
+static void test_config_ledgered_route_must_take_expired(void **state) {
+    const char *e = load_err(HEAD "routes:\n" ROUTE("a", "a:*") "    events: [evicted]\n"
+                                                                "    ledger: armed\n");
+    assert_contains(e, "t.yaml:10:13: invalid routes[0].ledger: a ledgered route delivers "
+                       "expiries, but its events do not include expired");
 }
 
 static void test_config_unrouted_topic_alone_is_enough(void **state) {
@@ -743,6 +814,11 @@ int main(void) {
         cmocka_unit_test(test_config_source_default_brackets_ipv6_host),
         cmocka_unit_test(test_config_router_is_compiled_with_route_opaques),
         cmocka_unit_test(test_config_events_are_the_union_of_route_events),
+        cmocka_unit_test(test_config_observed_routes_subscribe_expire_del_persist_for_the_ledger),
+        cmocka_unit_test(test_config_armed_routes_subscribe_nothing_extra),
+        cmocka_unit_test(test_config_ledger_section_is_checked_with_positions),
+        cmocka_unit_test(test_config_ledger_key_prefix_may_be_empty_or_tagged),
+        cmocka_unit_test(test_config_ledgered_route_must_take_expired),
         cmocka_unit_test(test_config_unrouted_topic_alone_is_enough),
         cmocka_unit_test(test_config_durations_and_sizes_take_every_unit),
         cmocka_unit_test(test_config_env_variables_expand),
