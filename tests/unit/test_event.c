@@ -365,7 +365,7 @@ static void assert_jstr(const struct jnode *j, const void *bytes, size_t n) {
 #define TIME_US     1795491600123456LL /* 2026-11-24T03:40:00.123456Z */
 #define DEADLINE_MS 1795491599998LL
 
-static const struct eb_capture order_caps[] = {{"order_id", KEY + 28, 1}};
+static const struct eb_capture order_caps[] = {{"order_id", &KEY[28], 1}};
 
 static struct eb_event sample_event(void) {
     struct eb_event ev = {
