@@ -48,7 +48,7 @@ static inline void eb_buf_append(struct eb_buf *b, const void *p, size_t n) {
 }
 
 static inline void eb_buf_putc(struct eb_buf *b, char c) {
-    if (b->len < b->cap) {
+    if (b->len < b->cap && !b->failed) {
         b->data[b->len++] = c;
         return;
     }

@@ -97,6 +97,7 @@ static void test_json_buf_failure_at_max_is_sticky(void **state) {
     eb_base64(&b, "c", 1);
     eb_rfc3339(&b, 0, 0);
     eb_buf_put_i64(&b, 1);
+    eb_buf_putc(&b, 'd'); /* the inline fast path must honour the failure too */
     assert_false(eb_buf_ok(&b));
     assert_int_equal(b.len, 5);
     assert_false(eb_buf_reserve(&b, 1));
