@@ -313,7 +313,11 @@ class OrderConsumer:
         except Malformed as e:
             done = self.dead_letter(msg, str(e))
         if done:
-            self.consumer.store_offsets(message=msg)
+            try:
+                self.consumer.store_offsets(message=msg)
+            except KafkaException as e:  # revoked meanwhile: its new owner re-reads it
+                log("warn", "offset not stored", error=str(e.args[0]), topic=msg.topic(),
+                    partition=msg.partition(), offset=msg.offset())
         return done
 
     def run(self):
