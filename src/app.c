@@ -53,6 +53,7 @@
 #include "error.h"
 #include "http.h"
 #include "kafka_sink.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify_flags.h"
@@ -126,6 +127,7 @@ struct app {
     eb_pipeline_t *pipeline;
     eb_kafka_sink_t *sink;
     struct app_source *source;
+    eb_ledger_t *ledger; /* NULL until a route needs it (ledger: armed/observed, payload) */
 
     eb_http_t *http;          /* NULL when http.listen is empty */
     eb_config_watch_t *watch; /* NULL when inotify is unavailable */
@@ -208,6 +210,27 @@ int eb_app_check(const char *path) {
     return EB_EXIT_OK;
 }
 
+int eb_app_functions_load(const char *path) {
+    char errstr[8192];
+    struct eb_config *cfg = NULL;
+    if (eb_config_load(path, &cfg, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "%s\n%s: configuration is invalid\n", errstr, path);
+        return EB_EXIT_CONFIG;
+    }
+    char url[512];
+    size_t len;
+    eb_log_redact_url(cfg->redis.url, url, sizeof(url));
+    eb_ledger_library(&len);
+    int rc = eb_ledger_install(cfg, errstr, sizeof(errstr));
+    if (rc == 0)
+        printf("%s: loaded eb_timers_v1 (%zu bytes; FCALL eb1_arm, eb1_disarm, eb1_rearm)\n", url,
+               len);
+    else
+        fprintf(stderr, "%s: %s\n", url, errstr);
+    eb_config_free(cfg);
+    return rc == 0 ? EB_EXIT_OK : EB_EXIT_UNAVAILABLE;
+}
+
 /* ------------------------------------------------------- config compares */
 
 /* eb_config_needs_reconnect() knows every connection setting; ask it about
@@ -226,21 +249,6 @@ static bool kafka_changed(const struct eb_config *a, const struct eb_config *b) 
     t.events = a->events;
     return eb_config_needs_reconnect(a, &t);
 }
-
-/* The deadline ledger (ledger: armed/observed) arrives in a later version;
- * until then a route that asks for it must not silently run without it. */
-static const struct eb_config_route *unsupported_route(const struct eb_config *cfg) {
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        const struct eb_config_route *r = &cfg->routes[i];
-        if (r->ledger != EB_LEDGER_OFF || r->payload)
-            return r;
-    }
-    return NULL;
-}
-
-#define UNSUPPORTED_MSG                                                                            \
-    "route asks for the deadline ledger or a companion payload, which this version does not "      \
-    "provide; set ledger: off and remove payload"
 
 /* ------------------------------------------------------------- building */
 
@@ -293,6 +301,30 @@ static void on_redis_state(enum eb_redis_state state, void *opaque) {
     struct app *a = as->app;
     if (as == a->next.source && state == EB_REDIS_SUBSCRIBED)
         handover(a, "new Redis connection subscribed");
+    else if (as == a->source && a->ledger)
+        eb_ledger_on_source_state(a->ledger, state); /* sweeps at once after a gap */
+}
+
+/* The deadline ledger, built when the first configuration needs it (a
+ * ledgered route, or a payload) and kept from then on: timers in flight
+ * hold tickets of it. */
+static int ensure_ledger(struct app *a, const struct eb_config *cfg, char *errstr,
+                         size_t errstr_size) {
+    if (a->ledger)
+        return eb_ledger_set_config(a->ledger, cfg);
+    if (!eb_ledger_needed(cfg))
+        return 0;
+    struct eb_ledger_conf lc = {
+        .log = a->log,
+        .metrics = a->metrics,
+        .emit = eb_pipeline_emit_timer,
+        .opaque = a->pipeline,
+    };
+    a->ledger = eb_ledger_new(a->base, &lc, cfg, errstr, errstr_size);
+    if (!a->ledger)
+        return EB_ENOMEM;
+    eb_pipeline_set_ledger(a->pipeline, a->ledger);
+    return 0;
 }
 
 static struct app_source *make_source(struct app *a, const struct eb_config *cfg, char *errstr,
@@ -528,10 +560,18 @@ static int commit(struct app *a, struct eb_config *cfg, eb_kafka_sink_t *sink,
      * need them exist, and drops old ones after: nothing is missed. */
     if (!source && eb_redis_source_set_events(a->source->src, cfg->events) != 0)
         return EB_ENOMEM;
-    if (eb_pipeline_set_config(a->pipeline, cfg) != 0) {
+    char lerr[256];
+    bool new_ledger = !a->ledger;
+    if (eb_pipeline_set_config(a->pipeline, cfg) != 0 ||
+        ensure_ledger(a, cfg, lerr, sizeof(lerr)) != 0) {
+        eb_pipeline_set_config(a->pipeline, a->cfg);
         if (!source)
             eb_redis_source_set_events(a->source->src, a->cfg->events);
         return EB_ENOMEM;
+    }
+    if (new_ledger && a->ledger) {
+        eb_ledger_start(a->ledger);
+        eb_ledger_on_source_state(a->ledger, eb_redis_source_state(a->source->src));
     }
     if (sink) {
         eb_pipeline_set_sink(a->pipeline, sink);
@@ -543,6 +583,11 @@ static int commit(struct app *a, struct eb_config *cfg, eb_kafka_sink_t *sink,
         retire_source(a, a->source, EB_HANDOVER_GRACE_MS);
         a->source = source;
         eb_series_inc(a->reconnect_redis);
+        if (a->ledger) {
+            /* Another server: its subscription counts as a new one. */
+            eb_ledger_on_source_state(a->ledger, EB_REDIS_CONNECTING);
+            eb_ledger_on_source_state(a->ledger, eb_redis_source_state(source->src));
+        }
     }
     eb_config_free(a->cfg);
     a->cfg = cfg;
@@ -632,11 +677,6 @@ static void reload(struct app *a, const char *trigger) {
     if (eb_config_load(a->path, &next, errstr, sizeof(errstr)) != 0) {
         reject(a, trigger, errstr);
         return;
-    }
-    const struct eb_config_route *bad = unsupported_route(next);
-    if (bad) {
-        snprintf(errstr, sizeof(errstr), "route '%s': %s", bad->name, UNSUPPORTED_MSG);
-        goto err_reject;
     }
     const struct eb_config *target = a->next.cfg ? a->next.cfg : a->cfg;
     eb_kafka_sink_t *sink = NULL;
@@ -741,7 +781,10 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg) {
     struct app *a = arg;
     (void)fd;
     (void)what;
-    if (total_inflight(a) == 0 || now_ms() >= a->drain_deadline_ms)
+    /* The ledger acknowledges in Redis what Kafka confirmed: an exit
+     * before that would deliver those timers once more after a restart. */
+    if ((total_inflight(a) == 0 && !eb_ledger_busy(a->ledger)) ||
+        now_ms() >= a->drain_deadline_ms)
         event_base_loopexit(a->base, NULL);
 }
 
@@ -755,6 +798,7 @@ static void begin_shutdown(struct app *a, const char *why) {
            eb_lf_str("signal", why), eb_lf_int("inflight", (int64_t)total_inflight(a)),
            eb_lf_int("drain_timeout_ms", a->cfg->kafka.drain_timeout_ms));
     eb_redis_source_stop(a->source->src);
+    eb_ledger_stop(a->ledger); /* no new sweep; acknowledgements go on */
     if (a->next.source)
         eb_redis_source_stop(a->next.source->src);
     event_del(a->handover_ev);
@@ -783,11 +827,15 @@ static void on_stats(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     eb_pipeline_log_stats(((struct app *)arg)->pipeline);
+    if (((struct app *)arg)->ledger)
+        eb_ledger_log_stats(((struct app *)arg)->ledger);
 }
 
 static int finish(struct app *a) {
     size_t left = total_inflight(a);
     eb_pipeline_log_stats(a->pipeline);
+    if (a->ledger)
+        eb_ledger_log_stats(a->ledger);
     if (left)
         eb_log(a->log, EB_LOG_ERROR,
                "stopped with events still undelivered: Kafka did not acknowledge them within "
@@ -855,6 +903,8 @@ static int build(struct app *a, char *errstr, size_t errstr_size) {
     if (!(a->sink = make_sink(a, a->cfg, errstr, errstr_size)))
         return EB_EKAFKA;
     eb_pipeline_set_sink(a->pipeline, a->sink);
+    if (ensure_ledger(a, a->cfg, errstr, errstr_size) != 0)
+        return EB_ENOMEM;
     if (!(a->source = make_source(a, a->cfg, errstr, errstr_size)))
         return EB_EREDIS;
     if (add_loop_events(a) != 0)
@@ -881,6 +931,7 @@ static void teardown(struct app *a) {
     eb_kafka_sink_destroy(a->next.sink);
     eb_kafka_sink_destroy(a->sink);
     eb_pipeline_destroy(a->pipeline);
+    eb_ledger_destroy(a->ledger); /* after the producers: their leftovers hand tickets back */
     eb_http_destroy(a->http);
     eb_config_watch_destroy(a->watch);
     free_loop_events(a);
@@ -926,13 +977,6 @@ int eb_app_run(const char *path) {
         goto out_teardown;
     }
     eb_log_set_level(a.log, a.cfg->log_level);
-    const struct eb_config_route *bad = unsupported_route(a.cfg);
-    if (bad) {
-        eb_log(a.log, EB_LOG_ERROR, UNSUPPORTED_MSG, eb_lf_str("route", bad->name),
-               eb_lf_str("path", path));
-        exit_code = EB_EXIT_CONFIG;
-        goto out_teardown;
-    }
     if (build(&a, errstr, sizeof(errstr)) != 0) {
         eb_log(a.log, EB_LOG_ERROR, "cannot start", eb_lf_str("error", errstr));
         goto out_teardown;
@@ -947,6 +991,8 @@ int eb_app_run(const char *path) {
            eb_lf_str("http", a.http ? eb_http_listen(a.http) : ""));
     if (eb_redis_source_start(a.source->src) != 0)
         goto out_teardown;
+    if (a.ledger)
+        eb_ledger_start(a.ledger);
     event_base_dispatch(a.base);
     exit_code = finish(&a);
 

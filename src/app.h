@@ -19,4 +19,10 @@ int eb_app_run(const char *path);
  * EB_EXIT_CONFIG. */
 int eb_app_check(const char *path);
 
+/* `expiry-bridge functions load -c PATH`: install the deadline ledger's
+ * Redis Function library into PATH's Redis (ledger.h). Returns EB_EXIT_OK,
+ * EB_EXIT_CONFIG, or EB_EXIT_UNAVAILABLE when Redis cannot be reached or
+ * refuses the library (the reason on stderr). */
+int eb_app_functions_load(const char *path);
+
 #endif

@@ -13,6 +13,7 @@
 void eb_cli_usage(FILE *out) {
     fputs("Usage: expiry-bridge run -c FILE\n"
           "       expiry-bridge check -c FILE\n"
+          "       expiry-bridge functions load -c FILE\n"
           "       expiry-bridge --version | --help\n"
           "\n"
           "Forwards Redis key-expiry notifications to Kafka as CloudEvents, routed by\n"
@@ -22,6 +23,10 @@ void eb_cli_usage(FILE *out) {
           "  run    connect to Redis and Kafka and forward events until SIGTERM/SIGINT.\n"
           "         SIGHUP reloads the routes from FILE.\n"
           "  check  validate FILE without connecting to anything; print the routes.\n"
+          "  functions load\n"
+          "         install the deadline ledger's Redis Function library (eb_timers_v1:\n"
+          "         FCALL eb1_arm/eb1_disarm/eb1_rearm) into the Redis of FILE. run loads\n"
+          "         it too, on every connect, when a route uses the ledger.\n"
           "\n"
           "Options:\n"
           "  -c, --config FILE   the YAML configuration (see config/expiry-bridge.example.yaml)\n"
@@ -32,6 +37,7 @@ void eb_cli_usage(FILE *out) {
           "   0  stopped cleanly after delivering every event (run), or FILE is valid (check)\n"
           "   1  runtime failure (see the last log line)\n"
           "  64  bad command line\n"
+          "  69  functions load: Redis unreachable, or it refused the library\n"
           "  75  stopped, but some events were still undelivered when the drain time ran out\n"
           "  78  configuration invalid (nothing was connected)\n"
           "\n"
@@ -63,14 +69,22 @@ int eb_cli_parse(int argc, char **argv, struct eb_cli *out, char *errstr, size_t
         out->command = EB_CMD_VERSION;
         return 0;
     }
-    if (strcmp(a, "run") == 0)
+    int first = 2;
+    if (strcmp(a, "run") == 0) {
         out->command = EB_CMD_RUN;
-    else if (strcmp(a, "check") == 0)
+    } else if (strcmp(a, "check") == 0) {
         out->command = EB_CMD_CHECK;
-    else
+    } else if (strcmp(a, "functions") == 0) {
+        if (argc < 3 || strcmp(argv[2], "load") != 0)
+            return eb_seterr(errstr, errstr_size, EB_EINVAL,
+                             "functions needs a subcommand: functions load -c FILE");
+        out->command = EB_CMD_FUNCTIONS_LOAD;
+        first = 3;
+    } else {
         return eb_seterr(errstr, errstr_size, EB_EINVAL,
-                         "unknown command '%s' (expected run or check)", a);
-    for (i = 2; i < argc; i++) {
+                         "unknown command '%s' (expected run, check or functions load)", a);
+    }
+    for (i = first; i < argc; i++) {
         a = argv[i];
         if (is_opt(a, "-h", "--help")) {
             out->command = EB_CMD_HELP;
@@ -88,6 +102,7 @@ int eb_cli_parse(int argc, char **argv, struct eb_cli *out, char *errstr, size_t
     }
     if (!out->config_path || !*out->config_path)
         return eb_seterr(errstr, errstr_size, EB_EINVAL,
-                         "%s needs -c FILE (the YAML configuration)", argv[1]);
+                         "%s needs -c FILE (the YAML configuration)",
+                         out->command == EB_CMD_FUNCTIONS_LOAD ? "functions load" : argv[1]);
     return 0;
 }

@@ -1,5 +1,6 @@
-/* cli.h -- the command line: `run -c FILE`, `check -c FILE`, `--version`,
- * `--help`, and the exit codes the daemon promises.
+/* cli.h -- the command line: `run -c FILE`, `check -c FILE`,
+ * `functions load -c FILE`, `--version`, `--help`, and the exit codes the
+ * daemon promises.
  */
 #ifndef EB_CLI_H
 #define EB_CLI_H
@@ -11,10 +12,11 @@
 #define EB_EXIT_OK 0          /* ran and stopped cleanly; or check passed */
 #define EB_EXIT_FAILURE 1     /* a runtime failure (e.g. cannot create the producer) */
 #define EB_EXIT_USAGE 64      /* bad command line */
+#define EB_EXIT_UNAVAILABLE 69 /* functions load: Redis unreachable or it refused the library */
 #define EB_EXIT_UNDELIVERED 75 /* stopped, but events were still undelivered at the drain deadline */
 #define EB_EXIT_CONFIG 78     /* configuration invalid; nothing was connected */
 
-enum eb_cli_command { EB_CMD_RUN, EB_CMD_CHECK, EB_CMD_VERSION, EB_CMD_HELP };
+enum eb_cli_command { EB_CMD_RUN, EB_CMD_CHECK, EB_CMD_VERSION, EB_CMD_HELP, EB_CMD_FUNCTIONS_LOAD };
 
 struct eb_cli {
     enum eb_cli_command command;

@@ -23,6 +23,8 @@ int main(int argc, char **argv) {
         return eb_app_check(cli.config_path);
     case EB_CMD_RUN:
         return eb_app_run(cli.config_path);
+    case EB_CMD_FUNCTIONS_LOAD:
+        return eb_app_functions_load(cli.config_path);
     }
     return EB_EXIT_USAGE;
 }

@@ -1,7 +1,12 @@
 /* pipeline.c -- notification -> route -> event -> Kafka, and delivery
  * reports -> counters. This is the per-event hot path: it allocates nothing
  * in steady state (encoder buffers and in-flight records are reused) and
- * looks every counter up once, when a route is set up. */
+ * looks every counter up once, when a route is set up.
+ *
+ * Routes with a deadline ledger or a companion payload take a detour for
+ * `expired`: the ledger (ledger.h) claims the timer in Redis and hands it
+ * back through eb_pipeline_emit_timer() with its deadline and payload; its
+ * delivery report goes back to the ledger, which acknowledges it there. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +49,7 @@ struct route_rt {
     struct route_stats *stats;
     struct eb_header *headers;
     size_t nheaders;
+    bool ledgered; /* expired goes through the ledger (ledger != off, or a payload) */
 };
 
 /* One message in Kafka's hands; its address is librdkafka's msg opaque. */
@@ -51,12 +57,15 @@ struct inflight {
     struct inflight *next_free;
     struct route_stats *rs;
     int64_t recv_mono_ns;
+    eb_ledger_ticket_t *ticket; /* a ledger timer: acknowledged on delivery */
+    int64_t deadline_ms;        /* with ticket: the timer's deadline, < 0 unknown */
 };
 
 struct eb_pipeline {
     eb_log_t *log;
     eb_metrics_t *metrics;
     eb_kafka_sink_t *sink;
+    eb_ledger_t *ledger; /* NULL: ledgered routes forward like the others */
     const struct eb_config *cfg;
     struct route_rt *routes;
     size_t nroutes;
@@ -112,7 +121,7 @@ static int register_families(eb_pipeline_t *p) {
      * late (DESIGN.md §1). */
     p->f_lateness =
         eb_metrics_add(m, EB_METRIC_HISTOGRAM, "eb_expiry_lateness_seconds",
-                       "From a timer's deadline to the bridge reading its expiry "
+                       "From a timer's deadline to Kafka's acknowledgement of its event "
                        "(routes whose deadline is known: ledger armed/observed).",
                        "route,topic", eb_metrics_latency_buckets, eb_metrics_latency_nbuckets);
     bool ok = p->f_received && p->f_unrouted && p->f_routed && p->f_produced && p->f_failed &&
@@ -180,6 +189,7 @@ static struct route_rt *build_routes(eb_pipeline_t *p, const struct eb_config *c
         routes[i].stats = get_stats(p, r->name, r->topic);
         if (!routes[i].stats)
             goto err_free_routes;
+        routes[i].ledgered = r->ledger != EB_LEDGER_OFF || r->payload;
         if (r->ledger != EB_LEDGER_OFF && !routes[i].stats->lateness) {
             const char *rt[] = {r->name, r->topic};
             routes[i].stats->lateness = eb_metric_series(p->f_lateness, rt);
@@ -320,14 +330,19 @@ static void log_drop(eb_pipeline_t *p, struct eb_log_limit *limit, const char *m
            eb_lf_int("similar_suppressed", (int64_t)suppressed));
 }
 
-/* Encode and hand one event to the sink; counts every outcome. */
+/* Encode and hand one event to the sink; counts every outcome. A ledger
+ * ticket (NULL for plain events) rides along to the delivery report; when
+ * the event is not handed over, the ledger hears so at once. */
 static void forward(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_format fmt,
                     const struct eb_header *headers, size_t nheaders, const struct eb_event *ev,
-                    const struct eb_match *m, const struct eb_notification *n) {
+                    const struct eb_match *m, const struct eb_notification *n,
+                    eb_ledger_ticket_t *ticket) {
     if (eb_event_encode(ev, fmt, headers, nheaders, &p->enc) != 0) {
         eb_series_inc(rs->dropped_error);
         p->totals.dropped++;
         log_drop(p, &p->limit_error, "cannot encode event; dropped", rs, n, "encode", 0);
+        if (ticket)
+            eb_ledger_done(p->ledger, ticket, false);
         return;
     }
     eb_buf_reset(&p->kbuf);
@@ -345,10 +360,14 @@ static void forward(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_form
     if (rc == 0) {
         rec->rs = rs;
         rec->recv_mono_ns = n->recv_mono_ns;
+        rec->ticket = ticket;
+        rec->deadline_ms = ev->deadline_ms;
         return;
     }
     if (rec)
         inflight_put(p, rec);
+    if (ticket)
+        eb_ledger_done(p->ledger, ticket, false);
     p->totals.dropped++;
     if (rc == EB_EFULL) {
         eb_series_inc(rs->dropped_full); /* the sink logs the episode */
@@ -372,12 +391,27 @@ static const char *source_for(eb_pipeline_t *p, int db, char *buf, size_t size) 
     return buf;
 }
 
+/* Observed-mode bookkeeping (expire, del, persist): the route that would
+ * deliver this key's expiry records or forgets its timer. */
+static void ledger_bookkeeping(eb_pipeline_t *p, const struct eb_notification *n) {
+    struct eb_match m;
+    if (p->ledger &&
+        eb_router_match(p->cfg->router, n->key, n->key_len, EB_EVENT_EXPIRED_ID, &m))
+        eb_ledger_on_bookkeeping(p->ledger, m.rule, n);
+}
+
 void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque) {
     eb_pipeline_t *p = opaque;
     struct eb_match m;
     char srcbuf[600];
     p->totals.received++;
     eb_series_inc(event_db_series(p->f_received, p->received_cache, n));
+    /* 0 unless a route is observed: one test on the hot path. */
+    if (p->cfg->ledger_events >> n->event_id & 1) {
+        ledger_bookkeeping(p, n);
+        if (!(p->cfg->route_events >> n->event_id & 1))
+            return; /* subscribed for the ledger only: not an event of any route */
+    }
     struct eb_event ev = {
         .event = n->event,
         .key = n->key,
@@ -392,16 +426,68 @@ void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque) 
         p->totals.unrouted++;
         eb_series_inc(event_db_series(p->f_unrouted, p->unrouted_cache, n));
         if (p->unrouted_rs)
-            forward(p, p->unrouted_rs, p->cfg->unrouted_format, NULL, 0, &ev, NULL, n);
+            forward(p, p->unrouted_rs, p->cfg->unrouted_format, NULL, 0, &ev, NULL, n, NULL);
         return;
     }
     const struct route_rt *rt = &p->routes[m.rule];
     p->totals.routed++;
     eb_series_inc(rt->stats->routed);
+    if (rt->ledgered && n->event_id == EB_EVENT_EXPIRED_ID && p->ledger) {
+        eb_ledger_on_expired(p->ledger, m.rule, n); /* comes back in eb_pipeline_emit_timer() */
+        return;
+    }
     ev.route = rt->cfg->name;
     ev.params = m.caps;
     ev.nparams = m.ncaps;
-    forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, n);
+    forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, n, NULL);
+}
+
+void eb_pipeline_emit_timer(const struct eb_ledger_timer *t, void *opaque) {
+    eb_pipeline_t *p = opaque;
+    struct eb_match m;
+    char srcbuf[600];
+    /* Matched again: the configuration may have changed while Redis
+     * answered the claim, and the captures point into t->key. */
+    if (!eb_router_match(p->cfg->router, t->key, t->key_len, EB_EVENT_EXPIRED_ID, &m)) {
+        eb_ledger_done(p->ledger, t->ticket, false);
+        return;
+    }
+    const struct route_rt *rt = &p->routes[m.rule];
+    struct eb_notification n = {
+        .event = "expired",
+        .event_id = EB_EVENT_EXPIRED_ID,
+        .db = t->db,
+        .key = t->key,
+        .key_len = t->key_len,
+        .recv_mono_ns = t->recv_mono_ns,
+        .recv_real_us = t->recv_real_us,
+    };
+    struct eb_event ev = {
+        .event = n.event,
+        .key = t->key,
+        .key_len = t->key_len,
+        .db = t->db,
+        .source = source_for(p, t->db, srcbuf, sizeof(srcbuf)),
+        .route = rt->cfg->name,
+        .params = m.caps,
+        .nparams = m.ncaps,
+        .delivery = t->delivery,
+        .time_us = t->recv_real_us,
+        .deadline_ms = t->deadline_ms,
+        .has_payload = t->has_payload,
+        .payload_json = t->payload_json,
+        .payload_len = t->payload_len,
+    };
+    if (t->delivery == EB_DELIVERY_RECOVERED) {
+        /* No notification was counted for it. */
+        p->totals.routed++;
+        eb_series_inc(rt->stats->routed);
+    }
+    forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, &n, t->ticket);
+}
+
+void eb_pipeline_set_ledger(eb_pipeline_t *p, eb_ledger_t *ledger) {
+    p->ledger = ledger;
 }
 
 void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int64_t latency_us,
@@ -409,6 +495,16 @@ void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int6
     eb_pipeline_t *p = opaque;
     struct inflight *rec = msg_opaque;
     struct route_stats *rs = rec->rs;
+    if (rec->ticket) {
+        if (err == 0 && rec->deadline_ms >= 0 && rs->lateness) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+            eb_series_observe(rs->lateness, (double)(now_ms - rec->deadline_ms) / 1e3);
+        }
+        eb_ledger_done(p->ledger, rec->ticket, err == 0);
+        rec->ticket = NULL;
+    }
     if (err == 0) {
         p->totals.produced++;
         eb_series_inc(rs->produced);

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "kafka_sink.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis_source.h"
@@ -44,8 +45,20 @@ void eb_pipeline_set_sink(eb_pipeline_t *p, eb_kafka_sink_t *sink);
  * (then the old routes stay). */
 int eb_pipeline_set_config(eb_pipeline_t *p, const struct eb_config *cfg);
 
+/* The deadline ledger that ledgered routes (ledger: armed/observed, or a
+ * payload) hand their expiries to; borrowed, it must outlive the
+ * pipeline's use of it (the sink reports leftovers to it on destroy). NULL
+ * (the default): those routes forward like plain ones. */
+void eb_pipeline_set_ledger(eb_pipeline_t *p, eb_ledger_t *ledger);
+
 /* eb_notification_cb: opaque is the pipeline. */
 void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque);
+
+/* eb_ledger_emit_cb: opaque is the pipeline. Produces a timer the ledger
+ * claimed, with its deadline, payload and delivery (live or recovered), and
+ * reports its fate to the ledger: at once when it is not handed to Kafka,
+ * else from the delivery report. */
+void eb_pipeline_emit_timer(const struct eb_ledger_timer *t, void *opaque);
 
 /* eb_delivery_cb: opaque is the pipeline. */
 void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int64_t latency_us,

@@ -260,9 +260,13 @@ local function ack(keys, args)
 end
 
 -- eb1_due KEYS: ledger  ARGV: offset limit grace_ms
--- One page of the sweep: forgets expired claims and delivery records, then
--- returns {now, pending, overdue, member1, deadline1, ...}: the entries
--- whose deadline is at least grace_ms past, oldest first, from offset.
+-- One step of the sweep. Forgets expired claims and delivery records, then
+-- reads the entries whose deadline is at least grace_ms past, oldest first,
+-- from offset, and returns the unclaimed ones among them (claimed ones are
+-- on their way to Kafka: skipped here, so a long Kafka outage does not make
+-- every sweep carry them back). At most 8 * limit entries are examined.
+-- Returns {now, pending, overdue, next_offset, more, member1, deadline1, ...}:
+-- more is 1 when entries beyond next_offset may be overdue too.
 local function due(keys, args)
   local err = need_keys('eb1_due', keys, 1, 1)
   if err then return err end
@@ -274,14 +278,27 @@ local function due(keys, args)
     return redis.error_reply('ERR eb1_due: offset and grace_ms must not be negative')
   end
   local ledger = keys[1]
+  local claims = claims_of(ledger)
   local now = now_ms()
-  redis.call('ZREMRANGEBYSCORE', claims_of(ledger), '-inf', now)
-  local r = {now, redis.call('ZCARD', ledger), redis.call('ZCOUNT', ledger, '-inf', now)}
+  redis.call('ZREMRANGEBYSCORE', claims, '-inf', now)
+  local window = limit * 8
   local page = redis.call('ZRANGE', ledger, '-inf', now - grace, 'BYSCORE', 'LIMIT', offset,
-                          limit, 'WITHSCORES')
+                          window, 'WITHSCORES')
+  local out, found, examined = {}, 0, 0
   for i = 1, #page, 2 do
-    r[#r + 1] = page[i]
-    r[#r + 1] = tonumber(page[i + 1])
+    examined = examined + 1
+    if not redis.call('ZSCORE', claims, page[i]) then
+      out[#out + 1] = page[i]
+      out[#out + 1] = tonumber(page[i + 1])
+      found = found + 1
+      if found == limit then break end
+    end
+  end
+  local more = (examined < #page / 2 or #page / 2 == window) and 1 or 0
+  local r = {now, redis.call('ZCARD', ledger), redis.call('ZCOUNT', ledger, '-inf', now),
+             offset + examined, more}
+  for _, v in ipairs(out) do
+    r[#r + 1] = v
   end
   return r
 end
