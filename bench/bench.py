@@ -851,7 +851,7 @@ def s5_profile(ctx, n, out):
         raise
     stop_bridge_consistent(b)
     reports = {
-        "profile-threads.txt": ["--sort", "comm,dso", "-g", "none"],
+        "profile-threads.txt": ["--no-children", "--sort", "comm,dso", "-g", "none"],
         "profile-self.txt": ["--no-children", "--sort", "sym", "-g", "none",
                              "--percent-limit", "0.3"],
         "profile-inclusive.txt": ["--children", "--sort", "sym", "-g", "none",
