@@ -123,6 +123,10 @@ static int check(json_t *root, struct oc_event *ev, char *why, size_t why_size) 
     json_t *params = want_object(data, "params", "data.params", why, why_size);
     if (!params)
         return -1;
+    /* The bridge names in params_base64 the captures that are not UTF-8
+     * (docs/event.md); such bytes cannot be a decimal order id. */
+    if (json_object_get(json_object_get(data, "params_base64"), "order_id"))
+        return fail(why, why_size, "data.params.order_id: not UTF-8 (see data.params_base64)");
     if (!(s = want_string(params, "order_id", "data.params.order_id", 64, why, why_size)))
         return -1;
     if (!parse_order_id(s, &ev->order_id))

@@ -68,12 +68,15 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
            "detail", buf);
 }
 
+/* Commit the stored offsets of the current assignment (offsets NULL). An
+ * asynchronous commit reports through on_commit(); a synchronous one on a
+ * temporary queue (rkqu NULL), so that on_commit() does not report it twice. */
 static void commit(oc_kafka_t *k, bool async) {
-    /* NULL: the stored offsets of the current assignment. */
-    rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, NULL, async);
+    rd_kafka_resp_err_t err = async ? rd_kafka_commit(k->consumer, NULL, 1)
+                                    : rd_kafka_commit_queue(k->consumer, NULL, NULL, NULL, NULL);
     k->uncommitted = false;
     k->last_commit_ms = now_ms();
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && !async)
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         oc_log(OC_LOG_WARN, "offset commit failed", "{s:s}", "error", rd_kafka_err2str(err));
 }
 

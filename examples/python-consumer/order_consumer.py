@@ -125,7 +125,11 @@ def parse_event(value):
     if text(ev, "type", "type", 256) != EVENT_TYPE:
         raise Malformed('type: expected "%s", got "%s"' % (EVENT_TYPE, ev["type"][:100]))
     data = child(ev, "data", "data")
-    order_id = text(child(data, "params", "data.params"), "order_id", "data.params.order_id", 64)
+    params = child(data, "params", "data.params")
+    encoded = data.get("params_base64")
+    if isinstance(encoded, dict) and "order_id" in encoded:  # not UTF-8 (docs/event.md)
+        raise Malformed("data.params.order_id: not UTF-8 (see data.params_base64)")
+    order_id = text(params, "order_id", "data.params.order_id", 64)
     if not (order_id.isascii() and order_id.isdigit() and len(order_id) <= 18
             and order_id[0] != "0"):
         raise Malformed("data.params.order_id: expected a positive integer of at most 18 "

@@ -459,8 +459,12 @@ class ConsumerContract:
         del no_order_id["data"]["params"]["order_id"]
         number_order_id = make_event(1)
         number_order_id["data"]["params"]["order_id"] = 1
+        not_utf8_order_id = make_event(1)
+        not_utf8_order_id["data"]["params"]["order_id"] = "\ufffd"
+        not_utf8_order_id["data"]["params_base64"] = {"order_id": "/w=="}
         poison = [
             (b"not json at all", "not JSON"),
+            (json.dumps(not_utf8_order_id).encode(), "not UTF-8"),
             (b"[1, 2, 3]", "expected a JSON object"),
             (json.dumps(make_event(1, etype="redis.key.evicted")).encode(), "type"),
             (json.dumps(no_order_id).encode(), "data.params.order_id: missing"),
@@ -619,6 +623,26 @@ class CConsumerTest(ConsumerContract, unittest.TestCase):
             p = subprocess.run([ORDER_CONSUMER] + args, capture_output=True, text=True, timeout=10)
             self.assertEqual(p.returncode, 2, args)
             self.assertIn("order-consumer:", p.stderr)
+
+    def test_demo_sql_reports_paid_orders_kept_and_stock_balanced(self):
+        # The README demo's pieces: seed, pay 2 and 5, the other timers fire.
+        demo = os.path.join(SOURCE_DIR, "examples", "order-consumer", "demo")
+        self.create_topic(1)
+        self.migrate()
+        self.pg.psql(self.shop.dbname, file=os.path.join(demo, "seed.sql"))
+        self.pg.psql(self.shop.dbname, file=os.path.join(demo, "pay.sql"), variables={"ids": "2,5"})
+        self.assertEqual({o for o, s in self.shop.statuses().items() if s == "paid"}, {2, 5})
+        consumer = self.start_consumer()
+        produce(self.kafka.bootstrap, self.topic, [event_message(make_event(o))
+                                                   for o in (1, 3, 4, 6)])
+        self.wait_processed(4, [consumer])
+
+        report = self.pg.psql(self.shop.dbname, file=os.path.join(demo, "report.sql")).stdout
+        self.assertEqual(self.shop.statuses(), {1: "cancelled", 2: "paid", 3: "cancelled",
+                                                4: "cancelled", 5: "paid", 6: "cancelled"})
+        self.assertNotIn("MISMATCH", report)
+        self.assertEqual(report.count("| ok"), 3, report)  # one per product
+        self.assertEqual(report.count("stock returned"), 4, report)
 
     def test_flags_win_over_environment(self):
         self.create_topic(1)

@@ -190,13 +190,15 @@ class PostgresCluster:
         conn.autocommit = autocommit
         return conn
 
-    def create_database(self, name):
-        """CREATE DATABASE name (dropped first if it exists); returns its URI."""
+    def create_database(self, name, template=None):
+        """CREATE DATABASE name (dropped first if it exists), optionally as a
+        copy of database `template` (fast: a file copy); returns its URI."""
         conn = self.connect()
         try:
             with conn.cursor() as cur:
                 cur.execute('DROP DATABASE IF EXISTS "%s"' % name)
-                cur.execute('CREATE DATABASE "%s"' % name)
+                cur.execute('CREATE DATABASE "%s"%s' % (
+                    name, ' TEMPLATE "%s"' % template if template else ""))
         finally:
             conn.close()
         return self.dsn(name)
@@ -213,9 +215,13 @@ class PostgresCluster:
         finally:
             conn.close()
 
-    def psql(self, dbname, sql=None, file=None, check=True):
-        """Run psql (ON_ERROR_STOP) on a database; returns the CompletedProcess."""
-        argv = [self._bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.dsn(dbname)]
+    def psql(self, dbname, sql=None, file=None, variables=None, check=True):
+        """Run psql (ON_ERROR_STOP, psql -v NAME=VALUE for each of `variables`)
+        on a database; returns the CompletedProcess."""
+        argv = [self._bin("psql"), "-X", "-q", "-P", "pager=off", "-v", "ON_ERROR_STOP=1",
+                "-d", self.dsn(dbname)]
+        for k, v in (variables or {}).items():
+            argv += ["-v", "%s=%s" % (k, v)]
         if sql is not None:
             argv += ["-c", sql]
         if file is not None:
