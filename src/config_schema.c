@@ -822,7 +822,7 @@ static const char *type_def_name(enum eb_ctype t) {
         [EB_CT_HEADERS] = "headers",     [EB_CT_ROUTE_NAME] = "route_name",
         [EB_CT_PATTERN] = "pattern",     [EB_CT_EVENTS] = "events",
         [EB_CT_TOPIC] = "topic",         [EB_CT_TEMPLATE] = "template",
-        [EB_CT_FORMAT] = "format",       [EB_CT_LEDGER] = "ledger",
+        [EB_CT_FORMAT] = "format",       [EB_CT_LEDGER] = "ledger_mode",
         [EB_CT_LOG_LEVEL] = "log_level", [EB_CT_LISTEN] = "listen",
     };
     return (size_t)t < sizeof(names) / sizeof(names[0]) ? names[t] : NULL;
