@@ -39,8 +39,9 @@ exec 3>"$WORK/kafka.in"   # keeps the mock's stdin open; it exits on EOF
 until grep -q '^BOOTSTRAP ' "$WORK/kafka.out" 2>/dev/null; do sleep 0.1; done
 KAFKA_BROKERS=$(sed -n 's/^BOOTSTRAP //p' "$WORK/kafka.out")
 
-eb_say "expiry-bridge run -c config/demo.yaml   (log: $WORK/bridge.log)"
-REDIS_PORT=$REDIS_PORT KAFKA_BROKERS=$KAFKA_BROKERS \
+HTTP_PORT=$(eb_free_port)   # a free port: the demo never fights another process for 9464
+eb_say "expiry-bridge run -c config/demo.yaml   (log: $WORK/bridge.log, metrics: http://127.0.0.1:$HTTP_PORT/metrics)"
+REDIS_PORT=$REDIS_PORT KAFKA_BROKERS=$KAFKA_BROKERS EB_HTTP_LISTEN=127.0.0.1:$HTTP_PORT \
     build/src/expiry-bridge run -c config/demo.yaml 2>"$WORK/bridge.log" &
 BRIDGE=$!
 PIDS+=($BRIDGE)
@@ -76,6 +77,18 @@ while seen < 3 and time.time() < deadline:
 c.close()
 if seen < 3:
     raise SystemExit("only %d of 3 events arrived" % seen)
+PY
+
+eb_say "what /metrics says about it (excerpt)"
+HTTP_PORT=$HTTP_PORT /usr/bin/python3 - <<'PY'
+import os, urllib.request
+url = "http://127.0.0.1:%s/metrics" % os.environ["HTTP_PORT"]
+text = urllib.request.urlopen(url, timeout=5).read().decode()
+for line in text.splitlines():
+    if line.startswith(("eb_events_received_total", "eb_events_routed_total",
+                        "eb_events_produced_total", "eb_delivery_latency_seconds_count",
+                        "eb_redis_connected", "eb_kafka_queue_events ")):
+        print("  " + line)
 PY
 
 eb_say "stopping the bridge (SIGTERM drains in-flight events)"

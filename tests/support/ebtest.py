@@ -491,3 +491,192 @@ class ReferenceSubscriber:
     def stop(self):
         self._stop.set()
         self._thread.join(5)
+
+
+# ------------------------------------------------------------ HTTP and metrics
+
+def http_config(port, host="127.0.0.1"):
+    """The `extra` YAML for bridge_config() that turns the HTTP server on."""
+    return "http:\n  listen: %s:%d\n" % (host, port)
+
+
+def http_get(port, path, method="GET", host="127.0.0.1", timeout=5):
+    """One request to the bridge's HTTP server: (status, headers, body).
+
+    headers is a dict with lower-case names; body is bytes."""
+    import http.client
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+class Metrics:
+    """A Prometheus text exposition (format 0.0.4), parsed strictly.
+
+    Raises ValueError (naming the line) on anything the format does not
+    allow: a bad metric or label name, an unknown escape, a value that is
+    not a Go float, a TYPE after its samples or twice, a family split into
+    two groups, a duplicate series, histogram buckets that are not
+    cumulative or whose +Inf bucket differs from _count. Empty lines are
+    refused too (the format ignores them; the bridge never writes one)."""
+
+    TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
+    _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+    _VALUE = r"(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|NaN|[+-]Inf)\Z"
+
+    def __init__(self, text):
+        import re
+        self._re = re
+        self.types = {}
+        self.helps = {}
+        self.samples = {}  # (name, ((label, value), ...)) -> float
+        self._parse(text)
+        self._check_histograms()
+
+    # -- parsing
+    def _err(self, lineno, line, why):
+        raise ValueError("metrics line %d: %s: %r" % (lineno, why, line))
+
+    def _family(self, name):
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name[:-len(suffix)]
+            if name.endswith(suffix) and self.types.get(base) in ("histogram", "summary"):
+                return base
+        return name
+
+    def _parse(self, text):
+        re = self._re
+        if text and not text.endswith("\n"):
+            raise ValueError("metrics text does not end with a newline")
+        done, current, sampled = set(), None, set()
+        for lineno, line in enumerate(text.split("\n")[:-1], 1):
+            if line == "":
+                self._err(lineno, line, "empty line")
+            if line.startswith("#"):
+                parts = line.split(" ", 3)
+                if len(parts) < 3 or parts[1] not in ("HELP", "TYPE"):
+                    continue  # a comment
+                kind, name = parts[1], parts[2]
+                if not re.match(self._NAME + r"\Z", name):
+                    self._err(lineno, line, "bad metric name")
+                rest = parts[3] if len(parts) > 3 else ""
+                if kind == "TYPE":
+                    if name in self.types:
+                        self._err(lineno, line, "second TYPE")
+                    if name in sampled:
+                        self._err(lineno, line, "TYPE after samples")
+                    if rest not in self.TYPES:
+                        self._err(lineno, line, "unknown type")
+                    self.types[name] = rest
+                else:
+                    if name in self.helps:
+                        self._err(lineno, line, "second HELP")
+                    if "\\" in re.sub(r"\\[\\n]", "", rest):
+                        self._err(lineno, line, "bad escape in HELP")
+                    self.helps[name] = rest.replace("\\n", "\n").replace("\\\\", "\\")
+                family = name
+            else:
+                name, labels, value = self._sample(lineno, line)
+                family = self._family(name)
+                sampled.add(family)
+                key = (name, tuple(sorted(labels.items())))
+                if key in self.samples:
+                    self._err(lineno, line, "duplicate series")
+                self.samples[key] = value
+            if family != current:
+                if family in done:
+                    self._err(lineno, line, "family %s is not one group" % family)
+                if current is not None:
+                    done.add(current)
+                current = family
+
+    def _sample(self, lineno, line):
+        re = self._re
+        m = re.match(self._NAME, line)
+        if not m:
+            self._err(lineno, line, "bad metric name")
+        name, i, labels = m.group(0), m.end(), {}
+        try:
+            if line[i] == "{":
+                i += 1
+                while line[i] != "}":
+                    lm = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="').match(line, i)
+                    if not lm:
+                        self._err(lineno, line, "bad label")
+                    lname, i, val = lm.group(1), lm.end(), []
+                    while line[i] != '"':
+                        if line[i] == "\\":
+                            esc = {"\\": "\\", '"': '"', "n": "\n"}.get(line[i + 1])
+                            if esc is None:
+                                self._err(lineno, line, "bad escape in label value")
+                            val.append(esc)
+                            i += 2
+                        else:
+                            val.append(line[i])
+                            i += 1
+                    i += 1
+                    if lname in labels:
+                        self._err(lineno, line, "duplicate label")
+                    labels[lname] = "".join(val)
+                    if line[i] == ",":
+                        i += 1
+                    elif line[i] != "}":
+                        self._err(lineno, line, "expected , or }")
+                i += 1
+        except IndexError:
+            self._err(lineno, line, "truncated")
+        if line[i:i + 1] != " ":
+            self._err(lineno, line, "expected a space before the value")
+        rest = line[i + 1:].split(" ")
+        if len(rest) not in (1, 2) or not re.match(self._VALUE, rest[0]):
+            self._err(lineno, line, "bad value")
+        if len(rest) == 2 and not re.match(r"-?\d+\Z", rest[1]):
+            self._err(lineno, line, "bad timestamp")
+        return name, labels, float(rest[0].replace("Inf", "inf"))
+
+    def _check_histograms(self):
+        for fam, t in self.types.items():
+            if t != "histogram":
+                continue
+            groups = {}
+            for (name, labels), v in self.samples.items():
+                if name == fam + "_bucket":
+                    d = dict(labels)
+                    le = d.pop("le", None)
+                    if le is None:
+                        raise ValueError("%s bucket without le" % fam)
+                    groups.setdefault(tuple(sorted(d.items())), []).append(
+                        (float(le.replace("Inf", "inf")), v))
+            for labels, buckets in groups.items():
+                buckets.sort()
+                counts = [c for _, c in buckets]
+                if buckets[-1][0] != float("inf"):
+                    raise ValueError("%s%s has no +Inf bucket" % (fam, labels))
+                if counts != sorted(counts):
+                    raise ValueError("%s%s buckets are not cumulative" % (fam, labels))
+                if self.samples.get((fam + "_count", labels)) != counts[-1]:
+                    raise ValueError("%s%s _count differs from the +Inf bucket" % (fam, labels))
+                if (fam + "_sum", labels) not in self.samples:
+                    raise ValueError("%s%s has no _sum" % (fam, labels))
+
+    # -- queries
+    def get(self, name, **labels):
+        """The value of the series with exactly these labels, or None."""
+        return self.samples.get((name, tuple(sorted(labels.items()))))
+
+    def total(self, name, **labels):
+        """Sum over every series of `name` whose labels include these."""
+        want = set(labels.items())
+        return sum(v for (n, ls), v in self.samples.items() if n == name and want <= set(ls))
+
+
+def scrape(port, host="127.0.0.1"):
+    """GET /metrics: (Metrics, headers). Fails the test on a non-200."""
+    status, headers, body = http_get(port, "/metrics", host=host)
+    if status != 200:
+        raise AssertionError("/metrics answered %d: %r" % (status, body[:200]))
+    return Metrics(body.decode("utf-8")), headers
