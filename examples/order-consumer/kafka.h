@@ -16,9 +16,10 @@
  * database's dedup table makes that harmless. Commits fail while the group
  * rebalances ("rebalance in progress"): that is logged, and the same holds.
  *
- * @locality main thread only. librdkafka's own threads never run our code:
- * the rebalance, offset-commit and delivery-report callbacks are served from
- * oc_kafka_poll(), oc_kafka_dead_letter() and oc_kafka_destroy().
+ * @locality main thread only. The rebalance, offset-commit and
+ * delivery-report callbacks are served there, from oc_kafka_poll(),
+ * oc_kafka_dead_letter() and oc_kafka_destroy(); librdkafka's own threads
+ * run only the log callback, which touches no state.
  */
 #ifndef OC_KAFKA_H
 #define OC_KAFKA_H

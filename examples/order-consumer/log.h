@@ -7,8 +7,9 @@
  *   oc_log(OC_LOG_WARN, "database error", "{s:s, s:i}", "error", why, "attempt", n);
  * Never log the PostgreSQL conninfo: it may carry a password.
  *
- * @locality main thread only (librdkafka's threads never call it: the
- * consumer has no log_cb and serves everything from the main loop).
+ * @locality any thread: librdkafka's log callback calls it from its own
+ * threads. It shares nothing but the level (set once, before any thread
+ * starts), and each line is written by one stdio call.
  */
 #ifndef OC_LOG_H
 #define OC_LOG_H

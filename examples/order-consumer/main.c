@@ -165,15 +165,15 @@ static void run(struct app *app) {
         rd_kafka_message_t *m = oc_kafka_poll(app->kafka, POLL_TIMEOUT_MS);
         if (!m)
             continue;
-        bool done = handle(app, m);
-        if (!done)
+        if (!handle(app, m)) {
             oc_log(OC_LOG_INFO,
                    "left unprocessed: its offset is not committed, it will be read again",
                    "{s:s, s:i, s:I}", "topic", rd_kafka_topic_name(m->rkt), "partition",
                    (int)m->partition, "offset", (json_int_t)m->offset);
-        rd_kafka_message_destroy(m);
-        if (!done)
+            rd_kafka_message_destroy(m);
             break;
+        }
+        rd_kafka_message_destroy(m);
     }
 }
 

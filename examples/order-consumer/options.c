@@ -96,8 +96,8 @@ int oc_options_parse(int argc, char **argv, struct oc_options *o) {
     };
     memset(o, 0, sizeof(*o));
     o->commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS;
-    /* -X may appear argc/2 times at most. */
-    o->kafka_props = calloc((size_t)argc / 2 + 1, sizeof(*o->kafka_props));
+    /* Each -X takes one or two arguments ("-Xk=v" or "-X k=v"): argc bounds them. */
+    o->kafka_props = calloc((size_t)argc, sizeof(*o->kafka_props));
     if (!o->kafka_props)
         return usage_error("out of memory");
 
