@@ -75,8 +75,8 @@ def log(level, msg, **fields):
     if level == "debug" and not verbose:
         return
     ts = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    print(json.dumps({"ts": ts, "level": level, "msg": msg, **fields}), file=sys.stderr,
-          flush=True)
+    print(json.dumps({"ts": ts, "level": level, "msg": msg, **fields}, separators=(",", ":")),
+          file=sys.stderr, flush=True)
 
 
 # ---- the event -------------------------------------------------------------

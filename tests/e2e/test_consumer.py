@@ -56,7 +56,8 @@ def make_event(order_id, delivery="live", timer="t1", etype="redis.key.expired")
     key = "laravel_cache:ORDER_CONFIRM:%d" % order_id
     source = "redis://127.0.0.1:6379/0"
     deadline = "2026-11-24T03:39:59.998Z"
-    event_id = hashlib.sha256(("%s|%s|%s|%s" % (source, key, deadline, timer)).encode()).hexdigest()[:32]
+    framed = "%s|%s|%s|%s" % (source, key, deadline, timer)
+    event_id = hashlib.sha256(framed.encode()).hexdigest()[:32]  # 32 hex digits, as the bridge
     data = {"event": "expired", "key": key, "db": 0, "route": "order-payment-timeout",
             "params": {"order_id": str(order_id)}, "delivery": delivery}
     if delivery == "recovered":
@@ -131,7 +132,7 @@ class Shop:
         conn = self.pg.connect(self.dbname, autocommit=False)
         with conn, conn.cursor() as cur:
             for p, q in self.initial.items():
-                cur.execute("INSERT INTO products (id, name) VALUES (%s, %s)", (p, "product %d" % p))
+                cur.execute("INSERT INTO products VALUES (%s, %s)", (p, "product %d" % p))
                 cur.execute("INSERT INTO stock (product_id, qty) VALUES (%s, %s)", (p, q))
             for o, lines in self.lines.items():
                 cur.execute("INSERT INTO orders (id) VALUES (%s)", (o,))
