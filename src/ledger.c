@@ -65,11 +65,12 @@ enum {
     ST_CHANGED = 4,
     ST_PERSISTED = 5,
     ST_MOVED = 6,
-    ST_ERROR = 7, /* ours: an error reply */
-    ST_COUNT = 8,
+    ST_TOUCHED = 7,
+    ST_ERROR = 8, /* ours: an error reply */
+    ST_COUNT = 9,
 };
-static const char *const st_names[ST_COUNT] = {"unknown", "owed",      "busy",  "done",
-                                               "changed", "persisted", "moved", "error"};
+static const char *const st_names[ST_COUNT] = {"unknown",   "owed",  "busy",    "done", "changed",
+                                               "persisted", "moved", "touched", "error"};
 
 enum path { PATH_LIVE = 0, PATH_SWEEP = 1 };
 static const char *const path_names[2] = {"live", "sweep"};
@@ -144,6 +145,7 @@ enum req_kind {
     R_OBSERVE,
     R_DROP,
     R_RENEW,
+    R_TOUCH,
 };
 
 static const char *const req_names[] = {
@@ -162,6 +164,7 @@ static const char *const req_names[] = {
     "FCALL eb1_observe",
     "FCALL eb1_drop",
     "FCALL eb1_renew",
+    "FCALL eb1_collect touch",
 };
 
 /* One command in flight, in send order. Owned by the FIFO; freed after its
@@ -1268,15 +1271,36 @@ static void sweep_step(eb_ledger_t *l) {
     r->gen = s->gen;
 }
 
-/* Claim one overdue entry (unless this bridge holds it already). */
+/* The first pass over an overdue entry only touches its key: a key Redis
+ * had not expired yet is expired by the touch and delivered live by its
+ * notification (Redis's sampler is slow, the notification is not lost). */
+static void sweep_touch(eb_ledger_t *l, struct lstats *ls, int db, const redisReply *member,
+                        long long dl) {
+    char dls[24], ttl[24];
+    snprintf(dls, sizeof(dls), "%lld", dl);
+    snprintf(ttl, sizeof(ttl), "%d", l->claim_ttl_ms);
+    const char *argv[] = {"FCALL", "eb1_collect", "2", ls->lkey, member->str, dls, ttl, "touch"};
+    size_t argvlen[] = {5, 11, 1, ls->lkey_len, member->len, strlen(dls), strlen(ttl), 5};
+    struct lreq *r = send_cmd(l, R_TOUCH, db, 8, argv, argvlen);
+    if (r)
+        r->ls = ls;
+}
+
+/* Claim one overdue entry (unless this bridge holds it already); entries
+ * that became overdue since the previous pass (deadline after
+ * since_ms, Redis's clock) are only touched. */
 static void sweep_collect(eb_ledger_t *l, size_t route, int db, const redisReply *member,
-                          const redisReply *deadline) {
+                          const redisReply *deadline, long long since_ms) {
     struct lstats *ls = l->routes[route].ls;
     long long dl;
     if (member->type != REDIS_REPLY_STRING || !reply_int(deadline, &dl))
         return;
     if (ticket_find(l, ls, db, member->str, member->len))
         return;
+    if (dl > since_ms) {
+        sweep_touch(l, ls, db, member, dl);
+        return;
+    }
     eb_ledger_ticket_t *t = ticket_new(l, ls, db, member->str, member->len);
     if (!t)
         return;
@@ -1344,12 +1368,13 @@ static void on_due(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
         lr->ls->cyc_seen = true;
     }
     int db = s->dbs[s->di];
+    long long since = now - l->sweep_grace_ms - l->sweep_interval_ms;
     for (size_t i = 5; i + 1 < r->elements; i += 2) {
         if (l->ntickets >= l->max_tickets) {
             s->capped = true;
             break;
         }
-        sweep_collect(l, s->ri, db, r->element[i], r->element[i + 1]);
+        sweep_collect(l, s->ri, db, r->element[i], r->element[i + 1], since);
     }
     if (more && !s->capped) {
         s->offset = (size_t)next;
@@ -1716,6 +1741,12 @@ static void conn_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdat
         on_observe(l, req, r);
         break;
     case R_RENEW:
+        break;
+    case R_TOUCH:
+        if (r && req->ls) {
+            int64_t dl;
+            eb_series_inc(req->ls->claims[PATH_SWEEP][claim_status(r, &dl)]);
+        }
         break;
     }
     l->cb_depth--;

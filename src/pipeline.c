@@ -478,11 +478,6 @@ void eb_pipeline_emit_timer(const struct eb_ledger_timer *t, void *opaque) {
         .payload_json = t->payload_json,
         .payload_len = t->payload_len,
     };
-    if (t->delivery == EB_DELIVERY_RECOVERED) {
-        /* No notification was counted for it. */
-        p->totals.routed++;
-        eb_series_inc(rt->stats->routed);
-    }
     forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, &n, t->ticket);
 }
 

@@ -167,7 +167,7 @@ end
 --------------------------------------------------------------- bridge API
 
 -- Status codes shared by eb1_claim and eb1_collect (src/ledger.c).
-local OWED, BUSY, DONE, UNKNOWN, CHANGED, PERSISTED, MOVED = 1, 2, 3, 0, 4, 5, 6
+local OWED, BUSY, DONE, UNKNOWN, CHANGED, PERSISTED, MOVED, TOUCHED = 1, 2, 3, 0, 4, 5, 6, 7
 
 -- eb1_claim KEYS: ledger [payload]  ARGV: member claim_ttl_ms
 -- A live `expired` notification for member. Returns
@@ -198,10 +198,15 @@ local function claim(keys, args)
   return with_payload({OWED, deadline}, read_payload(pkey))
 end
 
--- eb1_collect KEYS: ledger key [payload]  ARGV: deadline claim_ttl_ms
+-- eb1_collect KEYS: ledger key [payload]  ARGV: deadline claim_ttl_ms [touch]
 -- The sweep, for an overdue entry (key, deadline) it read. Touches the key
 -- (an overdue key is expired by the access, and Redis announces it), then:
 --   {OWED, deadline, kind, payload...}  the key is gone: claimed, produce it
+--   {TOUCHED}           the same, with ARGV[3] = "touch": not claimed. The
+--                       sweep's first pass over an entry only touches it, so
+--                       that a key Redis had not expired yet is delivered
+--                       live by its notification; a notification that never
+--                       comes leaves the entry to the next pass.
 --   {BUSY, deadline}    someone holds it
 --   {CHANGED}           the entry is gone or has another deadline now
 --   {PERSISTED}         the key lost its TTL (SET without EX, PERSIST): the
@@ -216,6 +221,7 @@ local function collect(keys, args)
   local ttl, e2 = positive('eb1_collect', 'claim_ttl_ms', args[2])
   if not ttl then return e2 end
   local ledger, key, pkey = keys[1], keys[2], keys[3]
+  local touch_only = args[3] == 'touch'
   local now = now_ms()
   local score = redis.call('ZSCORE', ledger, key)
   if not score or tonumber(score) ~= expected then return {CHANGED} end
@@ -229,6 +235,7 @@ local function collect(keys, args)
     redis.call('ZADD', ledger, t, key)
     return {MOVED, t}
   end
+  if touch_only then return {TOUCHED} end
   take(ledger, key, ttl, now)
   return with_payload({OWED, expected}, read_payload(pkey))
 end

@@ -1,0 +1,220 @@
+"""ledgertest -- helpers for the deadline ledger's end-to-end tests
+(tests/e2e/test_ledger_*.py), on top of ebtest's fixtures.
+
+  arm_spread()      arm N timers through FCALL eb1_arm, deadlines spread over
+                    a window, pipelined; returns key -> deadline (ms)
+  TimerConsumer     a Kafka consumer that keeps every message with its
+                    producer timestamp, and counts per timer key
+  Tally             expected vs delivered, duplicates, lateness quantiles;
+                    prints the RESULT line the issue asks for
+  ledger_config()   a bridge config with one ledgered route and fast sweeps
+  scrape_metric()   one sample from /metrics
+
+Every process is an ebtest fixture: stopped by PID on every exit path.
+"""
+
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ebtest import bridge_config, wait_for  # noqa: E402
+
+LEDGER_PREFIX = "expiry-bridge:ledger:"
+
+
+def ledger_key(route):
+    return "%s{%s}" % (LEDGER_PREFIX, route)
+
+
+# A ledger section for tests: sweeps and claims fast enough that a crashed
+# bridge's claims run out within a test's patience.
+FAST_LEDGER = """ledger:
+  sweep_interval: 500ms
+  sweep_grace: 100ms
+  claim_ttl: 2s
+  remember_delivered: 60s
+"""
+
+CLIENT = "{ linger.ms: 1, reconnect.backoff.max.ms: 1000, message.timeout.ms: 0 }"
+
+
+def ledger_config(redis_port, brokers, route="orders", match="order:{id}", topic="orders",
+                  mode="armed", payload=None, extra="", ledger=FAST_LEDGER, stats="1s"):
+    routes = '  - name: %s\n    match: "%s"\n    topic: %s\n    ledger: %s\n' % (
+        route, match, topic, mode)
+    if payload:
+        routes += '    payload: "%s"\n' % payload
+    return bridge_config(redis_port, brokers, routes, extra=ledger + extra, stats=stats,
+                         client=CLIENT)
+
+
+def arm_spread(client, n, first_s, span_s, key_fmt="order:%d", route="orders", payload=None,
+               start=0):
+    """Arm n timers (keys key_fmt % i for i in start..start+n-1) whose
+    deadlines spread evenly from now+first_s to now+first_s+span_s.
+    payload(i) -> bytes/str or None writes a companion key `<key>:payload`
+    in the same FCALL. Returns {key: deadline_ms}."""
+    lk = ledger_key(route)
+    out = {}
+    pipe = client.pipeline(transaction=False)
+    keys = []
+    for j in range(n):
+        i = start + j
+        key = key_fmt % i
+        ttl = int((first_s + span_s * j / max(n - 1, 1)) * 1000)
+        p = payload(i) if payload else None
+        if p is None:
+            pipe.fcall("eb1_arm", 2, key, lk, ttl)
+        else:
+            pipe.fcall("eb1_arm", 3, key, lk, key + ":payload", ttl, "pending", p)
+        keys.append(key)
+        if len(keys) % 1000 == 0:
+            for k, d in zip(keys[-1000:], pipe.execute()):
+                out[k] = d
+    rest = len(keys) % 1000
+    if rest:
+        for k, d in zip(keys[-rest:], pipe.execute()):
+            out[k] = d
+    return out
+
+
+def deadline_ms(text):
+    """'2026-11-24T03:39:59.998Z' -> ms since the epoch."""
+    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return int(round(dt.timestamp() * 1000))
+
+
+class TimerConsumer:
+    """Collects every message of the topics, with Kafka's timestamp (the
+    producer's CreateTime: when the bridge produced it)."""
+
+    def __init__(self, bootstrap, topics):
+        from confluent_kafka import Consumer
+        self.c = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": "ledgertest-" + uuid.uuid4().hex[:8],
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            "topic.metadata.refresh.interval.ms": 1000,
+            "allow.auto.create.topics": True,
+            "log_level": 2,
+        })
+        self.c.subscribe(list(topics))
+        self.messages = []  # dicts: key (timer key, str), json, ts_ms, value
+        self.per_key = {}
+
+    def poll_once(self, timeout=0.2):
+        batch = self.c.consume(1000, timeout)
+        n = 0
+        for m in batch:
+            if m.error():
+                continue
+            ev = json.loads(m.value())
+            data = ev.get("data", ev)
+            key = data["key"]
+            rec = {"key": key, "json": ev, "data": data, "ts_ms": m.timestamp()[1],
+                   "value": m.value(), "recv_ms": int(time.time() * 1000)}
+            self.messages.append(rec)
+            self.per_key.setdefault(key, []).append(rec)
+            n += 1
+        return n
+
+    def collect_keys(self, keys, timeout):
+        """Poll until every key in keys was delivered at least once."""
+        missing = set(keys)
+
+        def cond():
+            self.poll_once()
+            missing.difference_update([k for k in list(missing) if k in self.per_key])
+            return not missing
+        try:
+            wait_for(cond, timeout, interval=0, what="%d timers on the topic" % len(keys))
+        except AssertionError as e:
+            raise AssertionError("%s; %d missing, e.g. %s" % (
+                e, len(missing), sorted(missing)[:5])) from None
+
+    def drain(self, quiet=2.0):
+        """Keep polling until nothing arrived for `quiet` seconds (late
+        duplicates are counted too)."""
+        last = time.monotonic()
+        while time.monotonic() - last < quiet:
+            if self.poll_once(0.1):
+                last = time.monotonic()
+
+    def close(self):
+        try:
+            self.c.close()
+        except Exception:
+            pass
+
+
+def quantile(xs, q):
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    i = min(len(xs) - 1, max(0, int(round(q * (len(xs) - 1)))))
+    return xs[i]
+
+
+class Tally:
+    """What reached the topic for a set of armed timers."""
+
+    def __init__(self, name, armed, consumer):
+        self.name = name
+        self.expected = len(armed)
+        per_key = consumer.per_key
+        self.delivered = sum(1 for k in armed if k in per_key)
+        self.duplicates = sum(len(per_key[k]) - 1 for k in armed if k in per_key)
+        # Copies the bridge produced more than once (another claim, another
+        # bridge) differ in their bytes (time, delivery); byte-identical
+        # copies are the producer's retries, which the mock Kafka may
+        # append twice around a broker outage.
+        self.produced_twice = sum(len({m["value"] for m in per_key[k]}) - 1
+                                  for k in armed if k in per_key)
+        self.lateness = [per_key[k][0]["ts_ms"] - d for k, d in armed.items() if k in per_key]
+        self.recovered = sum(1 for k in armed if k in per_key and
+                             per_key[k][0]["data"]["delivery"] == "recovered")
+        self.bad_ids = [k for k in armed if k in per_key and
+                        len({m["json"]["id"] for m in per_key[k]}) != 1]
+        self.bad_deadlines = [k for k, d in armed.items() if k in per_key and
+                              any(deadline_ms(m["data"]["deadline"]) != d for m in per_key[k])]
+
+    def report(self):
+        line = ("RESULT %s expected=%d delivered=%d duplicates=%d produced_twice=%d "
+                "recovered=%d lateness_p50_ms=%d lateness_p99_ms=%d lateness_max_ms=%d" % (
+                    self.name, self.expected, self.delivered, self.duplicates,
+                    self.produced_twice, self.recovered,
+                    quantile(self.lateness, 0.5), quantile(self.lateness, 0.99),
+                    max(self.lateness) if self.lateness else 0))
+        print(line, flush=True)
+        return line
+
+
+def scrape_metric(port, name, **labels):
+    """The value of one series on the bridge's /metrics (0 when absent)."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series == name or series.startswith(name + "{"):
+            got = series[len(name):].strip("{}")
+            got = ",".join(sorted(p for p in got.split(",") if p)) if got else ""
+            if not labels or all(('%s="%s"' % kv) in got.split(",") for kv in labels.items()):
+                if series == name or series.startswith(name + "{") and (want or True):
+                    total += float(value)
+    return total
