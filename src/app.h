@@ -1,7 +1,9 @@
 /* app.h -- the daemon's lifecycle: load the configuration, build the
- * modules from it (redis_source -> pipeline -> kafka_sink), run the libevent
- * loop, reload on SIGHUP, drain and stop on SIGTERM/SIGINT. main.c only
- * parses the command line and calls one of these.
+ * modules from it (redis_source -> pipeline -> kafka_sink, with http and
+ * config_watch beside them), run the libevent loop, reload on SIGHUP and
+ * when the file changes (connection settings by reconnecting; see app.c),
+ * drain and stop on SIGTERM/SIGINT. main.c only parses the command line and
+ * calls one of these.
  *
  * @locality the calling thread becomes the loop thread; call from main().
  */
