@@ -5,7 +5,7 @@ eb1_observe, eb1_drop), replication and AOF, Redis Cluster hash tags, and
 `expiry-bridge functions load`.
 
 Status codes of eb1_claim / eb1_collect: 0 unknown, 1 owed, 2 busy,
-3 done, 4 changed, 5 persisted, 6 moved.
+3 done, 4 changed, 5 persisted, 6 moved, 7 touched.
 """
 
 import os
@@ -211,6 +211,14 @@ class Functions(unittest.TestCase):
         self.assertEqual(msg["data"], b"order:17")
         ps.close()
 
+    def test_collect_touch_only_expires_the_key_without_claiming(self):
+        self.arm("order:21", 60000)
+        d = self.expire_now("order:21")
+        self.assertEqual(self.fcall("eb1_collect", [L, "order:21"], d, 5000, "touch"), [7])
+        self.assertEqual(self.r.execute_command("PEXPIRETIME", "order:21"), -2)
+        self.assertIsNone(self.r.zscore(CLAIMS, "order:21"), "left to the live notification")
+        self.assertEqual(self.fcall("eb1_claim", [L], "order:21", 5000)[:2], [OWED, d])
+
     def test_collect_of_a_key_without_ttl_removes_the_entry(self):
         d = self.arm("order:18", 60000)
         self.r.set("order:18", "x")  # SET without EX drops the TTL
@@ -351,8 +359,10 @@ class Cluster(unittest.TestCase):
     def setUp(self):
         d = TempDir("cluster")
         self.addCleanup(d.cleanup)
+        # The bus port defaults to port + 10000, which may not exist: name one.
         self.redis = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file",
-                                       os.path.join(d.path, "nodes.conf")]).start()
+                                       os.path.join(d.path, "nodes.conf"),
+                                       "--cluster-port", str(ebtest.free_port())]).start()
         self.addCleanup(self.redis.cleanup)
         self.r = self.redis.client()
         self.r.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)

@@ -197,24 +197,22 @@ class Tally:
 
 
 def scrape_metric(port, name, **labels):
-    """The value of one series on the bridge's /metrics (0 when absent)."""
+    """The sum of the series of `name` on the bridge's /metrics whose labels
+    include `labels` (0 when there is none)."""
     import http.client
+    import re
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         c.request("GET", "/metrics")
         text = c.getresponse().read().decode()
     finally:
         c.close()
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        if not m or m.group(1) != name:
             continue
-        series, _, value = line.rpartition(" ")
-        if series == name or series.startswith(name + "{"):
-            got = series[len(name):].strip("{}")
-            got = ",".join(sorted(p for p in got.split(",") if p)) if got else ""
-            if not labels or all(('%s="%s"' % kv) in got.split(",") for kv in labels.items()):
-                if series == name or series.startswith(name + "{") and (want or True):
-                    total += float(value)
+        have = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(4))
     return total
