@@ -42,6 +42,9 @@
  * noticed within a fraction of redis.heartbeat_timeout. */
 #define TICK_MS 250
 
+/* An idle connection is PINGed this often. */
+#define IDLE_PING_NS (INT64_C(1000) * 1000000)
+
 /* Members per eb1_renew / keys per eb1_observe call: one call stays well
  * under a millisecond of Redis time. */
 #define RENEW_BATCH   500
@@ -146,6 +149,7 @@ enum req_kind {
     R_DROP,
     R_RENEW,
     R_TOUCH,
+    R_PING,
 };
 
 static const char *const req_names[] = {
@@ -165,6 +169,7 @@ static const char *const req_names[] = {
     "FCALL eb1_drop",
     "FCALL eb1_renew",
     "FCALL eb1_collect touch",
+    "PING",
 };
 
 /* One command in flight, in send order. Owned by the FIFO; freed after its
@@ -233,6 +238,7 @@ struct eb_ledger {
     bool connecting, ready, failing, started, stopped, destroying;
     int conn_db;
     int64_t conn_up_ns;
+    int64_t last_sent_ns;
     struct lreq *q_head, *q_tail;
     int cb_depth;
     struct event *ev_connect, *ev_retry, *ev_defer, *ev_tick, *ev_sweep, *ev_renew;
@@ -507,7 +513,7 @@ static struct lreq *send_raw(eb_ledger_t *l, enum req_kind kind, int argc, const
     if (!r)
         return NULL;
     r->kind = kind;
-    r->sent_ns = mono_ns();
+    r->sent_ns = l->last_sent_ns = mono_ns();
     if (eb_redis_conn_command(l->conn, r, argc, argv, argvlen) != 0) {
         free(r);
         return NULL;
@@ -642,8 +648,18 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
  * dead even if TCP has not said so. @locality loop thread (libevent timer). */
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     eb_ledger_t *l = arg;
-    if (!l->conn || l->failing || !l->conn_up_ns || !l->q_head)
+    if (!l->conn || l->failing || !l->conn_up_ns)
         return;
+    if (!l->q_head) {
+        /* Idle (no ledgered route sweeps, nothing expires): a PING keeps
+         * proving the connection alive, so the next claim does not find it
+         * dead. */
+        if (l->ready && mono_ns() - l->last_sent_ns > IDLE_PING_NS) {
+            const char *ping[] = {"PING"};
+            (void)send_raw(l, R_PING, 1, ping, NULL);
+        }
+        return;
+    }
     int64_t since = l->q_head->sent_ns > l->conn_up_ns ? l->q_head->sent_ns : l->conn_up_ns;
     if (mono_ns() - since > (int64_t)l->reply_timeout_ms * 1000000) {
         char detail[96];
@@ -1741,6 +1757,7 @@ static void conn_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdat
         on_observe(l, req, r);
         break;
     case R_RENEW:
+    case R_PING:
         break;
     case R_TOUCH:
         if (r && req->ls) {

@@ -1,0 +1,165 @@
+/* test_ledger.c -- the ledger's pure parts: ledger key names, SCAN patterns,
+ * the JSON of companion payloads (docs/event.md), the embedded function
+ * library, and which configurations need a ledger. The Redis side is
+ * covered by tests/e2e/test_ledger_*.py against a real redis-server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "ledger.h"
+
+#define B(lit)                                                                                     \
+    { (lit), sizeof(lit) - 1 }
+
+static char text[4096];
+
+/* The payload JSON of kind/vals as a C string (static), and whether a
+ * value was embedded. */
+static const char *payload(const char *kind, const struct eb_ledger_bytes *v, size_t n,
+                           bool *embedded) {
+    struct eb_buf b = EB_BUF_INIT;
+    bool e = eb_ledger_payload_json(&b, kind, v, n);
+    assert_true(eb_buf_ok(&b));
+    assert_true(b.len < sizeof(text));
+    memcpy(text, b.data, b.len);
+    text[b.len] = '\0';
+    eb_buf_free(&b);
+    if (embedded)
+        *embedded = e;
+    return text;
+}
+
+static void test_ledger_key_is_prefix_plus_hash_tagged_route(void **state) {
+    struct eb_buf b = EB_BUF_INIT;
+    eb_ledger_key(&b, "expiry-bridge:ledger:", "order-payment-timeout");
+    eb_buf_cstr(&b);
+    assert_string_equal(b.data, "expiry-bridge:ledger:{order-payment-timeout}");
+    eb_buf_reset(&b);
+    eb_ledger_key(&b, NULL, "r");
+    eb_buf_cstr(&b);
+    assert_string_equal(b.data, "{r}");
+    eb_buf_free(&b);
+}
+
+static void test_ledger_scan_pattern_escapes_glob_characters(void **state) {
+    struct eb_buf b = EB_BUF_INIT;
+    const char prefix[] = "a*b?c[d]e\\f:";
+    eb_ledger_scan_pattern(&b, prefix, sizeof(prefix) - 1);
+    eb_buf_cstr(&b);
+    assert_string_equal(b.data, "a\\*b\\?c\\[d\\]e\\\\f:*");
+    eb_buf_reset(&b);
+    eb_ledger_scan_pattern(&b, "", 0);
+    eb_buf_cstr(&b);
+    assert_string_equal(b.data, "*");
+    eb_buf_free(&b);
+}
+
+static void test_ledger_payload_json_text_is_embedded_as_it_is(void **state) {
+    struct eb_ledger_bytes v[] = {B("{\"order\":7,\"lines\":[1,2]}")};
+    bool e;
+    assert_string_equal(payload("string", v, 1, &e), "{\"order\":7,\"lines\":[1,2]}");
+    assert_true(e);
+    struct eb_ledger_bytes n[] = {B("42")}, s[] = {B("\"x\"")}, w[] = {B(" [true] ")};
+    assert_string_equal(payload("string", n, 1, NULL), "42");
+    assert_string_equal(payload("string", s, 1, NULL), "\"x\"");
+    assert_string_equal(payload("string", w, 1, NULL), " [true] ");
+}
+
+static void test_ledger_payload_other_text_becomes_a_json_string(void **state) {
+    struct eb_ledger_bytes v[] = {B("order 7: \"paid\"\n")};
+    assert_string_equal(payload("string", v, 1, NULL), "\"order 7: \\\"paid\\\"\\n\"");
+    struct eb_ledger_bytes broken[] = {B("{\"a\":")}, empty[] = {B("")};
+    assert_string_equal(payload("string", broken, 1, NULL), "\"{\\\"a\\\":\"");
+    assert_string_equal(payload("string", empty, 1, NULL), "\"\"");
+}
+
+static void test_ledger_payload_deeper_than_the_encoder_allows_becomes_a_string(void **state) {
+    char deep[1200];
+    for (int i = 0; i < 600; i++) {
+        deep[i] = '[';
+        deep[1199 - i] = ']';
+    }
+    struct eb_ledger_bytes v[] = {{deep, sizeof(deep)}};
+    const char *out = payload("string", v, 1, NULL);
+    assert_int_equal(out[0], '"');
+    assert_int_equal(strlen(out), sizeof(deep) + 2);
+}
+
+static void test_ledger_payload_binary_string_is_base64(void **state) {
+    struct eb_ledger_bytes v[] = {B("\xff\x00\x01")};
+    assert_string_equal(payload("string", v, 1, NULL), "{\"base64\":\"/wAB\"}");
+}
+
+static void test_ledger_payload_hash_is_an_object_of_strings(void **state) {
+    struct eb_ledger_bytes v[] = {B("sku"), B("A-1"), B("qty"), B("2"), B("note"), B("\"q\"")};
+    assert_string_equal(payload("hash", v, 6, NULL),
+                        "{\"sku\":\"A-1\",\"qty\":\"2\",\"note\":\"\\\"q\\\"\"}");
+    assert_string_equal(payload("hash", NULL, 0, NULL), "{}");
+}
+
+static void test_ledger_payload_binary_hash_is_base64_throughout(void **state) {
+    struct eb_ledger_bytes v[] = {B("sku"), B("\xff"), B("qty"), B("2")};
+    assert_string_equal(payload("hash", v, 4, NULL),
+                        "{\"base64\":{\"c2t1\":\"/w==\",\"cXR5\":\"Mg==\"}}");
+}
+
+static void test_ledger_payload_missing_or_other_types_are_null(void **state) {
+    bool e = true;
+    assert_string_equal(payload("missing", NULL, 0, &e), "null");
+    assert_false(e);
+    assert_string_equal(payload("list", NULL, 0, &e), "null");
+    assert_false(e);
+    struct eb_ledger_bytes odd[] = {B("field")};
+    assert_string_equal(payload("hash", odd, 1, &e), "null");
+    assert_false(e);
+}
+
+static void test_ledger_library_is_the_versioned_lua_source(void **state) {
+    size_t len = 0;
+    const char *lib = eb_ledger_library(&len);
+    assert_true(len > 1000);
+    assert_int_equal(strlen(lib), len);
+    assert_memory_equal(lib, "#!lua name=eb_timers_v1\n", 24);
+    const char *fns[] = {"eb1_arm", "eb1_disarm", "eb1_rearm", "eb1_claim",   "eb1_collect",
+                         "eb1_ack", "eb1_due",    "eb1_renew", "eb1_observe", "eb1_drop"};
+    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+        char reg[64];
+        snprintf(reg, sizeof(reg), "redis.register_function('%s'", fns[i]);
+        assert_non_null(strstr(lib, reg));
+    }
+}
+
+static void test_ledger_is_needed_only_for_ledgered_or_payload_routes(void **state) {
+    struct eb_config_route routes[2] = {{.name = "a"}, {.name = "b"}};
+    struct eb_config cfg = {.routes = routes, .nroutes = 2};
+    assert_false(eb_ledger_needed(&cfg));
+    routes[1].ledger = EB_LEDGER_OBSERVED;
+    assert_true(eb_ledger_needed(&cfg));
+    routes[1].ledger = EB_LEDGER_OFF;
+    routes[0].payload = "{key}:payload";
+    assert_true(eb_ledger_needed(&cfg));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ledger_key_is_prefix_plus_hash_tagged_route),
+        cmocka_unit_test(test_ledger_scan_pattern_escapes_glob_characters),
+        cmocka_unit_test(test_ledger_payload_json_text_is_embedded_as_it_is),
+        cmocka_unit_test(test_ledger_payload_other_text_becomes_a_json_string),
+        cmocka_unit_test(test_ledger_payload_deeper_than_the_encoder_allows_becomes_a_string),
+        cmocka_unit_test(test_ledger_payload_binary_string_is_base64),
+        cmocka_unit_test(test_ledger_payload_hash_is_an_object_of_strings),
+        cmocka_unit_test(test_ledger_payload_binary_hash_is_base64_throughout),
+        cmocka_unit_test(test_ledger_payload_missing_or_other_types_are_null),
+        cmocka_unit_test(test_ledger_library_is_the_versioned_lua_source),
+        cmocka_unit_test(test_ledger_is_needed_only_for_ledgered_or_payload_routes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
