@@ -47,6 +47,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "app.h"
+#include "backlog.h"
 #include "cli.h"
 #include "config.h"
 #include "config_watch.h"
@@ -66,6 +67,12 @@
  * Tunables
  * --------------------------------------------------------------------- */
 
+/* libevent priorities: 0 unused, 1 for every event (reads, delivery
+ * reports, timers, HTTP), 2 for handing the read-ahead backlog to the
+ * pipeline, so a burst waits in our bounded memory, not in Redis's output
+ * buffer, where overflowing it costs the subscription. */
+#define EB_APP_PRIORITIES       3
+#define EB_APP_PRIORITY_BACKLOG 2
 /* How often the drain checks whether everything in flight was acknowledged. */
 #define EB_DRAIN_POLL_MS 20
 /* How often replaced connections are checked: a retired producer for being
@@ -127,7 +134,8 @@ struct app {
     eb_pipeline_t *pipeline;
     eb_kafka_sink_t *sink;
     struct app_source *source;
-    eb_ledger_t *ledger; /* NULL until a route needs it (ledger: armed/observed, payload) */
+    eb_backlog_t *backlog; /* read-ahead: sources push, the pipeline drains */
+    eb_ledger_t *ledger;   /* NULL until a route needs it (ledger: armed/observed, payload) */
 
     eb_http_t *http;          /* NULL when http.listen is empty */
     eb_config_watch_t *watch; /* NULL when inotify is unavailable */
@@ -290,6 +298,14 @@ static void on_notification(const struct eb_notification *n, void *opaque) {
     struct app *a = as->app;
     if (as == a->next.source)
         handover(a, "first notification on the new Redis connection");
+    eb_backlog_push(n, a->backlog);
+}
+
+/* eb_notification_cb of the backlog: notifications leave it, in order, when
+ * no Redis read is ready.
+ * @locality loop thread (lowest-priority event). */
+static void on_backlog(const struct eb_notification *n, void *opaque) {
+    struct app *a = opaque;
     eb_pipeline_on_notification(n, a->pipeline);
 }
 
@@ -556,6 +572,11 @@ static void accepted(struct app *a) {
  * (out of memory) nothing changed and nothing was taken. */
 static int commit(struct app *a, struct eb_config *cfg, eb_kafka_sink_t *sink,
                   struct app_source *source) {
+    /* Notifications already read were read under the current file: route
+     * them by it before the switch, so a reload misroutes nothing. */
+    eb_backlog_flush(a->backlog);
+    eb_backlog_set_bounds(a->backlog, cfg->redis.read_ahead_max_events,
+                          cfg->redis.read_ahead_max_bytes);
     /* A kept source subscribes to new event types before the routes that
      * need them exist, and drops old ones after: nothing is missed. */
     if (!source && eb_redis_source_set_events(a->source->src, cfg->events) != 0)
@@ -772,8 +793,10 @@ static int register_app_metrics(struct app *a) {
 
 /* ------------------------------------------------------------- shutdown */
 
+/* Events read and not yet acknowledged: in the backlog or in a producer. */
 static size_t total_inflight(const struct app *a) {
-    return (a->sink ? eb_kafka_sink_inflight(a->sink) : 0) + retired_inflight(a);
+    return (a->backlog ? eb_backlog_len(a->backlog) : 0) +
+           (a->sink ? eb_kafka_sink_inflight(a->sink) : 0) + retired_inflight(a);
 }
 
 /* @locality loop thread (timer). */
@@ -783,8 +806,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     /* The ledger acknowledges in Redis what Kafka confirmed: an exit
      * before that would deliver those timers once more after a restart. */
-    if ((total_inflight(a) == 0 && !eb_ledger_busy(a->ledger)) ||
-        now_ms() >= a->drain_deadline_ms)
+    if ((total_inflight(a) == 0 && !eb_ledger_busy(a->ledger)) || now_ms() >= a->drain_deadline_ms)
         event_base_loopexit(a->base, NULL);
 }
 
@@ -897,6 +919,17 @@ static int build(struct app *a, char *errstr, size_t errstr_size) {
     a->pipeline = eb_pipeline_new(&pc, a->cfg, errstr, errstr_size);
     if (!a->pipeline)
         return EB_ENOMEM;
+    struct eb_backlog_conf bc = {
+        .max_events = a->cfg->redis.read_ahead_max_events,
+        .max_bytes = a->cfg->redis.read_ahead_max_bytes,
+        .priority = EB_APP_PRIORITY_BACKLOG,
+        .deliver = on_backlog,
+        .opaque = a,
+        .log = a->log,
+        .metrics = a->metrics,
+    };
+    if (!(a->backlog = eb_backlog_new(a->base, &bc, errstr, errstr_size)))
+        return EB_ENOMEM;
     if (a->cfg->http_listen && *a->cfg->http_listen &&
         !(a->http = make_http(a, a->cfg->http_listen, errstr, errstr_size)))
         return EB_EIO;
@@ -922,6 +955,7 @@ static void teardown(struct app *a) {
         a->retiring = as->next;
         free_source(as);
     }
+    eb_backlog_destroy(a->backlog); /* only a timed-out drain leaves anything */
     while (a->retired) {
         struct retired_sink *r = a->retired;
         a->retired = r->next;
@@ -964,6 +998,10 @@ int eb_app_run(const char *path) {
 
     a.base = event_base_new();
     a.metrics = eb_metrics_new();
+    /* Before any event exists: every event gets the middle priority, and
+     * the backlog's delivery the lowest, so Redis is read first. */
+    if (a.base)
+        event_base_priority_init(a.base, EB_APP_PRIORITIES);
     if (!a.base || !a.metrics) {
         eb_log(a.log, EB_LOG_ERROR, "cannot start", eb_lf_str("error", "out of memory"));
         goto out_teardown;

@@ -293,6 +293,13 @@ static void on_deliver(evutil_socket_t fd, short what, void *arg) {
         schedule(b);
 }
 
+void eb_backlog_set_bounds(eb_backlog_t *b, size_t max_events, size_t max_bytes) {
+    if (max_events)
+        b->max_events = max_events;
+    if (max_bytes)
+        b->max_bytes = max_bytes;
+}
+
 size_t eb_backlog_len(const eb_backlog_t *b) {
     return b->events;
 }

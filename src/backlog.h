@@ -52,6 +52,9 @@ eb_backlog_t *eb_backlog_new(struct event_base *base, const struct eb_backlog_co
  * opaque is the backlog. */
 void eb_backlog_push(const struct eb_notification *n, void *opaque);
 
+/* New bounds (a reload). What is held already stays, even above them. */
+void eb_backlog_set_bounds(eb_backlog_t *b, size_t max_events, size_t max_bytes);
+
 /* Notifications held, not yet delivered. */
 size_t eb_backlog_len(const eb_backlog_t *b);
 

@@ -71,6 +71,8 @@ struct eb_config_redis {
     int heartbeat_timeout_ms;     /* default 5000 */
     int reconnect_min_ms;         /* default 100 */
     int reconnect_max_ms;         /* default 10000 */
+    size_t read_ahead_max_events; /* backlog.h bound; default 1000000 */
+    size_t read_ahead_max_bytes;  /* default 64 MiB */
 };
 
 struct eb_config_kafka {

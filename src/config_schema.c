@@ -18,6 +18,19 @@
 /* The tables                                                               */
 /* ------------------------------------------------------------------------ */
 
+static const struct eb_config_key read_ahead_keys[] = {
+    {EB_CT_COUNT, "max_events", "1000000", OFF(redis.read_ahead_max_events), 0, NULL,
+     "Most notifications read from Redis and not yet routed. The bridge reads Redis as fast "
+     "as it sends and routes from this buffer, so a burst waits here instead of in Redis's "
+     "output buffer, where passing `client-output-buffer-limit pubsub` (32 MB by default, "
+     "~400k events) costs the whole subscription. Past the bound a notification is dropped, "
+     "counted (`eb_backlog_dropped_total`) and logged; the subscription survives."},
+    {EB_CT_SIZE, "max_bytes", "64MiB", OFF(redis.read_ahead_max_bytes), 0, NULL,
+     "Most bytes those notifications hold (keys plus about 48 bytes each). The default is "
+     "twice what Redis's own default pub/sub limit holds."},
+    {0},
+};
+
 static const struct eb_config_key redis_keys[] = {
     {EB_CT_REDIS_URL, "url", NULL, OFF(redis.url), EB_CK_REQUIRED, NULL,
      "The Redis server to subscribe to: `redis://[user[:password]@]host[:port][/db]` (port "
@@ -51,6 +64,8 @@ static const struct eb_config_key redis_keys[] = {
      "First delay of the capped exponential backoff (with jitter) between reconnects."},
     {EB_CT_DURATION, "reconnect_max", "10s", OFF(redis.reconnect_max_ms), EB_CK_NONZERO, NULL,
      "Cap of the reconnect backoff. At least `reconnect_min`."},
+    {EB_CT_SECTION, "read_ahead", NULL, 0, 0, read_ahead_keys,
+     "Bound on notifications read from Redis and not yet routed (applied on reload too)."},
     {0},
 };
 
