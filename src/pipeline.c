@@ -404,14 +404,16 @@ void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque) 
     eb_pipeline_t *p = opaque;
     struct eb_match m;
     char srcbuf[600];
-    p->totals.received++;
-    eb_series_inc(event_db_series(p->f_received, p->received_cache, n));
     /* 0 unless a route is observed: one test on the hot path. */
     if (p->cfg->ledger_events >> n->event_id & 1) {
         ledger_bookkeeping(p, n);
+        /* Subscribed for the ledger only: not an event of any route, so not
+         * counted as received (received = routed + unrouted). */
         if (!(p->cfg->route_events >> n->event_id & 1))
-            return; /* subscribed for the ledger only: not an event of any route */
+            return;
     }
+    p->totals.received++;
+    eb_series_inc(event_db_series(p->f_received, p->received_cache, n));
     struct eb_event ev = {
         .event = n->event,
         .key = n->key,
