@@ -87,12 +87,6 @@ struct eb_pipeline {
     struct eb_log_limit limit_error;
 };
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int register_families(eb_pipeline_t *p) {
     eb_metrics_t *m = p->metrics;
     p->f_received = eb_metrics_add(m, EB_METRIC_COUNTER, "eb_events_received_total",
@@ -395,8 +389,7 @@ static const char *source_for(eb_pipeline_t *p, int db, char *buf, size_t size) 
  * deliver this key's expiry records or forgets its timer. */
 static void ledger_bookkeeping(eb_pipeline_t *p, const struct eb_notification *n) {
     struct eb_match m;
-    if (p->ledger &&
-        eb_router_match(p->cfg->router, n->key, n->key_len, EB_EVENT_EXPIRED_ID, &m))
+    if (p->ledger && eb_router_match(p->cfg->router, n->key, n->key_len, EB_EVENT_EXPIRED_ID, &m))
         eb_ledger_on_bookkeeping(p->ledger, m.rule, n);
 }
 
@@ -487,7 +480,7 @@ void eb_pipeline_set_ledger(eb_pipeline_t *p, eb_ledger_t *ledger) {
     p->ledger = ledger;
 }
 
-void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int64_t latency_us,
+void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int64_t now_mono_ns,
                              void *opaque) {
     eb_pipeline_t *p = opaque;
     struct inflight *rec = msg_opaque;
@@ -505,7 +498,7 @@ void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int6
     if (err == 0) {
         p->totals.produced++;
         eb_series_inc(rs->produced);
-        eb_series_observe(rs->latency, (double)(mono_ns() - rec->recv_mono_ns) / 1e9);
+        eb_series_observe(rs->latency, (double)(now_mono_ns - rec->recv_mono_ns) / 1e9);
     } else {
         uint64_t suppressed = 0;
         p->totals.failed++;

@@ -61,7 +61,7 @@ void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque);
 void eb_pipeline_emit_timer(const struct eb_ledger_timer *t, void *opaque);
 
 /* eb_delivery_cb: opaque is the pipeline. */
-void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int64_t latency_us,
+void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int64_t now_mono_ns,
                              void *opaque);
 
 /* Totals since start, for the stats log line and tests. */
@@ -69,9 +69,9 @@ struct eb_pipeline_stats {
     uint64_t received;
     uint64_t routed;
     uint64_t unrouted;
-    uint64_t produced;   /* acknowledged by Kafka */
-    uint64_t failed;     /* final delivery failures */
-    uint64_t dropped;    /* refused at the queue bound, too big, or unencodable */
+    uint64_t produced; /* acknowledged by Kafka */
+    uint64_t failed;   /* final delivery failures */
+    uint64_t dropped;  /* refused at the queue bound, too big, or unencodable */
     uint64_t inflight;
 };
 void eb_pipeline_stats(const eb_pipeline_t *p, struct eb_pipeline_stats *out);
