@@ -418,20 +418,29 @@ class ChartTest(Counted):
         self.assertEqual(checksum(docs), base)
         self.assertEqual(bridge_config(docs)[0]["log"]["level"], "debug")
 
-    def test_checksum_changes_with_every_setting_that_needs_a_restart(self):
+    def test_checksum_ignores_connection_settings_the_bridge_reconnects_live(self):
         base = checksum(self.defaults)
+        _, base_text = bridge_config(self.defaults)
         changes = [
             {"redis": {"url": "redis://other:6379"}},
             {"redis": {"databases": [0]}},
-            {"redis": {"existingSecret": "redis-auth"}},
-            {"redis": {"password": "s3cret"}},
             {"redis": {"heartbeatTimeout": "9s"}},
             {"kafka": {"brokers": "kafka-2:9092"}},
             {"kafka": {"client": {"compression.type": "zstd"}}},
             {"kafka": {"queue": {"maxEvents": 5}}},
-            {"kafka": {"sasl": {"enabled": True, "username": "u", "existingSecret": "k"}}},
             {"log": {"statsInterval": "10s"}},
-            {"metrics": {"port": 9500}},
+        ]
+        for ch in changes:
+            docs, _ = render(ch)
+            self.assertEqual(checksum(docs), base, "%s must reach the pod by reload" % ch)
+            self.assertNotEqual(bridge_config(docs)[1], base_text, "%s reaches the file" % ch)
+
+    def test_checksum_changes_with_every_setting_that_needs_a_restart(self):
+        base = checksum(self.defaults)
+        changes = [
+            {"redis": {"existingSecret": "redis-auth"}},
+            {"redis": {"password": "s3cret"}},
+            {"kafka": {"sasl": {"enabled": True, "username": "u", "existingSecret": "k"}}},
             {"extraEnv": [{"name": "TZ", "value": "UTC"}]},
             {"extraEnvFrom": [{"secretRef": {"name": "more"}}]},
         ]

@@ -239,10 +239,10 @@ schema guarantees the format.
 {{- end }}
 
 {{/*
-The bridge config, part 1: every setting that needs a restart (connections,
-queue, HTTP server): the bridge applies them only at start. The pod's
-checksum/restart-config annotation is computed from this text, so a change
-here rolls the pods.
+The bridge config, part 1: connections, queue, HTTP server. The bridge
+applies these on reload too (a changed Redis or Kafka is reconnected: the
+new Redis connection overlaps the old one, a replaced producer drains), so
+a change here does not roll the pods either.
 Strings go through toJson: a JSON string is a valid YAML scalar, so no value
 can break the document.
 */}}
@@ -294,9 +294,7 @@ http:
 {{- end }}
 
 {{/*
-The bridge config, part 2: what hot reload applies without a restart: the
-routes, what happens to unrouted keys, and the log level. Not in the
-checksum (log.stats_interval is: its timer is set at start).
+The bridge config, part 2: routes, unrouted keys, logging.
 One key a line in a fixed order (the known keys first, any others sorted),
 values through toJson: readable, and the same text whatever YAML library
 the Helm version uses.
@@ -332,20 +330,23 @@ log:
 {{- end }}
 
 {{/*
-Everything whose change needs a restart, hashed into the pod annotation:
-the restart part of the config, log.statsInterval, the secret references
-and the extra environment, and the inline secret values (so changing one rolls the pods;
-a change to an existingSecret's content does not: restart the Deployment
-yourself). Only toJson and the config text go in, never toYaml output, so
-the hash does not depend on the YAML library of the Helm version.
+Everything whose change needs a restart, hashed into the pod annotation.
+The bridge reloads its whole config file live, so what remains is what a
+process reads only at start: its environment, which carries the secrets
+(${REDIS_PASSWORD}, ${KAFKA_SASL_PASSWORD}) and any extra variables. Secret
+references and extra env already change the pod spec; the inline secret
+values do not (the Secret object changes, not the pod), so they are what
+this hash is really for. A change to an existingSecret's content is
+invisible to the chart: restart the Deployment yourself. Only toJson goes
+in, never toYaml output, so the hash does not depend on the YAML library of
+the Helm version.
 */}}
 {{- define "expiry-bridge.restartChecksum" -}}
 {{- $refs := dict
       "redis" (pick .Values.redis "existingSecret" "existingSecretPasswordKey")
       "kafkaSasl" (pick .Values.kafka.sasl "enabled" "existingSecret" "existingSecretPasswordKey")
       "extraEnv" .Values.extraEnv
-      "extraEnvFrom" .Values.extraEnvFrom
-      "statsInterval" .Values.log.statsInterval -}}
-{{- $parts := list (include "expiry-bridge.config.restart" .) (toJson $refs) (include "expiry-bridge.inlineSecrets" .) -}}
+      "extraEnvFrom" .Values.extraEnvFrom -}}
+{{- $parts := list (toJson $refs) (include "expiry-bridge.inlineSecrets" .) -}}
 {{- join "\n---\n" $parts | sha256sum -}}
 {{- end }}
