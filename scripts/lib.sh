@@ -31,3 +31,34 @@ eb_build() {
 eb_free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# eb_pg_bindir: the directory of initdb/pg_ctl of the installed server (full
+# paths: some images carry other initdb links on PATH).
+eb_pg_bindir() {
+    local d
+    d=$(pg_config --bindir 2>/dev/null || true)
+    [ -x "$d/initdb" ] || d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    echo "$d"
+}
+
+# eb_as_pg CMD...: run as the postgres user when root (initdb refuses root),
+# as ourselves otherwise.
+eb_as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# eb_pg_start DIR PORT: a throwaway PostgreSQL cluster in DIR on 127.0.0.1:PORT.
+eb_pg_start() {
+    local dir="$1" port="$2" bin
+    bin=$(eb_pg_bindir)
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+    eb_as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 \
+        --locale=C.UTF-8 >"$dir/initdb.log" 2>&1
+    eb_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/pg.log" -w -t 30 \
+        -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+}
+
+# eb_pg_stop DIR: stop the cluster started in DIR (fast shutdown).
+eb_pg_stop() {
+    eb_as_pg "$(eb_pg_bindir)/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
+}
