@@ -169,20 +169,6 @@ static struct timeval ms_tv(int64_t ms) {
     return tv;
 }
 
-static const char *redis_state_word(enum eb_redis_state st) {
-    switch (st) {
-    case EB_REDIS_CONNECTING:
-        return "connecting";
-    case EB_REDIS_SUBSCRIBED:
-        return "subscribed";
-    case EB_REDIS_WAITING:
-        return "waiting";
-    case EB_REDIS_STOPPED:
-        return "stopped";
-    }
-    return "unknown";
-}
-
 /* ------------------------------------------------------------------ check */
 
 static void print_events(FILE *out, uint64_t mask) {
@@ -637,7 +623,7 @@ static void handover(struct app *a, const char *why) {
            eb_lf_int("routes", (int64_t)a->cfg->nroutes), eb_lf_str("trigger", n.trigger),
            eb_lf_str("switched_on", why), eb_lf_bool("redis_reconnected", true),
            eb_lf_bool("kafka_reconnected", n.sink != NULL),
-           eb_lf_str("new_redis_state", redis_state_word(st)),
+           eb_lf_str("new_redis_state", eb_redis_state_name(st)),
            eb_lf_int("handover_wait_ms", now_ms() - n.since_ms),
            eb_lf_int("old_connection_grace_ms", EB_HANDOVER_GRACE_MS));
 }
@@ -653,7 +639,7 @@ static void on_handover_timeout(evutil_socket_t fd, short what, void *arg) {
            "the new Redis connection is not subscribed yet; switching to it anyway (the file "
            "names it): the old server is no longer read",
            eb_lf_int("waited_ms", now_ms() - a->next.since_ms),
-           eb_lf_str("state", redis_state_word(eb_redis_source_state(a->next.source->src))));
+           eb_lf_str("state", eb_redis_state_name(eb_redis_source_state(a->next.source->src))));
     handover(a, "handover deadline passed");
 }
 
@@ -744,7 +730,7 @@ static void on_ready(struct eb_http_readiness *out, void *opaque) {
     struct app *a = opaque;
     enum eb_redis_state st = a->source ? eb_redis_source_state(a->source->src) : EB_REDIS_STOPPED;
     out->redis_ok = st == EB_REDIS_SUBSCRIBED;
-    out->redis = redis_state_word(st);
+    out->redis = eb_redis_state_name(st);
     out->kafka_ok = a->sink && eb_kafka_sink_reachable(a->sink);
     out->draining = a->stopping;
 }

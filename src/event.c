@@ -36,30 +36,6 @@
 /* UTF-8 sanitising for header values (not JSON: raw bytes)                  */
 /* ------------------------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at p (1..4) or 0, per Unicode
- * Table 3-7. Same rule as json.c's escaper, so a ce_subject header and the
- * JSON "subject" replace exactly the same bytes. */
-static size_t utf8_seq_len(const unsigned char *p, size_t avail) {
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return (avail >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (avail < 3 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        return (p[1] >= lo && p[1] <= hi) ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (avail < 4 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
-        unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return (p[1] >= lo && p[1] <= hi) ? 4 : 0;
-    }
-    return 0;
-}
-
 /* Append p[0..n) with each byte of an ill-formed sequence replaced by
  * U+FFFD. `valid` is what the caller already knows (skips the scan). */
 static void put_utf8_sanitized(struct eb_buf *b, const void *vp, size_t n, bool valid) {
@@ -70,7 +46,7 @@ static void put_utf8_sanitized(struct eb_buf *b, const void *vp, size_t n, bool 
     }
     size_t run = 0, i = 0;
     while (i < n) {
-        size_t l = p[i] < 0x80 ? 1 : utf8_seq_len(p + i, n - i);
+        size_t l = p[i] < 0x80 ? 1 : eb_utf8_seq_len(p + i, n - i);
         if (l) {
             i += l;
             continue;

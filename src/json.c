@@ -64,7 +64,7 @@ void eb_buf_put_i64(struct eb_buf *b, int64_t v) {
 
 /* Length of the well-formed UTF-8 sequence at p (1..4), or 0 when the bytes
  * at p do not start one. Table 3-7 of the Unicode standard. */
-static size_t utf8_seq_len(const unsigned char *p, size_t avail) {
+size_t eb_utf8_seq_len(const unsigned char *p, size_t avail) {
     unsigned char c = p[0];
     if (c < 0x80)
         return 1;
@@ -93,7 +93,7 @@ bool eb_utf8_valid(const void *vp, size_t n) {
             i++;
             continue;
         }
-        size_t l = utf8_seq_len(p + i, n - i);
+        size_t l = eb_utf8_seq_len(p + i, n - i);
         if (l == 0)
             return false;
         i += l;
@@ -162,7 +162,7 @@ bool eb_json_string(struct eb_buf *b, const void *vp, size_t n) {
         }
         eb_buf_append(b, p + run, i - run);
         if (p[i] >= 0x80) {
-            size_t l = utf8_seq_len(p + i, n - i);
+            size_t l = eb_utf8_seq_len(p + i, n - i);
             if (l) {
                 eb_buf_append(b, p + i, l);
                 i += l;

@@ -227,7 +227,7 @@ static bool starts_with(const char *s, const char *prefix) {
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static const char *state_name(enum eb_redis_state st) {
+const char *eb_redis_state_name(enum eb_redis_state st) {
     switch (st) {
     case EB_REDIS_CONNECTING:
         return "connecting";
@@ -251,8 +251,9 @@ static void set_state(eb_redis_source_t *s, enum eb_redis_state st) {
         return;
     enum eb_redis_state old = s->state;
     s->state = st;
-    eb_log(s->log, EB_LOG_INFO, "redis source state", eb_lf_str("from", state_name(old)),
-           eb_lf_str("to", state_name(st)), eb_lf_str("host", s->host), eb_lf_int("port", s->port));
+    eb_log(s->log, EB_LOG_INFO, "redis source state", eb_lf_str("from", eb_redis_state_name(old)),
+           eb_lf_str("to", eb_redis_state_name(st)), eb_lf_str("host", s->host),
+           eb_lf_int("port", s->port));
     if (s->on_state && !s->destroying)
         s->on_state(st, s->opaque);
 }
@@ -276,7 +277,7 @@ static void session_fail_hint(eb_redis_source_t *s, enum eb_log_level level, con
         eb_lf_str("host", s->host),
         eb_lf_int("port", s->port),
         eb_lf_str("detail", detail ? detail : ""),
-        eb_lf_str("state", state_name(s->state)),
+        eb_lf_str("state", eb_redis_state_name(s->state)),
         eb_lf_str("hint", hint ? hint : ""),
     };
     eb_log_write(s->log, level, msg, f, hint ? 5 : 4);

@@ -40,10 +40,10 @@ typedef struct eb_redis_source eb_redis_source_t;
 
 /* One notification. Every pointer is borrowed until the callback returns. */
 struct eb_notification {
-    const char *event;    /* keyevent name, static storage ("expired") */
-    int event_id;         /* notify_flags.h id */
+    const char *event; /* keyevent name, static storage ("expired") */
+    int event_id;      /* notify_flags.h id */
     int db;
-    const char *key;      /* the key, any bytes, key_len long */
+    const char *key; /* the key, any bytes, key_len long */
     size_t key_len;
     int64_t recv_mono_ns; /* CLOCK_MONOTONIC when the bridge read it */
     int64_t recv_real_us; /* CLOCK_REALTIME µs when the bridge read it */
@@ -63,14 +63,14 @@ enum eb_redis_state {
 typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 
 struct eb_redis_source_conf {
-    const char *host;          /* copied */
+    const char *host; /* copied */
     int port;
-    const char *username;      /* ACL user or NULL; copied */
-    const char *password;      /* or NULL; copied, never logged */
+    const char *username; /* ACL user or NULL; copied */
+    const char *password; /* or NULL; copied, never logged */
     bool all_databases;
-    const int *databases;      /* when !all_databases; copied */
+    const int *databases; /* when !all_databases; copied */
     size_t ndatabases;
-    uint64_t events;           /* event-id mask to subscribe to */
+    uint64_t events; /* event-id mask to subscribe to */
     bool configure_notifications;
     /* Timings; 0 takes the config defaults (5000, 1000, 5000, 100, 10000).
      * heartbeat_timeout_ms also bounds how long any reply may be overdue. */
@@ -79,11 +79,11 @@ struct eb_redis_source_conf {
     int heartbeat_timeout_ms;
     int reconnect_min_ms;
     int reconnect_max_ms;
-    eb_log_t *log;             /* borrowed; must outlive the source */
-    eb_metrics_t *metrics;     /* borrowed; must outlive the source */
+    eb_log_t *log;         /* borrowed; must outlive the source */
+    eb_metrics_t *metrics; /* borrowed; must outlive the source */
     eb_notification_cb *on_notification;
     eb_redis_state_cb *on_state; /* may be NULL */
-    void *opaque;              /* passed to both callbacks; borrowed */
+    void *opaque;                /* passed to both callbacks; borrowed */
 };
 
 /* Create (does not connect yet). NULL + errstr on bad arguments or OOM.
@@ -108,6 +108,10 @@ void eb_redis_source_stop(eb_redis_source_t *s);
 int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events);
 
 enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s);
+
+/* "connecting", "subscribed", "waiting", "stopped": for logs and /readyz.
+ * Static storage, never NULL. */
+const char *eb_redis_state_name(enum eb_redis_state st);
 
 /* Reply to eb_redis_source_command(): called exactly once per accepted
  * command, with the reply (borrowed until the callback returns; the hiredis
