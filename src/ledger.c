@@ -45,6 +45,9 @@
 /* An idle connection is PINGed this often. */
 #define IDLE_PING_NS (INT64_C(1000) * 1000000)
 
+/* Timers per eb1_ack: one burst of delivery reports rarely holds more. */
+#define ACK_BATCH 256
+
 /* Members per eb1_renew / keys per eb1_observe call: one call stays well
  * under a millisecond of Redis time. */
 #define RENEW_BATCH   500
@@ -112,7 +115,7 @@ struct lroute {
     size_t scan_match_len;
 };
 
-enum tstate { T_CLAIMING, T_PRODUCING, T_ACKING, T_ACK_WAIT };
+enum tstate { T_CLAIMING, T_PRODUCING, T_ACK_QUEUED, T_ACKING, T_ACK_WAIT };
 
 struct eb_ledger_ticket {
     struct eb_ledger_ticket *hnext; /* hash chain */
@@ -178,9 +181,11 @@ struct lreq {
     struct lreq *next;
     enum req_kind kind;
     int64_t sent_ns;
-    unsigned gen;          /* R_DUE, R_SCAN, R_INFO_*: the cycle it belongs to */
-    eb_ledger_ticket_t *t; /* R_CLAIM, R_COLLECT, R_ACK, R_DEL_PAYLOAD */
-    struct lstats *ls;     /* R_OBSERVE, R_DROP */
+    unsigned gen;            /* R_DUE, R_SCAN, R_INFO_*: the cycle it belongs to */
+    eb_ledger_ticket_t *t;   /* R_CLAIM, R_COLLECT, R_DEL_PAYLOAD */
+    eb_ledger_ticket_t **ts; /* R_ACK: the batch, owned */
+    size_t nts;
+    struct lstats *ls; /* R_OBSERVE, R_DROP */
 };
 
 /* A sweep cycle: every ledgered route in every database, page by page. */
@@ -241,12 +246,15 @@ struct eb_ledger {
     int64_t last_sent_ns;
     struct lreq *q_head, *q_tail;
     int cb_depth;
-    struct event *ev_connect, *ev_retry, *ev_defer, *ev_tick, *ev_sweep, *ev_renew;
+    struct event *ev_connect, *ev_retry, *ev_defer, *ev_tick, *ev_sweep, *ev_renew, *ev_ack;
 
     /* tickets */
     eb_ledger_ticket_t **buckets;
     size_t nbuckets, ntickets;
-    eb_ledger_ticket_t *ack_wait;
+    eb_ledger_ticket_t *ack_wait;  /* Redis away: sent on reconnect */
+    eb_ledger_ticket_t *ack_queue; /* sent at the next turn of the loop */
+    size_t nack_queue;
+    bool ack_scheduled;
 
     struct sweep sw;
     struct scan sc;
@@ -581,6 +589,7 @@ static void session_close(eb_ledger_t *l) {
     while (l->q_head) {
         struct lreq *r = l->q_head;
         l->q_head = r->next;
+        free(r->ts);
         free(r);
     }
     l->q_tail = NULL;
@@ -892,79 +901,153 @@ static void emit(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *const 
  * Acknowledgements
  * --------------------------------------------------------------------- */
 
-static void ack_send(eb_ledger_t *l, eb_ledger_ticket_t *t) {
-    struct lreq *r = NULL;
-    if (l->ready) {
-        if (t->deadline_ms < 0) {
-            const char *argv[] = {"DEL", t->pkey};
-            size_t argvlen[] = {3, t->pkey_len};
-            r = send_cmd(l, R_DEL_PAYLOAD, t->db, 2, argv, argvlen);
-        } else {
-            char dl[24], rem[24];
-            snprintf(dl, sizeof(dl), "%" PRId64, t->deadline_ms);
-            snprintf(rem, sizeof(rem), "%d", l->remember_ms);
-            const char *argv[] = {"FCALL",
-                                  "eb1_ack",
-                                  t->pkey ? "2" : "1",
-                                  t->ls->lkey,
-                                  t->pkey ? t->pkey : t->key,
-                                  t->key,
-                                  dl,
-                                  rem};
-            size_t argvlen[] = {5,
-                                7,
-                                1,
-                                t->ls->lkey_len,
-                                t->pkey ? t->pkey_len : t->key_len,
-                                t->key_len,
-                                strlen(dl),
-                                strlen(rem)};
-            /* Without a payload key, argv[4] (the member) is the first ARGV. */
-            if (t->pkey)
-                r = send_cmd(l, R_ACK, t->db, 8, argv, argvlen);
-            else {
-                const char *a2[] = {argv[0], argv[1], argv[2], argv[3], argv[5], argv[6], argv[7]};
-                size_t l2[] = {argvlen[0], argvlen[1], argvlen[2], argvlen[3],
-                               argvlen[5], argvlen[6], argvlen[7]};
-                r = send_cmd(l, R_ACK, t->db, 7, a2, l2);
-            }
-        }
-    }
-    if (r) {
-        r->t = t;
-        t->state = T_ACKING;
-        return;
-    }
-    /* Redis is away: keep it for the next session (the ticket stays in the
-     * table, so the sweep does not claim it again meanwhile). */
+/* Redis is away: keep it for the next session (the ticket stays in the
+ * table, so the sweep does not claim it again meanwhile). */
+static void ack_park(eb_ledger_t *l, eb_ledger_ticket_t *t) {
     t->state = T_ACK_WAIT;
     t->wnext = l->ack_wait;
     l->ack_wait = t;
 }
 
+/* Acknowledgements wait at most one turn of the loop, so that one burst of
+ * delivery reports becomes one FCALL per (ledger, db). */
+static void ack_queue(eb_ledger_t *l, eb_ledger_ticket_t *t) {
+    static const struct timeval zero = {0, 0};
+    t->state = T_ACK_QUEUED;
+    t->wnext = l->ack_queue;
+    l->ack_queue = t;
+    l->nack_queue++;
+    if (!l->ack_scheduled) {
+        l->ack_scheduled = true;
+        evtimer_add(l->ev_ack, &zero);
+    }
+}
+
+/* A timer without a ledger entry: only its payload to delete. */
+static void ack_del_payload(eb_ledger_t *l, eb_ledger_ticket_t *t) {
+    const char *argv[] = {"DEL", t->pkey};
+    size_t argvlen[] = {3, t->pkey_len};
+    struct lreq *r = l->ready ? send_cmd(l, R_DEL_PAYLOAD, t->db, 2, argv, argvlen) : NULL;
+    if (!r) {
+        ack_park(l, t);
+        return;
+    }
+    r->t = t;
+    t->state = T_ACKING;
+}
+
+/* One FCALL eb1_ack for ts[0..n) (one ledger, one db). */
+static void ack_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
+    size_t npk = 0;
+    for (size_t i = 0; i < n; i++)
+        npk += ts[i]->pkey != NULL;
+    size_t argc = 4 + npk + 1 + 3 * n, k = 0;
+    const char **argv = calloc(argc, sizeof(*argv));
+    size_t *argvlen = calloc(argc, sizeof(*argvlen));
+    char *nums = malloc(n * 48 + 64);
+    eb_ledger_ticket_t **owned = malloc(n * sizeof(*owned));
+    struct lreq *r = NULL;
+    if (!argv || !argvlen || !nums || !owned)
+        goto out;
+    char *np = nums;
+#define ARG(p, len) (argv[k] = (p), argvlen[k++] = (len))
+    ARG("FCALL", 5);
+    ARG("eb1_ack", 7);
+    int w = sprintf(np, "%zu", 1 + npk);
+    ARG(np, (size_t)w);
+    np += w + 1;
+    ARG(ts[0]->ls->lkey, ts[0]->ls->lkey_len);
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i]->pkey)
+            ARG(ts[i]->pkey, ts[i]->pkey_len);
+    }
+    w = sprintf(np, "%d", l->remember_ms);
+    ARG(np, (size_t)w);
+    np += w + 1;
+    size_t slot = 2;
+    for (size_t i = 0; i < n; i++) {
+        ARG(ts[i]->key, ts[i]->key_len);
+        w = sprintf(np, "%" PRId64, ts[i]->deadline_ms);
+        ARG(np, (size_t)w);
+        np += w + 1;
+        w = sprintf(np, "%zu", ts[i]->pkey ? slot++ : (size_t)0);
+        ARG(np, (size_t)w);
+        np += w + 1;
+    }
+#undef ARG
+    r = send_cmd(l, R_ACK, ts[0]->db, (int)argc, argv, argvlen);
+    if (r) {
+        memcpy(owned, ts, n * sizeof(*owned));
+        r->ts = owned;
+        r->nts = n;
+        owned = NULL;
+        for (size_t i = 0; i < n; i++)
+            ts[i]->state = T_ACKING;
+    }
+out:
+    free(owned);
+    free(nums);
+    free(argvlen);
+    free(argv);
+    if (!r) {
+        for (size_t i = 0; i < n; i++)
+            ack_park(l, ts[i]);
+    }
+}
+
+static int cmp_ticket(const void *a, const void *b);
+
+/* Send what ack_queue() collected. @locality loop thread (libevent timer). */
+static void on_ack_timer(evutil_socket_t fd, short what, void *arg) {
+    eb_ledger_t *l = arg;
+    eb_ledger_ticket_t *q = l->ack_queue;
+    size_t n = l->nack_queue;
+    l->ack_queue = NULL;
+    l->nack_queue = 0;
+    l->ack_scheduled = false;
+    eb_ledger_ticket_t **ts = l->ready ? malloc(n * sizeof(*ts)) : NULL;
+    size_t m = 0;
+    while (q) {
+        eb_ledger_ticket_t *next = q->wnext;
+        q->wnext = NULL;
+        if (!ts)
+            ack_park(l, q);
+        else if (q->deadline_ms < 0)
+            ack_del_payload(l, q);
+        else
+            ts[m++] = q;
+        q = next;
+    }
+    if (!ts)
+        return;
+    qsort(ts, m, sizeof(*ts), cmp_ticket);
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        while (j < m && j - i < ACK_BATCH && ts[j]->ls == ts[i]->ls && ts[j]->db == ts[i]->db)
+            j++;
+        ack_batch(l, ts + i, j - i);
+        i = j;
+    }
+    free(ts);
+}
+
+/* The connection is back: send what waited. */
 static void ack_flush(eb_ledger_t *l) {
     eb_ledger_ticket_t *t = l->ack_wait;
     l->ack_wait = NULL;
     while (t) {
         eb_ledger_ticket_t *next = t->wnext;
         t->wnext = NULL;
-        ack_send(l, t);
+        ack_queue(l, t);
         t = next;
     }
 }
 
-static void on_ack(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *r, bool plain_del) {
+static void ack_result(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *r,
+                       const char *detail) {
     long long v;
-    if (!r) {
-        ack_send(l, t); /* parks it: the connection is going away */
-        return;
-    }
-    if (plain_del) {
-        ticket_free(l, t);
-        return;
-    }
     enum ack_result res = ACK_ERROR;
-    if (!reply_is_error(r) && reply_int(r, &v))
+    if (r && reply_int(r, &v))
         res = v == 1 ? ACK_REMOVED : v == 2 ? ACK_REARMED : ACK_GONE;
     eb_series_inc(t->ls->acks[res]);
     if (res == ACK_REMOVED)
@@ -974,8 +1057,26 @@ static void on_ack(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *r, b
                "ledger: acknowledgement refused; the timer stays in the ledger and will be "
                "delivered again",
                eb_lf_str("route", t->ls->route), eb_lf_bytes("key", t->key, t->key_len),
-               eb_lf_str("detail", reply_is_error(r) ? reply_text(r) : "unexpected reply"));
+               eb_lf_str("detail", detail));
     ticket_free(l, t);
+}
+
+static void on_ack(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
+    if (req->kind == R_DEL_PAYLOAD) {
+        if (!r)
+            ack_park(l, req->t); /* the connection is going away */
+        else
+            ticket_free(l, req->t);
+        return;
+    }
+    bool ok = r && !reply_is_error(r) && r->type == REDIS_REPLY_ARRAY && r->elements == req->nts;
+    for (size_t i = 0; i < req->nts; i++) {
+        if (!r)
+            ack_park(l, req->ts[i]);
+        else
+            ack_result(l, req->ts[i], ok ? r->element[i] : NULL,
+                       reply_is_error(r) ? reply_text(r) : "unexpected reply");
+    }
 }
 
 void eb_ledger_done(eb_ledger_t *l, eb_ledger_ticket_t *t, bool delivered) {
@@ -994,7 +1095,7 @@ void eb_ledger_done(eb_ledger_t *l, eb_ledger_ticket_t *t, bool delivered) {
         ticket_free(l, t);
         return;
     }
-    ack_send(l, t);
+    ack_queue(l, t);
 }
 
 /* ------------------------------------------------------------------------
@@ -1738,7 +1839,7 @@ static void conn_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdat
         break;
     case R_ACK:
     case R_DEL_PAYLOAD:
-        on_ack(l, req->t, r, req->kind == R_DEL_PAYLOAD);
+        on_ack(l, req, r);
         break;
     case R_DUE:
         on_due(l, req, r);
@@ -1767,6 +1868,7 @@ static void conn_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdat
         break;
     }
     l->cb_depth--;
+    free(req->ts);
     free(req);
 }
 
@@ -1935,8 +2037,8 @@ err_free:
  * --------------------------------------------------------------------- */
 
 static void free_fields(eb_ledger_t *l) {
-    struct event *evs[] = {l->ev_connect, l->ev_retry, l->ev_defer,
-                           l->ev_tick,    l->ev_sweep, l->ev_renew};
+    struct event *evs[] = {l->ev_connect, l->ev_retry, l->ev_defer, l->ev_tick,
+                           l->ev_sweep,   l->ev_renew, l->ev_ack};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -1994,8 +2096,9 @@ eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf 
     l->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, l);
     l->ev_sweep = event_new(base, -1, EV_PERSIST, on_sweep_timer, l);
     l->ev_renew = event_new(base, -1, EV_PERSIST, on_renew_timer, l);
+    l->ev_ack = evtimer_new(base, on_ack_timer, l);
     if (oom || !l->ev_connect || !l->ev_retry || !l->ev_defer || !l->ev_tick || !l->ev_sweep ||
-        !l->ev_renew || !l->metrics || register_metrics(l) || !ticket_grow(l) ||
+        !l->ev_renew || !l->ev_ack || !l->metrics || register_metrics(l) || !ticket_grow(l) ||
         eb_ledger_set_config(l, cfg) != 0) {
         eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the ledger");
         goto err_free_fields;
@@ -2083,6 +2186,7 @@ void eb_ledger_destroy(eb_ledger_t *l) {
     while (l->q_head) {
         struct lreq *r = l->q_head;
         l->q_head = r->next;
+        free(r->ts);
         free(r);
     }
     for (size_t b = 0; b < l->nbuckets; b++) {

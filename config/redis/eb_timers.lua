@@ -40,7 +40,7 @@ Timer API (applications):
   FCALL eb1_arm    2|3 key ledger [payload_key]  ttl_ms [value] [payload]
   FCALL eb1_disarm 2|3 key ledger [payload_key]
   FCALL eb1_rearm  2   key ledger                ttl_ms
-Bridge API (expiry-bridge itself):
+Bridge API (expiry-bridge itself; see each function):
   eb1_claim, eb1_collect, eb1_ack, eb1_due, eb1_renew, eb1_observe, eb1_drop
 ]]
 
@@ -240,30 +240,50 @@ local function collect(keys, args)
   return with_payload({OWED, expected}, read_payload(pkey))
 end
 
--- eb1_ack KEYS: ledger [payload]  ARGV: member deadline remember_ms
--- Kafka confirmed the event of (member, deadline). Removes the entry only
--- if it still has that deadline (a rearm in between keeps the new timer and
--- its payload), deletes the payload, and turns the claim into a delivery
--- record for remember_ms (so a late notification, or another bridge, sees
--- DONE instead of producing it again). Returns 1 when removed, 0 when the
--- entry was already gone, 2 when it holds another deadline.
+-- eb1_ack KEYS: ledger [payload...]  ARGV: remember_ms (member deadline slot)...
+-- Kafka confirmed the events of these timers (a batch: one call per burst
+-- of delivery reports). Per (member, deadline): removes the entry only if it
+-- still has that deadline (a rearm in between keeps the new timer and its
+-- payload), deletes its payload KEYS[slot] (slot 0: none), and turns the
+-- claim into a delivery record for remember_ms, so a late notification, or
+-- another bridge, sees DONE instead of producing it again. Returns one
+-- result per timer: 1 removed, 0 the entry was already gone, 2 it holds
+-- another deadline.
 local function ack(keys, args)
-  local err = need_keys('eb1_ack', keys, 1, 2)
-  if err then return err end
-  local deadline, e1 = positive('eb1_ack', 'deadline', args[2])
-  if not deadline then return e1 end
-  local remember, e2 = positive('eb1_ack', 'remember_ms', args[3])
-  if not remember then return e2 end
-  local ledger, member, pkey = keys[1], args[1], keys[2]
-  local score = redis.call('ZSCORE', ledger, member)
-  if not score then return 0 end
-  if tonumber(score) ~= deadline then return 2 end
-  redis.call('ZREM', ledger, member)
-  redis.call('ZADD', claims_of(ledger), now_ms() + remember, member)
-  if pkey then
-    redis.call('DEL', pkey)
+  if #keys < 1 then
+    return redis.error_reply('ERR eb1_ack: expected the ledger (and payload keys)')
   end
-  return 1
+  local remember, e = positive('eb1_ack', 'remember_ms', args[1])
+  if not remember then return e end
+  if #args < 4 or (#args - 1) % 3 ~= 0 then
+    return redis.error_reply('ERR eb1_ack: expected remember_ms and (member, deadline, slot) triples')
+  end
+  local ledger = keys[1]
+  local claims = claims_of(ledger)
+  local until_ms = now_ms() + remember
+  local out = {}
+  for i = 2, #args, 3 do
+    local member, slot = args[i], tonumber(args[i + 2])
+    local deadline, e2 = positive('eb1_ack', 'deadline', args[i + 1])
+    if not deadline then return e2 end
+    if slot == nil or slot ~= math.floor(slot) or slot == 1 or slot < 0 or slot > #keys then
+      return redis.error_reply('ERR eb1_ack: slot must be 0 or the index of a payload key')
+    end
+    local score = redis.call('ZSCORE', ledger, member)
+    if not score then
+      out[#out + 1] = 0
+    elseif tonumber(score) ~= deadline then
+      out[#out + 1] = 2
+    else
+      redis.call('ZREM', ledger, member)
+      redis.call('ZADD', claims, until_ms, member)
+      if slot > 0 then
+        redis.call('DEL', keys[slot])
+      end
+      out[#out + 1] = 1
+    end
+  end
+  return out
 end
 
 -- eb1_due KEYS: ledger  ARGV: offset limit grace_ms

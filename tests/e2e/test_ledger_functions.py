@@ -173,23 +173,39 @@ class Functions(unittest.TestCase):
         d = self.arm("order:14", 1, "v", "p", "order:14:payload")
         wait_for(lambda: not self.r.exists("order:14"), 2, what="expiry")
         self.fcall("eb1_claim", [L, "order:14:payload"], "order:14", 5000)
-        self.assertEqual(self.fcall("eb1_ack", [L, "order:14:payload"], "order:14", d, 30000), 1)
+        self.assertEqual(self.fcall("eb1_ack", [L, "order:14:payload"], 30000, "order:14", d, 2), [1])
         self.assertIsNone(self.r.zscore(L, "order:14"))
         self.assertFalse(self.r.exists("order:14:payload"))
         self.assertEqual(self.fcall("eb1_claim", [L], "order:14", 5000), [DONE])
-        self.assertEqual(self.fcall("eb1_ack", [L], "order:14", d, 30000), 0, "already gone")
+        self.assertEqual(self.fcall("eb1_ack", [L], 30000, "order:14", d, 0), [0], "already gone")
+
+    def test_ack_takes_a_batch_with_payload_slots(self):
+        da = self.arm("order:a", 1, "v", "pa", "order:a:payload")
+        db = self.arm("order:b", 1)
+        dc = self.arm("order:c", 1, "v", "pc", "order:c:payload")
+        wait_for(lambda: not self.r.exists("order:a", "order:b", "order:c"), 2, what="expiry")
+        res = self.fcall("eb1_ack", [L, "order:a:payload", "order:c:payload"], 30000,
+                         "order:a", da, 2, "order:b", db, 0, "order:c", dc + 1, 3)
+        self.assertEqual(res, [1, 1, 2])
+        self.assertFalse(self.r.exists("order:a:payload"))
+        self.assertTrue(self.r.exists("order:c:payload"), "not this timer's: kept")
+        self.assertEqual(self.r.zrange(L, 0, -1), [b"order:c"])
+        with self.assertRaisesRegex(Exception, "slot must be"):
+            self.fcall("eb1_ack", [L], 30000, "order:c", dc, 1)
+        with self.assertRaisesRegex(Exception, "triples"):
+            self.fcall("eb1_ack", [L], 30000, "order:c", dc)
 
     def test_ack_of_a_rearmed_timer_keeps_entry_and_payload(self):
         d = self.arm("order:15", 60000, "v", "p", "order:15:payload")
         d2 = self.fcall("eb1_rearm", ["order:15", L], 120000)
-        self.assertEqual(self.fcall("eb1_ack", [L, "order:15:payload"], "order:15", d, 30000), 2)
+        self.assertEqual(self.fcall("eb1_ack", [L, "order:15:payload"], 30000, "order:15", d, 2), [2])
         self.assertEqual(self.r.zscore(L, "order:15"), d2)
         self.assertTrue(self.r.exists("order:15:payload"))
 
     def test_delivery_record_is_forgotten_after_remember_ms(self):
         d = self.arm("order:16", 1)
         wait_for(lambda: not self.r.exists("order:16"), 2, what="expiry")
-        self.fcall("eb1_ack", [L], "order:16", d, 100)
+        self.fcall("eb1_ack", [L], 100, "order:16", d, 0)
         wait_for(lambda: self.fcall("eb1_due", [L], 0, 10, 0) and
                  self.r.zscore(CLAIMS, "order:16") is None, 3, what="record dropped")
         self.assertEqual(self.fcall("eb1_claim", [L], "order:16", 5000)[0], UNKNOWN)
@@ -303,7 +319,7 @@ class Functions(unittest.TestCase):
         wait_for(lambda: not self.r.exists(key), 2, what="expiry")
         res = self.r.fcall("eb1_claim", 2, L, pkey, key, 5000)
         self.assertEqual(res, [OWED, d, b"string", b"\xfe\xff"])
-        self.assertEqual(self.r.fcall("eb1_ack", 2, L, pkey, key, d, 1000), 1)
+        self.assertEqual(self.r.fcall("eb1_ack", 2, L, pkey, 1000, key, d, 2), [1])
 
 
 class Durability(unittest.TestCase):
@@ -340,7 +356,7 @@ class Durability(unittest.TestCase):
         d = m.fcall("eb1_arm", 2, "gone", L, 1)
         wait_for(lambda: not m.exists("gone"), 2, what="expiry")
         m.fcall("eb1_claim", 1, L, "gone", 5000)
-        m.fcall("eb1_ack", 1, L, "gone", d, 60000)
+        m.fcall("eb1_ack", 1, L, 60000, "gone", d, 0)
         want = m.zrange(L, 0, -1, withscores=True)
         claims = m.zrange(CLAIMS, 0, -1, withscores=True)
         wait_for(lambda: rep.zrange(L, 0, -1, withscores=True) == want and
@@ -375,7 +391,7 @@ class Cluster(unittest.TestCase):
         d = self.r.fcall("eb1_arm", 3, key, L, pkey, 1, "v", "p")
         wait_for(lambda: not self.r.exists(key), 2, what="expiry")
         self.assertEqual(self.r.fcall("eb1_claim", 2, L, pkey, key, 5000)[0], OWED)
-        self.assertEqual(self.r.fcall("eb1_ack", 2, L, pkey, key, d, 1000), 1)
+        self.assertEqual(self.r.fcall("eb1_ack", 2, L, pkey, 1000, key, d, 2), [1])
         self.assertEqual(self.r.fcall("eb1_due", 1, L, 0, 10, 0)[1], 0)
 
     def test_untagged_keys_are_refused_before_anything_is_written(self):

@@ -14,6 +14,8 @@
   two_bridges      two bridges on one ledger: no timer produced twice
   sigterm_restart  a graceful restart (SIGTERM drains, acknowledges what
                    Kafka confirmed, exits 0) delivers nothing twice
+  other_db         timers in database 3 (databases: all) are claimed,
+                   swept and recovered there
 
 Each prints RESULT <name> expected=N delivered=N duplicates=N ...
 """
@@ -227,6 +229,28 @@ class LedgerModes(unittest.TestCase):
         t.report()
         self.assertEqual(t.delivered, t.expected)
         self.assertEqual(t.duplicates, 0)
+
+    def test_timers_in_another_database_are_recovered_there(self):
+        config = ledger_config(self.redis.port, self.kafka.bootstrap, topic=TOPIC)
+        bridge = self.start_bridge(config)
+        db3 = self.redis.client(db=3)
+        live = arm_spread(db3, 100, 0.5, 0.5, start=0)
+        self.consumer.collect_keys(live, 20)
+        bridge.stop(signal.SIGKILL)
+        lost = arm_spread(db3, 100, 0.3, 0.3, start=100)
+        wait_for(lambda: db3.exists(*lost) == 0, 10, what="expired while the bridge is down")
+        self.start_bridge(config)
+        self.consumer.collect_keys(lost, 20)
+        wait_for(lambda: self.consumer.poll_once(0.05) >= 0 and db3.zcard(ledger_key("orders")) == 0,
+                 20, interval=0, what="ledger in db 3 empty")
+        self.consumer.drain(1.0)
+        armed = dict(live, **lost)
+        t = Tally("other_db", armed, self.consumer)
+        t.report()
+        self.assertEqual(t.delivered, t.expected)
+        self.assertEqual(t.recovered, len(lost))
+        self.assertEqual({m["data"]["db"] for m in self.consumer.messages}, {3})
+        self.assertEqual(self.r.zcard(ledger_key("orders")), 0, "nothing in db 0")
 
 
 if __name__ == "__main__":
