@@ -45,8 +45,11 @@
 /* An idle connection is PINGed this often. */
 #define IDLE_PING_NS (INT64_C(1000) * 1000000)
 
-/* Timers per eb1_ack: one burst of delivery reports rarely holds more. */
-#define ACK_BATCH 256
+/* Timers per eb1_ack / eb1_claim: one burst of delivery reports or of
+ * expiries rarely holds more, and one call stays well under a millisecond
+ * of Redis time. */
+#define ACK_BATCH   256
+#define CLAIM_BATCH 256
 
 /* Members per eb1_renew / keys per eb1_observe call: one call stays well
  * under a millisecond of Redis time. */
@@ -115,7 +118,7 @@ struct lroute {
     size_t scan_match_len;
 };
 
-enum tstate { T_CLAIMING, T_PRODUCING, T_ACK_QUEUED, T_ACKING, T_ACK_WAIT };
+enum tstate { T_CLAIM_QUEUED, T_CLAIMING, T_PRODUCING, T_ACK_QUEUED, T_ACKING, T_ACK_WAIT };
 
 struct eb_ledger_ticket {
     struct eb_ledger_ticket *hnext; /* hash chain */
@@ -183,7 +186,7 @@ struct lreq {
     int64_t sent_ns;
     unsigned gen;            /* R_DUE, R_SCAN, R_INFO_*: the cycle it belongs to */
     eb_ledger_ticket_t *t;   /* R_CLAIM, R_COLLECT, R_DEL_PAYLOAD */
-    eb_ledger_ticket_t **ts; /* R_ACK: the batch, owned */
+    eb_ledger_ticket_t **ts; /* R_ACK, R_CLAIM: the batch, owned */
     size_t nts;
     struct lstats *ls; /* R_OBSERVE, R_DROP */
 };
@@ -244,9 +247,11 @@ struct eb_ledger {
     int conn_db;
     int64_t conn_up_ns;
     int64_t last_sent_ns;
+    int64_t last_tick_ns;
     struct lreq *q_head, *q_tail;
     int cb_depth;
-    struct event *ev_connect, *ev_retry, *ev_defer, *ev_tick, *ev_sweep, *ev_renew, *ev_ack;
+    struct event *ev_connect, *ev_retry, *ev_defer, *ev_tick, *ev_sweep, *ev_renew, *ev_ack,
+        *ev_claim;
 
     /* tickets */
     eb_ledger_ticket_t **buckets;
@@ -255,6 +260,9 @@ struct eb_ledger {
     eb_ledger_ticket_t *ack_queue; /* sent at the next turn of the loop */
     size_t nack_queue;
     bool ack_scheduled;
+    eb_ledger_ticket_t *claim_queue; /* live claims, sent at the next turn */
+    size_t nclaim_queue;
+    bool claim_scheduled;
 
     struct sweep sw;
     struct scan sc;
@@ -657,7 +665,12 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
  * dead even if TCP has not said so. @locality loop thread (libevent timer). */
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     eb_ledger_t *l = arg;
-    if (!l->conn || l->failing || !l->conn_up_ns)
+    int64_t now = mono_ns();
+    /* A tick much later than scheduled means this loop was stalled:
+     * replies may be sitting unread in the socket, so judge nothing now. */
+    bool stalled = l->last_tick_ns && now - l->last_tick_ns > 2 * (int64_t)TICK_MS * 1000000;
+    l->last_tick_ns = now;
+    if (!l->conn || l->failing || !l->conn_up_ns || stalled)
         return;
     if (!l->q_head) {
         /* Idle (no ledgered route sweeps, nothing expires): a PING keeps
@@ -670,7 +683,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         return;
     }
     int64_t since = l->q_head->sent_ns > l->conn_up_ns ? l->q_head->sent_ns : l->conn_up_ns;
-    if (mono_ns() - since > (int64_t)l->reply_timeout_ms * 1000000) {
+    if (now - since > (int64_t)l->reply_timeout_ms * 1000000) {
         char detail[96];
         snprintf(detail, sizeof(detail), "%s reply overdue by more than %d ms",
                  req_names[l->q_head->kind], l->reply_timeout_ms);
@@ -1157,7 +1170,105 @@ static void on_claim(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *r,
     ticket_free(l, t);
 }
 
+/* One FCALL eb1_claim for ts[0..n) (one ledger, one db). */
+static void claim_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
+    size_t npk = 0;
+    for (size_t i = 0; i < n; i++)
+        npk += ts[i]->pkey != NULL;
+    size_t argc = 4 + npk + 1 + 2 * n, k = 0;
+    const char **argv = calloc(argc, sizeof(*argv));
+    size_t *argvlen = calloc(argc, sizeof(*argvlen));
+    char *nums = malloc(n * 24 + 64);
+    eb_ledger_ticket_t **owned = malloc(n * sizeof(*owned));
+    struct lreq *r = NULL;
+    if (!argv || !argvlen || !nums || !owned)
+        goto out;
+    char *np = nums;
+#define ARG(p, len) (argv[k] = (p), argvlen[k++] = (len))
+    ARG("FCALL", 5);
+    ARG("eb1_claim", 9);
+    int w = sprintf(np, "%zu", 1 + npk);
+    ARG(np, (size_t)w);
+    np += w + 1;
+    ARG(ts[0]->ls->lkey, ts[0]->ls->lkey_len);
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i]->pkey)
+            ARG(ts[i]->pkey, ts[i]->pkey_len);
+    }
+    w = sprintf(np, "%d", l->claim_ttl_ms);
+    ARG(np, (size_t)w);
+    np += w + 1;
+    size_t slot = 2;
+    for (size_t i = 0; i < n; i++) {
+        ARG(ts[i]->key, ts[i]->key_len);
+        w = sprintf(np, "%zu", ts[i]->pkey ? slot++ : (size_t)0);
+        ARG(np, (size_t)w);
+        np += w + 1;
+    }
+#undef ARG
+    r = send_cmd(l, R_CLAIM, ts[0]->db, (int)argc, argv, argvlen);
+    if (r) {
+        memcpy(owned, ts, n * sizeof(*owned));
+        r->ts = owned;
+        r->nts = n;
+        owned = NULL;
+        for (size_t i = 0; i < n; i++)
+            ts[i]->state = T_CLAIMING;
+    }
+out:
+    free(owned);
+    free(nums);
+    free(argvlen);
+    free(argv);
+    if (!r) {
+        for (size_t i = 0; i < n; i++)
+            ticket_free(l, ts[i]); /* the entries stay: a later sweep takes them */
+    }
+}
+
+/* Send what eb_ledger_on_expired() collected during one turn of the loop:
+ * Redis expires keys in bursts, and one FCALL per burst costs it a
+ * fraction of one per timer. @locality loop thread (libevent timer). */
+static void on_claim_timer(evutil_socket_t fd, short what, void *arg) {
+    eb_ledger_t *l = arg;
+    eb_ledger_ticket_t *q = l->claim_queue;
+    size_t n = l->nclaim_queue, m = 0;
+    l->claim_queue = NULL;
+    l->nclaim_queue = 0;
+    l->claim_scheduled = false;
+    eb_ledger_ticket_t **ts = l->ready ? malloc(n * sizeof(*ts)) : NULL;
+    while (q) {
+        eb_ledger_ticket_t *next = q->wnext;
+        q->wnext = NULL;
+        if (ts) {
+            ts[m++] = q;
+        } else {
+            eb_series_inc(l->m_skipped);
+            ticket_free(l, q);
+        }
+        q = next;
+    }
+    if (!ts)
+        return;
+    qsort(ts, m, sizeof(*ts), cmp_ticket);
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        while (j < m && j - i < CLAIM_BATCH && ts[j]->ls == ts[i]->ls && ts[j]->db == ts[i]->db)
+            j++;
+        claim_batch(l, ts + i, j - i);
+        i = j;
+    }
+    free(ts);
+}
+
+static void on_claims(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
+    bool ok = r && !reply_is_error(r) && r->type == REDIS_REPLY_ARRAY && r->elements == req->nts;
+    for (size_t i = 0; i < req->nts; i++)
+        on_claim(l, req->ts[i], !r ? NULL : ok ? r->element[i] : r, false);
+}
+
 void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notification *n) {
+    static const struct timeval zero = {0, 0};
     if (l->stopped || route >= l->nroutes || !l->routes[route].active)
         return;
     struct lroute *lr = &l->routes[route];
@@ -1173,27 +1284,14 @@ void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notifica
     t->recv_mono_ns = n->recv_mono_ns;
     t->recv_real_us = n->recv_real_us;
     set_payload_key(l, t, route);
-    char ttl[24];
-    snprintf(ttl, sizeof(ttl), "%d", l->claim_ttl_ms);
-    const char *argv[] = {
-        "FCALL", "eb1_claim", t->pkey ? "2" : "1", lr->ls->lkey, t->pkey ? t->pkey : n->key,
-        n->key,  ttl};
-    size_t argvlen[] = {
-        5, 9, 1, lr->ls->lkey_len, t->pkey ? t->pkey_len : n->key_len, n->key_len, strlen(ttl)};
-    struct lreq *r;
-    if (t->pkey) {
-        r = send_cmd(l, R_CLAIM, n->db, 7, argv, argvlen);
-    } else {
-        const char *a2[] = {argv[0], argv[1], argv[2], argv[3], argv[5], argv[6]};
-        size_t l2[] = {argvlen[0], argvlen[1], argvlen[2], argvlen[3], argvlen[5], argvlen[6]};
-        r = send_cmd(l, R_CLAIM, n->db, 6, a2, l2);
+    t->state = T_CLAIM_QUEUED;
+    t->wnext = l->claim_queue;
+    l->claim_queue = t;
+    l->nclaim_queue++;
+    if (!l->claim_scheduled) {
+        l->claim_scheduled = true;
+        evtimer_add(l->ev_claim, &zero);
     }
-    if (!r) {
-        ticket_free(l, t);
-        return;
-    }
-    r->t = t;
-    t->state = T_CLAIMING;
 }
 
 /* ------------------------------------------------------------------------
@@ -1834,8 +1932,10 @@ static void conn_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdat
         on_load(l, r);
         break;
     case R_CLAIM:
+        on_claims(l, req, r);
+        break;
     case R_COLLECT:
-        on_claim(l, req->t, r, req->kind == R_COLLECT);
+        on_claim(l, req->t, r, true);
         break;
     case R_ACK:
     case R_DEL_PAYLOAD:
@@ -2038,7 +2138,7 @@ err_free:
 
 static void free_fields(eb_ledger_t *l) {
     struct event *evs[] = {l->ev_connect, l->ev_retry, l->ev_defer, l->ev_tick,
-                           l->ev_sweep,   l->ev_renew, l->ev_ack};
+                           l->ev_sweep,   l->ev_renew, l->ev_ack,   l->ev_claim};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -2097,9 +2197,10 @@ eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf 
     l->ev_sweep = event_new(base, -1, EV_PERSIST, on_sweep_timer, l);
     l->ev_renew = event_new(base, -1, EV_PERSIST, on_renew_timer, l);
     l->ev_ack = evtimer_new(base, on_ack_timer, l);
+    l->ev_claim = evtimer_new(base, on_claim_timer, l);
     if (oom || !l->ev_connect || !l->ev_retry || !l->ev_defer || !l->ev_tick || !l->ev_sweep ||
-        !l->ev_renew || !l->ev_ack || !l->metrics || register_metrics(l) || !ticket_grow(l) ||
-        eb_ledger_set_config(l, cfg) != 0) {
+        !l->ev_renew || !l->ev_ack || !l->ev_claim || !l->metrics || register_metrics(l) ||
+        !ticket_grow(l) || eb_ledger_set_config(l, cfg) != 0) {
         eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the ledger");
         goto err_free_fields;
     }

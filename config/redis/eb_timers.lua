@@ -169,23 +169,18 @@ end
 -- Status codes shared by eb1_claim and eb1_collect (src/ledger.c).
 local OWED, BUSY, DONE, UNKNOWN, CHANGED, PERSISTED, MOVED, TOUCHED = 1, 2, 3, 0, 4, 5, 6, 7
 
--- eb1_claim KEYS: ledger [payload]  ARGV: member claim_ttl_ms
--- A live `expired` notification for member. Returns
+-- eb1_claim KEYS: ledger [payload...]  ARGV: claim_ttl_ms (member slot)...
+-- Live `expired` notifications (a batch: one call per burst), one result
+-- per member, whose payload is KEYS[slot] (slot 0: none):
 --   {OWED, deadline, kind, payload...}  claimed for claim_ttl_ms: produce it
 --   {BUSY, deadline}      another claim holds it (another bridge, or a sweep)
 --   {DONE}                delivered recently (a claim turned delivery record)
 --   {CHANGED, deadline}   the entry is for a later timer of this key: the
 --                         notification was for an earlier one, already replaced
 --   {UNKNOWN, -1, kind, payload...}  no entry: not armed through the ledger
-local function claim(keys, args)
-  local err = need_keys('eb1_claim', keys, 1, 2)
-  if err then return err end
-  local ttl, e = positive('eb1_claim', 'claim_ttl_ms', args[2])
-  if not ttl then return e end
-  local ledger, member, pkey = keys[1], args[1], keys[2]
-  local now = now_ms()
+local function claim_one(ledger, claims, member, pkey, ttl, now)
   local score = redis.call('ZSCORE', ledger, member)
-  local held = redis.call('ZSCORE', claims_of(ledger), member)
+  local held = redis.call('ZSCORE', claims, member)
   held = held and tonumber(held) > now
   if not score then
     if held then return {DONE} end
@@ -196,6 +191,29 @@ local function claim(keys, args)
   if deadline > now then return {CHANGED, deadline} end
   take(ledger, member, ttl, now)
   return with_payload({OWED, deadline}, read_payload(pkey))
+end
+
+local function claim(keys, args)
+  if #keys < 1 then
+    return redis.error_reply('ERR eb1_claim: expected the ledger (and payload keys)')
+  end
+  local ttl, e = positive('eb1_claim', 'claim_ttl_ms', args[1])
+  if not ttl then return e end
+  if #args < 3 or (#args - 1) % 2 ~= 0 then
+    return redis.error_reply('ERR eb1_claim: expected claim_ttl_ms and (member, slot) pairs')
+  end
+  local ledger = keys[1]
+  local claims = claims_of(ledger)
+  local now = now_ms()
+  local out = {}
+  for i = 2, #args, 2 do
+    local slot = tonumber(args[i + 1])
+    if slot == nil or slot ~= math.floor(slot) or slot == 1 or slot < 0 or slot > #keys then
+      return redis.error_reply('ERR eb1_claim: slot must be 0 or the index of a payload key')
+    end
+    out[#out + 1] = claim_one(ledger, claims, args[i], slot > 0 and keys[slot] or nil, ttl, now)
+  end
+  return out
 end
 
 -- eb1_collect KEYS: ledger key [payload]  ARGV: deadline claim_ttl_ms [touch]

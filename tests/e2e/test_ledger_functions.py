@@ -49,6 +49,13 @@ class Functions(unittest.TestCase):
     def fcall(self, fn, keys, *args):
         return self.r.fcall(fn, len(keys), *keys, *args)
 
+    def claim(self, member, ttl_ms, pkey=None):
+        """eb1_claim of one timer: its result."""
+        res = self.fcall("eb1_claim", [L] + ([pkey] if pkey else []), ttl_ms, member,
+                         2 if pkey else 0)
+        self.assertEqual(len(res), 1)
+        return res[0]
+
     def arm(self, key, ttl_ms, value=None, payload=None, pkey=None):
         keys = [key, L] + ([pkey] if pkey else [])
         args = [ttl_ms] + ([value if value is not None else "1"] if (value or payload) else [])
@@ -126,7 +133,7 @@ class Functions(unittest.TestCase):
     def test_claim_of_an_expired_timer_returns_deadline_and_string_payload(self):
         d = self.arm("order:7", 1, "v", '{"a":1}', "order:7:payload")
         wait_for(lambda: not self.r.exists("order:7"), 2, what="expiry")
-        res = self.fcall("eb1_claim", [L, "order:7:payload"], "order:7", 5000)
+        res = self.claim("order:7", 5000, "order:7:payload")
         self.assertEqual(res, [OWED, d, b"string", b'{"a":1}'])
         self.assertGreater(self.r.zscore(CLAIMS, "order:7"), time.time() * 1000)
 
@@ -135,36 +142,49 @@ class Functions(unittest.TestCase):
         self.r.hset("order:8:payload", mapping={"sku": "A", "qty": "2"})
         self.arm("order:9", 1)
         wait_for(lambda: not self.r.exists("order:8", "order:9"), 2, what="expiry")
-        res = self.fcall("eb1_claim", [L, "order:8:payload"], "order:8", 5000)
+        res = self.claim("order:8", 5000, "order:8:payload")
         self.assertEqual(res[:3], [OWED, res[1], b"hash"])
         self.assertEqual(dict(zip(res[3::2], res[4::2])), {b"sku": b"A", b"qty": b"2"})
-        res = self.fcall("eb1_claim", [L, "order:9:payload"], "order:9", 5000)
+        res = self.claim("order:9", 5000, "order:9:payload")
         self.assertEqual(res[0::2], [OWED, b"missing"])
 
     def test_claim_of_a_list_payload_reports_its_type(self):
         self.arm("order:10", 1)
         self.r.rpush("order:10:payload", "x")
         wait_for(lambda: not self.r.exists("order:10"), 2, what="expiry")
-        res = self.fcall("eb1_claim", [L, "order:10:payload"], "order:10", 5000)
+        res = self.claim("order:10", 5000, "order:10:payload")
         self.assertEqual(res[2:], [b"list"])
 
     def test_second_claim_is_busy_until_the_claim_runs_out(self):
         d = self.arm("order:11", 1)
         wait_for(lambda: not self.r.exists("order:11"), 2, what="expiry")
-        self.assertEqual(self.fcall("eb1_claim", [L], "order:11", 300)[0], OWED)
-        self.assertEqual(self.fcall("eb1_claim", [L], "order:11", 300), [BUSY, d])
-        wait_for(lambda: self.fcall("eb1_claim", [L], "order:11", 300)[0] == OWED, 3,
+        self.assertEqual(self.claim("order:11", 300)[0], OWED)
+        self.assertEqual(self.claim("order:11", 300), [BUSY, d])
+        wait_for(lambda: self.claim("order:11", 300)[0] == OWED, 3,
                  what="claim ran out")
+
+    def test_claim_takes_a_batch_with_payload_slots(self):
+        da = self.arm("order:ca", 1, "v", "pa", "order:ca:payload")
+        db = self.arm("order:cb", 1)
+        wait_for(lambda: not self.r.exists("order:ca", "order:cb"), 2, what="expiry")
+        res = self.fcall("eb1_claim", [L, "order:ca:payload"], 5000, "order:ca", 2, "order:cb", 0,
+                         "order:cc", 0)
+        self.assertEqual(res, [[OWED, da, b"string", b"pa"], [OWED, db, b"none"],
+                               [UNKNOWN, -1, b"none"]])
+        with self.assertRaisesRegex(Exception, "slot must be"):
+            self.fcall("eb1_claim", [L], 5000, "order:ca", 2)
+        with self.assertRaisesRegex(Exception, "pairs"):
+            self.fcall("eb1_claim", [L], 5000, "order:ca")
 
     def test_claim_without_entry_is_unknown_with_payload(self):
         self.r.set("order:12:payload", "hello")
-        res = self.fcall("eb1_claim", [L, "order:12:payload"], "order:12", 5000)
+        res = self.claim("order:12", 5000, "order:12:payload")
         self.assertEqual(res, [UNKNOWN, -1, b"string", b"hello"])
 
     def test_claim_of_a_rearmed_key_is_changed(self):
         # The notification was for an earlier timer; the entry is a later one.
         d = self.arm("order:13", 60000)
-        self.assertEqual(self.fcall("eb1_claim", [L], "order:13", 5000), [CHANGED, d])
+        self.assertEqual(self.claim("order:13", 5000), [CHANGED, d])
         self.assertIsNone(self.r.zscore(CLAIMS, "order:13"))
 
     # ---- ack -----------------------------------------------------------
@@ -172,11 +192,11 @@ class Functions(unittest.TestCase):
     def test_ack_removes_entry_and_payload_and_remembers_the_delivery(self):
         d = self.arm("order:14", 1, "v", "p", "order:14:payload")
         wait_for(lambda: not self.r.exists("order:14"), 2, what="expiry")
-        self.fcall("eb1_claim", [L, "order:14:payload"], "order:14", 5000)
+        self.claim("order:14", 5000, "order:14:payload")
         self.assertEqual(self.fcall("eb1_ack", [L, "order:14:payload"], 30000, "order:14", d, 2), [1])
         self.assertIsNone(self.r.zscore(L, "order:14"))
         self.assertFalse(self.r.exists("order:14:payload"))
-        self.assertEqual(self.fcall("eb1_claim", [L], "order:14", 5000), [DONE])
+        self.assertEqual(self.claim("order:14", 5000), [DONE])
         self.assertEqual(self.fcall("eb1_ack", [L], 30000, "order:14", d, 0), [0], "already gone")
 
     def test_ack_takes_a_batch_with_payload_slots(self):
@@ -208,7 +228,7 @@ class Functions(unittest.TestCase):
         self.fcall("eb1_ack", [L], 100, "order:16", d, 0)
         wait_for(lambda: self.fcall("eb1_due", [L], 0, 10, 0) and
                  self.r.zscore(CLAIMS, "order:16") is None, 3, what="record dropped")
-        self.assertEqual(self.fcall("eb1_claim", [L], "order:16", 5000)[0], UNKNOWN)
+        self.assertEqual(self.claim("order:16", 5000)[0], UNKNOWN)
 
     # ---- collect (the sweep) -------------------------------------------
 
@@ -233,7 +253,7 @@ class Functions(unittest.TestCase):
         self.assertEqual(self.fcall("eb1_collect", [L, "order:21"], d, 5000, "touch"), [7])
         self.assertEqual(self.r.execute_command("PEXPIRETIME", "order:21"), -2)
         self.assertIsNone(self.r.zscore(CLAIMS, "order:21"), "left to the live notification")
-        self.assertEqual(self.fcall("eb1_claim", [L], "order:21", 5000)[:2], [OWED, d])
+        self.assertEqual(self.claim("order:21", 5000)[:2], [OWED, d])
 
     def test_collect_of_a_key_without_ttl_removes_the_entry(self):
         d = self.arm("order:18", 60000)
@@ -252,7 +272,7 @@ class Functions(unittest.TestCase):
         d = self.arm("order:20", 1)
         wait_for(lambda: not self.r.exists("order:20"), 2, what="expiry")
         self.assertEqual(self.fcall("eb1_collect", [L, "order:20"], d + 1, 5000), [CHANGED])
-        self.fcall("eb1_claim", [L], "order:20", 5000)
+        self.claim("order:20", 5000)
         self.assertEqual(self.fcall("eb1_collect", [L, "order:20"], d, 5000), [BUSY, d])
 
     # ---- due -----------------------------------------------------------
@@ -317,7 +337,7 @@ class Functions(unittest.TestCase):
         pkey = key + b":payload"
         d = self.r.fcall("eb1_arm", 3, key, L, pkey, 1, b"\x00", b"\xfe\xff")
         wait_for(lambda: not self.r.exists(key), 2, what="expiry")
-        res = self.r.fcall("eb1_claim", 2, L, pkey, key, 5000)
+        res = self.r.fcall("eb1_claim", 2, L, pkey, 5000, key, 2)[0]
         self.assertEqual(res, [OWED, d, b"string", b"\xfe\xff"])
         self.assertEqual(self.r.fcall("eb1_ack", 2, L, pkey, 1000, key, d, 2), [1])
 
@@ -355,7 +375,7 @@ class Durability(unittest.TestCase):
             m.fcall("eb1_arm", 3, "t:%d" % i, L, "t:%d:p" % i, 600000 + i, "v", "p%d" % i)
         d = m.fcall("eb1_arm", 2, "gone", L, 1)
         wait_for(lambda: not m.exists("gone"), 2, what="expiry")
-        m.fcall("eb1_claim", 1, L, "gone", 5000)
+        m.fcall("eb1_claim", 1, L, 5000, "gone", 0)
         m.fcall("eb1_ack", 1, L, 60000, "gone", d, 0)
         want = m.zrange(L, 0, -1, withscores=True)
         claims = m.zrange(CLAIMS, 0, -1, withscores=True)
@@ -390,7 +410,7 @@ class Cluster(unittest.TestCase):
         key, pkey = "order:{orders}:7", "order:{orders}:7:payload"
         d = self.r.fcall("eb1_arm", 3, key, L, pkey, 1, "v", "p")
         wait_for(lambda: not self.r.exists(key), 2, what="expiry")
-        self.assertEqual(self.r.fcall("eb1_claim", 2, L, pkey, key, 5000)[0], OWED)
+        self.assertEqual(self.r.fcall("eb1_claim", 2, L, pkey, 5000, key, 2)[0][0], OWED)
         self.assertEqual(self.r.fcall("eb1_ack", 2, L, pkey, 1000, key, d, 2), [1])
         self.assertEqual(self.r.fcall("eb1_due", 1, L, 0, 10, 0)[1], 0)
 
