@@ -16,7 +16,13 @@
 #define EB_EXIT_UNDELIVERED 75 /* stopped, but events were still undelivered at the drain deadline */
 #define EB_EXIT_CONFIG 78     /* configuration invalid; nothing was connected */
 
-enum eb_cli_command { EB_CMD_RUN, EB_CMD_CHECK, EB_CMD_VERSION, EB_CMD_HELP, EB_CMD_FUNCTIONS_LOAD };
+enum eb_cli_command {
+    EB_CMD_RUN,
+    EB_CMD_CHECK,
+    EB_CMD_VERSION,
+    EB_CMD_HELP,
+    EB_CMD_FUNCTIONS_LOAD
+};
 
 struct eb_cli {
     enum eb_cli_command command;
