@@ -91,7 +91,16 @@ class ResilienceTest(BridgeTestCase, unittest.TestCase):
                lost=len(lost), duplicates=sum(v - 1 for v in got.values()),
                recovery_s="%.2f" % (time.monotonic() - t_down))
         self.assertEqual(lost, set())
-        self.assertEqual(sum(v - 1 for v in got.values()), 0, "idempotent producer: no dups")
+        # At-least-once: a record whose acknowledgement died with the broker
+        # may be written again when librdkafka recovers the producer after a
+        # full outage (idempotence holds within one producer epoch). What
+        # consumers rely on is that a copy is the same event: same bytes,
+        # same CloudEvents id, so they deduplicate on it.
+        by_key = collections.defaultdict(set)
+        for m in c.messages:
+            by_key[m["json"]["subject"]].add(m["value"])
+        self.assertEqual([k for k, v in by_key.items() if len(v) > 1], [],
+                         "a duplicate differs from its original")
 
     def test_kafka_unreachable_at_start_holds_events_until_it_comes_up(self):
         self.redis = self.start_redis()
