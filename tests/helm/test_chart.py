@@ -515,7 +515,8 @@ class ChartTest(Counted):
 
     def test_rendered_config_carries_the_values(self):
         cfg, _ = bridge_config(self.defaults)
-        self.assertEqual(sorted(cfg), ["http", "kafka", "log", "redis", "routes", "unrouted"])
+        self.assertEqual(sorted(cfg), ["http", "kafka", "ledger", "log", "redis", "routes",
+                                       "unrouted"])
         self.assertEqual(cfg["redis"]["url"], "redis://redis-master:6379")
         self.assertEqual(cfg["redis"]["databases"], "all")
         self.assertEqual(cfg["kafka"]["brokers"], "kafka:9092")

@@ -239,6 +239,27 @@ schema guarantees the format.
 {{- end }}
 
 {{/*
+A duration in milliseconds, as the bridge reads it: (dict "name" VALUE_PATH
+"value" DURATION). The schema guarantees the format; the bridge holds a
+duration in 32 bits, so one longer than 2147483647ms (about 24.8 days) fails
+here instead of in the pod's reload.
+*/}}
+{{- define "expiry-bridge.milliseconds" -}}
+{{- $d := toString .value }}
+{{- $n := regexReplaceAll "^0*([0-9]+)(ms|s|m|h)$" $d "${1}" }}
+{{- $u := regexReplaceAll "^0*([0-9]+)(ms|s|m|h)$" $d "${2}" }}
+{{- $tooLong := printf "%s (%s) is too long: the bridge takes durations up to 2147483647ms (about 24.8 days)" .name $d }}
+{{- if gt (len $n) 10 }}{{ fail $tooLong }}{{ end }}
+{{- $ms := atoi $n | int64 }}
+{{- if eq $u "s" }}{{ $ms = mul $ms 1000 }}
+{{- else if eq $u "m" }}{{ $ms = mul $ms 60000 }}
+{{- else if eq $u "h" }}{{ $ms = mul $ms 3600000 }}
+{{- end }}
+{{- if gt $ms 2147483647 }}{{ fail $tooLong }}{{ end }}
+{{- $ms }}
+{{- end }}
+
+{{/*
 The bridge config, part 1: connections, queue, HTTP server. The bridge
 applies these on reload too (a changed Redis or Kafka is reconnected: the
 new Redis connection overlaps the old one, a replaced producer drains), so
@@ -267,6 +288,9 @@ redis:
   heartbeat_timeout: {{ toJson $r.heartbeatTimeout }}
   reconnect_min: {{ toJson $r.reconnectMin }}
   reconnect_max: {{ toJson $r.reconnectMax }}
+  read_ahead:
+    max_events: {{ int64 $r.readAhead.maxEvents }}
+    max_bytes: {{ toJson $r.readAhead.maxBytes }}
 kafka:
   brokers: {{ tpl (required "kafka.brokers is required" $k.brokers) . | toJson }}
   {{- $client := dict }}
@@ -294,7 +318,7 @@ http:
 {{- end }}
 
 {{/*
-The bridge config, part 2: routes, unrouted keys, logging.
+The bridge config, part 2: routes, unrouted keys, the deadline ledger, logging.
 One key a line in a fixed order (the known keys first, any others sorted),
 values through toJson: readable, and the same text whatever YAML library
 the Helm version uses.
@@ -324,6 +348,21 @@ routes:
 {{- else }} []
 {{- end }}
 unrouted: {{ toJson .Values.unrouted }}
+{{- $l := .Values.ledger }}
+{{- $interval := include "expiry-bridge.milliseconds" (dict "name" "ledger.sweepInterval" "value" $l.sweepInterval) | atoi }}
+{{- $grace := include "expiry-bridge.milliseconds" (dict "name" "ledger.sweepGrace" "value" $l.sweepGrace) | atoi }}
+{{- $_ := include "expiry-bridge.milliseconds" (dict "name" "ledger.claimTtl" "value" $l.claimTtl) }}
+{{- $_ := include "expiry-bridge.milliseconds" (dict "name" "ledger.rememberDelivered" "value" $l.rememberDelivered) }}
+{{- if ge $grace $interval }}
+{{- fail (printf "ledger.sweepGrace (%s) must be shorter than ledger.sweepInterval (%s): the bridge refuses the config otherwise" $l.sweepGrace $l.sweepInterval) }}
+{{- end }}
+ledger:
+  key_prefix: {{ toJson $l.keyPrefix }}
+  sweep_interval: {{ toJson $l.sweepInterval }}
+  sweep_grace: {{ toJson $l.sweepGrace }}
+  sweep_batch: {{ int64 $l.sweepBatch }}
+  claim_ttl: {{ toJson $l.claimTtl }}
+  remember_delivered: {{ toJson $l.rememberDelivered }}
 log:
   level: {{ toJson .Values.log.level }}
   stats_interval: {{ toJson .Values.log.statsInterval }}
