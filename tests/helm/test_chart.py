@@ -7,10 +7,13 @@ renders helm/expiry-bridge with its defaults and with
 tests/helm/values-full.yaml (every optional object on), parses every
 manifest and checks what matters in production: labels and selectors,
 probes, the securityContext, the ConfigMap mounted as a directory (so hot
-reload sees route edits), the restart checksum (routes excluded), secrets
-only by reference, replicas 1, optional objects only when enabled, the
-values schema (and that it rejects bad values), the chart README (every
-value documented, defaults in sync), and finally that `expiry-bridge check`
+reload sees route edits), the restart checksum (routes, connections,
+read-ahead and ledger excluded), secrets only by reference, replicas 1,
+optional objects only when enabled, the values schema (and that it rejects
+bad values), the read-ahead and ledger values (the bridge's defaults, the
+loader's limits: what the schema accepts `expiry-bridge check` accepts, and
+what it refuses the bridge refuses), the chart README (every value
+documented, defaults in sync), and finally that `expiry-bridge check`
 accepts the bridge config the chart renders.
 
 Exit 77 (ctest: skipped) only when `go` is missing. Environment: EB_BIN (the
@@ -588,6 +591,149 @@ class ChartTest(Counted):
                       for e in cls(schema).iter_errors(cfg)]
             self.assertEqual(errors, [], which)
 
+    # ------------------------------------------- read-ahead and the ledger
+
+    def test_read_ahead_and_ledger_default_to_the_bridges_own_defaults(self):
+        cfg, _ = bridge_config(self.defaults)
+        self.assertEqual(cfg["redis"]["read_ahead"], {"max_events": 1000000, "max_bytes": "64MiB"})
+        self.assertEqual(cfg["ledger"], {
+            "key_prefix": "expiry-bridge:ledger:", "sweep_interval": "1s", "sweep_grace": "250ms",
+            "sweep_batch": 500, "claim_ttl": "10s", "remember_delivered": "30s"})
+        # The chart writes its defaults out, so they must be the loader's
+        # (config/config.schema.json is generated from src/config_schema.c).
+        path = os.path.join(SRC, "config", "config.schema.json")
+        if not os.path.exists(path):
+            self.skipTest("config/config.schema.json does not exist yet")
+        defs = load_yaml(path)["$defs"]
+        for section, rendered in (("read_ahead", cfg["redis"]["read_ahead"]),
+                                  ("ledger", cfg["ledger"])):
+            props = defs[section]["properties"]
+            self.assertEqual(sorted(props), sorted(rendered),
+                             "the chart renders every key of %s" % section)
+            for key, prop in props.items():
+                want = prop["default"]
+                if isinstance(want, str) and want.startswith('"'):
+                    want = json.loads(want)   # strings are documented quoted
+                self.assertEqual(rendered[key], want, "default of %s.%s" % (section, key))
+
+    def test_read_ahead_ledger_and_route_payloads_reach_the_config(self):
+        cfg, text = bridge_config(self.full)
+        self.assertEqual(cfg["redis"]["read_ahead"], {"max_events": 3000000, "max_bytes": "128MiB"})
+        self.assertEqual(cfg["ledger"], {
+            "key_prefix": "{timers}:shop:", "sweep_interval": "2s", "sweep_grace": "500ms",
+            "sweep_batch": 10000, "claim_ttl": "1500ms", "remember_delivered": "2m"})
+        # "{key}:payload" and "{timers}:..." unquoted would be YAML flow mappings.
+        self.assertIn('    payload: "{key}:payload"\n', text)
+        self.assertIn('  key_prefix: "{timers}:shop:"\n', text)
+        routes = {r["name"]: r for r in cfg["routes"]}
+        self.assertEqual(routes["order-payment-timeout"]["payload"], "{key}:payload")
+        self.assertEqual({n: r.get("ledger") for n, r in routes.items()},
+                         {"order-payment-timeout": "armed", "session-evicted": "off",
+                          "cart-expired": "observed"})
+        # A payload on a route without a ledger key, and a capture in it.
+        docs, _ = render({"routes": [{"name": "carts", "match": "cart:{id}", "topic": "t",
+                                      "payload": "cart-data:{id}"}]})
+        self.assertEqual(bridge_config(docs)[0]["routes"],
+                         [{"name": "carts", "match": "cart:{id}", "topic": "t",
+                           "payload": "cart-data:{id}"}])
+
+    def test_checksum_ignores_read_ahead_and_ledger_which_reach_the_config(self):
+        changes = [
+            {"redis": {"readAhead": {"maxEvents": 5}}},
+            {"redis": {"readAhead": {"maxBytes": "1GiB"}}},
+            {"ledger": {"keyPrefix": "timers:"}},
+            {"ledger": {"sweepInterval": "5s"}},
+            {"ledger": {"sweepGrace": "1s", "sweepInterval": "3s"}},
+            {"ledger": {"sweepBatch": 2000}},
+            {"ledger": {"claimTtl": "30s"}},
+            {"ledger": {"rememberDelivered": "5m"}},
+        ]
+        for base_files, base_docs in (((), self.defaults), ((FULL,), self.full)):
+            base = checksum(base_docs)
+            _, base_text = bridge_config(base_docs)
+            for ch in changes:
+                docs, _ = render(*(base_files + (ch,)))
+                self.assertEqual(checksum(docs), base, "%s must reach the pod by reload" % ch)
+                cfg, text = bridge_config(docs)
+                self.assertNotEqual(text, base_text, "%s reaches the file" % ch)
+                section, vals = next(iter(ch.items()))
+                got = cfg["redis"]["read_ahead"] if section == "redis" else cfg["ledger"]
+                for k, v in (vals["readAhead"] if section == "redis" else vals).items():
+                    self.assertEqual(got[snake(k)], v, "%s in the config" % ch)
+
+    def test_ledger_sweep_grace_must_be_shorter_than_the_interval(self):
+        for grace, interval in (("1s", "1s"), ("1000ms", "1s"), ("2s", "1s"), ("1m", "59s")):
+            with self.assertRaises(RenderError, msg=(grace, interval)) as e:
+                render({"ledger": {"sweepGrace": grace, "sweepInterval": interval}})
+            self.assertIn("ledger.sweepGrace (%s) must be shorter than ledger.sweepInterval (%s)"
+                          % (grace, interval), str(e.exception))
+        for grace, interval in (("0s", "1ms"), ("999ms", "1s"), ("59s", "1m")):
+            docs, _ = render({"ledger": {"sweepGrace": grace, "sweepInterval": interval}})
+            self.assertEqual(bridge_config(docs)[0]["ledger"]["sweep_grace"], grace)
+
+    def test_ledger_durations_beyond_the_bridges_32_bits_fail_to_render(self):
+        for key in ("sweepInterval", "claimTtl", "rememberDelivered"):
+            for value in ("597h", "35792m", "2147484s", "2147483648ms",
+                          "99999999999ms"):
+                with self.assertRaises(RenderError, msg=(key, value)) as e:
+                    render({"ledger": {key: value}})
+                self.assertIn("ledger.%s (%s) is too long" % (key, value), str(e.exception))
+            docs, _ = render({"ledger": {key: "2147483647ms"}})
+            self.assertEqual(bridge_config(docs)[0]["ledger"][snake(key)], "2147483647ms")
+
+    def test_schema_and_bridge_agree_on_read_ahead_and_ledger_values(self):
+        """What values.schema.json accepts, `expiry-bridge check` accepts
+        (the boundaries), and every bad value file about these settings is
+        refused by the bridge too: the schema is the loader's rules, moved
+        to `helm install` time."""
+        schema = load_yaml(os.path.join(CHART, "values.schema.json"))
+        v = jsonschema.Draft7Validator(schema)
+        edges = [
+            {"redis": {"readAhead": {"maxEvents": 1, "maxBytes": "1B"}},
+             "ledger": {"keyPrefix": "x", "sweepInterval": "1ms", "sweepGrace": "0s",
+                        "sweepBatch": 1, "claimTtl": "1000ms", "rememberDelivered": "1ms"}},
+            {"redis": {"readAhead": {"maxEvents": 4000000000, "maxBytes": "0016GiB"}},
+             "ledger": {"sweepInterval": "596h", "sweepGrace": "595h", "sweepBatch": 10000,
+                        "claimTtl": "1s", "rememberDelivered": "2147483647ms"}},
+        ]
+        ledgered = {"routes": [{"name": "orders", "match": "order:{id}", "topic": "t",
+                                "ledger": "armed", "payload": "{key}:payload"}]}
+        for i, edge in enumerate(edges):
+            files = (edge, ledgered)
+            errors = [e.message for e in v.iter_errors(merged_values(*files))]
+            self.assertEqual(errors, [], edge)
+            docs, _ = render(*files)
+            _, text = bridge_config(docs)
+            rc, out = bridge_check(text, "edge-%d" % i)
+            self.assertEqual(rc, 0, "the bridge refused what the schema accepts:\n" + out)
+
+        # Chart-only rules, not the loader's: key names (unknown keys), and
+        # the empty keyPrefix (see its file).
+        chart_only = {"readahead-unknown-key.yaml", "ledger-snake-case-key.yaml",
+                      "ledger-key-prefix-empty.yaml"}
+        cfg, _ = bridge_config(self.defaults)
+        checked = 0
+        for f in sorted(os.listdir(BAD_DIR)):
+            if not f.startswith(("readahead-", "ledger-", "route-payload", "route-bad-ledger")):
+                continue
+            if f in chart_only:
+                continue
+            bad = load_yaml(os.path.join(BAD_DIR, f))
+            c = copy.deepcopy(cfg)
+            if "routes" in bad:
+                c["routes"] = bad["routes"]
+            for section in ("redis", "ledger"):
+                node = bad.get(section, {})
+                if section == "redis":
+                    node = node.get("readAhead", {})
+                dest = c["redis"]["read_ahead"] if section == "redis" else c["ledger"]
+                for k, val in node.items():
+                    dest[snake(k)] = val
+            rc, out = bridge_check(yaml.safe_dump(c, sort_keys=False), f[:-5])
+            self.assertEqual(rc, 78, "%s: the schema refuses it, the bridge took it:\n%s" % (f, out))
+            checked += 1
+        self.assertGreaterEqual(checked, 10)
+
     # ------------------------------------------------------------ consumer
 
     def test_consumer_runs_order_consumer_from_the_same_image(self):
@@ -735,6 +881,25 @@ class ChartTest(Counted):
             self.assertEqual(typ, schema_type(schema, key, value), "README type of %s" % key)
             self.assertEqual(default.strip("`"), json.dumps(value, separators=(",", ":")),
                              "README default of %s" % key)
+
+
+def snake(name):
+    """The bridge's spelling of a chart key: claimTtl -> claim_ttl."""
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def bridge_check(text, name):
+    """`expiry-bridge check` on a config text: (exit status, output)."""
+    eb = os.environ.get("EB_BIN")
+    if not (eb and os.access(eb, os.X_OK)):
+        raise AssertionError("EB_BIN must name the expiry-bridge binary (ctest sets it)")
+    path = os.path.join(_tmpdir, "config-%s.yaml" % name)
+    with open(path, "w") as f:
+        f.write(text)
+    env = dict(os.environ, REDIS_PASSWORD="from-secret", KAFKA_SASL_PASSWORD="from-secret")
+    p = subprocess.run([eb, "check", "-c", path], capture_output=True, text=True,
+                       env=env, timeout=30)
+    return p.returncode, p.stdout + p.stderr
 
 
 def value_leaves(node, prefix=""):
