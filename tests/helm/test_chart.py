@@ -804,6 +804,28 @@ class ChartTest(Counted):
                              extra=["--notes"])
         self.assertNotIn("pw@", notes, "NOTES must not print URL credentials")
 
+    def test_notes_name_ledgered_routes_and_what_redis_they_need(self):
+        notes = run_renderer((), extra=["--notes"])
+        self.assertNotIn("@scripting", notes, "no ledgered route by default")
+        self.assertIn("Only the environment (secret\nreferences, inline secrets, "
+                      "extraEnv/extraEnvFrom) and metrics.port roll", notes)
+        notes = run_renderer((FULL,), extra=["--notes"])
+        self.assertIn("order-payment-timeout, cart-expired use the deadline ledger", notes)
+        self.assertIn("(ledger: armed)", notes)
+        self.assertIn("(ledger: observed)", notes)
+        for s in ("Redis must be >= 7", "@scripting", "ACL user (bridge)",
+                  '"{timers}:shop:{<route name>}"',
+                  "exec deployment/eb-shop -- expiry-bridge functions load -c "
+                  "/etc/expiry-bridge/config.yaml"):
+            self.assertIn(s, notes)
+        # A payload alone needs the library too (the bridge reads it with FCALL).
+        notes = run_renderer((values_file({"routes": [
+            {"name": "carts", "match": "cart:{id}", "topic": "t", "payload": "{key}:p"}]}),),
+            extra=["--notes"])
+        self.assertIn("route(s) carts use the deadline ledger", notes)
+        notes = run_renderer((FULL, values_file({"replicaCount": 2})), extra=["--notes"])
+        self.assertIn("Routes with ledger: armed or observed are\nclaimed per timer", notes)
+
     # ---------------------------------------------------------- templates
 
     def test_renders_the_same_under_strict_missing_keys(self):
