@@ -31,6 +31,7 @@
 #include "error.h"
 #include "ledger.h"
 #include "notify_flags.h"
+#include "redis_argv.h"
 #include "redis_conn.h"
 #include "router.h"
 
@@ -546,16 +547,39 @@ static struct lreq *send_cmd(eb_ledger_t *l, enum req_kind kind, int db, int arg
     if (!l->conn || l->failing)
         return NULL;
     if (db >= 0 && db != l->conn_db) {
-        char buf[16];
-        snprintf(buf, sizeof(buf), "%d", db);
-        const char *sel[] = {"SELECT", buf};
-        if (!send_raw(l, R_SELECT, 2, sel, NULL)) {
+        struct eb_redis_argv sel;
+        eb_redis_argv_init(&sel);
+        eb_redis_argv_add_str(&sel, "SELECT");
+        eb_redis_argv_add_i64(&sel, db);
+        struct lreq *r = send_raw(l, R_SELECT, sel.argc, sel.argv, sel.argvlen);
+        eb_redis_argv_free(&sel);
+        if (!r) {
             session_fail(l, "redis command could not be queued (ledger)", "SELECT");
             return NULL;
         }
         l->conn_db = db;
     }
     return send_raw(l, kind, argc, argv, argvlen);
+}
+
+/* Start a as a call of the library: FCALL fn numkeys <ledger key>; the
+ * caller adds the other keys, then the arguments. */
+static void fcall_head(struct eb_redis_argv *a, const char *fn, size_t numkeys,
+                       const struct lstats *ls) {
+    eb_redis_argv_init(a);
+    eb_redis_argv_add_str(a, "FCALL");
+    eb_redis_argv_add_str(a, fn);
+    eb_redis_argv_add_size(a, numkeys);
+    eb_redis_argv_add_bytes(a, ls->lkey, ls->lkey_len);
+}
+
+/* send_cmd() for a built argument list, which it frees: NULL also when the
+ * list ran out of memory while being built. */
+static struct lreq *send_args(eb_ledger_t *l, enum req_kind kind, int db, struct eb_redis_argv *a) {
+    struct lreq *r =
+        eb_redis_argv_ok(a) ? send_cmd(l, kind, db, a->argc, a->argv, a->argvlen) : NULL;
+    eb_redis_argv_free(a);
+    return r;
 }
 
 static void schedule_retry(eb_ledger_t *l) {
@@ -605,10 +629,20 @@ static void session_close(eb_ledger_t *l) {
 
 static const struct eb_redis_conn_handlers conn_handlers;
 
+/* FUNCTION LOAD REPLACE <the embedded library>, into a (initialised here):
+ * on every connect, and for `expiry-bridge functions load`. */
+static void function_load_args(struct eb_redis_argv *a) {
+    size_t len;
+    const char *lib = eb_ledger_library(&len);
+    eb_redis_argv_init(a);
+    eb_redis_argv_add_str(a, "FUNCTION");
+    eb_redis_argv_add_str(a, "LOAD");
+    eb_redis_argv_add_str(a, "REPLACE");
+    eb_redis_argv_add_bytes(a, lib, len);
+}
+
 static void session_open(eb_ledger_t *l) {
     char err[256];
-    size_t liblen;
-    const char *lib = eb_ledger_library(&liblen);
     l->conn = eb_redis_conn_new(l->base, l->host, l->port, &conn_handlers, l, err, sizeof(err));
     if (!l->conn) {
         eb_log(l->log, EB_LOG_WARN, "ledger: redis connect failed", eb_lf_str("detail", err),
@@ -634,10 +668,12 @@ static void session_open(eb_ledger_t *l) {
         queue_push(l, r);
     }
     const char *name[] = {"CLIENT", "SETNAME", "expiry-bridge:ledger"};
-    const char *load[] = {"FUNCTION", "LOAD", "REPLACE", lib};
-    size_t loadlen[] = {8, 4, 7, liblen};
-    if (!send_raw(l, R_SETNAME, 3, name, NULL) || !send_raw(l, R_LOAD, 4, load, loadlen))
+    struct eb_redis_argv load;
+    function_load_args(&load);
+    if (!send_raw(l, R_SETNAME, 3, name, NULL) ||
+        !send_raw(l, R_LOAD, load.argc, load.argv, load.argvlen))
         session_fail(l, "ledger: redis connect failed", "commands could not be queued");
+    eb_redis_argv_free(&load);
 }
 
 /* @locality loop thread (libevent timer, outside hiredis). */
@@ -911,6 +947,72 @@ static void emit(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *const 
 }
 
 /* ------------------------------------------------------------------------
+ * Batched FCALLs: eb1_ack, eb1_claim, eb1_renew
+ * --------------------------------------------------------------------- */
+
+static int cmp_ticket(const void *a, const void *b) {
+    const eb_ledger_ticket_t *x = *(eb_ledger_ticket_t *const *)a;
+    const eb_ledger_ticket_t *y = *(eb_ledger_ticket_t *const *)b;
+    if (x->ls != y->ls)
+        return (uintptr_t)x->ls < (uintptr_t)y->ls ? -1 : 1;
+    return (x->db > y->db) - (x->db < y->db);
+}
+
+/* One call of send per run of ts[0..n) that shares a ledger and a database
+ * (one FCALL names one ledger key, and runs in one database), at most max
+ * tickets each. Sorts ts. */
+static void send_batches(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n, size_t max,
+                         void (*send)(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n)) {
+    qsort(ts, n, sizeof(*ts), cmp_ticket);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && j - i < max && ts[j]->ls == ts[i]->ls && ts[j]->db == ts[i]->db)
+            j++;
+        send(l, ts + i, j - i);
+        i = j;
+    }
+}
+
+/* The head eb1_ack and eb1_claim share: the ledger key and the payload
+ * keys of ts[0..n) that have one (key slots 2, 3, ... in ts order), then
+ * arg. The caller appends one group per timer. */
+static void batch_head(struct eb_redis_argv *a, const char *fn, eb_ledger_ticket_t *const *ts,
+                       size_t n, int64_t arg) {
+    size_t npk = 0;
+    for (size_t i = 0; i < n; i++)
+        npk += ts[i]->pkey != NULL;
+    fcall_head(a, fn, 1 + npk, ts[0]->ls);
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i]->pkey)
+            eb_redis_argv_add_bytes(a, ts[i]->pkey, ts[i]->pkey_len);
+    }
+    eb_redis_argv_add_i64(a, arg);
+}
+
+/* Send a batch built on batch_head() (freed here) for ts[0..n), which then
+ * belong to the request, in state st. False when nothing was sent: the
+ * caller still holds the tickets. */
+static bool batch_send(eb_ledger_t *l, enum req_kind kind, struct eb_redis_argv *a,
+                       eb_ledger_ticket_t **ts, size_t n, enum tstate st) {
+    eb_ledger_ticket_t **owned = malloc(n * sizeof(*owned));
+    if (!owned) {
+        eb_redis_argv_free(a);
+        return false;
+    }
+    struct lreq *r = send_args(l, kind, ts[0]->db, a);
+    if (!r) {
+        free(owned);
+        return false;
+    }
+    memcpy(owned, ts, n * sizeof(*owned));
+    r->ts = owned;
+    r->nts = n;
+    for (size_t i = 0; i < n; i++)
+        ts[i]->state = st;
+    return true;
+}
+
+/* ------------------------------------------------------------------------
  * Acknowledgements
  * --------------------------------------------------------------------- */
 
@@ -938,9 +1040,14 @@ static void ack_queue(eb_ledger_t *l, eb_ledger_ticket_t *t) {
 
 /* A timer without a ledger entry: only its payload to delete. */
 static void ack_del_payload(eb_ledger_t *l, eb_ledger_ticket_t *t) {
-    const char *argv[] = {"DEL", t->pkey};
-    size_t argvlen[] = {3, t->pkey_len};
-    struct lreq *r = l->ready ? send_cmd(l, R_DEL_PAYLOAD, t->db, 2, argv, argvlen) : NULL;
+    struct lreq *r = NULL;
+    if (l->ready) {
+        struct eb_redis_argv a;
+        eb_redis_argv_init(&a);
+        eb_redis_argv_add_str(&a, "DEL");
+        eb_redis_argv_add_bytes(&a, t->pkey, t->pkey_len);
+        r = send_args(l, R_DEL_PAYLOAD, t->db, &a);
+    }
     if (!r) {
         ack_park(l, t);
         return;
@@ -949,66 +1056,21 @@ static void ack_del_payload(eb_ledger_t *l, eb_ledger_ticket_t *t) {
     t->state = T_ACKING;
 }
 
-/* One FCALL eb1_ack for ts[0..n) (one ledger, one db). */
+/* One FCALL eb1_ack for ts[0..n) (one ledger, one db): remember_ms, then
+ * (member, deadline, payload slot or 0) per timer. */
 static void ack_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
-    size_t npk = 0;
-    for (size_t i = 0; i < n; i++)
-        npk += ts[i]->pkey != NULL;
-    size_t argc = 4 + npk + 1 + 3 * n, k = 0;
-    const char **argv = calloc(argc, sizeof(*argv));
-    size_t *argvlen = calloc(argc, sizeof(*argvlen));
-    char *nums = malloc(n * 48 + 64);
-    eb_ledger_ticket_t **owned = malloc(n * sizeof(*owned));
-    struct lreq *r = NULL;
-    if (!argv || !argvlen || !nums || !owned)
-        goto out;
-    char *np = nums;
-#define ARG(p, len) (argv[k] = (p), argvlen[k++] = (len))
-    ARG("FCALL", 5);
-    ARG("eb1_ack", 7);
-    int w = sprintf(np, "%zu", 1 + npk);
-    ARG(np, (size_t)w);
-    np += w + 1;
-    ARG(ts[0]->ls->lkey, ts[0]->ls->lkey_len);
-    for (size_t i = 0; i < n; i++) {
-        if (ts[i]->pkey)
-            ARG(ts[i]->pkey, ts[i]->pkey_len);
+    struct eb_redis_argv a;
+    batch_head(&a, "eb1_ack", ts, n, l->remember_ms);
+    for (size_t i = 0, slot = 2; i < n; i++) {
+        eb_redis_argv_add_bytes(&a, ts[i]->key, ts[i]->key_len);
+        eb_redis_argv_add_i64(&a, ts[i]->deadline_ms);
+        eb_redis_argv_add_size(&a, ts[i]->pkey ? slot++ : 0);
     }
-    w = sprintf(np, "%d", l->remember_ms);
-    ARG(np, (size_t)w);
-    np += w + 1;
-    size_t slot = 2;
-    for (size_t i = 0; i < n; i++) {
-        ARG(ts[i]->key, ts[i]->key_len);
-        w = sprintf(np, "%" PRId64, ts[i]->deadline_ms);
-        ARG(np, (size_t)w);
-        np += w + 1;
-        w = sprintf(np, "%zu", ts[i]->pkey ? slot++ : (size_t)0);
-        ARG(np, (size_t)w);
-        np += w + 1;
-    }
-#undef ARG
-    r = send_cmd(l, R_ACK, ts[0]->db, (int)argc, argv, argvlen);
-    if (r) {
-        memcpy(owned, ts, n * sizeof(*owned));
-        r->ts = owned;
-        r->nts = n;
-        owned = NULL;
-        for (size_t i = 0; i < n; i++)
-            ts[i]->state = T_ACKING;
-    }
-out:
-    free(owned);
-    free(nums);
-    free(argvlen);
-    free(argv);
-    if (!r) {
+    if (!batch_send(l, R_ACK, &a, ts, n, T_ACKING)) {
         for (size_t i = 0; i < n; i++)
             ack_park(l, ts[i]);
     }
 }
-
-static int cmp_ticket(const void *a, const void *b);
 
 /* Send what ack_queue() collected. @locality loop thread (libevent timer). */
 static void on_ack_timer(evutil_socket_t fd, short what, void *arg) {
@@ -1033,14 +1095,7 @@ static void on_ack_timer(evutil_socket_t fd, short what, void *arg) {
     }
     if (!ts)
         return;
-    qsort(ts, m, sizeof(*ts), cmp_ticket);
-    for (size_t i = 0; i < m;) {
-        size_t j = i;
-        while (j < m && j - i < ACK_BATCH && ts[j]->ls == ts[i]->ls && ts[j]->db == ts[i]->db)
-            j++;
-        ack_batch(l, ts + i, j - i);
-        i = j;
-    }
+    send_batches(l, ts, m, ACK_BATCH, ack_batch);
     free(ts);
 }
 
@@ -1170,57 +1225,16 @@ static void on_claim(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *r,
     ticket_free(l, t);
 }
 
-/* One FCALL eb1_claim for ts[0..n) (one ledger, one db). */
+/* One FCALL eb1_claim for ts[0..n) (one ledger, one db): claim_ttl_ms,
+ * then (member, payload slot or 0) per timer. */
 static void claim_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
-    size_t npk = 0;
-    for (size_t i = 0; i < n; i++)
-        npk += ts[i]->pkey != NULL;
-    size_t argc = 4 + npk + 1 + 2 * n, k = 0;
-    const char **argv = calloc(argc, sizeof(*argv));
-    size_t *argvlen = calloc(argc, sizeof(*argvlen));
-    char *nums = malloc(n * 24 + 64);
-    eb_ledger_ticket_t **owned = malloc(n * sizeof(*owned));
-    struct lreq *r = NULL;
-    if (!argv || !argvlen || !nums || !owned)
-        goto out;
-    char *np = nums;
-#define ARG(p, len) (argv[k] = (p), argvlen[k++] = (len))
-    ARG("FCALL", 5);
-    ARG("eb1_claim", 9);
-    int w = sprintf(np, "%zu", 1 + npk);
-    ARG(np, (size_t)w);
-    np += w + 1;
-    ARG(ts[0]->ls->lkey, ts[0]->ls->lkey_len);
-    for (size_t i = 0; i < n; i++) {
-        if (ts[i]->pkey)
-            ARG(ts[i]->pkey, ts[i]->pkey_len);
+    struct eb_redis_argv a;
+    batch_head(&a, "eb1_claim", ts, n, l->claim_ttl_ms);
+    for (size_t i = 0, slot = 2; i < n; i++) {
+        eb_redis_argv_add_bytes(&a, ts[i]->key, ts[i]->key_len);
+        eb_redis_argv_add_size(&a, ts[i]->pkey ? slot++ : 0);
     }
-    w = sprintf(np, "%d", l->claim_ttl_ms);
-    ARG(np, (size_t)w);
-    np += w + 1;
-    size_t slot = 2;
-    for (size_t i = 0; i < n; i++) {
-        ARG(ts[i]->key, ts[i]->key_len);
-        w = sprintf(np, "%zu", ts[i]->pkey ? slot++ : (size_t)0);
-        ARG(np, (size_t)w);
-        np += w + 1;
-    }
-#undef ARG
-    r = send_cmd(l, R_CLAIM, ts[0]->db, (int)argc, argv, argvlen);
-    if (r) {
-        memcpy(owned, ts, n * sizeof(*owned));
-        r->ts = owned;
-        r->nts = n;
-        owned = NULL;
-        for (size_t i = 0; i < n; i++)
-            ts[i]->state = T_CLAIMING;
-    }
-out:
-    free(owned);
-    free(nums);
-    free(argvlen);
-    free(argv);
-    if (!r) {
+    if (!batch_send(l, R_CLAIM, &a, ts, n, T_CLAIMING)) {
         for (size_t i = 0; i < n; i++)
             ticket_free(l, ts[i]); /* the entries stay: a later sweep takes them */
     }
@@ -1250,14 +1264,7 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg) {
     }
     if (!ts)
         return;
-    qsort(ts, m, sizeof(*ts), cmp_ticket);
-    for (size_t i = 0; i < m;) {
-        size_t j = i;
-        while (j < m && j - i < CLAIM_BATCH && ts[j]->ls == ts[i]->ls && ts[j]->db == ts[i]->db)
-            j++;
-        claim_batch(l, ts + i, j - i);
-        i = j;
-    }
+    send_batches(l, ts, m, CLAIM_BATCH, claim_batch);
     free(ts);
 }
 
@@ -1307,16 +1314,15 @@ void eb_ledger_on_bookkeeping(eb_ledger_t *l, size_t route, const struct eb_noti
         l->scan_wanted = true;
         return;
     }
-    struct lreq *r = NULL;
-    if (n->event_id == l->id_expire) {
-        const char *argv[] = {"FCALL", "eb1_observe", "2", lr->ls->lkey, n->key};
-        size_t argvlen[] = {5, 11, 1, lr->ls->lkey_len, n->key_len};
-        r = send_cmd(l, R_OBSERVE, n->db, 5, argv, argvlen);
-    } else if (n->event_id == l->id_del || n->event_id == l->id_persist) {
-        const char *argv[] = {"FCALL", "eb1_drop", "1", lr->ls->lkey, n->key};
-        size_t argvlen[] = {5, 8, 1, lr->ls->lkey_len, n->key_len};
-        r = send_cmd(l, R_DROP, n->db, 5, argv, argvlen);
-    }
+    /* eb1_observe reads the key's expiry (a key to Redis); eb1_drop only
+     * names the member (an argument). */
+    bool observe = n->event_id == l->id_expire;
+    if (!observe && n->event_id != l->id_del && n->event_id != l->id_persist)
+        return;
+    struct eb_redis_argv a;
+    fcall_head(&a, observe ? "eb1_observe" : "eb1_drop", observe ? 2 : 1, lr->ls);
+    eb_redis_argv_add_bytes(&a, n->key, n->key_len);
+    struct lreq *r = send_args(l, observe ? R_OBSERVE : R_DROP, n->db, &a);
     if (r)
         r->ls = lr->ls;
 }
@@ -1472,13 +1478,12 @@ static void sweep_step(eb_ledger_t *l) {
         return;
     }
     struct lstats *ls = l->routes[s->ri].ls;
-    char off[24], lim[24], grace[24];
-    snprintf(off, sizeof(off), "%zu", s->offset);
-    snprintf(lim, sizeof(lim), "%zu", l->batch);
-    snprintf(grace, sizeof(grace), "%d", l->sweep_grace_ms);
-    const char *argv[] = {"FCALL", "eb1_due", "1", ls->lkey, off, lim, grace};
-    size_t argvlen[] = {5, 7, 1, ls->lkey_len, strlen(off), strlen(lim), strlen(grace)};
-    struct lreq *r = send_cmd(l, R_DUE, s->dbs[s->di], 7, argv, argvlen);
+    struct eb_redis_argv a;
+    fcall_head(&a, "eb1_due", 1, ls);
+    eb_redis_argv_add_size(&a, s->offset);
+    eb_redis_argv_add_size(&a, l->batch);
+    eb_redis_argv_add_i64(&a, l->sweep_grace_ms);
+    struct lreq *r = send_args(l, R_DUE, s->dbs[s->di], &a);
     if (!r) {
         sweep_abort(l);
         return;
@@ -1491,12 +1496,13 @@ static void sweep_step(eb_ledger_t *l) {
  * notification (Redis's sampler is slow, the notification is not lost). */
 static void sweep_touch(eb_ledger_t *l, struct lstats *ls, int db, const redisReply *member,
                         long long dl) {
-    char dls[24], ttl[24];
-    snprintf(dls, sizeof(dls), "%lld", dl);
-    snprintf(ttl, sizeof(ttl), "%d", l->claim_ttl_ms);
-    const char *argv[] = {"FCALL", "eb1_collect", "2", ls->lkey, member->str, dls, ttl, "touch"};
-    size_t argvlen[] = {5, 11, 1, ls->lkey_len, member->len, strlen(dls), strlen(ttl), 5};
-    struct lreq *r = send_cmd(l, R_TOUCH, db, 8, argv, argvlen);
+    struct eb_redis_argv a;
+    fcall_head(&a, "eb1_collect", 2, ls);
+    eb_redis_argv_add_bytes(&a, member->str, member->len);
+    eb_redis_argv_add_i64(&a, dl);
+    eb_redis_argv_add_i64(&a, l->claim_ttl_ms);
+    eb_redis_argv_add_str(&a, "touch");
+    struct lreq *r = send_args(l, R_TOUCH, db, &a);
     if (r)
         r->ls = ls;
 }
@@ -1522,27 +1528,14 @@ static void sweep_collect(eb_ledger_t *l, size_t route, int db, const redisReply
     t->recovered = true;
     t->deadline_ms = dl;
     set_payload_key(l, t, route);
-    char dls[24], ttl[24];
-    snprintf(dls, sizeof(dls), "%lld", dl);
-    snprintf(ttl, sizeof(ttl), "%d", l->claim_ttl_ms);
-    const char *argv[] = {"FCALL",
-                          "eb1_collect",
-                          t->pkey ? "3" : "2",
-                          ls->lkey,
-                          member->str,
-                          t->pkey ? t->pkey : "",
-                          dls,
-                          ttl};
-    size_t argvlen[] = {5, 11, 1, ls->lkey_len, member->len, t->pkey_len, strlen(dls), strlen(ttl)};
-    struct lreq *r;
-    if (t->pkey) {
-        r = send_cmd(l, R_COLLECT, db, 8, argv, argvlen);
-    } else {
-        const char *a2[] = {argv[0], argv[1], argv[2], argv[3], argv[4], argv[6], argv[7]};
-        size_t l2[] = {argvlen[0], argvlen[1], argvlen[2], argvlen[3],
-                       argvlen[4], argvlen[6], argvlen[7]};
-        r = send_cmd(l, R_COLLECT, db, 7, a2, l2);
-    }
+    struct eb_redis_argv a;
+    fcall_head(&a, "eb1_collect", t->pkey ? 3 : 2, ls);
+    eb_redis_argv_add_bytes(&a, member->str, member->len);
+    if (t->pkey)
+        eb_redis_argv_add_bytes(&a, t->pkey, t->pkey_len);
+    eb_redis_argv_add_i64(&a, dl);
+    eb_redis_argv_add_i64(&a, l->claim_ttl_ms);
+    struct lreq *r = send_args(l, R_COLLECT, db, &a);
     if (!r) {
         ticket_free(l, t);
         return;
@@ -1625,31 +1618,15 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg) {
  * Claim renewals
  * --------------------------------------------------------------------- */
 
-static int cmp_ticket(const void *a, const void *b) {
-    const eb_ledger_ticket_t *x = *(eb_ledger_ticket_t *const *)a;
-    const eb_ledger_ticket_t *y = *(eb_ledger_ticket_t *const *)b;
-    if (x->ls != y->ls)
-        return (uintptr_t)x->ls < (uintptr_t)y->ls ? -1 : 1;
-    return (x->db > y->db) - (x->db < y->db);
-}
-
+/* One FCALL eb1_renew for ts[0..n) (one ledger, one db): claim_ttl_ms,
+ * then the members. */
 static void renew_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
-    char ttl[24];
-    snprintf(ttl, sizeof(ttl), "%d", l->claim_ttl_ms);
-    const char **argv = calloc(n + 5, sizeof(*argv));
-    size_t *argvlen = calloc(n + 5, sizeof(*argvlen));
-    if (argv && argvlen) {
-        argv[0] = "FCALL", argvlen[0] = 5;
-        argv[1] = "eb1_renew", argvlen[1] = 9;
-        argv[2] = "1", argvlen[2] = 1;
-        argv[3] = ts[0]->ls->lkey, argvlen[3] = ts[0]->ls->lkey_len;
-        argv[4] = ttl, argvlen[4] = strlen(ttl);
-        for (size_t i = 0; i < n; i++)
-            argv[5 + i] = ts[i]->key, argvlen[5 + i] = ts[i]->key_len;
-        (void)send_cmd(l, R_RENEW, ts[0]->db, (int)(n + 5), argv, argvlen);
-    }
-    free(argv);
-    free(argvlen);
+    struct eb_redis_argv a;
+    fcall_head(&a, "eb1_renew", 1, ts[0]->ls);
+    eb_redis_argv_add_i64(&a, l->claim_ttl_ms);
+    for (size_t i = 0; i < n; i++)
+        eb_redis_argv_add_bytes(&a, ts[i]->key, ts[i]->key_len);
+    (void)send_args(l, R_RENEW, ts[0]->db, &a);
 }
 
 /* Every claim_ttl/3: extend the claims of timers Kafka has not confirmed
@@ -1667,18 +1644,13 @@ static void on_renew_timer(evutil_socket_t fd, short what, void *arg) {
     for (size_t b = 0; b < l->nbuckets; b++) {
         for (eb_ledger_ticket_t *t = l->buckets[b]; t; t = t->hnext) {
             if (t->state == T_PRODUCING && t->deadline_ms >= 0 && now - t->claimed_ns >= age &&
-                n < l->ntickets)
+                n < l->ntickets) {
+                t->claimed_ns = now;
                 due[n++] = t;
+            }
         }
     }
-    qsort(due, n, sizeof(*due), cmp_ticket);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && j - i < RENEW_BATCH && due[j]->ls == due[i]->ls && due[j]->db == due[i]->db)
-            due[j++]->claimed_ns = now;
-        renew_batch(l, due + i, j - i);
-        i = j;
-    }
+    send_batches(l, due, n, RENEW_BATCH, renew_batch);
     free(due);
 }
 
@@ -1773,11 +1745,15 @@ static void scan_step(eb_ledger_t *l) {
         return;
     }
     struct lroute *lr = &l->routes[s->ri];
-    char count[24];
-    snprintf(count, sizeof(count), "%zu", l->batch);
-    const char *argv[] = {"SCAN", s->cursor, "MATCH", lr->scan_match, "COUNT", count};
-    size_t argvlen[] = {4, strlen(s->cursor), 5, lr->scan_match_len, 5, strlen(count)};
-    struct lreq *r = send_cmd(l, R_SCAN, s->dbs[s->di], 6, argv, argvlen);
+    struct eb_redis_argv a;
+    eb_redis_argv_init(&a);
+    eb_redis_argv_add_str(&a, "SCAN");
+    eb_redis_argv_add_str(&a, s->cursor);
+    eb_redis_argv_add_str(&a, "MATCH");
+    eb_redis_argv_add_bytes(&a, lr->scan_match, lr->scan_match_len);
+    eb_redis_argv_add_str(&a, "COUNT");
+    eb_redis_argv_add_size(&a, l->batch);
+    struct lreq *r = send_args(l, R_SCAN, s->dbs[s->di], &a);
     if (!r) {
         scan_abort(l, true);
         return;
@@ -1786,44 +1762,32 @@ static void scan_step(eb_ledger_t *l) {
 }
 
 /* FCALL eb1_observe for the keys of one SCAN page that belong to the
- * route (a prefix match is not a pattern match). */
+ * route (a prefix match is not a pattern match), OBSERVE_BATCH at a time. */
 static void scan_observe(eb_ledger_t *l, size_t route, int db, const redisReply *keys) {
     struct lroute *lr = &l->routes[route];
-    size_t n = keys->elements;
-    const char **argv = calloc(OBSERVE_BATCH + 4, sizeof(*argv));
-    size_t *argvlen = calloc(OBSERVE_BATCH + 4, sizeof(*argvlen));
-    char nk[24];
-    if (!argv || !argvlen)
-        goto out;
-    for (size_t i = 0; i < n;) {
-        size_t k = 0;
-        for (; i < n && k < OBSERVE_BATCH; i++) {
-            const redisReply *e = keys->element[i];
-            struct eb_match m;
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
-            l->sc.seen++;
-            if (!eb_router_match(l->cfg->router, e->str, e->len, EB_EVENT_EXPIRED_ID, &m) ||
-                m.rule != route)
-                continue;
-            argv[4 + k] = e->str;
-            argvlen[4 + k] = e->len;
-            k++;
-        }
-        if (!k)
+    struct eb_redis_argv mine; /* the route's keys, borrowed from the reply */
+    eb_redis_argv_init(&mine);
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *e = keys->element[i];
+        struct eb_match m;
+        if (e->type != REDIS_REPLY_STRING)
             continue;
-        snprintf(nk, sizeof(nk), "%zu", k + 1);
-        argv[0] = "FCALL", argvlen[0] = 5;
-        argv[1] = "eb1_observe", argvlen[1] = 11;
-        argv[2] = nk, argvlen[2] = strlen(nk);
-        argv[3] = lr->ls->lkey, argvlen[3] = lr->ls->lkey_len;
-        struct lreq *r = send_cmd(l, R_OBSERVE, db, (int)(k + 4), argv, argvlen);
+        l->sc.seen++;
+        if (eb_router_match(l->cfg->router, e->str, e->len, EB_EVENT_EXPIRED_ID, &m) &&
+            m.rule == route)
+            eb_redis_argv_add_bytes(&mine, e->str, e->len);
+    }
+    for (int i = 0; eb_redis_argv_ok(&mine) && i < mine.argc; i += OBSERVE_BATCH) {
+        int k = mine.argc - i < OBSERVE_BATCH ? mine.argc - i : OBSERVE_BATCH;
+        struct eb_redis_argv a;
+        fcall_head(&a, "eb1_observe", (size_t)k + 1, lr->ls);
+        for (int j = i; j < i + k; j++)
+            eb_redis_argv_add_bytes(&a, mine.argv[j], mine.argvlen[j]);
+        struct lreq *r = send_args(l, R_OBSERVE, db, &a);
         if (r)
             r->ls = lr->ls;
     }
-out:
-    free(argv);
-    free(argvlen);
+    eb_redis_argv_free(&mine);
 }
 
 static void on_scan(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
@@ -2313,8 +2277,6 @@ void eb_ledger_destroy(eb_ledger_t *l) {
 int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_size) {
     const struct eb_config_redis *r = &cfg->redis;
     struct timeval tv = tv_ms(r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 5000);
-    size_t liblen;
-    const char *lib = eb_ledger_library(&liblen);
     int rc = 0;
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!c || c->err) {
@@ -2324,12 +2286,10 @@ int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_s
     }
     redisSetTimeout(c, tv);
     if (r->password && *r->password) {
-        const char *argv[3] = {"AUTH"};
-        int argc = 1;
-        if (r->username && *r->username)
-            argv[argc++] = r->username;
-        argv[argc++] = r->password;
-        redisReply *a = redisCommandArgv(c, argc, argv, NULL);
+        struct eb_redis_argv auth;
+        eb_redis_conn_auth_args(&auth, r->username, r->password);
+        redisReply *a = redisCommandArgv(c, auth.argc, auth.argv, auth.argvlen);
+        eb_redis_argv_free(&auth);
         if (!a || a->type == REDIS_REPLY_ERROR) {
             rc = eb_seterr(errstr, errstr_size, a ? EB_EREDIS : EB_EIO, "AUTH failed: %s",
                            a ? a->str : c->errstr);
@@ -2338,9 +2298,10 @@ int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_s
         }
         freeReplyObject(a);
     }
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", lib};
-    size_t argvlen[] = {8, 4, 7, liblen};
-    redisReply *rep = redisCommandArgv(c, 4, argv, argvlen);
+    struct eb_redis_argv load;
+    function_load_args(&load);
+    redisReply *rep = redisCommandArgv(c, load.argc, load.argv, load.argvlen);
+    eb_redis_argv_free(&load);
     if (!rep) {
         rc = eb_seterr(errstr, errstr_size, EB_EIO, "FUNCTION LOAD: %s", c->errstr);
     } else if (rep->type == REDIS_REPLY_ERROR) {

@@ -3,13 +3,13 @@
  * which also lists what changes for hiredis 1.x). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "error.h"
+#include "redis_argv.h"
 #include "redis_conn.h"
 
 struct eb_redis_conn {
@@ -118,18 +118,21 @@ int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const ch
     return 0;
 }
 
+void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, const char *password) {
+    eb_redis_argv_init(a);
+    eb_redis_argv_add_str(a, "AUTH");
+    if (username && *username)
+        eb_redis_argv_add_str(a, username);
+    eb_redis_argv_add_str(a, password ? password : "");
+}
+
 int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
                        const char *password) {
-    const char *argv[3] = {"AUTH"};
-    size_t argvlen[3] = {4};
-    int argc = 1;
-    if (username && *username) {
-        argv[argc] = username;
-        argvlen[argc++] = strlen(username);
-    }
-    argv[argc] = password ? password : "";
-    argvlen[argc++] = password ? strlen(password) : 0;
-    return eb_redis_conn_command(c, privdata, argc, argv, argvlen);
+    struct eb_redis_argv a;
+    eb_redis_conn_auth_args(&a, username, password);
+    int rc = eb_redis_conn_command(c, privdata, a.argc, a.argv, a.argvlen);
+    eb_redis_argv_free(&a);
+    return rc;
 }
 
 bool eb_redis_conn_alive(const eb_redis_conn_t *c) {

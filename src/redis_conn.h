@@ -56,6 +56,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct eb_redis_argv;
 struct redisReply;
 typedef struct eb_redis_conn eb_redis_conn_t;
 
@@ -101,6 +102,11 @@ int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const ch
  * Returns as eb_redis_conn_command(). */
 int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
                        const char *password);
+
+/* The same AUTH as an argument list, for a blocking hiredis context
+ * (`expiry-bridge functions load`): a is initialised here; the strings are
+ * borrowed; free with eb_redis_argv_free(). */
+void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, const char *password);
 
 /* True until the connection failed, was lost, or the handle is being
  * destroyed. */

@@ -35,6 +35,7 @@
 #include "backoff.h"
 #include "error.h"
 #include "notify_flags.h"
+#include "redis_argv.h"
 #include "redis_conn.h"
 #include "redis_source.h"
 
@@ -572,44 +573,29 @@ static size_t channel_name(char *buf, int db, int event_id) {
  * or a negative EB_E* code. */
 static int sub_command(eb_redis_source_t *s, bool subscribe, uint64_t mask, bool with_hb) {
     size_t per_event = s->all_databases ? 1 : s->ndatabases;
-    size_t n = 0;
-    for (int e = 0; e < eb_notify_event_count(); e++)
-        n += (mask >> e) & 1 ? per_event : 0;
     bool hb_here = with_hb && !s->all_databases; /* patterns and a channel need two commands */
-    size_t argc = 1 + n + (hb_here ? 1 : 0);
-    if (argc == 1)
-        return 0;
-    const char **argv = calloc(argc, sizeof(*argv));
-    size_t *argvlen = calloc(argc, sizeof(*argvlen));
-    char *names = malloc(n * CHAN_BUF + 1);
-    int rc = EB_ENOMEM;
-    if (!argv || !argvlen || !names)
-        goto out_free;
-    argv[0] = s->all_databases ? (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE")
-                               : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
-    argvlen[0] = strlen(argv[0]);
-    size_t i = 1;
+    struct eb_redis_argv a;
+    eb_redis_argv_init(&a);
+    eb_redis_argv_add_str(&a, s->all_databases ? (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE")
+                                               : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"));
     for (int e = 0; e < eb_notify_event_count(); e++) {
         if (!((mask >> e) & 1))
             continue;
-        for (size_t d = 0; d < per_event; d++, i++) {
-            char *buf = names + (i - 1) * CHAN_BUF;
-            argvlen[i] = channel_name(buf, s->all_databases ? -1 : s->databases[d], e);
-            argv[i] = buf;
+        for (size_t d = 0; d < per_event; d++) {
+            char buf[CHAN_BUF];
+            size_t len = channel_name(buf, s->all_databases ? -1 : s->databases[d], e);
+            eb_redis_argv_add_copy(&a, buf, len);
         }
     }
-    if (hb_here) {
-        argv[i] = s->hb_channel;
-        argvlen[i++] = s->hb_len;
-    }
-    rc = eb_redis_conn_command(s->sub, NULL, (int)argc, argv, argvlen);
-    if (rc == 0)
-        rc = (int)(argc - 1);
-out_free:
-    free(names);
-    free(argvlen);
-    free(argv);
-    return rc;
+    if (hb_here)
+        eb_redis_argv_add_bytes(&a, s->hb_channel, s->hb_len);
+    int n = a.argc - 1, rc = 0;
+    if (!eb_redis_argv_ok(&a))
+        rc = EB_ENOMEM;
+    else if (n > 0)
+        rc = eb_redis_conn_command(s->sub, NULL, a.argc, a.argv, a.argvlen);
+    eb_redis_argv_free(&a);
+    return rc < 0 ? rc : n;
 }
 
 static void maybe_subscribe(eb_redis_source_t *s) {
@@ -618,8 +604,7 @@ static void maybe_subscribe(eb_redis_source_t *s) {
     int n = sub_command(s, true, s->events, true);
     if (n >= 0 && s->all_databases) {
         const char *argv[] = {"SUBSCRIBE", s->hb_channel};
-        size_t argvlen[] = {9, s->hb_len};
-        n = eb_redis_conn_command(s->sub, NULL, 2, argv, argvlen) == 0 ? n + 1 : EB_ESTATE;
+        n = eb_redis_conn_command(s->sub, NULL, 2, argv, NULL) == 0 ? n + 1 : EB_ESTATE;
     }
     if (n < 0) {
         session_fail(s, EB_LOG_WARN, "redis subscribe could not be sent", eb_strerror(n));
@@ -1010,8 +995,7 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
 
 static void publish_heartbeat(eb_redis_source_t *s) {
     const char *argv[] = {"PUBLISH", s->hb_channel, "1"};
-    size_t argvlen[] = {7, s->hb_len, 1};
-    if (!cmd_send(s, REQ_PUBLISH, 3, argv, argvlen))
+    if (!cmd_send(s, REQ_PUBLISH, 3, argv, NULL))
         session_fail(s, EB_LOG_WARN, "redis command could not be queued", "PUBLISH");
 }
 
