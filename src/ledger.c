@@ -11,9 +11,10 @@
  *
  * The connection: AUTH -> CLIENT SETNAME -> FUNCTION LOAD REPLACE = ready.
  * Commands are pipelined; replies come in order (a FIFO of requests, whose
- * head's age detects a dead connection). A failure condemns the session: a
- * zero-timeout event closes it outside hiredis's callbacks (pending
- * requests then see NULL replies), and a reconnect follows with backoff.
+ * head's age detects a dead connection). A failure condemns the session:
+ * redis_session.c closes it outside hiredis's callbacks (pending requests
+ * then see NULL replies) and reconnects with backoff; it also runs the
+ * connect timeout.
  *
  * @locality loop thread only.
  */
@@ -27,12 +28,12 @@
 #include <hiredis/hiredis.h>
 #include <xxhash.h>
 
-#include "backoff.h"
 #include "error.h"
 #include "ledger.h"
 #include "notify_flags.h"
 #include "redis_argv.h"
 #include "redis_conn.h"
+#include "redis_session.h"
 #include "router.h"
 
 /* ------------------------------------------------------------------------
@@ -230,7 +231,6 @@ struct eb_ledger {
     int *databases;
     size_t ndatabases;
     int connect_timeout_ms, reply_timeout_ms;
-    struct eb_backoff backoff;
 
     /* from cfg->ledger, refreshed by set_config */
     int sweep_interval_ms, sweep_grace_ms, claim_ttl_ms, remember_ms;
@@ -251,8 +251,8 @@ struct eb_ledger {
     int64_t last_tick_ns;
     struct lreq *q_head, *q_tail;
     int cb_depth;
-    struct event *ev_connect, *ev_retry, *ev_defer, *ev_tick, *ev_sweep, *ev_renew, *ev_ack,
-        *ev_claim;
+    eb_redis_session_t *sess; /* connect timeout, deferred close, reconnect with backoff */
+    struct event *ev_tick, *ev_sweep, *ev_renew, *ev_ack, *ev_claim;
 
     /* tickets */
     eb_ledger_ticket_t **buckets;
@@ -582,14 +582,8 @@ static struct lreq *send_args(eb_ledger_t *l, enum req_kind kind, int db, struct
     return r;
 }
 
-static void schedule_retry(eb_ledger_t *l) {
-    uint32_t delay = eb_backoff_next(&l->backoff);
-    struct timeval tv = tv_ms((int)delay);
-    evtimer_add(l->ev_retry, &tv);
-}
-
-/* Condemn the session: ev_defer closes it once control is back in the
- * loop (hiredis must not see its context freed inside its callback). */
+/* Condemn the session: sess closes it once control is back in the loop
+ * (hiredis must not see its context freed inside its callback). */
 static void session_fail(eb_ledger_t *l, const char *msg, const char *detail) {
     if (l->failing || !l->conn || l->destroying)
         return;
@@ -598,8 +592,7 @@ static void session_fail(eb_ledger_t *l, const char *msg, const char *detail) {
     eb_log(l->log, EB_LOG_WARN, msg, eb_lf_str("detail", detail ? detail : ""),
            eb_lf_str("host", l->host), eb_lf_int("port", l->port),
            eb_lf_int("tickets", (int64_t)l->ntickets));
-    static const struct timeval zero = {0, 0};
-    evtimer_add(l->ev_defer, &zero);
+    eb_redis_session_condemn(l->sess);
 }
 
 static void sweep_abort(eb_ledger_t *l);
@@ -610,7 +603,6 @@ static void scan_abort(eb_ledger_t *l, bool again);
  * acknowledgements until the next session. */
 static void session_close(eb_ledger_t *l) {
     eb_redis_conn_t *c = l->conn;
-    evtimer_del(l->ev_connect);
     l->conn = NULL;
     l->ready = l->connecting = l->failing = false;
     sweep_abort(l);
@@ -647,15 +639,14 @@ static void session_open(eb_ledger_t *l) {
     if (!l->conn) {
         eb_log(l->log, EB_LOG_WARN, "ledger: redis connect failed", eb_lf_str("detail", err),
                eb_lf_str("host", l->host), eb_lf_int("port", l->port));
-        schedule_retry(l);
+        eb_redis_session_retry(l->sess);
         return;
     }
     l->connecting = true;
     l->failing = l->ready = false;
     l->conn_db = 0;
     l->conn_up_ns = 0;
-    struct timeval tv = tv_ms(l->connect_timeout_ms);
-    evtimer_add(l->ev_connect, &tv);
+    eb_redis_session_opening(l->sess, l->connect_timeout_ms);
     if (l->password) {
         struct lreq *r = calloc(1, sizeof(*r));
         if (!r || eb_redis_conn_auth(l->conn, r, l->username, l->password) != 0) {
@@ -676,26 +667,28 @@ static void session_open(eb_ledger_t *l) {
     eb_redis_argv_free(&load);
 }
 
-/* @locality loop thread (libevent timer, outside hiredis). */
-static void on_defer(evutil_socket_t fd, short what, void *arg) {
-    eb_ledger_t *l = arg;
-    session_close(l);
-    if (!l->destroying)
-        schedule_retry(l);
+/* The session lifecycle's callbacks (redis_session.h). A ledger never
+ * stops reconnecting before it is destroyed: acknowledgements still go out
+ * during a drain. @locality loop thread (libevent timers of sess, outside
+ * hiredis). */
+static void sess_open(void *opaque) {
+    session_open(opaque);
 }
 
-/* @locality loop thread (libevent timer). */
-static void on_retry(evutil_socket_t fd, short what, void *arg) {
-    session_open(arg);
+static void sess_close(void *opaque) {
+    session_close(opaque);
 }
 
-/* @locality loop thread (libevent timer). */
-static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
-    eb_ledger_t *l = arg;
-    char detail[64];
-    snprintf(detail, sizeof(detail), "no connection within %d ms", l->connect_timeout_ms);
-    session_fail(l, "ledger: redis connect timed out", detail);
+static void sess_timed_out(const char *detail, void *opaque) {
+    session_fail(opaque, "ledger: redis connect timed out", detail);
 }
+
+static const struct eb_redis_session_handlers sess_handlers = {
+    .open = sess_open,
+    .close = sess_close,
+    .timed_out = sess_timed_out,
+    .retrying = NULL, /* not logged: session_fail() already said why */
+};
 
 /* A reply overdue by more than the heartbeat timeout: the connection is
  * dead even if TCP has not said so. @locality loop thread (libevent timer). */
@@ -735,7 +728,7 @@ static void conn_on_connect(eb_redis_conn_t *c, bool ok, const char *err, void *
         session_fail(l, "ledger: redis connect failed", err);
     } else {
         l->conn_up_ns = mono_ns();
-        evtimer_del(l->ev_connect);
+        eb_redis_session_connected(l->sess);
     }
     l->cb_depth--;
 }
@@ -1837,7 +1830,7 @@ static void on_info_scan(eb_ledger_t *l, struct lreq *req, const redisReply *r) 
 
 static void on_ready(eb_ledger_t *l) {
     l->ready = true;
-    eb_backoff_reset(&l->backoff);
+    eb_redis_session_established(l->sess);
     eb_series_inc(l->m_loads_ok);
     int64_t waiting = 0;
     for (const eb_ledger_ticket_t *t = l->ack_wait; t; t = t->wnext)
@@ -2101,8 +2094,8 @@ err_free:
  * --------------------------------------------------------------------- */
 
 static void free_fields(eb_ledger_t *l) {
-    struct event *evs[] = {l->ev_connect, l->ev_retry, l->ev_defer, l->ev_tick,
-                           l->ev_sweep,   l->ev_renew, l->ev_ack,   l->ev_claim};
+    eb_redis_session_destroy(l->sess);
+    struct event *evs[] = {l->ev_tick, l->ev_sweep, l->ev_renew, l->ev_ack, l->ev_claim};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -2149,22 +2142,21 @@ eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf 
     l->emit = conf->emit;
     l->emit_opaque = conf->opaque;
     bool oom = set_redis(l, r) != 0;
-    eb_backoff_init(&l->backoff, (uint32_t)(r->reconnect_min_ms > 0 ? r->reconnect_min_ms : 100),
-                    (uint32_t)(r->reconnect_max_ms > 0 ? r->reconnect_max_ms : 10000), 0);
+    l->sess =
+        eb_redis_session_new(base, (uint32_t)(r->reconnect_min_ms > 0 ? r->reconnect_min_ms : 100),
+                             (uint32_t)(r->reconnect_max_ms > 0 ? r->reconnect_max_ms : 10000),
+                             &sess_handlers, l, errstr, errstr_size);
     l->id_expire = eb_notify_event_id("expire", 6);
     l->id_del = eb_notify_event_id("del", 3);
     l->id_persist = eb_notify_event_id("persist", 7);
-    l->ev_connect = evtimer_new(base, on_connect_timeout, l);
-    l->ev_retry = evtimer_new(base, on_retry, l);
-    l->ev_defer = evtimer_new(base, on_defer, l);
     l->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, l);
     l->ev_sweep = event_new(base, -1, EV_PERSIST, on_sweep_timer, l);
     l->ev_renew = event_new(base, -1, EV_PERSIST, on_renew_timer, l);
     l->ev_ack = evtimer_new(base, on_ack_timer, l);
     l->ev_claim = evtimer_new(base, on_claim_timer, l);
-    if (oom || !l->ev_connect || !l->ev_retry || !l->ev_defer || !l->ev_tick || !l->ev_sweep ||
-        !l->ev_renew || !l->ev_ack || !l->ev_claim || !l->metrics || register_metrics(l) ||
-        !ticket_grow(l) || eb_ledger_set_config(l, cfg) != 0) {
+    if (oom || !l->sess || !l->ev_tick || !l->ev_sweep || !l->ev_renew || !l->ev_ack ||
+        !l->ev_claim || !l->metrics || register_metrics(l) || !ticket_grow(l) ||
+        eb_ledger_set_config(l, cfg) != 0) {
         eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the ledger");
         goto err_free_fields;
     }

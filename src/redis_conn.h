@@ -12,7 +12,7 @@
  *    arrives later in the connect callback, never from redisAsyncConnect().
  *    Name resolution (getaddrinfo) is blocking: use an IP or a local name.
  *  - There are no async timeouts: callers run their own libevent timers for
- *    the connect timeout and for overdue replies.
+ *    the connect timeout (redis_session.h) and for overdue replies.
  *  - hiredis frees the context itself right after a failed connect callback
  *    and right after the disconnect callback; this module forgets its
  *    pointer there (the handle stays valid, eb_redis_conn_alive() turns

@@ -11,9 +11,10 @@
  *   every confirmation read:  EB_REDIS_SUBSCRIBED
  *
  * Any failure on either connection condemns the whole session: it is
- * marked failing and a zero-timeout event closes both connections once
- * control is back in the loop (hiredis must never see its context freed
- * inside its own callback), then a reconnect is scheduled with backoff.
+ * marked failing and redis_session.c closes both connections once control
+ * is back in the loop (hiredis must never see its context freed inside its
+ * own callback), then schedules a reconnect with backoff; it also runs the
+ * connect timeout.
  *
  * Ownership: the source owns both connections, its libevent events, the
  * pending command requests and copies of every conf string. conf->log and
@@ -32,11 +33,11 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h> /* redisReply and REDIS_REPLY_*: reading replies only */
 
-#include "backoff.h"
 #include "error.h"
 #include "notify_flags.h"
 #include "redis_argv.h"
 #include "redis_conn.h"
+#include "redis_session.h"
 #include "redis_source.h"
 
 /* ------------------------------------------------------------------------
@@ -129,11 +130,9 @@ struct eb_redis_source {
     eb_redis_state_cb *on_state;
     void *opaque;
 
-    /* libevent events, all owned; none is left registered after destroy */
-    struct event *ev_connect; /* connect timeout of the current session */
+    /* owned; none leaves an event registered after destroy */
+    eb_redis_session_t *sess; /* connect timeout, deferred close, reconnect with backoff */
     struct event *ev_tick;    /* persistent: heartbeat + liveness checks */
-    struct event *ev_retry;   /* backoff before the next session */
-    struct event *ev_defer;   /* zero timeout: close connections outside hiredis */
 
     enum eb_redis_state state;
     bool started;
@@ -145,7 +144,7 @@ struct eb_redis_source {
     eb_redis_conn_t *sub;
     eb_redis_conn_t *cmd;
     bool sess_open;
-    bool failing; /* condemned: ev_defer will close it */
+    bool failing; /* condemned: sess will close it */
     bool sub_up;  /* TCP connected */
     bool cmd_up;
     int64_t sub_up_ns; /* when each connected: replies cannot be overdue before */
@@ -167,7 +166,6 @@ struct eb_redis_source {
     char tag_sub_name; /* ... and its CLIENT SETNAME reply */
 
     /* across sessions */
-    struct eb_backoff backoff;
     uint64_t attempts;
     int64_t start_ns;
     bool ever_subscribed;
@@ -259,13 +257,8 @@ static void set_state(eb_redis_source_t *s, enum eb_redis_state st) {
         s->on_state(st, s->opaque);
 }
 
-static void defer_close(eb_redis_source_t *s) {
-    static const struct timeval zero = {0, 0};
-    evtimer_add(s->ev_defer, &zero);
-}
-
-/* Condemn the session: log why (once) and let ev_defer close it when
- * control is back in the loop. Safe from anywhere, including hiredis
+/* Condemn the session: log why (once) and let sess close it when control
+ * is back in the loop. Safe from anywhere, including hiredis
  * callbacks. When the subscription was up, the gap starts at the last
  * moment the subscriber was known alive: anything published after that
  * may be lost, so that is the honest start. */
@@ -289,7 +282,7 @@ static void session_fail_hint(eb_redis_source_t *s, enum eb_log_level level, con
         snprintf(s->loss_reason, sizeof(s->loss_reason), "%s%s%s", msg, detail ? ": " : "",
                  detail ? detail : "");
     }
-    defer_close(s);
+    eb_redis_session_condemn(s->sess);
 }
 
 static void session_fail(eb_redis_source_t *s, enum eb_log_level level, const char *msg,
@@ -619,7 +612,7 @@ static void on_subscribed(eb_redis_source_t *s) {
     int64_t now = mono_ns();
     s->last_sub_read_ns = now;
     clock_resync(s);
-    eb_backoff_reset(&s->backoff);
+    eb_redis_session_established(s->sess);
     if (s->gap_open) {
         close_gap(s, now, "resubscribed");
     } else if (!s->ever_subscribed) {
@@ -777,7 +770,7 @@ static void on_conn_connect(eb_redis_source_t *s, bool is_sub, bool ok, const ch
             s->cmd_up_ns = mono_ns();
         }
         if (s->sub_up && s->cmd_up)
-            evtimer_del(s->ev_connect);
+            eb_redis_session_connected(s->sess);
     }
     s->cb_depth--;
 }
@@ -887,7 +880,6 @@ static const struct eb_redis_conn_handlers cmd_handlers = {
  * (cb_depth == 0): pending commands see NULL replies from here. */
 static void session_close(eb_redis_source_t *s) {
     eb_redis_conn_t *sub = s->sub, *cmd = s->cmd;
-    evtimer_del(s->ev_connect);
     event_del(s->ev_tick);
     s->sub = s->cmd = NULL;
     s->sess_open = s->failing = false;
@@ -917,8 +909,7 @@ static void session_open(eb_redis_source_t *s) {
     if (s->stopped || !s->sess_open)
         return; /* on_state stopped us */
 
-    struct timeval tv = {s->connect_timeout_ms / 1000, (s->connect_timeout_ms % 1000) * 1000};
-    evtimer_add(s->ev_connect, &tv);
+    eb_redis_session_opening(s->sess, s->connect_timeout_ms);
     struct timeval tick = {s->hb_interval_ms / 1000, (s->hb_interval_ms % 1000) * 1000};
     event_add(s->ev_tick, &tick);
 
@@ -957,41 +948,40 @@ err_fail:
     session_fail(s, EB_LOG_WARN, "redis connect failed", err);
 }
 
-static void schedule_retry(eb_redis_source_t *s) {
-    uint32_t delay = eb_backoff_next(&s->backoff);
-    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-    evtimer_add(s->ev_retry, &tv);
-    eb_log(s->log, EB_LOG_INFO, "redis reconnect scheduled", eb_lf_int("delay_ms", delay),
+/* ------------------------------------------------------------------------
+ * Session lifecycle (redis_session.h): what is the source's own in it
+ * --------------------------------------------------------------------- */
+
+/* @locality loop thread (libevent timers of sess, outside hiredis). */
+static void sess_open(void *opaque) {
+    session_open(opaque);
+}
+
+static void sess_close(void *opaque) {
+    session_close(opaque);
+}
+
+static void sess_timed_out(const char *detail, void *opaque) {
+    session_fail(opaque, EB_LOG_WARN, "redis connect timed out", detail);
+}
+
+static void sess_retrying(uint32_t delay_ms, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    eb_log(s->log, EB_LOG_INFO, "redis reconnect scheduled", eb_lf_int("delay_ms", delay_ms),
            eb_lf_str("host", s->host), eb_lf_int("port", s->port));
     set_state(s, EB_REDIS_WAITING);
 }
 
+static const struct eb_redis_session_handlers sess_handlers = {
+    .open = sess_open,
+    .close = sess_close,
+    .timed_out = sess_timed_out,
+    .retrying = sess_retrying,
+};
+
 /* ------------------------------------------------------------------------
- * Timers
+ * Heartbeat and liveness
  * --------------------------------------------------------------------- */
-
-/* @locality loop thread (libevent timer, outside hiredis). */
-static void on_defer(evutil_socket_t fd, short what, void *arg) {
-    eb_redis_source_t *s = arg;
-    bool was_failing = s->failing;
-    session_close(s);
-    if (s->stopped || !was_failing)
-        return;
-    schedule_retry(s);
-}
-
-/* @locality loop thread (libevent timer). */
-static void on_retry(evutil_socket_t fd, short what, void *arg) {
-    session_open(arg);
-}
-
-/* @locality loop thread (libevent timer). */
-static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
-    eb_redis_source_t *s = arg;
-    char detail[64];
-    snprintf(detail, sizeof(detail), "no connection within %d ms", s->connect_timeout_ms);
-    session_fail(s, EB_LOG_WARN, "redis connect timed out", detail);
-}
 
 static void publish_heartbeat(eb_redis_source_t *s) {
     const char *argv[] = {"PUBLISH", s->hb_channel, "1"};
@@ -1121,14 +1111,9 @@ static char *dup_or_null(const char *v, bool *oom) {
 }
 
 static void free_fields(eb_redis_source_t *s) {
-    if (s->ev_connect)
-        event_free(s->ev_connect);
+    eb_redis_session_destroy(s->sess);
     if (s->ev_tick)
         event_free(s->ev_tick);
-    if (s->ev_retry)
-        event_free(s->ev_retry);
-    if (s->ev_defer)
-        event_free(s->ev_defer);
     if (s->metrics)
         eb_metrics_unbind(s->metrics, s);
     eb_metrics_destroy(s->own_metrics);
@@ -1203,9 +1188,6 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     s->connect_timeout_ms = conf_ms(conf->connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
     s->hb_interval_ms = conf_ms(conf->heartbeat_interval_ms, DEFAULT_HEARTBEAT_INTERVAL_MS);
     s->hb_timeout_ms = conf_ms(conf->heartbeat_timeout_ms, DEFAULT_HEARTBEAT_TIMEOUT_MS);
-    eb_backoff_init(&s->backoff,
-                    (uint32_t)conf_ms(conf->reconnect_min_ms, DEFAULT_RECONNECT_MIN_MS),
-                    (uint32_t)conf_ms(conf->reconnect_max_ms, DEFAULT_RECONNECT_MAX_MS), 0);
     s->log = conf->log;
     s->on_notification = conf->on_notification;
     s->on_state = conf->on_state;
@@ -1217,11 +1199,14 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
         goto err_free_fields;
     }
 
-    s->ev_connect = evtimer_new(base, on_connect_timeout, s);
+    s->sess = eb_redis_session_new(
+        base, (uint32_t)conf_ms(conf->reconnect_min_ms, DEFAULT_RECONNECT_MIN_MS),
+        (uint32_t)conf_ms(conf->reconnect_max_ms, DEFAULT_RECONNECT_MAX_MS), &sess_handlers, s,
+        errstr, errstr_size);
+    if (!s->sess)
+        goto err_free_fields;
     s->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, s);
-    s->ev_retry = evtimer_new(base, on_retry, s);
-    s->ev_defer = evtimer_new(base, on_defer, s);
-    if (!s->ev_connect || !s->ev_tick || !s->ev_retry || !s->ev_defer) {
+    if (!s->ev_tick) {
         eb_seterr(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free_fields;
     }
@@ -1260,15 +1245,14 @@ void eb_redis_source_stop(eb_redis_source_t *s) {
     if (!s || s->stopped)
         return;
     s->stopped = true;
-    evtimer_del(s->ev_retry);
-    evtimer_del(s->ev_connect);
+    eb_redis_session_stop(s->sess);
     event_del(s->ev_tick);
     if (s->gap_open) {
         /* Events were missed and no later subscription will say so. */
         close_gap(s, mono_ns(), "stopped");
     }
     if (s->cb_depth > 0)
-        defer_close(s); /* inside hiredis: close once control returns */
+        eb_redis_session_condemn(s->sess); /* inside hiredis: close once control returns */
     else
         session_close(s);
     set_state(s, EB_REDIS_STOPPED);
