@@ -522,6 +522,18 @@ static void queue_unlink(eb_ledger_t *l, struct lreq *r) {
         l->q_tail = prev;
 }
 
+/* After the connection was freed: hiredis answered every pending command
+ * with NULL, so whatever is left was never sent. */
+static void queue_free(eb_ledger_t *l) {
+    while (l->q_head) {
+        struct lreq *r = l->q_head;
+        l->q_head = r->next;
+        free(r->ts);
+        free(r);
+    }
+    l->q_tail = NULL;
+}
+
 static struct lreq *send_raw(eb_ledger_t *l, enum req_kind kind, int argc, const char **argv,
                              const size_t *argvlen) {
     if (!l->conn || l->failing)
@@ -608,15 +620,7 @@ static void session_close(eb_ledger_t *l) {
     sweep_abort(l);
     scan_abort(l, true);
     eb_redis_conn_destroy(c);
-    /* hiredis answered every pending command with NULL; whatever is left
-     * was never sent. */
-    while (l->q_head) {
-        struct lreq *r = l->q_head;
-        l->q_head = r->next;
-        free(r->ts);
-        free(r);
-    }
-    l->q_tail = NULL;
+    queue_free(l);
 }
 
 static const struct eb_redis_conn_handlers conn_handlers;
@@ -2240,12 +2244,7 @@ void eb_ledger_destroy(eb_ledger_t *l) {
     l->conn = NULL;
     /* NULL replies now: claims are freed, acks parked in ack_wait. */
     eb_redis_conn_destroy(c);
-    while (l->q_head) {
-        struct lreq *r = l->q_head;
-        l->q_head = r->next;
-        free(r->ts);
-        free(r);
-    }
+    queue_free(l);
     for (size_t b = 0; b < l->nbuckets; b++) {
         eb_ledger_ticket_t *t = l->buckets[b];
         while (t) {
