@@ -1103,6 +1103,30 @@ static bool brokers_valid(const char *s, const char **reason) {
     return true;
 }
 
+/* Whether s passes the check of a type whose text is kept as written once
+ * it passes (brokers, route name, topic, listen address); if not, why into
+ * reason. One place, so each such type is one case in convert_scalar(). */
+static bool text_valid(enum eb_ctype type, const char *s, char *reason, size_t reason_size) {
+    const char *why = NULL;
+    bool ok;
+    switch (type) {
+    case EB_CT_BROKERS:
+        ok = brokers_valid(s, &why);
+        break;
+    case EB_CT_ROUTE_NAME:
+        ok = eb_config_route_name_valid(s, &why);
+        break;
+    case EB_CT_LISTEN:
+        ok = eb_config_listen_valid(s, &why);
+        break;
+    default:
+        return eb_config_topic_valid(s, reason, reason_size);
+    }
+    if (!ok)
+        snprintf(reason, reason_size, "%s", why);
+    return ok;
+}
+
 /* Convert a scalar-typed value. */
 static void convert_scalar(struct ctx *c, const struct eb_config_key *k, const struct ynode *n,
                            void *field, const char *what) {
@@ -1143,29 +1167,11 @@ static void convert_scalar(struct ctx *c, const struct eb_config_key *k, const s
             bad_value(c, n, what, k, reason);
         break;
     case EB_CT_BROKERS:
-        if (!brokers_valid(s, &reason)) {
-            bad_value(c, n, what, k, reason);
-            break;
-        }
-        set_str(field, s);
-        return;
     case EB_CT_ROUTE_NAME:
-        if (!eb_config_route_name_valid(s, &reason)) {
-            bad_value(c, n, what, k, reason);
-            break;
-        }
-        set_str(field, s);
-        return;
     case EB_CT_TOPIC:
-        if (!eb_config_topic_valid(s, rbuf, sizeof(rbuf))) {
-            bad_value(c, n, what, k, rbuf);
-            break;
-        }
-        set_str(field, s);
-        return;
     case EB_CT_LISTEN:
-        if (!eb_config_listen_valid(s, &reason)) {
-            bad_value(c, n, what, k, reason);
+        if (!text_valid(k->type, s, rbuf, sizeof(rbuf))) {
+            bad_value(c, n, what, k, rbuf);
             break;
         }
         set_str(field, s);
