@@ -49,6 +49,7 @@
 #include "app.h"
 #include "backlog.h"
 #include "cli.h"
+#include "clock.h"
 #include "config.h"
 #include "config_watch.h"
 #include "error.h"
@@ -151,23 +152,6 @@ struct app {
     eb_series_t *reload_ok, *reload_failed, *last_reload_ok, *last_reload_ts;
     eb_series_t *reconnect_redis, *reconnect_kafka;
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static struct timeval ms_tv(int64_t ms) {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return tv;
-}
 
 /* ------------------------------------------------------------------ check */
 
@@ -392,7 +376,7 @@ static eb_http_t *make_http(struct app *a, const char *listen, char *errstr, siz
 
 static void arm_retire_tick(struct app *a) {
     if (!event_pending(a->retire_ev, EV_TIMEOUT, NULL)) {
-        struct timeval tv = ms_tv(EB_RETIRE_POLL_MS);
+        struct timeval tv = eb_ms_tv(EB_RETIRE_POLL_MS);
         event_add(a->retire_ev, &tv);
     }
 }
@@ -402,7 +386,7 @@ static void arm_retire_tick(struct app *a) {
 static void retire_source(struct app *a, struct app_source *as, int grace_ms) {
     if (!as)
         return;
-    as->stop_at_ms = now_ms() + grace_ms;
+    as->stop_at_ms = eb_mono_ms() + grace_ms;
     if (grace_ms == 0)
         eb_redis_source_stop(as->src);
     as->next = a->retiring;
@@ -422,7 +406,7 @@ static void retire_sink(struct app *a, eb_kafka_sink_t *k) {
         return;
     }
     r->sink = k;
-    r->since_ms = now_ms();
+    r->since_ms = eb_mono_ms();
     r->next_log_ms = r->since_ms + EB_RETIRE_LOG_MS;
     r->next = a->retired;
     a->retired = r;
@@ -447,7 +431,7 @@ static double gauge_retired_inflight(void *opaque) {
 /* @locality loop thread (timer). */
 static void on_retire_tick(evutil_socket_t fd, short what, void *arg) {
     struct app *a = arg;
-    int64_t now = now_ms();
+    int64_t now = eb_mono_ms();
     (void)fd;
     (void)what;
     for (struct app_source **pp = &a->retiring; *pp;) {
@@ -493,7 +477,7 @@ static void set_stats_interval(struct app *a, int ms) {
     event_del(a->stats_ev);
     a->stats_interval_ms = ms;
     if (ms > 0) {
-        struct timeval tv = ms_tv(ms);
+        struct timeval tv = eb_ms_tv(ms);
         event_add(a->stats_ev, &tv);
     }
 }
@@ -550,7 +534,7 @@ static void reject(struct app *a, const char *trigger, const char *error) {
 static void accepted(struct app *a) {
     eb_series_inc(a->reload_ok);
     eb_series_set(a->last_reload_ok, 1);
-    eb_series_set(a->last_reload_ts, wall_s());
+    eb_series_set(a->last_reload_ts, eb_real_s());
 }
 
 /* Switch the event path to cfg (taken), with a new producer and/or a new
@@ -624,7 +608,7 @@ static void handover(struct app *a, const char *why) {
            eb_lf_str("switched_on", why), eb_lf_bool("redis_reconnected", true),
            eb_lf_bool("kafka_reconnected", n.sink != NULL),
            eb_lf_str("new_redis_state", eb_redis_state_name(st)),
-           eb_lf_int("handover_wait_ms", now_ms() - n.since_ms),
+           eb_lf_int("handover_wait_ms", eb_mono_ms() - n.since_ms),
            eb_lf_int("old_connection_grace_ms", EB_HANDOVER_GRACE_MS));
 }
 
@@ -638,7 +622,7 @@ static void on_handover_timeout(evutil_socket_t fd, short what, void *arg) {
     eb_log(a->log, EB_LOG_ERROR,
            "the new Redis connection is not subscribed yet; switching to it anyway (the file "
            "names it): the old server is no longer read",
-           eb_lf_int("waited_ms", now_ms() - a->next.since_ms),
+           eb_lf_int("waited_ms", eb_mono_ms() - a->next.since_ms),
            eb_lf_str("state", eb_redis_state_name(eb_redis_source_state(a->next.source->src))));
     handover(a, "handover deadline passed");
 }
@@ -652,8 +636,8 @@ static void defer(struct app *a, struct eb_config *cfg, eb_kafka_sink_t *sink,
     if (source) {
         retire_source(a, a->next.source, 0);
         a->next.source = source;
-        a->next.since_ms = now_ms();
-        struct timeval tv = ms_tv(EB_HANDOVER_TIMEOUT_MS);
+        a->next.since_ms = eb_mono_ms();
+        struct timeval tv = eb_ms_tv(EB_HANDOVER_TIMEOUT_MS);
         event_add(a->handover_ev, &tv);
         eb_redis_source_start(source->src);
     } else {
@@ -773,7 +757,7 @@ static int register_app_metrics(struct app *a) {
     a->reconnect_redis = eb_metric_series(reconnects, redis);
     a->reconnect_kafka = eb_metric_series(reconnects, kafka);
     eb_series_set(a->last_reload_ok, 1);
-    eb_series_set(a->last_reload_ts, wall_s());
+    eb_series_set(a->last_reload_ts, eb_real_s());
     return 0;
 }
 
@@ -792,7 +776,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     /* The ledger acknowledges in Redis what Kafka confirmed: an exit
      * before that would deliver those timers once more after a restart. */
-    if ((total_inflight(a) == 0 && !eb_ledger_busy(a->ledger)) || now_ms() >= a->drain_deadline_ms)
+    if ((total_inflight(a) == 0 && !eb_ledger_busy(a->ledger)) ||
+        eb_mono_ms() >= a->drain_deadline_ms)
         event_base_loopexit(a->base, NULL);
 }
 
@@ -812,8 +797,8 @@ static void begin_shutdown(struct app *a, const char *why) {
     event_del(a->handover_ev);
     for (struct app_source *as = a->retiring; as; as = as->next)
         eb_redis_source_stop(as->src);
-    a->drain_deadline_ms = now_ms() + a->cfg->kafka.drain_timeout_ms;
-    struct timeval tv = ms_tv(EB_DRAIN_POLL_MS);
+    a->drain_deadline_ms = eb_mono_ms() + a->cfg->kafka.drain_timeout_ms;
+    struct timeval tv = eb_ms_tv(EB_DRAIN_POLL_MS);
     a->drain_ev = event_new(a->base, -1, EV_PERSIST, on_drain_tick, a);
     if (!a->drain_ev || event_add(a->drain_ev, &tv) != 0)
         event_base_loopexit(a->base, NULL);

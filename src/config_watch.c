@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <xxhash.h>
 
+#include "clock.h"
 #include "config_watch.h"
 #include "error.h"
 
@@ -94,17 +95,6 @@ struct eb_config_watch {
 /* ------------------------------------------------------------------------
  * Helpers
  * --------------------------------------------------------------------- */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static struct timeval ms_tv(int64_t ms) {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return tv;
-}
 
 /* Split "a/b/c" into "a/b" and "c"; "c" into "." and "c"; "/c" into "/"
  * and "c". Both results are malloc'd; false when out of memory. */
@@ -291,11 +281,11 @@ static void on_debounce(evutil_socket_t fd, short what, void *arg) {
     eb_config_watch_t *w = arg;
     (void)fd;
     (void)what;
-    int64_t waited = now_ms() - w->first_ms;
+    int64_t waited = eb_mono_ms() - w->first_ms;
     if (w->writer_open && waited < w->max_delay_ms) {
         /* Someone is still writing: a check now could read half a file. */
         int64_t left = w->max_delay_ms - waited;
-        struct timeval tv = ms_tv(left < w->debounce_ms ? left : w->debounce_ms);
+        struct timeval tv = eb_ms_tv(left < w->debounce_ms ? left : w->debounce_ms);
         evtimer_add(w->ev_debounce, &tv);
         return;
     }
@@ -315,7 +305,7 @@ static void on_debounce(evutil_socket_t fd, short what, void *arg) {
  * names the file (or kubelet's `..data`), else by its first event: "moved_to
  * ..data" says more than the "create ..2026_…" that precedes it. */
 static void note_event(eb_config_watch_t *w, const char *what, bool named) {
-    int64_t now = now_ms();
+    int64_t now = eb_mono_ms();
     if (!w->pending) {
         w->pending = true;
         w->first_ms = now;
@@ -332,7 +322,7 @@ static void note_event(eb_config_watch_t *w, const char *what, bool named) {
     int64_t cap = w->first_ms + w->max_delay_ms - now;
     if (delay > cap)
         delay = cap > 0 ? cap : 0;
-    struct timeval tv = ms_tv(delay);
+    struct timeval tv = eb_ms_tv(delay);
     evtimer_add(w->ev_debounce, &tv);
 }
 
@@ -344,7 +334,7 @@ static void lost_dir(eb_config_watch_t *w, const char *why) {
     eb_log(w->log, EB_LOG_WARN,
            "config directory is gone; watching for it to come back (SIGHUP still reloads)",
            eb_lf_str("dir", w->dir), eb_lf_str("event", why));
-    struct timeval tv = ms_tv(REWATCH_MS);
+    struct timeval tv = eb_ms_tv(REWATCH_MS);
     event_add(w->ev_rewatch, &tv);
 }
 

@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "error.h"
 #include "kafka_sink.h"
 
@@ -86,18 +87,6 @@ static const struct {
     {"enable.gapless.guarantee", "not meaningful for this producer"},
     {"transactional.id", "the bridge does not use transactions"},
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static const char *reserved_reason(const char *name) {
     for (size_t i = 0; i < sizeof(reserved_props) / sizeof(reserved_props[0]); i++) {
@@ -209,14 +198,14 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     } else {
         k->brokers_up = k->brokers_up ? k->brokers_up : 1;
     }
-    k->on_delivery(m->_private, err, reason, k->serve_now_ns ? k->serve_now_ns : mono_ns(),
+    k->on_delivery(m->_private, err, reason, k->serve_now_ns ? k->serve_now_ns : eb_mono_ns(),
                    k->opaque);
 }
 
 static void serve(eb_kafka_sink_t *k) {
     static const struct timeval next_turn = {0, 0};
     for (int i = 0; i < EB_SINK_POLL_ROUNDS; i++) {
-        k->serve_now_ns = mono_ns();
+        k->serve_now_ns = eb_mono_ns();
         int served = rd_kafka_poll(k->rk, 0);
         k->serve_now_ns = 0;
         if (served == 0)
@@ -250,7 +239,7 @@ static void log_full_episode(eb_kafka_sink_t *k, bool ended) {
            ended ? "kafka queue accepting events again" : "kafka queue still full: dropping events",
            eb_lf_int("dropped", (int64_t)new_drops),
            eb_lf_int("dropped_episode", (int64_t)k->full_drops),
-           eb_lf_int("full_for_ms", now_ms() - k->full_since_ms),
+           eb_lf_int("full_for_ms", eb_mono_ms() - k->full_since_ms),
            eb_lf_int("queue_events", (int64_t)k->inflight),
            eb_lf_int("queue_max_events", (int64_t)k->max_events),
            eb_lf_bool("brokers_reachable", k->brokers_up > 0));
@@ -264,7 +253,7 @@ static void note_full(eb_kafka_sink_t *k) {
     if (k->full)
         return;
     k->full = true;
-    k->full_since_ms = now_ms();
+    k->full_since_ms = eb_mono_ms();
     k->full_drops_logged = 1;
     eb_series_inc(k->m_full_episodes);
     eb_log(k->log, EB_LOG_ERROR,
@@ -529,9 +518,9 @@ void eb_kafka_sink_poll(eb_kafka_sink_t *k) {
 }
 
 size_t eb_kafka_sink_drain(eb_kafka_sink_t *k, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = eb_mono_ms() + timeout_ms;
     while (k->inflight > 0) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - eb_mono_ms();
         if (left <= 0)
             break;
         /* flush serves delivery reports through rd_kafka_poll. */

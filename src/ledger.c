@@ -28,6 +28,7 @@
 #include <hiredis/hiredis.h>
 #include <xxhash.h>
 
+#include "clock.h"
 #include "error.h"
 #include "ledger.h"
 #include "notify_flags.h"
@@ -193,24 +194,36 @@ struct lreq {
     struct lstats *ls; /* R_OBSERVE, R_DROP */
 };
 
-/* A sweep cycle: every ledgered route in every database, page by page. */
-struct sweep {
-    bool running, again;
-    unsigned gen;
-    int64_t start_ns;
-    int *dbs;
-    size_t ndbs, di, ri, offset;
-    bool capped; /* the ticket bound was hit this cycle */
-};
-
-/* An observed-mode SCAN of every observed route's prefix in every db. */
-struct scan {
+/* One walk over every (database, route) pair of one kind of route, one
+ * request in flight at a time: the sweep's cycle and the observed-mode
+ * scan are both one. The databases are the configured ones, or those INFO
+ * keyspace lists when the bridge watches them all. gen tells the replies
+ * of an ended pass (reload, reconnect) from those of the running one.
+ * Whoever moves ri on resets its own position within a route. */
+struct pass {
     bool running, again;
     unsigned gen;
     int64_t start_ns;
     int *dbs;
     size_t ndbs, di, ri;
-    char cursor[32];
+};
+
+enum pass_kind {
+    PASS_LEDGERED, /* the sweep: every ledgered route */
+    PASS_OBSERVED  /* the scan: observed routes */
+};
+
+/* A sweep cycle: every ledgered route in every database, page by page. */
+struct sweep {
+    struct pass p;
+    size_t offset; /* into the route's overdue entries */
+    bool capped;   /* the ticket bound was hit this cycle */
+};
+
+/* An observed-mode SCAN of every observed route's prefix in every db. */
+struct scan {
+    struct pass p;
+    char cursor[32]; /* SCAN's, within the route */
     uint64_t seen, recorded;
 };
 
@@ -283,23 +296,6 @@ struct eb_ledger {
  * Small helpers
  * --------------------------------------------------------------------- */
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t real_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static struct timeval tv_ms(int ms) {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
-}
-
 static bool reply_is_error(const redisReply *r) {
     return r->type == REDIS_REPLY_ERROR;
 }
@@ -326,7 +322,7 @@ static bool reply_int(const redisReply *r, long long *out) {
 /* Log at most once per LOG_EVERY_MS per slot: errors of Redis tend to come
  * in floods (one per command) when they come. */
 static bool log_allow(eb_ledger_t *l, unsigned slot) {
-    int64_t now = mono_ns() / 1000000;
+    int64_t now = eb_mono_ns() / 1000000;
     if (slot >= sizeof(l->last_log_ms) / sizeof(l->last_log_ms[0]))
         return true;
     if (l->last_log_ms[slot] && now - l->last_log_ms[slot] < LOG_EVERY_MS)
@@ -542,7 +538,7 @@ static struct lreq *send_raw(eb_ledger_t *l, enum req_kind kind, int argc, const
     if (!r)
         return NULL;
     r->kind = kind;
-    r->sent_ns = l->last_sent_ns = mono_ns();
+    r->sent_ns = l->last_sent_ns = eb_mono_ns();
     if (eb_redis_conn_command(l->conn, r, argc, argv, argvlen) != 0) {
         free(r);
         return NULL;
@@ -659,7 +655,7 @@ static void session_open(eb_ledger_t *l) {
             return;
         }
         r->kind = R_AUTH;
-        r->sent_ns = mono_ns();
+        r->sent_ns = eb_mono_ns();
         queue_push(l, r);
     }
     const char *name[] = {"CLIENT", "SETNAME", "expiry-bridge:ledger"};
@@ -698,7 +694,7 @@ static const struct eb_redis_session_handlers sess_handlers = {
  * dead even if TCP has not said so. @locality loop thread (libevent timer). */
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     eb_ledger_t *l = arg;
-    int64_t now = mono_ns();
+    int64_t now = eb_mono_ns();
     /* A tick much later than scheduled means this loop was stalled:
      * replies may be sitting unread in the socket, so judge nothing now. */
     bool stalled = l->last_tick_ns && now - l->last_tick_ns > 2 * (int64_t)TICK_MS * 1000000;
@@ -709,7 +705,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         /* Idle (no ledgered route sweeps, nothing expires): a PING keeps
          * proving the connection alive, so the next claim does not find it
          * dead. */
-        if (l->ready && mono_ns() - l->last_sent_ns > IDLE_PING_NS) {
+        if (l->ready && eb_mono_ns() - l->last_sent_ns > IDLE_PING_NS) {
             const char *ping[] = {"PING"};
             (void)send_raw(l, R_PING, 1, ping, NULL);
         }
@@ -731,7 +727,7 @@ static void conn_on_connect(eb_redis_conn_t *c, bool ok, const char *err, void *
     if (!ok) {
         session_fail(l, "ledger: redis connect failed", err);
     } else {
-        l->conn_up_ns = mono_ns();
+        l->conn_up_ns = eb_mono_ns();
         eb_redis_session_connected(l->sess);
     }
     l->cb_depth--;
@@ -935,10 +931,10 @@ static void emit(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *const 
             free(vb);
     }
     t->state = T_PRODUCING;
-    t->claimed_ns = mono_ns();
+    t->claimed_ns = eb_mono_ns();
     if (!t->recv_mono_ns) {
         t->recv_mono_ns = tm.recv_mono_ns = t->claimed_ns;
-        t->recv_real_us = tm.recv_real_us = real_us();
+        t->recv_real_us = tm.recv_real_us = eb_real_us();
     }
     l->emit(&tm, l->emit_opaque);
 }
@@ -1394,56 +1390,109 @@ static int *dbs_configured(const eb_ledger_t *l, size_t *n) {
  * Sweep
  * --------------------------------------------------------------------- */
 
+static bool pass_visits(const struct lroute *lr, enum pass_kind kind) {
+    return kind == PASS_LEDGERED ? lr->ledgered : lr->observed;
+}
+
+static bool any_route(const eb_ledger_t *l, enum pass_kind kind) {
+    for (size_t i = 0; i < l->nroutes; i++) {
+        if (pass_visits(&l->routes[i], kind))
+            return true;
+    }
+    return false;
+}
+
+/* Begin a pass from its first pair. Returns 1 when the databases are known
+ * and the first step can be sent, 0 when it waits for the reply to INFO
+ * keyspace (sent as info_kind), -1 when nothing could be sent (the caller
+ * ends the pass). */
+static int pass_begin(eb_ledger_t *l, struct pass *p, enum req_kind info_kind) {
+    p->running = true;
+    p->again = false;
+    p->gen++;
+    p->start_ns = eb_mono_ns();
+    p->di = p->ri = 0;
+    if (l->all_databases) {
+        const char *argv[] = {"INFO", "keyspace"};
+        struct lreq *r = send_cmd(l, info_kind, -1, 2, argv, NULL);
+        if (!r)
+            return -1;
+        r->gen = p->gen;
+        return 0;
+    }
+    p->dbs = dbs_configured(l, &p->ndbs);
+    return p->dbs ? 1 : -1;
+}
+
+/* The reply to a pass's INFO keyspace: 1 when the databases are known and
+ * the first step can be sent, 0 when it belongs to an ended pass (ignore
+ * it), -1 when the pass cannot go on (the caller ends it). */
+static int pass_on_info(struct pass *p, const struct lreq *req, const redisReply *r) {
+    if (req->gen != p->gen || !p->running)
+        return 0;
+    if (!r || reply_is_error(r))
+        return -1;
+    p->dbs = dbs_from_info(r, &p->ndbs);
+    return p->dbs ? 1 : -1;
+}
+
+/* Whether the reply to req belongs to the running pass. */
+static bool pass_current(const struct pass *p, const struct lreq *req) {
+    return p->running && req->gen == p->gen;
+}
+
+/* Skip to the next pair of the pass that is of its kind, from the current
+ * one on. False when every pair has been visited. */
+static bool pass_seek(const eb_ledger_t *l, struct pass *p, enum pass_kind kind) {
+    while (p->di < p->ndbs && (p->ri >= l->nroutes || !pass_visits(&l->routes[p->ri], kind))) {
+        if (p->ri >= l->nroutes) {
+            p->ri = 0;
+            p->di++;
+        } else {
+            p->ri++;
+        }
+    }
+    return p->di < p->ndbs;
+}
+
+/* Stop the pass: replies still on their way are ignored. */
+static void pass_end(struct pass *p) {
+    p->running = false;
+    p->gen++;
+    free(p->dbs);
+    p->dbs = NULL;
+}
+
 static void sweep_step(eb_ledger_t *l);
 
 static void sweep_abort(eb_ledger_t *l) {
-    l->sw.running = false;
-    l->sw.gen++;
-    free(l->sw.dbs);
-    l->sw.dbs = NULL;
+    pass_end(&l->sw.p);
 }
 
 static void sweep_start(eb_ledger_t *l) {
     if (!l->ready || l->stopped)
         return;
-    if (l->sw.running) {
-        l->sw.again = true;
+    if (l->sw.p.running) {
+        l->sw.p.again = true;
         return;
     }
-    bool any = false;
-    for (size_t i = 0; i < l->nroutes; i++)
-        any |= l->routes[i].ledgered;
-    if (!any)
+    if (!any_route(l, PASS_LEDGERED))
         return;
     struct sweep *s = &l->sw;
-    s->running = true;
-    s->again = s->capped = false;
-    s->gen++;
-    s->start_ns = mono_ns();
-    s->di = s->ri = s->offset = 0;
+    s->capped = false;
+    s->offset = 0;
     for (struct lstats *ls = l->all_stats; ls; ls = ls->next)
         ls->cyc_pending = ls->cyc_overdue = 0, ls->cyc_seen = false;
-    if (l->all_databases) {
-        const char *argv[] = {"INFO", "keyspace"};
-        struct lreq *r = send_cmd(l, R_INFO_SWEEP, -1, 2, argv, NULL);
-        if (!r) {
-            sweep_abort(l);
-            return;
-        }
-        r->gen = s->gen;
-        return;
-    }
-    s->dbs = dbs_configured(l, &s->ndbs);
-    if (!s->dbs) {
+    int ready = pass_begin(l, &s->p, R_INFO_SWEEP);
+    if (ready < 0)
         sweep_abort(l);
-        return;
-    }
-    sweep_step(l);
+    else if (ready > 0)
+        sweep_step(l);
 }
 
 static void sweep_finish(eb_ledger_t *l) {
     struct sweep *s = &l->sw;
-    double secs = (double)(mono_ns() - s->start_ns) / 1e9;
+    double secs = (double)(eb_mono_ns() - s->p.start_ns) / 1e9;
     eb_series_observe(l->m_sweep, secs);
     l->total_sweeps++;
     for (struct lstats *ls = l->all_stats; ls; ls = ls->next) {
@@ -1452,7 +1501,7 @@ static void sweep_finish(eb_ledger_t *l) {
         eb_series_set(ls->pending, (double)ls->cyc_pending);
         eb_series_set(ls->overdue, (double)ls->cyc_overdue);
     }
-    bool again = s->again;
+    bool again = s->p.again;
     sweep_abort(l);
     if (again)
         sweep_start(l);
@@ -1461,31 +1510,22 @@ static void sweep_finish(eb_ledger_t *l) {
 /* Send the next eb1_due of the cycle, or finish it. */
 static void sweep_step(eb_ledger_t *l) {
     struct sweep *s = &l->sw;
-    while (s->di < s->ndbs && (s->ri >= l->nroutes || !l->routes[s->ri].ledgered)) {
-        if (s->ri >= l->nroutes) {
-            s->ri = 0;
-            s->di++;
-        } else {
-            s->ri++;
-        }
-        s->offset = 0;
-    }
-    if (s->di >= s->ndbs || s->capped) {
+    if (!pass_seek(l, &s->p, PASS_LEDGERED) || s->capped) {
         sweep_finish(l);
         return;
     }
-    struct lstats *ls = l->routes[s->ri].ls;
+    struct lstats *ls = l->routes[s->p.ri].ls;
     struct eb_redis_argv a;
     fcall_head(&a, "eb1_due", 1, ls);
     eb_redis_argv_add_size(&a, s->offset);
     eb_redis_argv_add_size(&a, l->batch);
     eb_redis_argv_add_i64(&a, l->sweep_grace_ms);
-    struct lreq *r = send_args(l, R_DUE, s->dbs[s->di], &a);
+    struct lreq *r = send_args(l, R_DUE, s->p.dbs[s->p.di], &a);
     if (!r) {
         sweep_abort(l);
         return;
     }
-    r->gen = s->gen;
+    r->gen = s->p.gen;
 }
 
 /* The first pass over an overdue entry only touches its key: a key Redis
@@ -1543,13 +1583,13 @@ static void sweep_collect(eb_ledger_t *l, size_t route, int db, const redisReply
 
 static void on_due(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
     struct sweep *s = &l->sw;
-    if (req->gen != s->gen || !s->running)
+    if (!pass_current(&s->p, req))
         return; /* a cycle that was aborted (reload, reconnect) */
     if (!r) {
         sweep_abort(l);
         return;
     }
-    struct lroute *lr = &l->routes[s->ri];
+    struct lroute *lr = &l->routes[s->p.ri];
     long long now, pending, overdue, next, more;
     if (reply_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements < 5 ||
         !reply_int(r->element[0], &now) || !reply_int(r->element[1], &pending) ||
@@ -1562,7 +1602,7 @@ static void on_due(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
         if (library_missing(r))
             session_fail(l, "ledger: the function library vanished; reconnecting to load it",
                          reply_text(r));
-        s->ri++;
+        s->p.ri++;
         s->offset = 0;
         sweep_step(l);
         return;
@@ -1572,38 +1612,30 @@ static void on_due(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
         lr->ls->cyc_overdue += overdue;
         lr->ls->cyc_seen = true;
     }
-    int db = s->dbs[s->di];
+    int db = s->p.dbs[s->p.di];
     long long since = now - l->sweep_grace_ms - l->sweep_interval_ms;
     for (size_t i = 5; i + 1 < r->elements; i += 2) {
         if (l->ntickets >= l->max_tickets) {
             s->capped = true;
             break;
         }
-        sweep_collect(l, s->ri, db, r->element[i], r->element[i + 1], since);
+        sweep_collect(l, s->p.ri, db, r->element[i], r->element[i + 1], since);
     }
     if (more && !s->capped) {
         s->offset = (size_t)next;
     } else {
-        s->ri++;
+        s->p.ri++;
         s->offset = 0;
     }
     sweep_step(l);
 }
 
 static void on_info_sweep(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
-    struct sweep *s = &l->sw;
-    if (req->gen != s->gen || !s->running)
-        return;
-    if (!r || reply_is_error(r)) {
+    int ready = pass_on_info(&l->sw.p, req, r);
+    if (ready < 0)
         sweep_abort(l);
-        return;
-    }
-    s->dbs = dbs_from_info(r, &s->ndbs);
-    if (!s->dbs) {
-        sweep_abort(l);
-        return;
-    }
-    sweep_step(l);
+    else if (ready > 0)
+        sweep_step(l);
 }
 
 /* @locality loop thread (libevent timer). */
@@ -1633,7 +1665,7 @@ static void on_renew_timer(evutil_socket_t fd, short what, void *arg) {
     eb_ledger_t *l = arg;
     if (!l->ready || !l->ntickets)
         return;
-    int64_t now = mono_ns(), age = (int64_t)l->claim_ttl_ms * 1000000 / 3;
+    int64_t now = eb_mono_ns(), age = (int64_t)l->claim_ttl_ms * 1000000 / 3;
     eb_ledger_ticket_t **due = malloc(l->ntickets * sizeof(*due));
     size_t n = 0;
     if (!due)
@@ -1658,69 +1690,42 @@ static void on_renew_timer(evutil_socket_t fd, short what, void *arg) {
 static void scan_step(eb_ledger_t *l);
 
 static void scan_abort(eb_ledger_t *l, bool again) {
-    if (l->sc.running && again)
+    if (l->sc.p.running && again)
         l->scan_wanted = true;
-    l->sc.running = false;
-    l->sc.gen++;
-    free(l->sc.dbs);
-    l->sc.dbs = NULL;
-}
-
-static bool any_observed(const eb_ledger_t *l) {
-    for (size_t i = 0; i < l->nroutes; i++) {
-        if (l->routes[i].observed)
-            return true;
-    }
-    return false;
+    pass_end(&l->sc.p);
 }
 
 /* Record every observed route's timers that exist now. Runs only while the
  * source is subscribed (so nothing armed after the scan passes by unseen)
  * and the ledger is connected; otherwise it waits for both. */
 static void scan_start(eb_ledger_t *l) {
-    if (!any_observed(l) || l->stopped)
+    if (!any_route(l, PASS_OBSERVED) || l->stopped)
         return;
     if (!l->ready || !l->source_subscribed) {
         l->scan_wanted = true;
         return;
     }
-    if (l->sc.running) {
-        l->sc.again = true;
+    if (l->sc.p.running) {
+        l->sc.p.again = true;
         return;
     }
     struct scan *s = &l->sc;
     l->scan_wanted = false;
-    s->running = true;
-    s->again = false;
-    s->gen++;
-    s->start_ns = mono_ns();
-    s->di = s->ri = 0;
     s->seen = s->recorded = 0;
     snprintf(s->cursor, sizeof(s->cursor), "0");
-    if (l->all_databases) {
-        const char *argv[] = {"INFO", "keyspace"};
-        struct lreq *r = send_cmd(l, R_INFO_SCAN, -1, 2, argv, NULL);
-        if (!r) {
-            scan_abort(l, true);
-            return;
-        }
-        r->gen = s->gen;
-        return;
-    }
-    s->dbs = dbs_configured(l, &s->ndbs);
-    if (!s->dbs) {
+    int ready = pass_begin(l, &s->p, R_INFO_SCAN);
+    if (ready < 0)
         scan_abort(l, true);
-        return;
-    }
-    scan_step(l);
+    else if (ready > 0)
+        scan_step(l);
 }
 
 static void scan_finish(eb_ledger_t *l) {
     struct scan *s = &l->sc;
     eb_log(l->log, EB_LOG_INFO, "ledger: observed-mode scan complete",
            eb_lf_int("keys_seen", (int64_t)s->seen),
-           eb_lf_int("duration_ms", (mono_ns() - s->start_ns) / 1000000));
-    bool again = s->again;
+           eb_lf_int("duration_ms", (eb_mono_ns() - s->p.start_ns) / 1000000));
+    bool again = s->p.again;
     scan_abort(l, false);
     if (again)
         scan_start(l);
@@ -1728,20 +1733,11 @@ static void scan_finish(eb_ledger_t *l) {
 
 static void scan_step(eb_ledger_t *l) {
     struct scan *s = &l->sc;
-    while (s->di < s->ndbs && (s->ri >= l->nroutes || !l->routes[s->ri].observed)) {
-        if (s->ri >= l->nroutes) {
-            s->ri = 0;
-            s->di++;
-        } else {
-            s->ri++;
-        }
-        snprintf(s->cursor, sizeof(s->cursor), "0");
-    }
-    if (s->di >= s->ndbs) {
+    if (!pass_seek(l, &s->p, PASS_OBSERVED)) {
         scan_finish(l);
         return;
     }
-    struct lroute *lr = &l->routes[s->ri];
+    struct lroute *lr = &l->routes[s->p.ri];
     struct eb_redis_argv a;
     eb_redis_argv_init(&a);
     eb_redis_argv_add_str(&a, "SCAN");
@@ -1750,12 +1746,12 @@ static void scan_step(eb_ledger_t *l) {
     eb_redis_argv_add_bytes(&a, lr->scan_match, lr->scan_match_len);
     eb_redis_argv_add_str(&a, "COUNT");
     eb_redis_argv_add_size(&a, l->batch);
-    struct lreq *r = send_args(l, R_SCAN, s->dbs[s->di], &a);
+    struct lreq *r = send_args(l, R_SCAN, s->p.dbs[s->p.di], &a);
     if (!r) {
         scan_abort(l, true);
         return;
     }
-    r->gen = s->gen;
+    r->gen = s->p.gen;
 }
 
 /* FCALL eb1_observe for the keys of one SCAN page that belong to the
@@ -1789,7 +1785,7 @@ static void scan_observe(eb_ledger_t *l, size_t route, int db, const redisReply 
 
 static void on_scan(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
     struct scan *s = &l->sc;
-    if (req->gen != s->gen || !s->running)
+    if (!pass_current(&s->p, req))
         return;
     if (!r) {
         scan_abort(l, true);
@@ -1800,32 +1796,24 @@ static void on_scan(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
         if (log_allow(l, LOGSLOT_SCAN))
             eb_log(l->log, EB_LOG_ERROR, "ledger: observed-mode SCAN refused by redis",
                    eb_lf_str("detail", reply_is_error(r) ? reply_text(r) : "unexpected reply"));
-        s->ri++;
+        s->p.ri++;
         snprintf(s->cursor, sizeof(s->cursor), "0");
         scan_step(l);
         return;
     }
-    scan_observe(l, s->ri, s->dbs[s->di], r->element[1]);
+    scan_observe(l, s->p.ri, s->p.dbs[s->p.di], r->element[1]);
     snprintf(s->cursor, sizeof(s->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
     if (strcmp(s->cursor, "0") == 0)
-        s->ri++;
+        s->p.ri++;
     scan_step(l);
 }
 
 static void on_info_scan(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
-    struct scan *s = &l->sc;
-    if (req->gen != s->gen || !s->running)
-        return;
-    if (!r || reply_is_error(r)) {
+    int ready = pass_on_info(&l->sc.p, req, r);
+    if (ready < 0)
         scan_abort(l, true);
-        return;
-    }
-    s->dbs = dbs_from_info(r, &s->ndbs);
-    if (!s->dbs) {
-        scan_abort(l, true);
-        return;
-    }
-    scan_step(l);
+    else if (ready > 0)
+        scan_step(l);
 }
 
 /* ------------------------------------------------------------------------
@@ -1846,7 +1834,7 @@ static void on_ready(eb_ledger_t *l) {
     if (l->stopped)
         return;
     sweep_start(l);
-    if (any_observed(l))
+    if (any_route(l, PASS_OBSERVED))
         scan_start(l);
 }
 
@@ -2068,12 +2056,12 @@ int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg) {
     if (l->sweep_interval_ms != cfg->ledger.sweep_interval_ms) {
         l->sweep_interval_ms = cfg->ledger.sweep_interval_ms;
         if (l->started && !l->stopped) {
-            struct timeval tv = tv_ms(l->sweep_interval_ms);
+            struct timeval tv = eb_ms_tv(l->sweep_interval_ms);
             event_add(l->ev_sweep, &tv);
         }
     }
     if (l->started) {
-        struct timeval rv = tv_ms(l->claim_ttl_ms / 3 > 0 ? l->claim_ttl_ms / 3 : 1);
+        struct timeval rv = eb_ms_tv(l->claim_ttl_ms / 3 > 0 ? l->claim_ttl_ms / 3 : 1);
         event_add(l->ev_renew, &rv);
     }
     /* Route indexes changed meaning: cycles in progress start over. */
@@ -2081,7 +2069,7 @@ int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg) {
     scan_abort(l, false);
     if (l->ready && !l->stopped) {
         sweep_start(l);
-        if (any_observed(l))
+        if (any_route(l, PASS_OBSERVED))
             scan_start(l);
     }
     return 0;
@@ -2177,8 +2165,8 @@ int eb_ledger_start(eb_ledger_t *l) {
     if (l->started)
         return EB_ESTATE;
     l->started = true;
-    struct timeval tick = tv_ms(TICK_MS), sweep = tv_ms(l->sweep_interval_ms),
-                   renew = tv_ms(l->claim_ttl_ms / 3);
+    struct timeval tick = eb_ms_tv(TICK_MS), sweep = eb_ms_tv(l->sweep_interval_ms),
+                   renew = eb_ms_tv(l->claim_ttl_ms / 3);
     event_add(l->ev_tick, &tick);
     event_add(l->ev_sweep, &sweep);
     event_add(l->ev_renew, &renew);
@@ -2211,7 +2199,7 @@ void eb_ledger_on_source_state(eb_ledger_t *l, enum eb_redis_state state) {
      * us. Sweep now rather than in up to one interval, and record what
      * observed routes armed meanwhile. */
     sweep_start(l);
-    if (any_observed(l))
+    if (any_route(l, PASS_OBSERVED))
         scan_start(l);
 }
 
@@ -2254,8 +2242,8 @@ void eb_ledger_destroy(eb_ledger_t *l) {
             t = next;
         }
     }
-    free(l->sw.dbs);
-    free(l->sc.dbs);
+    free(l->sw.p.dbs);
+    free(l->sc.p.dbs);
     if (l->metrics)
         eb_metrics_unbind(l->metrics, l);
     free_fields(l);
@@ -2267,7 +2255,7 @@ void eb_ledger_destroy(eb_ledger_t *l) {
 
 int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_size) {
     const struct eb_config_redis *r = &cfg->redis;
-    struct timeval tv = tv_ms(r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 5000);
+    struct timeval tv = eb_ms_tv(r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 5000);
     int rc = 0;
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!c || c->err) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 
@@ -214,9 +215,7 @@ void eb_log_redact_url(const char *url, char *out, size_t out_size) {
 }
 
 bool eb_log_limit_allow(struct eb_log_limit *l, int interval_ms, uint64_t *suppressed) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = eb_mono_ms();
     if (now < l->next_ms) {
         l->suppressed++;
         return false;

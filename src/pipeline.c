@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "notify_flags.h"
 #include "pipeline.h"
@@ -487,9 +488,7 @@ void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int6
     struct route_stats *rs = rec->rs;
     if (rec->ticket) {
         if (err == 0 && rec->deadline_ms >= 0 && rs->lateness) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+            int64_t now_ms = eb_real_ms();
             eb_series_observe(rs->lateness, (double)(now_ms - rec->deadline_ms) / 1e3);
         }
         eb_ledger_done(p->ledger, rec->ticket, err == 0);

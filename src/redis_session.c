@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "error.h"
 #include "redis_session.h"
 
@@ -22,11 +23,6 @@ struct eb_redis_session {
     int connect_timeout_ms; /* of the opening session, for the timeout's detail */
     bool stopped;
 };
-
-static struct timeval tv_ms(int64_t ms) {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    return tv;
-}
 
 /* @locality loop thread (libevent timer). */
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
@@ -75,7 +71,7 @@ eb_redis_session_t *eb_redis_session_new(struct event_base *base, uint32_t recon
 }
 
 void eb_redis_session_opening(eb_redis_session_t *ss, int connect_timeout_ms) {
-    struct timeval tv = tv_ms(connect_timeout_ms);
+    struct timeval tv = eb_ms_tv(connect_timeout_ms);
     ss->connect_timeout_ms = connect_timeout_ms;
     evtimer_add(ss->ev_connect, &tv);
 }
@@ -97,7 +93,7 @@ void eb_redis_session_retry(eb_redis_session_t *ss) {
     if (ss->stopped)
         return;
     uint32_t delay = eb_backoff_next(&ss->backoff);
-    struct timeval tv = tv_ms(delay);
+    struct timeval tv = eb_ms_tv(delay);
     evtimer_add(ss->ev_retry, &tv);
     if (ss->h->retrying)
         ss->h->retrying(delay, ss->opaque);

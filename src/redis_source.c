@@ -33,6 +33,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h> /* redisReply and REDIS_REPLY_*: reading replies only */
 
+#include "clock.h"
 #include "error.h"
 #include "notify_flags.h"
 #include "redis_argv.h"
@@ -195,17 +196,9 @@ struct eb_redis_source {
  * Small helpers
  * --------------------------------------------------------------------- */
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void clock_resync(eb_redis_source_t *s) {
-    struct timespec real;
-    int64_t mono = mono_ns();
-    clock_gettime(CLOCK_REALTIME, &real);
-    s->real_minus_mono_ns = (int64_t)real.tv_sec * 1000000000 + real.tv_nsec - mono;
+    int64_t mono = eb_mono_ns();
+    s->real_minus_mono_ns = eb_real_ns() - mono;
 }
 
 static bool str_eq(const redisReply *r, const char *lit, size_t n) {
@@ -325,7 +318,7 @@ static struct cmd_req *cmd_send(eb_redis_source_t *s, enum req_kind kind, int ar
     if (!req)
         return NULL;
     req->kind = kind;
-    req->sent_ns = mono_ns();
+    req->sent_ns = eb_mono_ns();
     if (eb_redis_conn_command(s->cmd, req, argc, argv, argvlen) != 0) {
         free(req);
         return NULL;
@@ -341,7 +334,7 @@ static bool cmd_auth(eb_redis_source_t *s) {
     if (!req)
         return false;
     req->kind = REQ_AUTH;
-    req->sent_ns = mono_ns();
+    req->sent_ns = eb_mono_ns();
     if (eb_redis_conn_auth(s->cmd, req, s->username, s->password) != 0) {
         free(req);
         return false;
@@ -605,11 +598,11 @@ static void maybe_subscribe(eb_redis_source_t *s) {
     }
     s->subs_sent = true;
     s->sub_pending += n;
-    s->sub_wait_since_ns = mono_ns();
+    s->sub_wait_since_ns = eb_mono_ns();
 }
 
 static void on_subscribed(eb_redis_source_t *s) {
-    int64_t now = mono_ns();
+    int64_t now = eb_mono_ns();
     s->last_sub_read_ns = now;
     clock_resync(s);
     eb_redis_session_established(s->sess);
@@ -687,9 +680,7 @@ static int resolve_channel(eb_redis_source_t *s, const char *p, size_t len, int 
 static void deliver(eb_redis_source_t *s, const redisReply *ch, const redisReply *payload) {
     if (s->stopped || ch->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING)
         return;
-    struct timespec mono;
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    int64_t now = (int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec;
+    int64_t now = eb_mono_ns();
     /* Any message proves the subscriber alive: under a flood the heartbeat
      * queues behind thousands of events and must not look missed. */
     s->last_sub_read_ns = now;
@@ -764,10 +755,10 @@ static void on_conn_connect(eb_redis_source_t *s, bool is_sub, bool ok, const ch
     } else {
         if (is_sub) {
             s->sub_up = true;
-            s->sub_up_ns = mono_ns();
+            s->sub_up_ns = eb_mono_ns();
         } else {
             s->cmd_up = true;
-            s->cmd_up_ns = mono_ns();
+            s->cmd_up_ns = eb_mono_ns();
         }
         if (s->sub_up && s->cmd_up)
             eb_redis_session_connected(s->sess);
@@ -924,7 +915,7 @@ static void session_open(eb_redis_source_t *s) {
     if (s->password) {
         if (eb_redis_conn_auth(s->sub, &s->tag_sub_auth, s->username, s->password) != 0)
             goto err_fail;
-        s->sub_wait_since_ns = mono_ns();
+        s->sub_wait_since_ns = eb_mono_ns();
         if (!cmd_auth(s))
             goto err_fail;
     } else {
@@ -996,7 +987,7 @@ static void publish_heartbeat(eb_redis_source_t *s) {
  * @locality loop thread (libevent timer). */
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     eb_redis_source_t *s = arg;
-    int64_t now = mono_ns();
+    int64_t now = eb_mono_ns();
     int64_t interval = (int64_t)s->hb_interval_ms * 1000000;
     bool stalled = s->last_tick_ns && now - s->last_tick_ns > 2 * interval;
     s->last_tick_ns = now;
@@ -1037,7 +1028,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
 static void make_hb_channel(eb_redis_source_t *s) {
     uint64_t id = 0;
     if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id))
-        id = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+        id = (uint64_t)eb_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
     int n = snprintf(s->hb_channel, sizeof(s->hb_channel), HB_PREFIX "%016" PRIx64, id);
     s->hb_len = (size_t)n;
 }
@@ -1232,7 +1223,7 @@ int eb_redis_source_start(eb_redis_source_t *s) {
     if (!s || s->started)
         return EB_ESTATE;
     s->started = true;
-    s->start_ns = mono_ns();
+    s->start_ns = eb_mono_ns();
     eb_log(s->log, EB_LOG_INFO, "redis source starting", eb_lf_str("host", s->host),
            eb_lf_int("port", s->port), eb_lf_bool("auth", s->password != NULL),
            eb_lf_str("user", s->username ? s->username : ""),
@@ -1249,7 +1240,7 @@ void eb_redis_source_stop(eb_redis_source_t *s) {
     event_del(s->ev_tick);
     if (s->gap_open) {
         /* Events were missed and no later subscription will say so. */
-        close_gap(s, mono_ns(), "stopped");
+        close_gap(s, eb_mono_ns(), "stopped");
     }
     if (s->cb_depth > 0)
         eb_redis_session_condemn(s->sess); /* inside hiredis: close once control returns */
@@ -1276,7 +1267,7 @@ int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events) {
         }
         if (n > 0) {
             if (s->sub_pending == 0)
-                s->sub_wait_since_ns = mono_ns();
+                s->sub_wait_since_ns = eb_mono_ns();
             s->sub_pending += n;
         }
         /* A failed UNSUBSCRIBE only costs filtered messages: deliver()
