@@ -19,6 +19,7 @@
  * @locality loop thread only.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include "notify_flags.h"
 #include "redis_argv.h"
 #include "redis_conn.h"
+#include "redis_pending.h"
 #include "redis_session.h"
 #include "router.h"
 
@@ -184,9 +186,8 @@ static const char *const req_names[] = {
 /* One command in flight, in send order. Owned by the FIFO; freed after its
  * reply (or NULL) was handled. */
 struct lreq {
-    struct lreq *next;
+    struct eb_pending link; /* first: l->pending hands it back as a struct lreq * */
     enum req_kind kind;
-    int64_t sent_ns;
     unsigned gen;            /* R_DUE, R_SCAN, R_INFO_*: the cycle it belongs to */
     eb_ledger_ticket_t *t;   /* R_CLAIM, R_COLLECT, R_DEL_PAYLOAD */
     eb_ledger_ticket_t **ts; /* R_ACK, R_CLAIM: the batch, owned */
@@ -262,7 +263,7 @@ struct eb_ledger {
     int64_t conn_up_ns;
     int64_t last_sent_ns;
     int64_t last_tick_ns;
-    struct lreq *q_head, *q_tail;
+    struct eb_pending_queue pending; /* sent, reply awaited, oldest first */
     int cb_depth;
     eb_redis_session_t *sess; /* connect timeout, deferred close, reconnect with backoff */
     struct event *ev_tick, *ev_sweep, *ev_renew, *ev_ack, *ev_claim;
@@ -497,37 +498,16 @@ static void ticket_free(eb_ledger_t *l, eb_ledger_ticket_t *t) {
 
 static void session_fail(eb_ledger_t *l, const char *msg, const char *detail);
 
-static void queue_push(eb_ledger_t *l, struct lreq *r) {
-    if (l->q_tail)
-        l->q_tail->next = r;
-    else
-        l->q_head = r;
-    l->q_tail = r;
-}
-
-static void queue_unlink(eb_ledger_t *l, struct lreq *r) {
-    struct lreq **pp = &l->q_head, *prev = NULL;
-    while (*pp && *pp != r) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (!*pp)
-        return;
-    *pp = r->next;
-    if (l->q_tail == r)
-        l->q_tail = prev;
-}
+_Static_assert(offsetof(struct lreq, link) == 0, "struct lreq must start with its link");
 
 /* After the connection was freed: hiredis answered every pending command
  * with NULL, so whatever is left was never sent. */
 static void queue_free(eb_ledger_t *l) {
-    while (l->q_head) {
-        struct lreq *r = l->q_head;
-        l->q_head = r->next;
+    struct lreq *r;
+    while ((r = (struct lreq *)eb_pending_pop(&l->pending))) {
         free(r->ts);
         free(r);
     }
-    l->q_tail = NULL;
 }
 
 static struct lreq *send_raw(eb_ledger_t *l, enum req_kind kind, int argc, const char **argv,
@@ -538,12 +518,12 @@ static struct lreq *send_raw(eb_ledger_t *l, enum req_kind kind, int argc, const
     if (!r)
         return NULL;
     r->kind = kind;
-    r->sent_ns = l->last_sent_ns = eb_mono_ns();
     if (eb_redis_conn_command(l->conn, r, argc, argv, argvlen) != 0) {
         free(r);
         return NULL;
     }
-    queue_push(l, r);
+    l->last_sent_ns = eb_mono_ns();
+    eb_pending_push(&l->pending, &r->link, l->last_sent_ns);
     return r;
 }
 
@@ -655,8 +635,7 @@ static void session_open(eb_ledger_t *l) {
             return;
         }
         r->kind = R_AUTH;
-        r->sent_ns = eb_mono_ns();
-        queue_push(l, r);
+        eb_pending_push(&l->pending, &r->link, eb_mono_ns());
     }
     const char *name[] = {"CLIENT", "SETNAME", "expiry-bridge:ledger"};
     struct eb_redis_argv load;
@@ -701,7 +680,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     l->last_tick_ns = now;
     if (!l->conn || l->failing || !l->conn_up_ns || stalled)
         return;
-    if (!l->q_head) {
+    if (!l->pending.head) {
         /* Idle (no ledgered route sweeps, nothing expires): a PING keeps
          * proving the connection alive, so the next claim does not find it
          * dead. */
@@ -711,11 +690,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         }
         return;
     }
-    int64_t since = l->q_head->sent_ns > l->conn_up_ns ? l->q_head->sent_ns : l->conn_up_ns;
-    if (now - since > (int64_t)l->reply_timeout_ms * 1000000) {
+    const struct lreq *late = (const struct lreq *)eb_pending_overdue(
+        &l->pending, now, l->conn_up_ns, (int64_t)l->reply_timeout_ms * 1000000);
+    if (late) {
         char detail[96];
         snprintf(detail, sizeof(detail), "%s reply overdue by more than %d ms",
-                 req_names[l->q_head->kind], l->reply_timeout_ms);
+                 req_names[late->kind], l->reply_timeout_ms);
         session_fail(l, "ledger: redis connection dead", detail);
     }
 }
@@ -1858,13 +1838,7 @@ static void on_load(eb_ledger_t *l, const redisReply *r) {
 static void conn_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdata, void *opaque) {
     eb_ledger_t *l = opaque;
     struct lreq *req = privdata;
-    if (l->q_head == req) {
-        l->q_head = req->next;
-        if (!l->q_head)
-            l->q_tail = NULL;
-    } else {
-        queue_unlink(l, req);
-    }
+    eb_pending_remove(&l->pending, &req->link);
     l->cb_depth++;
     switch (req->kind) {
     case R_AUTH:

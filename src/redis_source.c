@@ -23,6 +23,7 @@
  * @locality loop thread only.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "notify_flags.h"
 #include "redis_argv.h"
 #include "redis_conn.h"
+#include "redis_pending.h"
 #include "redis_session.h"
 #include "redis_source.h"
 
@@ -94,9 +96,8 @@ static const char *const req_names[] = {"AUTH",           "ROLE",       "INFO re
  * age is what "a reply is overdue" measures. Owned by the queue; freed
  * after its reply (or NULL) was handled. */
 struct cmd_req {
-    struct cmd_req *next;
+    struct eb_pending link; /* first: s->pending hands it back as a struct cmd_req * */
     enum req_kind kind;
-    int64_t sent_ns;
     eb_redis_reply_cb *cb; /* REQ_USER */
     void *opaque;          /* REQ_USER; borrowed */
     char flags_from[32];   /* REQ_CONFIG_SET: for the log line */
@@ -159,12 +160,12 @@ struct eb_redis_source {
     int64_t sub_wait_since_ns; /* oldest unanswered subscriber command, 0 = none */
     int64_t last_sub_read_ns;  /* last proof the subscriber is alive */
     int64_t last_tick_ns;
-    bool flags_busy;       /* a CONFIG GET/SET round is in flight */
-    bool flags_again;      /* events changed meanwhile: check once more */
-    char flags_warned[32]; /* required flags we already warned about this session */
-    struct cmd_req *q_head, *q_tail;
-    char tag_sub_auth; /* its address tags the subscriber's AUTH reply */
-    char tag_sub_name; /* ... and its CLIENT SETNAME reply */
+    bool flags_busy;                 /* a CONFIG GET/SET round is in flight */
+    bool flags_again;                /* events changed meanwhile: check once more */
+    char flags_warned[32];           /* required flags we already warned about this session */
+    struct eb_pending_queue pending; /* sent on cmd, reply awaited, oldest first */
+    char tag_sub_auth;               /* its address tags the subscriber's AUTH reply */
+    char tag_sub_name;               /* ... and its CLIENT SETNAME reply */
 
     /* across sessions */
     uint64_t attempts;
@@ -299,13 +300,7 @@ static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
  * Command connection: request queue
  * --------------------------------------------------------------------- */
 
-static void queue_push(eb_redis_source_t *s, struct cmd_req *req) {
-    if (s->q_tail)
-        s->q_tail->next = req;
-    else
-        s->q_head = req;
-    s->q_tail = req;
-}
+_Static_assert(offsetof(struct cmd_req, link) == 0, "struct cmd_req must start with its link");
 
 /* Queue a command on the command connection. Returns the request (owned by
  * the queue) or NULL when it could not be sent (the caller decides whether
@@ -318,12 +313,11 @@ static struct cmd_req *cmd_send(eb_redis_source_t *s, enum req_kind kind, int ar
     if (!req)
         return NULL;
     req->kind = kind;
-    req->sent_ns = eb_mono_ns();
     if (eb_redis_conn_command(s->cmd, req, argc, argv, argvlen) != 0) {
         free(req);
         return NULL;
     }
-    queue_push(s, req);
+    eb_pending_push(&s->pending, &req->link, eb_mono_ns());
     return req;
 }
 
@@ -334,36 +328,19 @@ static bool cmd_auth(eb_redis_source_t *s) {
     if (!req)
         return false;
     req->kind = REQ_AUTH;
-    req->sent_ns = eb_mono_ns();
     if (eb_redis_conn_auth(s->cmd, req, s->username, s->password) != 0) {
         free(req);
         return false;
     }
-    queue_push(s, req);
+    eb_pending_push(&s->pending, &req->link, eb_mono_ns());
     return true;
-}
-
-static void queue_unlink(eb_redis_source_t *s, struct cmd_req *req) {
-    struct cmd_req **pp = &s->q_head, *prev = NULL;
-    while (*pp && *pp != req) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (!*pp)
-        return;
-    *pp = req->next;
-    if (s->q_tail == req)
-        s->q_tail = prev;
 }
 
 /* Requests left after a connection was freed (hiredis answers every one
  * with NULL first, so this is defensive): finish them the same way. */
 static void queue_drain(eb_redis_source_t *s) {
-    while (s->q_head) {
-        struct cmd_req *req = s->q_head;
-        s->q_head = req->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
+    struct cmd_req *req;
+    while ((req = (struct cmd_req *)eb_pending_pop(&s->pending))) {
         if (req->kind == REQ_USER)
             req->cb(NULL, req->opaque);
         free(req);
@@ -836,13 +813,7 @@ static void on_internal_reply(eb_redis_source_t *s, const struct cmd_req *req,
 static void cmd_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdata, void *opaque) {
     eb_redis_source_t *s = opaque;
     struct cmd_req *req = privdata;
-    if (s->q_head == req) {
-        s->q_head = req->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
-    } else {
-        queue_unlink(s, req);
-    }
+    eb_pending_remove(&s->pending, &req->link);
     s->cb_depth++;
     if (req->kind == REQ_USER)
         req->cb(r, req->opaque);
@@ -999,15 +970,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     /* Before a connection is up its queued commands wait for the connect,
      * which the connect timeout judges; after, they age from the later of
      * sending and connecting. */
-    int64_t cmd_since = s->q_head ? s->q_head->sent_ns : 0;
-    if (cmd_since && cmd_since < s->cmd_up_ns)
-        cmd_since = s->cmd_up_ns;
+    const struct cmd_req *late =
+        s->cmd_up
+            ? (const struct cmd_req *)eb_pending_overdue(&s->pending, now, s->cmd_up_ns, limit)
+            : NULL;
     int64_t sub_since = s->sub_wait_since_ns;
     if (sub_since && sub_since < s->sub_up_ns)
         sub_since = s->sub_up_ns;
-    if (!stalled && s->cmd_up && cmd_since && now - cmd_since > limit) {
+    if (!stalled && late) {
         snprintf(detail, sizeof(detail), "%s reply overdue by more than %d ms",
-                 req_names[s->q_head->kind], s->hb_timeout_ms);
+                 req_names[late->kind], s->hb_timeout_ms);
         session_fail(s, EB_LOG_WARN, "redis connection dead", detail);
     } else if (!stalled && s->sub_up && sub_since && now - sub_since > limit) {
         snprintf(detail, sizeof(detail), "subscriber reply overdue by more than %d ms",
