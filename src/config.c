@@ -794,6 +794,21 @@ static void convert_url(struct ctx *c, const struct ynode *n, const char *what, 
     c->url_node = n;
 }
 
+/* Whether n is the non-empty sequence a list-valued key needs; if not,
+ * the error at n says what was found and what was expected. */
+static bool nonempty_seq(struct ctx *c, const struct ynode *n, const char *what,
+                         const char *expect) {
+    if (n->type != Y_SEQ) {
+        err_at(c, n, "invalid %s: found %s; expected %s", what, kind_name(n), expect);
+        return false;
+    }
+    if (n->nkids == 0) {
+        err_at(c, n, "invalid %s: the list is empty; expected %s", what, expect);
+        return false;
+    }
+    return true;
+}
+
 static void convert_databases(struct ctx *c, const struct ynode *n, const char *what,
                               struct eb_config_redis *r) {
     const char *expect = eb_config_type_expected(EB_CT_DATABASES);
@@ -813,14 +828,8 @@ static void convert_databases(struct ctx *c, const struct ynode *n, const char *
         free(s);
         return;
     }
-    if (n->type != Y_SEQ) {
-        err_at(c, n, "invalid %s: found %s; expected %s", what, kind_name(n), expect);
+    if (!nonempty_seq(c, n, what, expect))
         return;
-    }
-    if (n->nkids == 0) {
-        err_at(c, n, "invalid %s: the list is empty; expected %s", what, expect);
-        return;
-    }
     int *dbs = calloc(n->nkids, sizeof(*dbs));
     if (!dbs) {
         c->oom = c->stop = true;
@@ -1009,14 +1018,8 @@ static void convert_headers(struct ctx *c, const struct ynode *n, const char *wh
 
 static void convert_events(struct ctx *c, const struct ynode *n, const char *what, uint64_t *mask) {
     const char *expect = eb_config_type_expected(EB_CT_EVENTS);
-    if (n->type != Y_SEQ) {
-        err_at(c, n, "invalid %s: found %s; expected %s", what, kind_name(n), expect);
+    if (!nonempty_seq(c, n, what, expect))
         return;
-    }
-    if (n->nkids == 0) {
-        err_at(c, n, "invalid %s: the list is empty; expected %s", what, expect);
-        return;
-    }
     uint64_t m = 0;
     bool ok = true;
     for (size_t i = 0; i < n->nkids && !c->stop; i++) {

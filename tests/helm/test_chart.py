@@ -33,6 +33,8 @@ import unittest
 import jsonschema
 import yaml
 
+from counted import Counted, assertions
+
 SRC = os.environ.get("EB_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("EB_BUILD_DIR") or os.path.join(SRC, "build")
@@ -45,30 +47,6 @@ RENDERER = os.path.join(WORK, "ebhelmrender")
 RELEASE, NAMESPACE = "shop", "shop-prod"
 
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-# Assertions are counted so the run can say how much it checked.
-ASSERTS = [0]
-
-
-class Counted(unittest.TestCase):
-    """TestCase whose assert* calls are counted (outermost calls only)."""
-    _depth = 0
-
-    def __getattribute__(self, name):
-        attr = super().__getattribute__(name)
-        if name.startswith("assert") and callable(attr):
-            def counted(*a, **kw):
-                outer = Counted._depth == 0
-                Counted._depth += 1
-                try:
-                    return attr(*a, **kw)
-                finally:
-                    Counted._depth -= 1
-                    if outer:
-                        ASSERTS[0] += 1
-            return counted
-        return attr
-
 
 # --------------------------------------------------------------- renderer
 
@@ -965,7 +943,7 @@ def main():
     finally:
         shutil.rmtree(_tmpdir, ignore_errors=True)
     print("helm.chart: %d tests, %d assertions, %.1f s" % (
-        result.testsRun, ASSERTS[0], time.monotonic() - t0))
+        result.testsRun, assertions(), time.monotonic() - t0))
     return 0 if result.wasSuccessful() else 1
 
 

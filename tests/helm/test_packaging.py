@@ -37,6 +37,8 @@ import unittest
 
 import yaml
 
+from counted import Counted, assertions
+
 SRC = os.environ.get("EB_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("EB_BUILD_DIR") or os.path.join(SRC, "build")
@@ -46,28 +48,6 @@ APT_LINE = "xargs apt-get install -y --no-install-recommends < %s"
 BASE_IMAGE = "debian:12-slim"
 # Libraries every Debian image has (the C library and the GCC runtime).
 BASE_PACKAGES = {"libc6", "libgcc-s1"}
-
-ASSERTS = [0]
-
-
-class Counted(unittest.TestCase):
-    _depth = 0
-
-    def __getattribute__(self, name):
-        attr = super().__getattribute__(name)
-        if name.startswith("assert") and callable(attr):
-            def counted(*a, **kw):
-                outer = Counted._depth == 0
-                Counted._depth += 1
-                try:
-                    return attr(*a, **kw)
-                finally:
-                    Counted._depth -= 1
-                    if outer:
-                        ASSERTS[0] += 1
-            return counted
-        return attr
-
 
 def read(rel):
     with open(os.path.join(SRC, rel)) as f:
@@ -398,7 +378,7 @@ def main():
     prog = unittest.main(exit=False, argv=sys.argv)
     result = prog.result
     print("helm.packaging: %d tests, %d assertions, %.1f s" % (
-        result.testsRun, ASSERTS[0], time.monotonic() - t0))
+        result.testsRun, assertions(), time.monotonic() - t0))
     return 0 if result.wasSuccessful() else 1
 
 
