@@ -63,7 +63,8 @@ os.environ.setdefault("EB_MOCK_KAFKA", os.path.join(ARGS.build, "tests", "suppor
 LOAD = os.path.join(ARGS.build, "bench", "bench_ledger_load")
 
 from ebtest import Bridge, MockKafka, RedisServer, bridge_config, wait_for  # noqa: E402
-from ledgertest import TimerConsumer, deadline_ms, ledger_key, quantile, scrape_metric  # noqa: E402
+from ledgertest import (TimerConsumer, deadline_ms, ledger_key, quantile,  # noqa: E402
+                        scrape_metric, wait_ledger_ready)
 
 
 def log(*a):
@@ -110,10 +111,7 @@ def start_bridge(redis, kafka, extra=""):
                         extra=LEDGER_SECTION % ARGS.sweep_interval_ms + extra, stats="0s",
                         client="{ linger.ms: 5 }", queue="  queue: { max_events: 1000000 }")
     b = Bridge(cfg).start()
-    b.wait_log(lambda e: e.get("msg") == "ledger: connected, function library loaded", 20,
-               what="ledger ready")
-    b.wait_log(lambda e: e.get("msg") == "redis source state" and e.get("to") == "subscribed",
-               20, what="subscribed")
+    wait_ledger_ready(b)
     b.http_port = port
     return b
 

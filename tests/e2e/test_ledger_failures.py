@@ -25,7 +25,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from ebtest import Bridge, MockKafka, RedisServer, wait_for  # noqa: E402
-from ledgertest import Tally, TimerConsumer, arm_spread, ledger_config, ledger_key  # noqa: E402
+from ledgertest import (Tally, TimerConsumer, arm_spread, ledger_config, ledger_key,  # noqa: E402
+                        wait_ledger_ready)
 
 N = 10000
 FIRST_S = 2.0   # first deadline after arming
@@ -55,11 +56,7 @@ class LedgerFailures(unittest.TestCase):
     def start_bridge(self):
         b = Bridge(self.config).start()
         self.addCleanup(b.cleanup)
-        b.wait_log(lambda e: e.get("msg") == "ledger: connected, function library loaded", 20,
-                   what="ledger ready")
-        b.wait_log(lambda e: e.get("msg") == "redis source state" and e.get("to") == "subscribed",
-                   20, what="subscribed")
-        return b
+        return wait_ledger_ready(b)
 
     def arm(self):
         armed = arm_spread(self.redis.client(), N, FIRST_S, SPAN_S)

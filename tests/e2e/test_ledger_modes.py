@@ -31,7 +31,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from ebtest import Bridge, MockKafka, RedisServer, free_port, validate_event, wait_for  # noqa: E402
 from ledgertest import (Tally, TimerConsumer, arm_spread, ledger_config, ledger_key,  # noqa: E402
-                        scrape_metric)
+                        scrape_metric, wait_ledger_ready)
 
 TOPIC = "orders"
 
@@ -50,11 +50,7 @@ class LedgerModes(unittest.TestCase):
     def start_bridge(self, config):
         b = Bridge(config).start()
         self.addCleanup(b.cleanup)
-        b.wait_log(lambda e: e.get("msg") == "ledger: connected, function library loaded", 20,
-                   what="ledger ready")
-        b.wait_log(lambda e: e.get("msg") == "redis source state" and e.get("to") == "subscribed",
-                   20, what="subscribed")
-        return b
+        return wait_ledger_ready(b)
 
     def settle(self, route="orders"):
         """Until the ledger is empty (everything owed was acknowledged), then

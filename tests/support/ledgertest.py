@@ -9,6 +9,7 @@
                     prints the RESULT line the issue asks for
   ledger_config()   a bridge config with one ledgered route and fast sweeps
   scrape_metric()   one sample from /metrics
+  wait_ledger_ready()  until a started bridge's ledger and source are both up
 
 Every process is an ebtest fixture: stopped by PID on every exit path.
 """
@@ -40,6 +41,17 @@ FAST_LEDGER = """ledger:
 """
 
 CLIENT = "{ linger.ms: 1, reconnect.backoff.max.ms: 1000, message.timeout.ms: 0 }"
+
+
+def wait_ledger_ready(bridge, timeout=20):
+    """Until the started bridge's ledger has loaded its function library
+    and its source is subscribed: from then on nothing armed goes unseen.
+    Returns the bridge."""
+    bridge.wait_log(lambda e: e.get("msg") == "ledger: connected, function library loaded",
+                    timeout, what="ledger ready")
+    bridge.wait_log(lambda e: e.get("msg") == "redis source state" and e.get("to") == "subscribed",
+                    timeout, what="subscribed")
+    return bridge
 
 
 def ledger_config(redis_port, brokers, route="orders", match="order:{id}", topic="orders",
