@@ -43,6 +43,8 @@
 
 #include "event.h"
 
+#include "bench_args.h"
+
 struct opts {
     const char *brokers;
     const char *topic;
@@ -86,36 +88,30 @@ static void usage(void) {
     exit(2);
 }
 
+/* -X NAME=VALUE, repeatable: one more librdkafka property. */
+static bool extra_property(const char *flag, const char *value, void *opaque) {
+    struct opts *o = opaque;
+    if (strcmp(flag, "-X") != 0 || o->nextra >= 16 || !strchr(value, '='))
+        return false;
+    o->extra[o->nextra++] = value;
+    return true;
+}
+
 static void parse(int argc, char **argv, struct opts *o) {
     *o = (struct opts){.source = "redis://127.0.0.1:6379/0",
                        .route = "order-confirm",
                        .prefix = "laravel_cache:ORDER_CONFIRM:"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        if (strcmp(a, "-b") == 0)
-            o->brokers = v;
-        else if (strcmp(a, "-t") == 0)
-            o->topic = v;
-        else if (strcmp(a, "-n") == 0)
-            o->n = atoll(v);
-        else if (strcmp(a, "--source") == 0)
-            o->source = v;
-        else if (strcmp(a, "--route") == 0)
-            o->route = v;
-        else if (strcmp(a, "--prefix") == 0)
-            o->prefix = v;
-        else if (strcmp(a, "--window") == 0)
-            o->window = atoll(v);
-        else if (strcmp(a, "--rate") == 0)
-            o->rate = atof(v);
-        else if (strcmp(a, "-X") == 0 && o->nextra < 16 && strchr(v, '='))
-            o->extra[o->nextra++] = v;
-        else
-            usage();
-    }
+    const struct bench_arg args[] = {
+        {"-b", BA_STR, &o->brokers},
+        {"-t", BA_STR, &o->topic},
+        {"-n", BA_LL, &o->n},
+        {"--source", BA_STR, &o->source},
+        {"--route", BA_STR, &o->route},
+        {"--prefix", BA_STR, &o->prefix},
+        {"--window", BA_LL, &o->window},
+        {"--rate", BA_DBL, &o->rate},
+    };
+    bench_args_parse(argc, argv, 1, args, sizeof(args) / sizeof(args[0]), extra_property, o, usage);
     if (!o->brokers || !o->topic || o->n <= 0)
         usage();
 }

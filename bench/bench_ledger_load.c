@@ -23,6 +23,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "bench_args.h"
+
 struct opts {
     const char *host;
     int port;
@@ -50,35 +52,17 @@ static void usage(void) {
 
 static void parse(int argc, char **argv, struct opts *o) {
     *o = (struct opts){.host = "127.0.0.1", .prefix = "bench:", .ledger_key = "", .ttl_ms = 1000};
-    bool have_mode = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            usage();
-        if (!strcmp(a, "-h"))
-            o->host = v;
-        else if (!strcmp(a, "-p"))
-            o->port = atoi(v);
-        else if (!strcmp(a, "--mode"))
-            o->ledger = !strcmp(v, "ledger"),
-            have_mode = !strcmp(v, "ledger") || !strcmp(v, "plain");
-        else if (!strcmp(a, "--rate"))
-            o->rate = atof(v);
-        else if (!strcmp(a, "--seconds"))
-            o->seconds = atof(v);
-        else if (!strcmp(a, "--ttl-ms"))
-            o->ttl_ms = atoll(v);
-        else if (!strcmp(a, "--prefix"))
-            o->prefix = v;
-        else if (!strcmp(a, "--ledger"))
-            o->ledger_key = v;
-        else if (!strcmp(a, "--start"))
-            o->start = atoll(v);
-        else
-            usage();
-        i++;
-    }
+    const char *mode = "";
+    const struct bench_arg args[] = {
+        {"-h", BA_STR, &o->host},           {"-p", BA_INT, &o->port},
+        {"--mode", BA_STR, &mode},          {"--rate", BA_DBL, &o->rate},
+        {"--seconds", BA_DBL, &o->seconds}, {"--ttl-ms", BA_LL, &o->ttl_ms},
+        {"--prefix", BA_STR, &o->prefix},   {"--ledger", BA_STR, &o->ledger_key},
+        {"--start", BA_LL, &o->start},
+    };
+    bench_args_parse(argc, argv, 1, args, sizeof(args) / sizeof(args[0]), NULL, NULL, usage);
+    o->ledger = strcmp(mode, "ledger") == 0;
+    bool have_mode = o->ledger || strcmp(mode, "plain") == 0;
     if (!o->port || !have_mode || o->rate <= 0 || o->seconds <= 0 || o->ttl_ms <= 0 ||
         (o->ledger && !*o->ledger_key))
         usage();

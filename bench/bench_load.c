@@ -29,6 +29,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "bench_args.h"
+
 enum mode { BURST, RATE, ARM };
 
 struct opts {
@@ -80,34 +82,19 @@ static void parse(int argc, char **argv, struct opts *o) {
         o->mode = ARM;
     else
         usage();
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        if (strcmp(a, "-p") == 0)
-            o->port = atoi(v);
-        else if (strcmp(a, "-h") == 0)
-            o->host = v;
-        else if (strcmp(a, "-n") == 0)
-            o->n = atoll(v);
-        else if (strcmp(a, "--start") == 0)
-            o->start_id = atoll(v);
-        else if (strcmp(a, "--batch") == 0)
-            o->batch = atoi(v);
-        else if (strcmp(a, "--rate") == 0)
-            o->rate = atof(v);
-        else if (strcmp(a, "--seconds") == 0)
-            o->seconds = atof(v);
-        else if (strcmp(a, "--lead-ms") == 0)
-            o->lead_ms = atoll(v);
-        else if (strcmp(a, "--channel") == 0)
-            o->channel = v;
-        else if (strcmp(a, "--prefix") == 0)
-            o->prefix = v;
-        else
-            usage();
-    }
+    const struct bench_arg args[] = {
+        {"-p", BA_INT, &o->port},
+        {"-h", BA_STR, &o->host},
+        {"-n", BA_LL, &o->n},
+        {"--start", BA_LL, &o->start_id},
+        {"--batch", BA_INT, &o->batch},
+        {"--rate", BA_DBL, &o->rate},
+        {"--seconds", BA_DBL, &o->seconds},
+        {"--lead-ms", BA_LL, &o->lead_ms},
+        {"--channel", BA_STR, &o->channel},
+        {"--prefix", BA_STR, &o->prefix},
+    };
+    bench_args_parse(argc, argv, 2, args, sizeof(args) / sizeof(args[0]), NULL, NULL, usage);
     if (o->mode == RATE)
         o->n = (long long)(o->rate * o->seconds);
     if (o->port <= 0 || o->n <= 0 || o->batch <= 0 || (o->mode == ARM && o->lead_ms <= 0))

@@ -31,6 +31,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "bench_args.h"
+
 struct opts {
     const char *host;
     int port;
@@ -67,32 +69,18 @@ static void usage(void) {
 static void parse(int argc, char **argv, struct opts *o) {
     *o =
         (struct opts){"127.0.0.1", 0, "__keyevent@0__:expired", NULL, 0, "", 1000000, 2000, 600000};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        if (strcmp(a, "-p") == 0)
-            o->port = atoi(v);
-        else if (strcmp(a, "-h") == 0)
-            o->host = v;
-        else if (strcmp(a, "-c") == 0)
-            o->channel = v;
-        else if (strcmp(a, "-P") == 0)
-            o->pattern = v;
-        else if (strcmp(a, "-n") == 0)
-            o->expect = atoll(v);
-        else if (strcmp(a, "--prefix") == 0)
-            o->prefix = v;
-        else if (strcmp(a, "--max-id") == 0)
-            o->max_id = atoll(v);
-        else if (strcmp(a, "--idle-ms") == 0)
-            o->idle_ms = atoi(v);
-        else if (strcmp(a, "--timeout-ms") == 0)
-            o->timeout_ms = atoi(v);
-        else
-            usage();
-    }
+    const struct bench_arg args[] = {
+        {"-p", BA_INT, &o->port},
+        {"-h", BA_STR, &o->host},
+        {"-c", BA_STR, &o->channel},
+        {"-P", BA_STR, &o->pattern},
+        {"-n", BA_LL, &o->expect},
+        {"--prefix", BA_STR, &o->prefix},
+        {"--max-id", BA_LL, &o->max_id},
+        {"--idle-ms", BA_INT, &o->idle_ms},
+        {"--timeout-ms", BA_INT, &o->timeout_ms},
+    };
+    bench_args_parse(argc, argv, 1, args, sizeof(args) / sizeof(args[0]), NULL, NULL, usage);
     if (o->port <= 0 || o->max_id <= 0)
         usage();
 }
