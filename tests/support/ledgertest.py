@@ -22,7 +22,7 @@ import uuid
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ebtest import bridge_config, wait_for  # noqa: E402
+from ebtest import Consumer, bridge_config, wait_for  # noqa: E402
 
 LEDGER_PREFIX = "expiry-bridge:ledger:"
 
@@ -100,29 +100,19 @@ def deadline_ms(text):
     return int(round(dt.timestamp() * 1000))
 
 
-class TimerConsumer:
-    """Collects every message of the topics, with Kafka's timestamp (the
-    producer's CreateTime: when the bridge produced it)."""
+class TimerConsumer(Consumer):
+    """ebtest's Consumer, keeping every message with Kafka's timestamp (the
+    producer's CreateTime: when the bridge produced it) and indexed by timer
+    key. Reads in batches: the failure scenarios read 10,000 at once."""
 
     def __init__(self, bootstrap, topics):
-        from confluent_kafka import Consumer
-        self.c = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": "ledgertest-" + uuid.uuid4().hex[:8],
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-            "topic.metadata.refresh.interval.ms": 1000,
-            "allow.auto.create.topics": True,
-            "log_level": 2,
-        })
-        self.c.subscribe(list(topics))
-        self.messages = []  # dicts: key (timer key, str), json, ts_ms, value
+        super().__init__(bootstrap, topics, group="ledgertest-" + uuid.uuid4().hex[:8])
+        self.messages = []  # dicts: key (timer key, str), json, data, ts_ms, value, recv_ms
         self.per_key = {}
 
     def poll_once(self, timeout=0.2):
-        batch = self.c.consume(1000, timeout)
+        """Collect what one batch brings; returns how many messages."""
+        batch = self.consumer.consume(1000, timeout)
         n = 0
         for m in batch:
             if m.error():
@@ -154,16 +144,7 @@ class TimerConsumer:
     def drain(self, quiet=2.0):
         """Keep polling until nothing arrived for `quiet` seconds (late
         duplicates are counted too)."""
-        last = time.monotonic()
-        while time.monotonic() - last < quiet:
-            if self.poll_once(0.1):
-                last = time.monotonic()
-
-    def close(self):
-        try:
-            self.c.close()
-        except Exception:
-            pass
+        return super().drain(quiet)
 
 
 def quantile(xs, q):
