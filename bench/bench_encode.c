@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
-#include "json.h"
+#include "core/event.h"
+#include "core/json.h"
 
 /* ------------------------------------------------------------------------ */
 /* Allocation counting                                                       */
@@ -118,7 +118,7 @@ struct jansson_enc {
 
 static const char *fmt_time(struct eb_buf *b, int64_t us, int digits) {
     eb_buf_reset(b);
-    eb_rfc3339(b, us, digits);
+    eb_buf_put_rfc3339(b, us, digits);
     eb_buf_cstr(b);
     return b->data;
 }
@@ -319,7 +319,7 @@ static double time_component(const struct workload *w, int which, uint64_t n) {
                 sink += (unsigned char)id[0];
             } else if (which == 1) {
                 eb_buf_reset(&b);
-                eb_rfc3339(&b, ev.time_us, 6);
+                eb_buf_put_rfc3339(&b, ev.time_us, 6);
                 sink += b.len;
             } else {
                 eb_buf_reset(&b);
@@ -351,7 +351,7 @@ int main(int argc, char **argv) {
                                         (size_t)len - strlen(PREFIX)};
     }
     struct eb_encoded enc;
-    eb_encoded_init(&enc);
+    eb_event_encoded_init(&enc);
     struct jansson_enc je = {malloc(4096), 4096, EB_BUF_INIT};
 
     verify_all(&w, &enc, &je);
@@ -392,7 +392,7 @@ int main(int argc, char **argv) {
     printf("%-44s %9.1f %12.4f\n", "jansson cloudevents (live)", jlive.ns, jlive.allocs);
     printf("%-44s %9.1f %12.4f\n", "jansson cloudevents (recovered+deadline)", jrec.ns,
            jrec.allocs);
-    printf("components: eb_event_id %.1f ns, json.c eb_rfc3339 (the encoder caches the "
+    printf("components: eb_event_id %.1f ns, json.c eb_buf_put_rfc3339 (the encoder caches the "
            "second) %.1f ns, json.c eb_json_string of the key %.1f ns\n",
            time_component(&w, 0, n), time_component(&w, 1, n), time_component(&w, 2, n));
     printf("ratio jansson/ours: live %.1fx, recovered %.1fx\n", jlive.ns / live.ns,
@@ -404,6 +404,6 @@ int main(int argc, char **argv) {
 
     eb_buf_free(&je.scratch);
     free(je.out);
-    eb_encoded_free(&enc);
+    eb_event_encoded_free(&enc);
     return 0;
 }

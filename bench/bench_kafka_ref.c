@@ -41,7 +41,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "event.h"
+#include "core/event.h"
 
 #include "bench_args.h"
 
@@ -189,7 +189,7 @@ static void encode_value(const struct opts *o, struct eb_encoded *enc) {
         .time_us = now_us(CLOCK_REALTIME),
         .deadline_ms = -1,
     };
-    eb_encoded_init(enc);
+    eb_event_encoded_init(enc);
     if (eb_event_encode(&ev, EB_FORMAT_CLOUDEVENTS, NULL, 0, enc) != 0 || enc->nheaders != 1) {
         fprintf(stderr, "bench_kafka_ref: cannot encode the reference event\n");
         exit(1);
@@ -288,7 +288,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
-    eb_encoded_free(&enc);
+    eb_event_encoded_free(&enc);
     free(keys);
     free(klens);
     if (!done || c.failed || c.delivered != o.n) {

@@ -19,8 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "notify_flags.h"
-#include "router.h"
+#include "core/notify.h"
+#include "core/router.h"
 
 #define RUNS  7
 #define NKEYS 4096

@@ -1,8 +1,8 @@
 /* main.c -- parse the command line and hand over to app.c; no logic here. */
 #include <stdio.h>
 
-#include "app.h"
-#include "cli.h"
+#include "daemon/app.h"
+#include "daemon/cli.h"
 
 int main(int argc, char **argv) {
     struct eb_cli cli;

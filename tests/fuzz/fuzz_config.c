@@ -6,15 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "error.h"
+#include "config/config.h"
+#include "core/error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char err[4096];
     struct eb_config *cfg = NULL;
-    int rc = eb_config_load_string((const char *)data, size, "fuzz.yaml", &cfg, err, sizeof(err));
+    int rc = eb_config_load_string((const char *)data, size, "fuzz.yaml", NULL, &cfg, err, sizeof(err));
     if (rc == 0) {
         /* A loaded config is complete: its router answers and it compares
          * with itself. */

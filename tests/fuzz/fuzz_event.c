@@ -25,9 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "event.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/event.h"
+#include "core/json.h"
+#include "core/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -303,7 +304,7 @@ static void check_output(const struct eb_event *ev, enum eb_event_format fmt,
     /* key_base64 exactly when the key is not UTF-8, carrying its bytes. */
     struct eb_buf b64 = EB_BUF_INIT;
     eb_buf_puts(&b64, "\"key_base64\":\"");
-    eb_base64(&b64, ev->key, ev->key_len);
+    eb_buf_put_base64(&b64, ev->key, ev->key_len);
     eb_buf_putc(&b64, '"');
     CHECK(eb_buf_ok(&b64));
     bool has = memmem(enc->value.data, enc->value.len, b64.data, b64.len) != NULL;
@@ -394,7 +395,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bool expect_ok = event[0] && source[0] && nbase + nextra <= EB_EVENT_MAX_HEADERS && payload_ok;
 
     struct eb_encoded enc;
-    eb_encoded_init(&enc);
+    eb_event_encoded_init(&enc);
     int rc = eb_event_encode(&ev, fmt, extra, nextra, &enc);
     CHECK(rc == (expect_ok ? EB_OK : EB_EINVAL));
     if (rc == EB_OK) {
@@ -408,7 +409,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(enc.value.len == vlen && memcmp(enc.value.data, copy, vlen) == 0);
         free(copy);
     }
-    eb_encoded_free(&enc);
+    eb_event_encoded_free(&enc);
 
     for (size_t i = 0; i < nparams; i++)
         free(names[i]);

@@ -163,12 +163,12 @@ class ChartTest(Counted):
 
     def test_chart_yaml_is_v2_with_app_version_from_version_h(self):
         chart = load_yaml(os.path.join(CHART, "Chart.yaml"))
-        with open(os.path.join(SRC, "src", "version.h")) as f:
+        with open(os.path.join(SRC, "src", "core", "version.h")) as f:
             ver = re.search(r'#define EB_VERSION_STR "([^"]+)"', f.read()).group(1)
         self.assertEqual(chart["apiVersion"], "v2")
         self.assertEqual(chart["name"], "expiry-bridge")
         self.assertEqual(chart["appVersion"], ver,
-                         "Chart.yaml appVersion must follow src/version.h")
+                         "Chart.yaml appVersion must follow src/core/version.h")
         self.assertRegex(chart["version"], r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
         self.assertIsInstance(chart["appVersion"], str, "quote appVersion")
 
@@ -550,7 +550,7 @@ class ChartTest(Counted):
                 failures.append("%s values: `expiry-bridge check -c %s` exited %d:\n%s%s" % (
                     which, path, p.returncode, p.stdout, p.stderr))
         self.assertEqual(failures, [], "\n\nexpiry-bridge check rejected the config the chart "
-                         "renders. If src/config.c is still the stub (the config loader has "
+                         "renders. If src/config/config.c is still the stub (the config loader has "
                          "not landed), this is expected to fail until it does; otherwise the "
                          "chart and the config loader disagree:\n\n" + "\n".join(failures))
 
@@ -578,7 +578,7 @@ class ChartTest(Counted):
             "key_prefix": "expiry-bridge:ledger:", "sweep_interval": "1s", "sweep_grace": "250ms",
             "sweep_batch": 500, "claim_ttl": "10s", "remember_delivered": "30s"})
         # The chart writes its defaults out, so they must be the loader's
-        # (config/config.schema.json is generated from src/config_schema.c).
+        # (config/config.schema.json is generated from src/config/config_schema.c).
         path = os.path.join(SRC, "config", "config.schema.json")
         if not os.path.exists(path):
             self.skipTest("config/config.schema.json does not exist yet")

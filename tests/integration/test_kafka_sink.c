@@ -11,9 +11,10 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "fixture.h"
-#include "kafka_sink.h"
+#include "kafka/kafka_props.h"
+#include "kafka/kafka_sink.h"
 
 struct ctx {
     struct eb_fix_kafka kafka;
@@ -218,7 +219,7 @@ static void test_check_props_refuses_properties_the_bridge_owns(void **state) {
     char errstr[512];
     size_t bad = 99;
     struct eb_kv props[] = {{"linger.ms", "2", {0, 0}}, {"acks", "1", {0, 0}}};
-    assert_int_equal(eb_kafka_sink_check_props(props, 2, &bad, errstr, sizeof(errstr)), EB_ECONFIG);
+    assert_int_equal(eb_kafka_props_check(props, 2, &bad, errstr, sizeof(errstr)), EB_ECONFIG);
     assert_int_equal(bad, 1);
     assert_non_null(strstr(errstr, "acks"));
 }
@@ -228,7 +229,7 @@ static void test_check_props_names_an_unknown_property(void **state) {
     char errstr[512];
     size_t bad = 99;
     struct eb_kv props[] = {{"compresion.type", "lz4", {0, 0}}};
-    assert_int_equal(eb_kafka_sink_check_props(props, 1, &bad, errstr, sizeof(errstr)), EB_ECONFIG);
+    assert_int_equal(eb_kafka_props_check(props, 1, &bad, errstr, sizeof(errstr)), EB_ECONFIG);
     assert_int_equal(bad, 0);
     assert_non_null(strstr(errstr, "compresion.type"));
 }

@@ -27,14 +27,14 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
-#include "error.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/notify.h"
 #include "fixture.h"
-#include "json.h"
-#include "log.h"
-#include "metrics.h"
-#include "notify_flags.h"
+#include "redis/redis_source.h"
 #include "redis_fixture.h"
-#include "redis_source.h"
 
 /* Fast expiry and short liveness limits keep the whole file well under a
  * minute. hz 100 makes Redis's expiry sampler run every 10 ms. */

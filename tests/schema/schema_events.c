@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "event.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/event.h"
+#include "core/json.h"
 
 struct tcase {
     const char *name;
@@ -48,7 +48,7 @@ static int emit(FILE *out, const struct tcase *c, enum eb_event_format fmt, stru
                 struct eb_buf *line) {
     int rc = eb_event_encode(&c->ev, fmt, c->extra, c->nextra, enc);
     if (rc != EB_OK) {
-        fprintf(stderr, "schema_events: %s/%s: %s\n", c->name, formats[fmt], eb_strerror(rc));
+        fprintf(stderr, "schema_events: %s/%s: %s\n", c->name, formats[fmt], eb_error_str(rc));
         return 1;
     }
     eb_buf_reset(line);
@@ -57,14 +57,14 @@ static int emit(FILE *out, const struct tcase *c, enum eb_event_format fmt, stru
     eb_buf_puts(line, ",\"format\":\"");
     eb_buf_puts(line, formats[fmt]);
     eb_buf_puts(line, "\",\"key_b64\":\"");
-    eb_base64(line, c->ev.key, c->ev.key_len);
+    eb_buf_put_base64(line, c->ev.key, c->ev.key_len);
     eb_buf_puts(line, "\",\"params_b64\":{");
     for (size_t i = 0; i < c->ev.nparams; i++) {
         if (i)
             eb_buf_putc(line, ',');
         eb_json_string(line, c->ev.params[i].name, strlen(c->ev.params[i].name));
         eb_buf_puts(line, ":\"");
-        eb_base64(line, c->ev.params[i].value, c->ev.params[i].value_len);
+        eb_buf_put_base64(line, c->ev.params[i].value, c->ev.params[i].value_len);
         eb_buf_putc(line, '"');
     }
     eb_buf_puts(line, "},\"headers\":[");
@@ -74,7 +74,7 @@ static int emit(FILE *out, const struct tcase *c, enum eb_event_format fmt, stru
         eb_buf_putc(line, '[');
         eb_json_string(line, enc->headers[i].name, strlen(enc->headers[i].name));
         eb_buf_puts(line, ",\"");
-        eb_base64(line, enc->headers[i].value, enc->headers[i].value_len);
+        eb_buf_put_base64(line, enc->headers[i].value, enc->headers[i].value_len);
         eb_buf_puts(line, "\"]");
     }
     eb_buf_puts(line, "],\"value\":");
@@ -171,7 +171,7 @@ int main(void) {
 #undef ADD
 
     struct eb_encoded enc;
-    eb_encoded_init(&enc);
+    eb_event_encoded_init(&enc);
     struct eb_buf line = EB_BUF_INIT;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -179,7 +179,7 @@ int main(void) {
             rc = emit(stdout, &cases[i], (enum eb_event_format)fmt, &enc, &line);
     }
     eb_buf_free(&line);
-    eb_encoded_free(&enc);
+    eb_event_encoded_free(&enc);
     free(big);
     free(big_ascii);
     if (fflush(stdout) != 0)

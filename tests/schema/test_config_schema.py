@@ -2,7 +2,7 @@
 
 Every valid test config and every config/*.yaml must validate; invalid test
 configs whose mistake a schema can express must not. The schema itself is
-generated from src/config_schema.c (unit.config fails when it is stale), so
+generated from src/config/config_schema.c (unit.config fails when it is stale), so
 this checks that what the generator writes agrees with what the C loader
 accepts, for editors and CI tools that validate with the schema alone.
 """

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "backlog.h"
+#include "bridge/backlog.h"
 
 #define NPRIO 3
 #define LOW   (NPRIO - 1)
@@ -105,9 +105,9 @@ static void test_backlog_drops_and_counts_past_the_event_bound(void **state) {
     assert_int_equal(eb_backlog_len(f->b), 2);
     event_base_loop(f->base, EVLOOP_NONBLOCK);
     assert_int_equal(f->seen.count, 2);
-    eb_metric_t *m = eb_metrics_add(f->metrics, EB_METRIC_COUNTER, "eb_backlog_dropped_total", "",
+    eb_metric_t *m = eb_metrics_register(f->metrics, EB_METRIC_COUNTER, "eb_backlog_dropped_total", "",
                                     NULL, NULL, 0);
-    assert_true(eb_series_value(eb_metric_series0(m)) == 1);
+    assert_true(eb_metrics_value(eb_metrics_series0(m)) == 1);
     push(f->b, "k4", 2, 0); /* room again once drained */
     event_base_loop(f->base, EVLOOP_NONBLOCK);
     assert_int_equal(f->seen.count, 3);
@@ -188,9 +188,9 @@ static void test_backlog_destroy_counts_what_it_discards(void **state) {
     push(f->b, "k2", 2, 0);
     eb_backlog_destroy(f->b);
     f->b = NULL;
-    eb_metric_t *m = eb_metrics_add(f->metrics, EB_METRIC_COUNTER, "eb_backlog_dropped_total", "",
+    eb_metric_t *m = eb_metrics_register(f->metrics, EB_METRIC_COUNTER, "eb_backlog_dropped_total", "",
                                     NULL, NULL, 0);
-    assert_true(eb_series_value(eb_metric_series0(m)) == 2);
+    assert_true(eb_metrics_value(eb_metrics_series0(m)) == 2);
     assert_int_equal(f->seen.count, 0);
 }
 

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "core/backoff.h"
 
 /* The delay of attempt `n` (0-based) from a fresh backoff seeded `seed`. */
 static uint32_t nth_delay(uint32_t min, uint32_t max, uint64_t seed, int n) {

@@ -19,16 +19,24 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "config_schema.h"
-#include "error.h"
-#include "kafka_sink.h"
-#include "notify_flags.h"
-#include "router.h"
+#include "config/config.h"
+#include "config/config_schema.h"
+#include "core/error.h"
+#include "core/notify.h"
+#include "core/router.h"
+#include "kafka/kafka_props.h"
+#include "kafka/kafka_sink.h"
+#include "redis/redis_conn.h"
 
 #define EXPIRED (UINT64_C(1) << EB_EVENT_EXPIRED_ID)
 
 static char errbuf[16384];
+
+/* What the daemon checks with librdkafka (kafka_props.h), so the example
+ * files are held to the same rules as `expiry-bridge check`. */
+static struct eb_config_checks daemon_checks = {
+    .client_props = eb_kafka_props_check,
+};
 
 /* The repository root, from this file's path (CMake compiles it by its
  * absolute path). */
@@ -45,7 +53,7 @@ static const char *src_dir(void) {
 
 static struct eb_config *load_ok(const char *yaml) {
     struct eb_config *cfg = NULL;
-    int rc = eb_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, errbuf, sizeof(errbuf));
+    int rc = eb_config_load_string(yaml, strlen(yaml), "t.yaml", NULL, &cfg, errbuf, sizeof(errbuf));
     if (rc != 0)
         fail_msg("expected the config to load, got:\n%s", errbuf);
     assert_non_null(cfg);
@@ -55,7 +63,7 @@ static struct eb_config *load_ok(const char *yaml) {
 /* Load yaml expecting failure; returns the error text (static). */
 static const char *load_err(const char *yaml) {
     struct eb_config *cfg = (struct eb_config *)0x1;
-    int rc = eb_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, errbuf, sizeof(errbuf));
+    int rc = eb_config_load_string(yaml, strlen(yaml), "t.yaml", NULL, &cfg, errbuf, sizeof(errbuf));
     if (rc == 0) {
         eb_config_free(cfg);
         fail_msg("expected an error for:\n%s", yaml);
@@ -109,7 +117,7 @@ static void test_config_valid_examples_load(void **state) {
             char path[4500];
             struct eb_config *cfg = NULL;
             snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-            int rc = eb_config_load(path, &cfg, errbuf, sizeof(errbuf));
+            int rc = eb_config_load(path, &daemon_checks, &cfg, errbuf, sizeof(errbuf));
             if (rc != 0)
                 fail_msg("%s should load:\n%s", path, errbuf);
             assert_non_null(cfg->router);
@@ -142,7 +150,7 @@ static void test_config_invalid_examples_give_expected_first_error(void **state)
             expected[0] = '\0';
         fclose(f);
         expected[strcspn(expected, "\n")] = '\0';
-        int rc = eb_config_load(names[i], &cfg, errbuf, sizeof(errbuf));
+        int rc = eb_config_load(names[i], &daemon_checks, &cfg, errbuf, sizeof(errbuf));
         if (rc == 0) {
             eb_config_free(cfg);
             fail_msg("%s loaded; expected: %s", names[i], expected);
@@ -213,7 +221,7 @@ static void test_config_full_example_values(void **state) {
     struct eb_config *cfg = NULL;
     unsetenv("EB_TEST_REDIS_PASSWORD");
     snprintf(path, sizeof(path), "%s/tests/data/configs/valid/full.yaml", src_dir());
-    assert_int_equal(eb_config_load(path, &cfg, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(eb_config_load(path, NULL, &cfg, errbuf, sizeof(errbuf)), 0);
     assert_string_equal(cfg->redis.username, "bridge"); /* key beats URL user */
     assert_string_equal(cfg->redis.password, "s3cret-from-default");
     assert_int_equal(cfg->redis.port, 6380);
@@ -383,24 +391,24 @@ static void test_config_durations_and_sizes_take_every_unit(void **state) {
     int ms;
     size_t sz;
     const char *why;
-    assert_true(eb_config_parse_duration("250ms", &ms, &why) && ms == 250);
-    assert_true(eb_config_parse_duration("3s", &ms, &why) && ms == 3000);
-    assert_true(eb_config_parse_duration("2m", &ms, &why) && ms == 120000);
-    assert_true(eb_config_parse_duration("1h", &ms, &why) && ms == 3600000);
-    assert_false(eb_config_parse_duration("5", &ms, &why));
+    assert_true(eb_config_schema_parse_duration("250ms", &ms, &why) && ms == 250);
+    assert_true(eb_config_schema_parse_duration("3s", &ms, &why) && ms == 3000);
+    assert_true(eb_config_schema_parse_duration("2m", &ms, &why) && ms == 120000);
+    assert_true(eb_config_schema_parse_duration("1h", &ms, &why) && ms == 3600000);
+    assert_false(eb_config_schema_parse_duration("5", &ms, &why));
     assert_string_equal(why, "a number alone has no unit");
-    assert_false(eb_config_parse_duration("5sec", &ms, &why));
-    assert_false(eb_config_parse_duration("-5s", &ms, &why));
-    assert_false(eb_config_parse_duration("1000h", &ms, &why)); /* > INT_MAX ms */
-    assert_true(eb_config_parse_size("512B", &sz, &why) && sz == 512);
-    assert_true(eb_config_parse_size("64KiB", &sz, &why) && sz == 65536);
-    assert_true(eb_config_parse_size("3MiB", &sz, &why) && sz == 3u << 20);
-    assert_true(eb_config_parse_size("1GiB", &sz, &why) && sz == 1u << 30);
-    assert_true(eb_config_parse_size("2KB", &sz, &why) && sz == 2000);
-    assert_true(eb_config_parse_size("5MB", &sz, &why) && sz == 5000000);
-    assert_true(eb_config_parse_size("1GB", &sz, &why) && sz == 1000000000);
-    assert_false(eb_config_parse_size("1024", &sz, &why));
-    assert_false(eb_config_parse_size("99999999999999999999GiB", &sz, &why));
+    assert_false(eb_config_schema_parse_duration("5sec", &ms, &why));
+    assert_false(eb_config_schema_parse_duration("-5s", &ms, &why));
+    assert_false(eb_config_schema_parse_duration("1000h", &ms, &why)); /* > INT_MAX ms */
+    assert_true(eb_config_schema_parse_size("512B", &sz, &why) && sz == 512);
+    assert_true(eb_config_schema_parse_size("64KiB", &sz, &why) && sz == 65536);
+    assert_true(eb_config_schema_parse_size("3MiB", &sz, &why) && sz == 3u << 20);
+    assert_true(eb_config_schema_parse_size("1GiB", &sz, &why) && sz == 1u << 30);
+    assert_true(eb_config_schema_parse_size("2KB", &sz, &why) && sz == 2000);
+    assert_true(eb_config_schema_parse_size("5MB", &sz, &why) && sz == 5000000);
+    assert_true(eb_config_schema_parse_size("1GB", &sz, &why) && sz == 1000000000);
+    assert_false(eb_config_schema_parse_size("1024", &sz, &why));
+    assert_false(eb_config_schema_parse_size("99999999999999999999GiB", &sz, &why));
 }
 
 /* ---- environment ------------------------------------------------------ */
@@ -493,11 +501,11 @@ static void test_config_unknown_key_suggests_nearest(void **state) {
 }
 
 static void test_config_suggestion_counts_a_transposition_as_one_edit(void **state) {
-    assert_int_equal(eb_config_edit_distance("tpoic", "topic"), 1);
-    assert_int_equal(eb_config_edit_distance("", "abc"), 3);
+    assert_int_equal(eb_config_schema_edit_distance("tpoic", "topic"), 1);
+    assert_int_equal(eb_config_schema_edit_distance("", "abc"), 3);
     const char *names[] = {"match", "topic", "name"};
-    assert_string_equal(eb_config_suggest("tpoic", names, 3), "topic");
-    assert_null(eb_config_suggest("zzzzzzz", names, 3));
+    assert_string_equal(eb_config_schema_nearest("tpoic", names, 3), "topic");
+    assert_null(eb_config_schema_nearest("zzzzzzz", names, 3));
 }
 
 static void test_config_duplicate_keys_are_rejected(void **state) {
@@ -535,7 +543,7 @@ static void test_config_invalid_topic_names_are_rejected(void **state) {
         assert_contains(load_err(yaml), "invalid routes[0].topic");
     }
     char reason[128];
-    assert_true(eb_config_topic_valid("shop.order_payment-timeout.v1", reason, sizeof(reason)));
+    assert_true(eb_config_schema_topic_valid("shop.order_payment-timeout.v1", reason, sizeof(reason)));
 }
 
 static void test_config_unknown_event_suggests_nearest(void **state) {
@@ -640,7 +648,7 @@ static void test_config_huge_input_is_rejected_before_parsing(void **state) {
     struct eb_config *cfg = NULL;
     assert_non_null(big);
     memset(big, '#', n);
-    assert_int_equal(eb_config_load_string(big, n, "big.yaml", &cfg, errbuf, sizeof(errbuf)),
+    assert_int_equal(eb_config_load_string(big, n, "big.yaml", NULL, &cfg, errbuf, sizeof(errbuf)),
                      EB_ECONFIG);
     assert_contains(errbuf, "big.yaml: the file is 16777217 bytes; expected at most");
     free(big);
@@ -648,7 +656,7 @@ static void test_config_huge_input_is_rejected_before_parsing(void **state) {
 
 static void test_config_missing_file_is_an_io_error(void **state) {
     struct eb_config *cfg = NULL;
-    assert_int_equal(eb_config_load("/nonexistent/eb.yaml", &cfg, errbuf, sizeof(errbuf)), EB_EIO);
+    assert_int_equal(eb_config_load("/nonexistent/eb.yaml", NULL, &cfg, errbuf, sizeof(errbuf)), EB_EIO);
     assert_null(cfg);
     assert_contains(errbuf, "/nonexistent/eb.yaml: cannot open: ");
 }
@@ -671,16 +679,20 @@ static void test_config_too_many_headers_are_rejected(void **state) {
 }
 
 static void test_config_client_property_error_is_at_its_key(void **state) {
-    /* The rules are kafka_sink's; skip while its check is a stub. */
-    struct eb_kv probe = {"acks", "1", {0, 0}};
-    size_t bad;
-    char reason[256];
-    if (eb_kafka_sink_check_props(&probe, 1, &bad, reason, sizeof(reason)) == 0)
-        skip();
-    const char *err = load_err(HEAD "  client:\n    linger.ms: 5\n    acks: 1\n"
-                                    "routes:\n" ROUTE("a", "a:*"));
-    assert_contains(err, "t.yaml:7:5: invalid kafka.client: ");
-    assert_contains(err, "'acks'");
+    const char *yaml = HEAD "  client:\n    linger.ms: 5\n    acks: 1\n"
+                            "routes:\n" ROUTE("a", "a:*");
+    struct eb_config *cfg = NULL;
+    assert_int_equal(eb_config_load_string(yaml, strlen(yaml), "t.yaml", &daemon_checks, &cfg,
+                                           errbuf, sizeof(errbuf)),
+                     EB_ECONFIG);
+    assert_contains(errbuf, "t.yaml:7:5: invalid kafka.client: ");
+    assert_contains(errbuf, "'acks'");
+}
+
+static void test_config_without_checks_leaves_client_properties_to_the_daemon(void **state) {
+    struct eb_config *cfg = load_ok(HEAD "  client:\n    acks: 1\n" "routes:\n" ROUTE("a", "a:*"));
+    assert_int_equal(cfg->kafka.nclient, 1);
+    eb_config_free(cfg);
 }
 
 static void test_config_error_text_fits_a_small_buffer(void **state) {
@@ -688,7 +700,7 @@ static void test_config_error_text_fits_a_small_buffer(void **state) {
     struct eb_config *cfg = NULL;
     const char *yaml = "redis: x\n";
     assert_int_equal(
-        eb_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, small, sizeof(small)),
+        eb_config_load_string(yaml, strlen(yaml), "t.yaml", NULL, &cfg, small, sizeof(small)),
         EB_ECONFIG);
     assert_int_equal(strlen(small), sizeof(small) - 1);
 }
@@ -803,6 +815,7 @@ static void test_config_free_null_is_noop(void **state) {
 }
 
 int main(void) {
+    daemon_checks.redis_tls_unavailable = eb_redis_conn_tls_unavailable();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_valid_examples_load),
         cmocka_unit_test(test_config_invalid_examples_give_expected_first_error),
@@ -850,6 +863,7 @@ int main(void) {
         cmocka_unit_test(test_config_nul_byte_in_a_value_is_rejected),
         cmocka_unit_test(test_config_too_many_headers_are_rejected),
         cmocka_unit_test(test_config_client_property_error_is_at_its_key),
+        cmocka_unit_test(test_config_without_checks_leaves_client_properties_to_the_daemon),
         cmocka_unit_test(test_config_error_text_fits_a_small_buffer),
         cmocka_unit_test(test_config_route_changes_do_not_need_reconnect),
         cmocka_unit_test(test_config_connection_changes_need_reconnect),

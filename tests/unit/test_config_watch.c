@@ -26,7 +26,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "config_watch.h"
+#include "daemon/config_watch.h"
 
 #define DEBOUNCE_MS  20
 #define MAX_DELAY_MS 400

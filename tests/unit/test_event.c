@@ -18,8 +18,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "error.h"
-#include "event.h"
+#include "core/error.h"
+#include "core/event.h"
 
 /* ------------------------------------------------------------------------ */
 /* A strict JSON parser (RFC 8259 + well-formed UTF-8, no duplicate keys)    */
@@ -390,14 +390,14 @@ struct ctx {
 
 static int setup(void **state) {
     struct ctx *c = calloc(1, sizeof(*c));
-    eb_encoded_init(&c->enc);
+    eb_event_encoded_init(&c->enc);
     *state = c;
     return 0;
 }
 
 static int teardown(void **state) {
     struct ctx *c = *state;
-    eb_encoded_free(&c->enc);
+    eb_event_encoded_free(&c->enc);
     free(c);
     return 0;
 }
@@ -509,7 +509,7 @@ static void test_event_time_has_microseconds_and_z(void **state) {
 static void test_event_time_matches_rfc3339_across_seconds_and_jumps(void **state) {
     /* The encoder caches the formatted second: moving forward, across a
      * second, backwards, before the epoch and past year 9999 must all give
-     * what eb_rfc3339 gives. */
+     * what eb_buf_put_rfc3339 gives. */
     static const int64_t times[] = {TIME_US,          TIME_US + 1,       TIME_US + 876543,
                                     TIME_US + 876544, TIME_US - 5000000, 0,
                                     999999,           1000000,           -1,
@@ -524,7 +524,7 @@ static void test_event_time_matches_rfc3339_across_seconds_and_jumps(void **stat
                              EB_OK);
             eb_buf_reset(&want);
             eb_buf_puts(&want, "\"time\":\"");
-            eb_rfc3339(&want, times[i], 6);
+            eb_buf_put_rfc3339(&want, times[i], 6);
             eb_buf_putc(&want, '"');
             eb_buf_cstr(&want);
             if (fmt == EB_FORMAT_CLOUDEVENTS_BINARY) {

@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "json.h"
+#include "core/json.h"
+#include "core/utf8.h"
 
 static void assert_buf(const struct eb_buf *b, const char *expect, size_t n) {
     assert_true(eb_buf_ok(b));
@@ -94,8 +95,8 @@ static void test_json_buf_failure_at_max_is_sticky(void **state) {
     assert_int_equal(b.len, 5);
     eb_buf_puts(&b, "a"); /* would fit, but the buffer has failed */
     eb_json_string(&b, "b", 1);
-    eb_base64(&b, "c", 1);
-    eb_rfc3339(&b, 0, 0);
+    eb_buf_put_base64(&b, "c", 1);
+    eb_buf_put_rfc3339(&b, 0, 0);
     eb_buf_put_i64(&b, 1);
     eb_buf_putc(&b, 'd'); /* the inline fast path must honour the failure too */
     assert_false(eb_buf_ok(&b));
@@ -311,7 +312,7 @@ static void test_json_base64_rfc4648_section10_vectors(void **state) {
     struct eb_buf b = EB_BUF_INIT;
     for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
         eb_buf_reset(&b);
-        eb_base64(&b, vec[i][0], strlen(vec[i][0]));
+        eb_buf_put_base64(&b, vec[i][0], strlen(vec[i][0]));
         assert_true(eb_buf_ok(&b));
         assert_int_equal(b.len, strlen(vec[i][1]));
         if (b.len)
@@ -323,7 +324,7 @@ static void test_json_base64_rfc4648_section10_vectors(void **state) {
 static void test_json_base64_uses_standard_alphabet_for_high_bytes(void **state) {
     static const unsigned char in[] = {0xFB, 0xFF, 0xBF, 0x00, 0xFF};
     struct eb_buf b = EB_BUF_INIT;
-    eb_base64(&b, in, sizeof(in));
+    eb_buf_put_base64(&b, in, sizeof(in));
     ASSERT_BUF(&b, "+/+/AP8=");
     eb_buf_free(&b);
 }
@@ -331,7 +332,7 @@ static void test_json_base64_uses_standard_alphabet_for_high_bytes(void **state)
 static void test_json_base64_appends_after_existing_content(void **state) {
     struct eb_buf b = EB_BUF_INIT;
     eb_buf_puts(&b, "k=");
-    eb_base64(&b, "foo", 3);
+    eb_buf_put_base64(&b, "foo", 3);
     ASSERT_BUF(&b, "k=Zm9v");
     eb_buf_free(&b);
 }
@@ -342,7 +343,7 @@ static void test_json_base64_appends_after_existing_content(void **state) {
 
 static void assert_time(int64_t us, int digits, const char *expect) {
     struct eb_buf b = EB_BUF_INIT;
-    eb_rfc3339(&b, us, digits);
+    eb_buf_put_rfc3339(&b, us, digits);
     assert_true(eb_buf_ok(&b));
     if (b.len != strlen(expect) || memcmp(b.data, expect, b.len) != 0)
         fail_msg("%lld/%d: got %.*s, want %s", (long long)us, digits, (int)b.len, b.data, expect);
@@ -405,7 +406,7 @@ static void test_json_rfc3339_agrees_with_gmtime_across_centuries(void **state) 
         char expect[40];
         strftime(expect, sizeof(expect), "%Y-%m-%dT%H:%M:%SZ", &tm);
         eb_buf_reset(&b);
-        eb_rfc3339(&b, secs * 1000000, 0);
+        eb_buf_put_rfc3339(&b, secs * 1000000, 0);
         if (b.len != strlen(expect) || memcmp(b.data, expect, b.len) != 0)
             fail_msg("%lld: got %.*s, want %s", (long long)secs, (int)b.len, b.data, expect);
     }

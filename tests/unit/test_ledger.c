@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "ledger.h"
+#include "config/config.h"
+#include "ledger/ledger.h"
 
 #define B(lit)                                                                                     \
     { (lit), sizeof(lit) - 1 }

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "core/log.h"
 
 /* ------------------------------------------------------------------------ */
 /* A minimal strict JSON validator for one line                              */

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "redis_argv.h"
+#include "redis/redis_argv.h"
 
 /* Argument i equals the C string want (same length, same bytes). */
 static void assert_arg(const struct eb_redis_argv *a, int i, const char *want) {

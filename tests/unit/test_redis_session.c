@@ -19,7 +19,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "redis_session.h"
+#include "redis/redis_session.h"
 
 #define MIN_MS 5
 #define MAX_MS 1000

@@ -12,10 +12,10 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "json.h"
-#include "notify_flags.h"
-#include "router.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/notify.h"
+#include "core/router.h"
 
 #define EXPIRED (UINT64_C(1) << EB_EVENT_EXPIRED_ID)
 

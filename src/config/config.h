@@ -1,0 +1,154 @@
+/* config.h -- the bridge's YAML configuration, loaded and validated.
+ *
+ * eb_config_load() reads the file with libyaml, expands ${VAR} and
+ * ${VAR:-default} from the environment in every scalar, checks every key
+ * against the schema (config_schema.h: unknown keys are errors with the
+ * nearest known key suggested), validates values (Kafka topic names, event
+ * names, route patterns and key templates, librdkafka properties), and
+ * compiles the routes (router.h), which detects ties. Nothing connects.
+ *
+ * Every error message starts with "FILE:LINE:COL: " (1-based) and says what
+ * was expected, e.g.
+ *   routes.yaml:12:5: unknown key 'tpoic' in routes[0]; expected one of name,
+ *   match, events, topic, key, format, headers, ledger, payload; did you mean 'topic'?
+ * All errors found are reported, one per line, up to 20.
+ *
+ * The result is a plain struct, immutable once loaded: a reload loads a new
+ * one and swaps it in whole.
+ */
+#ifndef EB_CONFIG_H
+#define EB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/event.h"
+#include "core/log.h"
+#include "core/router.h"
+
+/* 1-based position in the YAML file. */
+struct eb_srcpos {
+    unsigned line;
+    unsigned col;
+};
+
+struct eb_kv {
+    char *key;
+    char *value;
+    struct eb_srcpos pos;
+};
+
+enum eb_ledger_mode { EB_LEDGER_OFF = 0, EB_LEDGER_ARMED, EB_LEDGER_OBSERVED };
+
+struct eb_config_route {
+    char *name;                  /* unique */
+    char *match;                 /* router pattern */
+    uint64_t events;             /* event-id mask; default: expired only */
+    char *topic;                 /* a valid Kafka topic name */
+    char *key;                   /* Kafka key template; NULL: the Redis key */
+    enum eb_event_format format; /* default cloudevents */
+    struct eb_kv *headers;       /* extra Kafka headers, sent as given */
+    size_t nheaders;
+    enum eb_ledger_mode ledger; /* default off */
+    char *payload;              /* companion key template; NULL: none */
+    struct eb_srcpos pos;       /* of the route's mapping */
+};
+
+struct eb_config_redis {
+    char *url;          /* as written, for logs (redact before logging!) */
+    char *host;         /* from url */
+    int port;           /* from url; default 6379 */
+    char *username;     /* ACL user, or NULL */
+    char *password;     /* or NULL; never log */
+    bool all_databases; /* databases: all (the default) */
+    int *databases;     /* else this list */
+    size_t ndatabases;
+    bool configure_notifications; /* default true */
+    char *source;                 /* CloudEvents source base; default "redis://HOST:PORT" */
+    int connect_timeout_ms;       /* default 5000 */
+    int heartbeat_interval_ms;    /* default 1000 */
+    int heartbeat_timeout_ms;     /* default 5000 */
+    int reconnect_min_ms;         /* default 100 */
+    int reconnect_max_ms;         /* default 10000 */
+    size_t read_ahead_max_events; /* backlog.h bound; default 1000000 */
+    size_t read_ahead_max_bytes;  /* default 64 MiB */
+};
+
+struct eb_config_kafka {
+    char *brokers;        /* bootstrap.servers */
+    struct eb_kv *client; /* librdkafka properties, passed through */
+    size_t nclient;
+    size_t queue_max_events; /* bound of events awaiting delivery; default 100000 */
+    size_t queue_max_bytes;  /* bound of their bytes; default 256 MiB */
+    int drain_timeout_ms;    /* SIGTERM flush budget; default 20000 */
+};
+
+/* The deadline ledger's settings (docs/ledger.md); used when a route has
+ * ledger: armed/observed or a payload. */
+struct eb_config_ledger {
+    char *key_prefix;          /* a route's ledger is key_prefix + "{" + route + "}";
+                                  default "expiry-bridge:ledger:" */
+    int sweep_interval_ms;     /* default 1000 */
+    int sweep_grace_ms;        /* entries this far past their deadline are swept; default 250 */
+    size_t sweep_batch;        /* entries per sweep page and keys per SCAN; default 500 */
+    int claim_ttl_ms;          /* how long a claim holds a timer; default 10000 */
+    int remember_delivered_ms; /* how long a delivered timer is remembered; default 30000 */
+};
+
+struct eb_config {
+    char *path; /* file loaded, or the name given */
+    struct eb_config_redis redis;
+    struct eb_config_kafka kafka;
+    struct eb_config_ledger ledger;
+    struct eb_config_route *routes;
+    size_t nroutes;
+    bool unrouted_drop;   /* unrouted: drop (default) */
+    char *unrouted_topic; /* unrouted: { topic: ... } */
+    enum eb_event_format unrouted_format;
+    char *http_listen;           /* "127.0.0.1:9464"; NULL or "": no HTTP server */
+    enum eb_log_level log_level; /* default info */
+    int stats_interval_ms;       /* periodic stats log line; default 60000; 0 off */
+    uint64_t events;             /* what to subscribe: route_events | ledger_events */
+    uint64_t route_events;       /* union of every route's events: what is forwarded */
+    uint64_t ledger_events;      /* events subscribed only for ledger: observed bookkeeping
+                                    (expire, del, persist); 0 without observed routes */
+    eb_router_t *router;         /* routes compiled; rule i is routes[i], opaque = &routes[i] */
+};
+
+/* Checks the loader cannot make by itself because they need a library of a
+ * layer above config/ (src/CMakeLists.txt): the daemon fills this in; tests
+ * and the fuzzer may pass NULL to skip them. Errors they report are placed
+ * at file:line:col like every other error. */
+struct eb_config_checks {
+    /* Does the Kafka client accept these kafka.client properties? 0, or
+     * EB_ECONFIG with the failing index in *bad and a reason, or EB_ENOMEM
+     * (kafka_props.h). NULL: not checked. */
+    int (*client_props)(const struct eb_kv *client, size_t nclient, size_t *bad, char *reason,
+                        size_t reason_size);
+    /* NULL when this build can speak TLS to Redis; else why not, naming
+     * the library version (a rediss:// URL is then an error). */
+    const char *redis_tls_unavailable;
+};
+
+/* Load and validate `path`; checks is borrowed for the call and may be NULL. On success *out is owned by the caller (free
+ * with eb_config_free()) and 0 is returned. On failure returns EB_ECONFIG
+ * (or EB_EIO when the file cannot be read, EB_ENOMEM), leaves *out NULL, and
+ * errstr holds every error, one per line. */
+int eb_config_load(const char *path, const struct eb_config_checks *checks, struct eb_config **out,
+                   char *errstr, size_t errstr_size);
+
+/* The same from memory; `name` stands for the file name in messages. */
+int eb_config_load_string(const char *yaml, size_t len, const char *name,
+                          const struct eb_config_checks *checks, struct eb_config **out,
+                          char *errstr, size_t errstr_size);
+
+/* NULL is a no-op. */
+void eb_config_free(struct eb_config *cfg);
+
+/* True when two configs differ in a setting that needs new connections
+ * (Redis address, credentials, databases; Kafka brokers or client
+ * properties), as opposed to routes only, which swap in place. */
+bool eb_config_needs_reconnect(const struct eb_config *a, const struct eb_config *b);
+
+#endif

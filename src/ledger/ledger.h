@@ -1,0 +1,185 @@
+/* ledger.h -- the deadline ledger: every timer a shop arms reaches Kafka at
+ * least once, across bridge crashes, Redis restarts and Kafka outages, with
+ * bounded lateness (docs/ledger.md).
+ *
+ * A route with `ledger: armed` or `observed` has a ledger in Redis: a sorted
+ * set `<ledger.key_prefix>{<route>}` of timer key -> deadline (ms), written
+ * by the shipped Redis Function library (config/redis/eb_timers.lua) when
+ * the application arms a timer (armed), or by the bridge itself from
+ * `expire` notifications and a SCAN of the route's prefix (observed).
+ *
+ * This module owns its own Redis command connection (not the source's: it
+ * must keep acknowledging while a SIGTERM drain runs after the subscriber
+ * stopped, and its sweeps must not delay the source's heartbeats). On every
+ * (re)connect it loads the function library (FUNCTION LOAD REPLACE), then:
+ *
+ *   live    an `expired` notification of a ledgered route: claim the timer
+ *           (FCALL eb1_claim: its deadline and companion payload, and a
+ *           claim so no other replica produces it), hand it to the pipeline
+ *   sweep   every sweep_interval, page through overdue entries (eb1_due,
+ *           bounded per step); per entry eb1_collect touches the key (an
+ *           overdue key is expired now, Redis announces it) and claims a
+ *           key that is gone: produced as `delivery: recovered`
+ *   ack     only when Kafka confirmed the event (eb_ledger_done): eb1_ack
+ *           removes the entry if it still holds that deadline and deletes
+ *           the payload. A crash anywhere before leaves the entry in place.
+ *   observe (observed routes) `expire` -> eb1_observe records PEXPIRETIME;
+ *           `del`/`persist` -> eb1_drop; after every (re)subscription a SCAN
+ *           of the route prefixes records what was armed meanwhile.
+ *
+ * Routes with a `payload` but `ledger: off` take the live path too (for the
+ * companion key) without an entry to claim or acknowledge.
+ *
+ * Ownership: the ledger copies what it keeps from the configuration except
+ * the struct itself, which is borrowed like the pipeline's (replaced with
+ * eb_ledger_set_config()). Tickets are owned by the ledger.
+ *
+ * @locality loop thread: every function and callback.
+ */
+#ifndef EB_LEDGER_H
+#define EB_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/event.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "redis/redis_source.h"
+
+struct event_base;
+typedef struct eb_ledger eb_ledger_t;
+
+/* One timer on its way to Kafka. Opaque; handed back exactly once with
+ * eb_ledger_done(). */
+typedef struct eb_ledger_ticket eb_ledger_ticket_t;
+
+/* A timer the pipeline is to produce. Every pointer is borrowed until the
+ * emit callback returns. */
+struct eb_ledger_timer {
+    int db;
+    const char *key; /* the timer key, any bytes */
+    size_t key_len;
+    enum eb_delivery delivery; /* live (a notification) or recovered (the sweep) */
+    int64_t deadline_ms;       /* < 0: unknown (not armed through the ledger) */
+    bool has_payload;          /* the route names a companion key */
+    const char *payload_json;  /* valid JSON text, or NULL for null */
+    size_t payload_len;
+    int64_t recv_mono_ns; /* when the bridge learnt of it (CLOCK_MONOTONIC) */
+    int64_t recv_real_us; /* the same, CLOCK_REALTIME µs: the event's time */
+    eb_ledger_ticket_t *ticket;
+};
+
+/* Produce t. The callee must call eb_ledger_done(ticket, ...) exactly once:
+ * at once when it could not hand the event to Kafka, else from the delivery
+ * report. */
+typedef void(eb_ledger_emit_cb)(const struct eb_ledger_timer *t, void *opaque);
+
+struct eb_ledger_conf {
+    eb_log_t *log;         /* borrowed; outlives the ledger */
+    eb_metrics_t *metrics; /* borrowed; outlives the ledger */
+    eb_ledger_emit_cb *emit;
+    void *opaque; /* passed to emit; borrowed */
+};
+
+/* True when cfg has a route that needs the ledger (ledger: armed/observed,
+ * or a payload): only then does the daemon build one. */
+bool eb_ledger_needed(const struct eb_config *cfg);
+
+/* Create (does not connect yet). cfg is borrowed until replaced with
+ * eb_ledger_set_config() or the ledger is destroyed; connection settings
+ * are copied from it now. NULL + errstr when out of memory. Free with
+ * eb_ledger_destroy(). */
+eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf *conf,
+                           const struct eb_config *cfg, char *errstr, size_t errstr_size);
+
+/* Swap in new routes and ledger settings (a reload); connection settings
+ * apply after a restart. Tickets in flight keep their ledger. Returns 0 or
+ * EB_ENOMEM (then the old configuration stays). */
+int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg);
+
+/* Connect, load the library, start sweeping. 0, or EB_ESTATE when started. */
+int eb_ledger_start(eb_ledger_t *l);
+
+/* Shutdown: no new sweep, scan or claim from here; acknowledgements of
+ * what Kafka confirms still go out. Safe to call twice. */
+void eb_ledger_stop(eb_ledger_t *l);
+
+/* True while a timer handed to the pipeline awaits Kafka or its
+ * acknowledgement in Redis, and Redis is reachable (a drain waits for it;
+ * with Redis gone there is nothing to wait for: the entries stay and are
+ * recovered after a restart). */
+bool eb_ledger_busy(const eb_ledger_t *l);
+
+/* A notification of event `expired` whose key matched route `route` (an
+ * index into the current configuration's routes) with ledger != off or a
+ * payload. Claims it and emits it (or not: another replica holds it, it
+ * was delivered already). When the ledger's connection is down it is left
+ * to the sweep. n is borrowed for the call. */
+void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notification *n);
+
+/* A notification of one of the configuration's ledger_events (expire, del,
+ * persist) whose key would be routed, on expiry, to `route`: observed mode
+ * bookkeeping. Ignored for routes that are not observed. */
+void eb_ledger_on_bookkeeping(eb_ledger_t *l, size_t route, const struct eb_notification *n);
+
+/* The fate of an emitted timer: delivered (Kafka confirmed) acknowledges it
+ * in the ledger; otherwise it is left to be retried once its claim ran out.
+ * ticket is consumed. */
+void eb_ledger_done(eb_ledger_t *l, eb_ledger_ticket_t *ticket, bool delivered);
+
+/* The Redis source's state (eb_redis_state_cb): after every (re)subscription
+ * notifications may have been lost, so the ledger sweeps at once and
+ * observed routes SCAN their prefixes. */
+void eb_ledger_on_source_state(eb_ledger_t *l, enum eb_redis_state state);
+
+/* One summary line in the log (pending, overdue, recovered, ...). */
+void eb_ledger_log_stats(const eb_ledger_t *l);
+
+/* NULL is a no-op. Tickets still out are forgotten: the pipeline must not
+ * hand them back afterwards (destroy the sink and the pipeline first).
+ * Leaves no event registered on the base. */
+void eb_ledger_destroy(eb_ledger_t *l);
+
+/* ---- `expiry-bridge functions load` ----------------------------------- */
+
+/* The Redis Function library compiled into the binary (the text of
+ * config/redis/eb_timers.lua), static storage, and its length. */
+const char *eb_ledger_library(size_t *len);
+
+/* Connect to cfg's Redis (blocking, with redis.connect_timeout), AUTH, and
+ * FUNCTION LOAD REPLACE the library. Returns 0, EB_EIO when Redis cannot
+ * be reached, or EB_EREDIS when it refused (the reason in errstr). */
+int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_size);
+
+/* ---- pure helpers (unit-tested) --------------------------------------- */
+
+/* A route's ledger key: prefix "{" route "}". Appended to out. */
+void eb_ledger_key(struct eb_buf *out, const char *prefix, const char *route);
+
+/* A SCAN MATCH pattern for keys starting with prefix[0..len): glob
+ * metacharacters escaped, then '*'. Appended to out. */
+void eb_ledger_scan_pattern(struct eb_buf *out, const char *prefix, size_t len);
+
+/* One byte string of a companion payload reply. */
+struct eb_ledger_bytes {
+    const char *p;
+    size_t len;
+};
+
+/* The JSON embedded as data.payload for a companion value, appended to out
+ * (docs/event.md, "payload"):
+ *   kind "string", one value: the value itself when it is one valid JSON
+ *     text (as event.h accepts it); else a JSON string when it is UTF-8;
+ *     else {"base64":"<standard base64>"}
+ *   kind "hash", field/value pairs: an object of JSON strings; when any
+ *     field or value is not UTF-8, {"base64":{"<b64 field>":"<b64 value>"}}
+ *   anything else ("missing", or a type we do not embed): null
+ * Returns true when a value was embedded, false for null. */
+bool eb_ledger_payload_json(struct eb_buf *out, const char *kind,
+                            const struct eb_ledger_bytes *vals, size_t nvals);
+
+#endif

@@ -1,0 +1,127 @@
+/* redis_conn.h -- one hiredis async connection on a libevent base: the only
+ * place that knows which hiredis version the bridge is built against.
+ *
+ * Everything hiredis-version-specific lives behind this header: how a
+ * connection is opened and attached to libevent, how AUTH is spelled, TCP
+ * keepalive, and -- the part that crashes when wrong -- who frees the
+ * redisAsyncContext and when. The rest of the bridge sees an opaque handle
+ * that it creates and destroys itself, whatever hiredis did underneath.
+ *
+ * Built for hiredis 0.14.1 (Debian 12). Its rules, all handled here:
+ *  - redisAsyncConnect() starts a non-blocking connect; "connection refused"
+ *    arrives later in the connect callback, never from redisAsyncConnect().
+ *    Name resolution (getaddrinfo) is blocking: use an IP or a local name.
+ *  - There are no async timeouts: callers run their own libevent timers for
+ *    the connect timeout (redis_session.h) and for overdue replies.
+ *  - hiredis frees the context itself right after a failed connect callback
+ *    and right after the disconnect callback; this module forgets its
+ *    pointer there (the handle stays valid, eb_redis_conn_alive() turns
+ *    false, commands return EB_ESTATE).
+ *  - Freeing a context from inside one of its own callbacks corrupts
+ *    hiredis's iteration: eb_redis_conn_destroy() must be called only when
+ *    control has returned to the event loop (it aborts otherwise).
+ *  - Freeing runs every pending reply callback with reply == NULL, in order,
+ *    before the context goes away.
+ *  - A subscribed context runs no other commands, and PING on it never
+ *    invokes its callback (the reply is swallowed): use a second connection
+ *    and a heartbeat channel.
+ *
+ * What changes for hiredis 1.x (Debian 13 ships 1.2), all in redis_conn.c:
+ *  - connect through redisAsyncConnectWithOptions(redisOptions) with
+ *    REDIS_OPT_NOAUTOFREE (we then free the context ourselves after a
+ *    failed connect or a disconnect, instead of forgetting the pointer),
+ *    and options.connect_timeout / redisAsyncSetTimeout() could replace the
+ *    caller's connect timer (keep the caller's overdue-reply check: it also
+ *    covers a server that accepts but never answers);
+ *  - TLS: redisCreateSSLContext() once per source, then redisInitiateSSL()
+ *    on &ac->c after connecting and before attaching (link hiredis_ssl);
+ *  - the connect callback may be the non-const redisConnectCallbackNC
+ *    (1.2: redisAsyncSetConnectCallbackNC);
+ *  - keepalive: redisEnableKeepAliveWithInterval() lets the interval be set;
+ *  - PING works on a subscribed context from 1.1 and RESP3 push replies
+ *    exist; the heartbeat channel keeps working, so nothing above changes.
+ * The handle, its callbacks and the redisReply type stay the same, so
+ * redis_source.c does not change.
+ *
+ * Ownership: the handle is owned by whoever called eb_redis_conn_new() and
+ * freed only by eb_redis_conn_destroy(). Replies passed to callbacks are
+ * borrowed until the callback returns.
+ *
+ * @locality every function and every callback runs on the loop thread.
+ */
+#ifndef EB_REDIS_CONN_H
+#define EB_REDIS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct eb_redis_argv;
+struct redisReply;
+typedef struct eb_redis_conn eb_redis_conn_t;
+
+/* What a connection reports. Every callback may be invoked from inside
+ * hiredis: the handle must not be destroyed there (defer it to the loop).
+ * opaque is the one given to eb_redis_conn_new(). */
+struct eb_redis_conn_handlers {
+    /* Once: ok == true when the TCP connection is up, or ok == false with a
+     * reason (errstr, borrowed) when it failed -- then the connection is
+     * already dead. Never called if eb_redis_conn_new() failed. */
+    void (*on_connect)(eb_redis_conn_t *c, bool ok, const char *errstr, void *opaque);
+    /* At most once, after a successful connect, when the connection is
+     * lost (server closed it, I/O error, protocol error such as an error
+     * reply on a subscribed connection). Not called when the handle is
+     * destroyed by its owner. The connection is dead when this runs. */
+    void (*on_disconnect)(eb_redis_conn_t *c, const char *errstr, void *opaque);
+    /* Once per command sent with eb_redis_conn_command() (privdata is the
+     * command's), and for a subscribed connection once per pub/sub reply
+     * (privdata is the one of the SUBSCRIBE that registered the channel).
+     * reply == NULL means the connection went away before the reply came:
+     * that also happens during eb_redis_conn_destroy(). */
+    void (*on_reply)(eb_redis_conn_t *c, const struct redisReply *reply, void *privdata,
+                     void *opaque);
+};
+
+/* Start connecting to host:port and attach to base. TCP keepalive is
+ * enabled. Returns the handle (free with eb_redis_conn_destroy()) or NULL +
+ * errstr when the connection could not even be started (bad address, out
+ * of memory). handlers and opaque are borrowed for the handle's life. */
+eb_redis_conn_t *eb_redis_conn_new(struct event_base *base, const char *host, int port,
+                                   const struct eb_redis_conn_handlers *handlers, void *opaque,
+                                   char *errstr, size_t errstr_size);
+
+/* Queue a command (binary-safe argv; hiredis copies it). Commands may be
+ * queued before the connect completes. Returns 0 (on_reply will run exactly
+ * once for it, or for every channel when it is a (P)SUBSCRIBE) or EB_ESTATE
+ * when the connection is dead or closing (on_reply will not run). */
+int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const char **argv,
+                          const size_t *argvlen);
+
+/* AUTH in the form the server expects: `AUTH user pass` with an ACL user
+ * (Redis >= 6), `AUTH pass` without. username may be NULL or empty.
+ * Returns as eb_redis_conn_command(). */
+int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
+                       const char *password);
+
+/* The same AUTH as an argument list, for a blocking hiredis context
+ * (`expiry-bridge functions load`): a is initialised here; the strings are
+ * borrowed; free with eb_redis_argv_free(). */
+void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, const char *password);
+
+/* The hiredis version this build links, "0.14.1": static storage. */
+const char *eb_redis_conn_version(void);
+
+/* NULL when this build can speak TLS to Redis; else a sentence saying why
+ * not, naming the hiredis version (static storage), for `check`. */
+const char *eb_redis_conn_tls_unavailable(void);
+
+/* True until the connection failed, was lost, or the handle is being
+ * destroyed. */
+bool eb_redis_conn_alive(const eb_redis_conn_t *c);
+
+/* Close the connection now (no on_disconnect), run pending on_reply
+ * callbacks with NULL, and free the handle. NULL is a no-op. Must not be
+ * called from inside one of this handle's callbacks: aborts if it is. */
+void eb_redis_conn_destroy(eb_redis_conn_t *c);
+
+#endif
