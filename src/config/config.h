@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/redis_url.h"
 #include "core/event.h"
 #include "core/log.h"
 #include "core/router.h"
@@ -56,11 +57,20 @@ struct eb_config_route {
 };
 
 struct eb_config_redis {
-    char *url;          /* as written, for logs (redact before logging!) */
-    char *host;         /* from url */
-    int port;           /* from url; default 6379 */
-    char *username;     /* ACL user, or NULL */
+    char *url;                 /* as written, for logs (redact before logging!) */
+    struct eb_redis_url target; /* url parsed: topology, TLS, nodes, master name */
+    char *host;                /* target.nodes[0]: the standalone server */
+    int port;                  /* target.nodes[0]; default 6379 */
+    char *username;     /* ACL user of the masters, or NULL */
     char *password;     /* or NULL; never log */
+    char *sentinel_username;  /* the sentinels' own ACL user, or NULL */
+    char *sentinel_password;  /* the sentinels' own password, or NULL; never log */
+    char *tls_ca_file;        /* rediss: CA bundle, or NULL for the system's */
+    char *tls_cert_file;      /* client certificate, or NULL */
+    char *tls_key_file;       /* its key, or NULL */
+    char *tls_server_name;    /* name verified and sent as SNI, or NULL: each host */
+    bool tls_insecure_skip_verify;
+    int topology_interval_ms; /* ROLE / CLUSTER SHARDS poll; default 1000 */
     bool all_databases; /* databases: all (the default) */
     int *databases;     /* else this list */
     size_t ndatabases;

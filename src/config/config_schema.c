@@ -31,11 +31,46 @@ static const struct eb_config_key read_ahead_keys[] = {
     {0},
 };
 
+static const struct eb_config_key sentinel_keys[] = {
+    {EB_CT_STRING, "username", NULL, OFF(redis.sentinel_username), 0, NULL,
+     "ACL user of the sentinels themselves, when they require one (Sentinel's own "
+     "`user`/`requirepass`, not the masters')."},
+    {EB_CT_SECRET, "password", NULL, OFF(redis.sentinel_password), 0, NULL,
+     "Password of the sentinels themselves, when they require one. Write "
+     "`${SENTINEL_PASSWORD}` rather than the secret itself. Never logged."},
+    {0},
+};
+
+static const struct eb_config_key tls_keys[] = {
+    {EB_CT_FILE, "ca_file", NULL, OFF(redis.tls_ca_file), 0, NULL,
+     "PEM file of the certificate authorities that sign the servers' certificates. Default: "
+     "the system's trust store."},
+    {EB_CT_FILE, "cert_file", NULL, OFF(redis.tls_cert_file), 0, NULL,
+     "PEM client certificate, for servers that authenticate clients (`tls-auth-clients "
+     "yes`). Needs `key_file`."},
+    {EB_CT_FILE, "key_file", NULL, OFF(redis.tls_key_file), 0, NULL,
+     "PEM private key of `cert_file`. Never logged."},
+    {EB_CT_STRING, "server_name", NULL, OFF(redis.tls_server_name), 0, NULL,
+     "Name to verify the servers' certificates against and to send as SNI. Default: the host "
+     "each connection is made to."},
+    {EB_CT_BOOL, "insecure_skip_verify", "false", OFF(redis.tls_insecure_skip_verify), 0, NULL,
+     "Accept any server certificate. Encrypts but does not authenticate the server: for tests "
+     "only; logged as a warning at every start."},
+    {0},
+};
+
 static const struct eb_config_key redis_keys[] = {
     {EB_CT_REDIS_URL, "url", NULL, OFF(redis.url), EB_CK_REQUIRED, NULL,
-     "The Redis server to subscribe to: `redis://[user[:password]@]host[:port][/db]` (port "
-     "6379 by default). A `/db` selects that one database and may only be used when "
-     "`databases` is not given. Percent-encode `@`, `:` and `%` in the user or password."},
+     "Where Redis is; the scheme names the topology. Standalone: "
+     "`redis://[user[:password]@]host[:port][/db]` (one master; a replica is refused). "
+     "Sentinel: `redis-sentinel://[user[:password]@]s1[:port],s2[:port]/MASTER[/db]` (the "
+     "sentinels, port 26379 by default, and the name they monitor; the bridge follows the "
+     "master they name through failovers). Cluster: "
+     "`redis-cluster://[user[:password]@]n1[:port],n2[:port]` (seed nodes; every master is "
+     "found from them and subscribed). `rediss`, `rediss-sentinel`, `rediss-cluster`: the "
+     "same over TLS (`redis.tls`). The user and password are the masters'; percent-encode "
+     "`@`, `:` and `%` in them. A `/db` selects that one database and may only be used when "
+     "`databases` is not given."},
     {EB_CT_STRING, "username", NULL, OFF(redis.username), 0, NULL,
      "ACL user name; overrides a user given in `url`."},
     {EB_CT_SECRET, "password", NULL, OFF(redis.password), 0, NULL,
@@ -64,6 +99,16 @@ static const struct eb_config_key redis_keys[] = {
      "First delay of the capped exponential backoff (with jitter) between reconnects."},
     {EB_CT_DURATION, "reconnect_max", "10s", OFF(redis.reconnect_max_ms), EB_CK_NONZERO, NULL,
      "Cap of the reconnect backoff. At least `reconnect_min`."},
+    {EB_CT_DURATION, "topology_interval", "1s", OFF(redis.topology_interval_ms), EB_CK_NONZERO,
+     NULL,
+     "How often every subscribed node is asked for its `ROLE` (a master demoted by a "
+     "failover keeps its subscribers connected and goes silent; only this tells) and, on "
+     "Cluster, which masters serve which slots (`CLUSTER SHARDS`). A failover is noticed "
+     "within this long; it is re-checked at once on every disconnect."},
+    {EB_CT_SECTION, "sentinel", NULL, 0, 0, sentinel_keys,
+     "Credentials of the sentinels themselves (`redis-sentinel://` only)."},
+    {EB_CT_SECTION, "tls", NULL, 0, 0, tls_keys,
+     "TLS settings of `rediss://`, `rediss-sentinel://` and `rediss-cluster://` URLs."},
     {EB_CT_SECTION, "read_ahead", NULL, 0, 0, read_ahead_keys,
      "Bound on notifications read from Redis and not yet routed (applied on reload too)."},
     {0},
@@ -239,8 +284,12 @@ static const struct {
     [EB_CT_COUNT] = {"count", "a positive integer",
                      "{\"anyOf\": [{\"type\": \"integer\", \"minimum\": 1}, "
                      "{\"$ref\": \"#/$defs/env\"}]}"},
-    [EB_CT_REDIS_URL] = {"Redis URL", "redis://[user[:password]@]host[:port][/db]",
-                         "{\"type\": \"string\", \"pattern\": \"^(redis://.+|.*\\\\$\\\\{.*)$\"}"},
+    [EB_CT_REDIS_URL] = {"Redis URL",
+                         "redis://host:port[/db], redis-sentinel://s1:26379,s2:26379/MASTER or "
+                         "redis-cluster://n1:6379,n2:6379 (rediss... for TLS)",
+                         "{\"type\": \"string\", \"pattern\": "
+                         "\"^(rediss?(-sentinel|-cluster)?://.+|.*\\\\$\\\\{.*)$\"}"},
+    [EB_CT_FILE] = {"file path", "the path of a readable file", "{\"type\": \"string\"}"},
     [EB_CT_DATABASES] = {"`all` or list of integers",
                          "all, or a list of database numbers 0..65535 such as [0, 3]",
                          "{\"anyOf\": [{\"const\": \"all\"}, {\"type\": \"array\", "
@@ -839,6 +888,7 @@ static const char *type_def_name(enum eb_ctype t) {
         [EB_CT_TOPIC] = "topic",         [EB_CT_TEMPLATE] = "template",
         [EB_CT_FORMAT] = "format",       [EB_CT_LEDGER] = "ledger_mode",
         [EB_CT_LOG_LEVEL] = "log_level", [EB_CT_LISTEN] = "listen",
+        [EB_CT_FILE] = "file",
     };
     return (size_t)t < sizeof(names) / sizeof(names[0]) ? names[t] : NULL;
 }

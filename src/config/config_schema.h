@@ -48,6 +48,7 @@ enum eb_ctype {
     EB_CT_LEDGER,       /* enum eb_ledger_mode */
     EB_CT_LOG_LEVEL,    /* enum eb_log_level */
     EB_CT_LISTEN,       /* char *, "host:port" or "" */
+    EB_CT_FILE,         /* char *, a path the bridge must be able to read */
 };
 
 /* Row flags. */

@@ -488,7 +488,7 @@ static void test_config_url_password_is_never_echoed(void **state) {
     const char *err = load_err("redis:\n  url: redis://u:plain-pw-123@h:0\nkafka:\n"
                                "  brokers: k:9092\nroutes:\n" ROUTE("a", "a:*"));
     assert_null(strstr(err, "plain-pw-123"));
-    assert_contains(err, "t.yaml:2:8: invalid redis.url: the port is not a number");
+    assert_contains(err, "t.yaml:2:33: invalid redis.url: the port of 'h:0' is not a number");
 }
 
 /* ---- errors ----------------------------------------------------------- */
