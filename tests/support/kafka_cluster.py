@@ -369,6 +369,23 @@ class KafkaCluster:
     def running(self, broker_id):
         return self._broker(broker_id).running()
 
+    def ensure_up(self, timeout=90):
+        """Start whatever broker a previous test left stopped (a shared
+        cluster must not carry one test's outage into the next)."""
+        down = [i for i, b in self.brokers.items() if not b.running()]
+        if down:
+            self.start_brokers(down, timeout)
+        else:
+            self.wait_brokers(set(self.brokers), timeout)
+
+    # The mock's names (tests/support/mock_kafka.c), so a test written
+    # against ebtest.MockKafka runs here unchanged.
+    def down(self, broker=None):
+        self.stop_brokers(None if broker is None else [broker])
+
+    def up(self, broker=None):
+        self.start_brokers(None if broker is None else [broker])
+
     # -- metadata and admin --------------------------------------------------------
 
     def admin(self):
