@@ -469,6 +469,32 @@ class KafkaCluster:
         finally:
             c.close()
 
+    def read_topic(self, topic, timeout=60):
+        """Every message on the topic, read from offset 0 of each partition
+        up to its high watermark without a consumer group (so nothing a
+        group rebalance re-reads is counted twice): a list of
+        (partition, offset, key, value)."""
+        from confluent_kafka import Consumer, TopicPartition
+        ends = self.end_offsets(topic)
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "kafka-cluster-reader",
+                      "enable.auto.commit": False, "log_level": 0})
+        try:
+            c.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+            got, pos = [], {p: 0 for p in ends}
+
+            def done():
+                for m in c.consume(1000, 0.2):
+                    if m.error():
+                        continue
+                    got.append((m.partition(), m.offset(), m.key(), m.value()))
+                    pos[m.partition()] = m.offset() + 1
+                return all(pos[p] >= end for p, end in ends.items())
+            _wait(done, timeout, "the whole of %s (%d messages)" % (topic, sum(ends.values())),
+                  interval=0)
+            return got
+        finally:
+            c.close()
+
     def logs_tail(self, n=10):
         return "\n".join("--- node %d (%s):\n%s" % (
             x.id, "running" if x.running() else "stopped", x.log_tail(n)) for x in self.nodes())
