@@ -23,6 +23,7 @@ Each test prints RESULT <name> expected= delivered= lost= messages=
 distinct_ids= distinct_payloads= dup_same_bytes= dup_other_bytes= ...
 """
 
+import json
 import signal
 import unittest
 
@@ -167,10 +168,11 @@ class DeliveryOnRealKafka(RealKafkaTestCase, unittest.TestCase):
 
     def full_outage(self, name, sig):
         """Every broker stopped with `sig` for 10 s while keys expire, then
-        restarted: no loss, and how many copies of what."""
+        restarted: no loss, and how many copies of what. Judged on what the
+        topic holds (read from offset 0 without a group), not on a group
+        member, whose re-reads after the coordinator's outage are its own."""
         topic = self.new_topic(8)
         self.start_stack(routes(topic), stats="200ms")
-        c = self.consumer([topic])
         keys = self.arm("k", 4000, ttl_ms=lambda i: 20 + 2 * i)  # over ~8 s
         wait_stats(self.bridge, lambda s: s["produced"] >= 1000, 30, what="1000 delivered")
         self.cluster.stop_brokers(sig=sig)
@@ -178,18 +180,23 @@ class DeliveryOnRealKafka(RealKafkaTestCase, unittest.TestCase):
         hold(10)
         during = stats_now(self.bridge)
         self.cluster.start_brokers()
-        self.wait_delivered(c, keys, 120, what="all 4000 after the outage")
-        c.drain(3.0)
+        try:
+            wait_stats(self.bridge, lambda s: s["produced"] >= 4000, 120,
+                       what="the bridge's 4000 acknowledged after the outage")
+        except AssertionError as e:
+            raise AssertionError("%s; last stats %s; topic holds %s\ncluster:\n%s" % (
+                e, stats_now(self.bridge), self.cluster.end_offsets(topic),
+                self.cluster.logs_tail(8))) from None
         self.assertEqual(self.bridge.stop(), 0)
         st = final_stats(self.bridge)
-        ends = self.cluster.end_offsets(topic)
-        t = Tally(c.messages, keys)
+        msgs = [{"value": v, "json": json.loads(v)} for _, _, _, v in
+                self.cluster.read_topic(topic)]
+        t = Tally(msgs, keys)
         t.report(name, produced_at_stop=at_stop["produced"], received_during=during["received"],
                  inflight_during=during["inflight"], bridge_produced=st["produced"],
-                 bridge_failed=st["failed"], topic_end_offsets=sum(ends.values()))
+                 bridge_failed=st["failed"])
         self.assertEqual(t.lost, [])
         self.assertEqual(t.unexpected, [])
-        self.assertEqual(sum(ends.values()), t.messages, "the consumer read the whole topic")
         self.assertEqual((st["received"], st["produced"], st["failed"], st["dropped"]),
                          (4000, 4000, 0, 0))
         # The bridge produced each event once: any duplicate is a copy of
