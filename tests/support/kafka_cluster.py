@@ -537,8 +537,14 @@ def main(argv=None):
                     help="extra server property for every node")
     a = ap.parse_args(argv)
 
+    stopping = []
+
     def on_signal(sig, frame):
-        raise SystemExit(128 + sig)
+        # A signal during the cleanup (a driver that closes stdin and then
+        # sends SIGTERM) must not cut it short: the JVMs are already being
+        # stopped, and the data dir still has to go.
+        if not stopping:
+            raise SystemExit(128 + sig)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
@@ -568,6 +574,7 @@ def main(argv=None):
         print("kafka_cluster: %s" % e, file=sys.stderr, flush=True)
         return 1
     finally:
+        stopping.append(True)
         if k is not None:
             k.cleanup()
 
