@@ -37,6 +37,13 @@ void ebp_buf_append(struct ebp_buf *b, const void *p, size_t n) {
     b->len += n;
 }
 
+void *ebp_buf_grow(struct ebp_buf *b, size_t n) {
+    if (!reserve(b, n))
+        return NULL;
+    b->len += n;
+    return b->data + b->len - n;
+}
+
 void ebp_buf_puts(struct ebp_buf *b, const char *s) {
     ebp_buf_append(b, s, strlen(s));
 }
@@ -91,6 +98,22 @@ void ebp_buf_json_string(struct ebp_buf *b, const void *vp, size_t n) {
         }
     }
     ebp_buf_putc(b, '"');
+}
+
+void ebp_buf_utf8(struct ebp_buf *b, const void *vp, size_t n) {
+    const unsigned char *p = vp;
+    size_t run = 0, i = 0;
+    while (i < n) {
+        size_t l = utf8_len(p + i, n - i);
+        if (l) {
+            i += l;
+            continue;
+        }
+        ebp_buf_append(b, p + run, i - run);
+        ebp_buf_append(b, "\xEF\xBF\xBD", 3);
+        run = ++i;
+    }
+    ebp_buf_append(b, p + run, n - run);
 }
 
 void ebp_buf_free(struct ebp_buf *b) {

@@ -696,18 +696,25 @@ static struct module *module_open(eb_plugin_loader_t *l, const struct eb_config 
     char file[PATH_MAX + 64], real[PATH_MAX];
     resolve(l, cfg, cp, file, sizeof(file));
     if (!realpath(file, real)) {
-        snprintf(err, errsz, "cannot find plugin '%s' (%s): %s; expected a shipped plugin's name "
-                 "or the path of a plugin's shared object", cp->path, file, strerror(errno));
+        if (strchr(cp->path, '/'))
+            snprintf(err, errsz, "cannot open plugin '%s': %s; expected the path of a plugin's "
+                     "shared object", cp->path, strerror(errno));
+        else
+            snprintf(err, errsz, "no plugin '%s' (%s.so) in the plugin directory; expected a "
+                     "shipped plugin's name (filter, enrich, mask, avro) or a path with a '/'",
+                     cp->path, cp->path);
         return NULL;
     }
     for (struct module *m = l->modules; m; m = m->next) {
         if (strcmp(m->path, real) == 0)
             return m;
     }
+    /* Messages name the file, not the directory: the same on every machine. */
+    const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
     void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         const char *why = dlerror();
-        snprintf(err, errsz, "cannot load plugin %s: %s", real, why ? why : "unknown error");
+        snprintf(err, errsz, "cannot load plugin %s: %s", base, why ? why : "unknown error");
         return NULL;
     }
     const uint32_t *abi = dlsym(dl, "eb_plugin_abi_version");
@@ -716,21 +723,21 @@ static struct module *module_open(eb_plugin_loader_t *l, const struct eb_config 
         snprintf(err, errsz,
                  "%s has no symbol %s; expected a plugin built with expiry_bridge/plugin.h "
                  "(EB_PLUGIN_DEFINE)",
-                 real, !abi ? "eb_plugin_abi_version" : "eb_plugin_descriptor");
+                 base, !abi ? "eb_plugin_abi_version" : "eb_plugin_descriptor");
         goto err_close;
     }
     if (*abi != EB_PLUGIN_ABI_VERSION) {
-        snprintf(err, errsz, "%s was built for plugin ABI %u: expected %u, found %u", real,
+        snprintf(err, errsz, "%s was built for plugin ABI %u: expected %u, found %u", base,
                  (unsigned)*abi, (unsigned)EB_PLUGIN_ABI_VERSION, (unsigned)*abi);
         goto err_close;
     }
     if (d->struct_size != sizeof(struct eb_plugin_descriptor)) {
-        snprintf(err, errsz, "%s: descriptor size: expected %zu, found %u", real,
+        snprintf(err, errsz, "%s: descriptor size: expected %zu, found %u", base,
                  sizeof(struct eb_plugin_descriptor), (unsigned)d->struct_size);
         goto err_close;
     }
     if (!name_valid(d->name)) {
-        snprintf(err, errsz, "%s: the descriptor's name is not 1 to 64 of [a-z0-9_-]", real);
+        snprintf(err, errsz, "%s: the descriptor's name is not 1 to 64 of [a-z0-9_-]", base);
         goto err_close;
     }
     bool entry_ok = d->kind == EB_PLUGIN_TRANSFORM ? d->transform != NULL
@@ -740,7 +747,7 @@ static struct module *module_open(eb_plugin_loader_t *l, const struct eb_config 
         snprintf(err, errsz,
                  "%s (%s): kind %u without its entry point; expected a transform with "
                  "transform() or an encoder with encode()",
-                 real, d->name, (unsigned)d->kind);
+                 base, d->name, (unsigned)d->kind);
         goto err_close;
     }
     struct module *m = calloc(1, sizeof(*m));
@@ -801,7 +808,8 @@ int eb_plugin_loader_check_config(const struct eb_config *cfg, eb_config_report_
                 reportf(report, rctx, cp->path_pos,
                         "invalid plugins[%zu].path: duplicate plugin name '%s': %s and %s (of "
                         "plugins[%zu]) both carry it; expected each plugin once",
-                        i, mods[i]->d->name, mods[i]->path, mods[j]->path, j);
+                        i, mods[i]->d->name, strrchr(mods[i]->path, '/') + 1,
+                        strrchr(mods[j]->path, '/') + 1, j);
                 mods[i] = NULL;
                 bad++;
                 break;
