@@ -183,6 +183,10 @@ static bool var(void *opaque, const char *name, size_t len, const char **v, size
     const struct eb_plugin_host *h = e->h;
     char n[136];
     snprintf(n, sizeof(n), "%.*s", (int)len, name);
+    /* A capture first: a pattern may name one "id" or "source". */
+    const char *cap = strncmp(n, "params.", 7) == 0 ? n + 7 : n;
+    if ((*v = h->param(e->ev, cap, vlen)))
+        return true;
     if (strcmp(n, "key") == 0) {
         *v = h->key(e->ev, vlen);
         return true;
@@ -204,9 +208,6 @@ static bool var(void *opaque, const char *name, size_t len, const char **v, size
         *vlen = strlen(s);
         return true;
     }
-    const char *cap = strncmp(n, "params.", 7) == 0 ? n + 7 : n;
-    if ((*v = h->param(e->ev, cap, vlen)))
-        return true;
     if (strncmp(n, "payload.", 8) != 0 || !(s = h->field(e->ev, n, vlen)))
         return false;
     ebp_buf_reset(&e->var);

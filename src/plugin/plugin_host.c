@@ -1024,6 +1024,10 @@ size_t eb_plugin_set_count(const eb_plugin_set_t *s) {
     return s ? s->ninst : 0;
 }
 
+const void *eb_plugin_set_instance(const eb_plugin_set_t *s, size_t i) {
+    return s && i < s->ninst ? s->inst[i] : NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* One event                                                                */
 /* ------------------------------------------------------------------------ */

@@ -81,6 +81,10 @@ const eb_plugin_chain_t *eb_plugin_set_chain(const eb_plugin_set_t *s, size_t ro
 /* Instances in the set (for logs). */
 size_t eb_plugin_set_count(const eb_plugin_set_t *s);
 
+/* An opaque identity of instance i (cfg->plugins index): equal in two sets
+ * when the second took it over from the first. For tests and logs. */
+const void *eb_plugin_set_instance(const eb_plugin_set_t *s, size_t i);
+
 /* ---- one event --------------------------------------------------------- */
 
 /* What eb_plugin_chain_run() returns (plugin.h's EB_PLUGIN_CONTINUE, _DROP,
