@@ -162,20 +162,7 @@ static struct enrich *enrich_parse(const struct eb_plugin_host *h,
     return e;
 }
 
-static int enrich_check(const struct eb_plugin_host *h, const eb_plugin_settings_t *settings) {
-    struct enrich *e = enrich_parse(h, settings);
-    enrich_free(e);
-    return e ? 0 : -1;
-}
-
-static int enrich_init(const struct eb_plugin_host *h, const char *instance,
-                       const eb_plugin_settings_t *settings, void **state, char *errstr,
-                       size_t errstr_size) {
-    (void)instance;
-    (void)errstr;
-    (void)errstr_size;
-    return (*state = enrich_parse(h, settings)) ? 0 : -1;
-}
+EBP_PARSED_PLUGIN(enrich, struct enrich, enrich_parse, enrich_free)
 
 /* ebp_template_var_fn: one variable of the event. */
 static bool var(void *opaque, const char *name, size_t len, const char **v, size_t *vlen) {
@@ -261,10 +248,6 @@ static int enrich_transform(void *state, eb_plugin_event_t *ev) {
             return failed(e, "cannot set the Kafka key (out of memory)");
     }
     return EB_PLUGIN_CONTINUE;
-}
-
-static void enrich_destroy(void *state) {
-    enrich_free(state);
 }
 
 EB_PLUGIN_DEFINE(EB_PLUGIN_TRANSFORM, "enrich", "1.0.0",

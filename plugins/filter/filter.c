@@ -151,20 +151,7 @@ static struct filter *filter_parse(const struct eb_plugin_host *h,
     return f;
 }
 
-static int filter_check(const struct eb_plugin_host *h, const eb_plugin_settings_t *settings) {
-    struct filter *f = filter_parse(h, settings);
-    filter_free(f);
-    return f ? 0 : -1;
-}
-
-static int filter_init(const struct eb_plugin_host *h, const char *instance,
-                       const eb_plugin_settings_t *settings, void **state, char *errstr,
-                       size_t errstr_size) {
-    (void)instance;
-    (void)errstr;
-    (void)errstr_size;
-    return (*state = filter_parse(h, settings)) ? 0 : -1;
-}
+EBP_PARSED_PLUGIN(filter, struct filter, filter_parse, filter_free)
 
 static bool rule_matches(struct filter *f, const struct rule *r, eb_plugin_event_t *ev) {
     const struct eb_plugin_host *h = f->h;
@@ -208,10 +195,6 @@ static int filter_transform(void *state, eb_plugin_event_t *ev) {
     if (f->nkeep && !any(f, f->keep, f->nkeep, ev))
         return EB_PLUGIN_DROP;
     return any(f, f->drop, f->ndrop, ev) ? EB_PLUGIN_DROP : EB_PLUGIN_CONTINUE;
-}
-
-static void filter_destroy(void *state) {
-    filter_free(state);
 }
 
 EB_PLUGIN_DEFINE(EB_PLUGIN_TRANSFORM, "filter", "1.0.0",

@@ -101,20 +101,7 @@ static struct mask *mask_parse(const struct eb_plugin_host *h,
     return m;
 }
 
-static int mask_check(const struct eb_plugin_host *h, const eb_plugin_settings_t *settings) {
-    struct mask *m = mask_parse(h, settings);
-    mask_free(m);
-    return m ? 0 : -1;
-}
-
-static int mask_init(const struct eb_plugin_host *h, const char *instance,
-                     const eb_plugin_settings_t *settings, void **state, char *errstr,
-                     size_t errstr_size) {
-    (void)instance;
-    (void)errstr;
-    (void)errstr_size;
-    return (*state = mask_parse(h, settings)) ? 0 : -1;
-}
+EBP_PARSED_PLUGIN(mask, struct mask, mask_parse, mask_free)
 
 /* ebp_json_replace_fn */
 static void replace(void *opaque, size_t rule, const char *value, size_t len,
@@ -174,10 +161,6 @@ static int mask_transform(void *state, eb_plugin_event_t *ev) {
         return EB_PLUGIN_ERROR;
     }
     return EB_PLUGIN_CONTINUE;
-}
-
-static void mask_destroy(void *state) {
-    mask_free(state);
 }
 
 EB_PLUGIN_DEFINE(EB_PLUGIN_TRANSFORM, "mask", "1.0.0",

@@ -435,19 +435,28 @@ static void produce(eb_pipeline_t *p, struct route_stats *rs, const void *key, s
     }
 }
 
+/* Encode ev into p->enc; false (the drop counted, the ledger told) when
+ * it cannot be encoded. */
+static bool encode(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_format fmt,
+                   const struct eb_header *headers, size_t nheaders, const struct eb_event *ev,
+                   const struct eb_notification *n, eb_ledger_ticket_t *ticket) {
+    if (eb_event_encode(ev, fmt, headers, nheaders, &p->enc) == 0)
+        return true;
+    eb_metrics_inc(rs->dropped_error);
+    p->totals.dropped++;
+    log_drop(p, &p->limit_error, "cannot encode event; dropped", rs, n, "encode", 0);
+    if (ticket)
+        eb_ledger_done(p->ledger, ticket, false);
+    return false;
+}
+
 /* Encode ev in the route's format and produce it. */
 static void forward(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_format fmt,
                     const struct eb_header *headers, size_t nheaders, const struct eb_event *ev,
                     const struct eb_match *m, const struct eb_notification *n,
                     eb_ledger_ticket_t *ticket) {
-    if (eb_event_encode(ev, fmt, headers, nheaders, &p->enc) != 0) {
-        eb_metrics_inc(rs->dropped_error);
-        p->totals.dropped++;
-        log_drop(p, &p->limit_error, "cannot encode event; dropped", rs, n, "encode", 0);
-        if (ticket)
-            eb_ledger_done(p->ledger, ticket, false);
+    if (!encode(p, rs, fmt, headers, nheaders, ev, n, ticket))
         return;
-    }
     eb_buf_reset(&p->kbuf);
     if (m)
         eb_router_render_key(p->cfg->router, m, n->key, n->key_len, n->db, n->event, &p->kbuf);
@@ -524,14 +533,8 @@ static void forward_plugins(eb_pipeline_t *p, const struct route_rt *rt, const s
         produce(p, rs, key, klen, pe->out.data, pe->out.len, hs, nh, &pe->ev, n, ticket);
         return;
     }
-    if (eb_event_encode(&pe->ev, rt->cfg->format, hs, nh, &p->enc) != 0) {
-        eb_metrics_inc(rs->dropped_error);
-        p->totals.dropped++;
-        log_drop(p, &p->limit_error, "cannot encode event; dropped", rs, n, "encode", 0);
-        if (ticket)
-            eb_ledger_done(p->ledger, ticket, false);
+    if (!encode(p, rs, rt->cfg->format, hs, nh, &pe->ev, n, ticket))
         return;
-    }
     produce(p, rs, key, klen, p->enc.value.data, p->enc.value.len, p->enc.headers,
             p->enc.nheaders, &pe->ev, n, ticket);
 }

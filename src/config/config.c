@@ -1208,6 +1208,20 @@ static void convert_scalar(struct ctx *c, const struct eb_config_key *k, const s
 
 static const struct ynode *seen_get(const struct seen *s, const char *key);
 
+/* Item i of a list of mappings (routes, plugins): its path for messages
+ * ("routes[3]") into path, its position into *pos; false after reporting
+ * when it is not a mapping. */
+static bool list_item(struct ctx *c, const struct ynode *item, const char *what, size_t i,
+                      const char *expect, char *path, size_t path_size, struct eb_srcpos *pos) {
+    snprintf(path, path_size, "%.100s[%zu]", what, i);
+    pos->line = item->line;
+    pos->col = item->col;
+    if (item->type == Y_MAP)
+        return true;
+    err_at(c, item, "invalid %s: found %s; expected %s", path, kind_name(item), expect);
+    return false;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Plugins                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -1384,15 +1398,10 @@ static void convert_plugins(struct ctx *c, const struct eb_config_key *k, const 
         struct eb_config_plugin *pl = &cfg->plugins[i];
         char path[160];
         struct seen s;
-        snprintf(path, sizeof(path), "%.100s[%zu]", what, i);
-        pl->pos.line = item->line;
-        pl->pos.col = item->col;
         c->plugin_maps[i] = item;
-        if (item->type != Y_MAP) {
-            err_at(c, item, "invalid %s: found %s; expected a mapping with name and path", path,
-                   kind_name(item));
+        if (!list_item(c, item, what, i, "a mapping with name and path", path, sizeof(path),
+                       &pl->pos))
             continue;
-        }
         walk_map(c, item, k->sub, pl, path, &s);
         c->plugin_names[i] = seen_get(&s, "name");
         const struct ynode *pn = seen_get(&s, "path");
@@ -1515,15 +1524,10 @@ static void convert_routes(struct ctx *c, const struct eb_config_key *k, const s
         struct eb_config_route *r = &cfg->routes[i];
         char path[160];
         struct seen s;
-        snprintf(path, sizeof(path), "%.100s[%zu]", what, i);
-        r->pos.line = item->line;
-        r->pos.col = item->col;
         c->routes[i].map = item;
-        if (item->type != Y_MAP) {
-            err_at(c, item, "invalid %s: found %s; expected a mapping with name, match and topic",
-                   path, kind_name(item));
+        if (!list_item(c, item, what, i, "a mapping with name, match and topic", path,
+                       sizeof(path), &r->pos))
             continue;
-        }
         walk_map(c, item, k->sub, r, path, &s);
         check_route(c, r, &s, path);
     }

@@ -36,4 +36,27 @@ bool ebp_settings_bool(const struct eb_plugin_host *h, const eb_plugin_settings_
 void ebp_settings_errorf(const struct eb_plugin_host *h, const eb_plugin_settings_t *node,
                          const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* check(), init() and destroy() of a plugin whose whole state is what
+ * PARSE(host, settings) builds (NULL after reporting each problem) and
+ * FREE(state) frees: check parses and frees, init parses and keeps.
+ * Defines PREFIX_check, PREFIX_init and PREFIX_destroy. */
+#define EBP_PARSED_PLUGIN(PREFIX, TYPE, PARSE, FREE)                                             \
+    static int PREFIX##_check(const struct eb_plugin_host *h,                                     \
+                              const eb_plugin_settings_t *settings) {                             \
+        TYPE *v = PARSE(h, settings);                                                             \
+        FREE(v);                                                                                  \
+        return v ? 0 : -1;                                                                        \
+    }                                                                                             \
+    static int PREFIX##_init(const struct eb_plugin_host *h, const char *instance,                \
+                             const eb_plugin_settings_t *settings, void **state, char *errstr,    \
+                             size_t errstr_size) {                                                \
+        (void)instance;                                                                           \
+        (void)errstr;                                                                             \
+        (void)errstr_size;                                                                        \
+        return (*state = PARSE(h, settings)) ? 0 : -1;                                            \
+    }                                                                                             \
+    static void PREFIX##_destroy(void *state) {                                                   \
+        FREE(state);                                                                              \
+    }
+
 #endif
