@@ -53,7 +53,7 @@ struct ctx {
 
 static size_t sink; /* keeps the compiler from dropping the work */
 
-static double run_baseline(struct ctx *c, long n) {
+__attribute__((noinline)) static double run_baseline(struct ctx *c, long n) {
     double t0 = now_ns();
     for (long i = 0; i < n; i++) {
         eb_buf_reset(&c->kbuf);
@@ -66,7 +66,7 @@ static double run_baseline(struct ctx *c, long n) {
     return (now_ns() - t0) / (double)n;
 }
 
-static double run_plugin(struct ctx *c, long n) {
+__attribute__((noinline)) static double run_plugin(struct ctx *c, long n) {
     const eb_plugin_chain_t *chain = eb_plugin_set_chain(c->set, 0);
     double t0 = now_ns();
     for (long i = 0; i < n; i++) {

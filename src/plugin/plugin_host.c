@@ -330,17 +330,17 @@ static const char *h_field(const eb_plugin_event_t *e, const char *path, size_t 
             return NULL;
         return v;
     }
-    struct eb_buf tmp = EB_BUF_INIT;
+    struct eb_buf *tmp = &pe->scratch2;
+    eb_buf_reset(tmp);
     eb_buf_putc(b, '{');
-    if (builtin_field(pe, top, &tmp)) {
+    if (builtin_field(pe, top, tmp)) {
         eb_json_string(b, top, strlen(top));
         eb_buf_putc(b, ':');
-        eb_buf_append(b, tmp.data, tmp.len);
+        eb_buf_append(b, tmp->data, tmp->len);
     } else if (pe->fields.len) {
         eb_buf_append(b, pe->fields.data + 1, pe->fields.len - 1); /* past the first ',' */
     }
     eb_buf_putc(b, '}');
-    eb_buf_free(&tmp);
     if (!eb_buf_ok(b))
         return NULL;
     const char *v;
@@ -503,15 +503,14 @@ static bool field_name_taken(struct eb_plugin_event *pe, const char *name) {
         return false;
     const char *v;
     size_t vl;
-    char *obj = malloc(pe->fields.len + 1);
-    if (!obj)
+    struct eb_buf *obj = &pe->scratch2; /* the added fields as one object */
+    eb_buf_reset(obj);
+    eb_buf_putc(obj, '{');
+    eb_buf_append(obj, pe->fields.data + 1, pe->fields.len - 1);
+    eb_buf_putc(obj, '}');
+    if (!eb_buf_ok(obj))
         return true;
-    obj[0] = '{';
-    memcpy(obj + 1, pe->fields.data + 1, pe->fields.len - 1);
-    obj[pe->fields.len] = '}';
-    bool taken = !strchr(name, '.') && ebp_json_get(obj, pe->fields.len + 1, name, &v, &vl);
-    free(obj);
-    return taken;
+    return !strchr(name, '.') && ebp_json_get(obj->data, obj->len, name, &v, &vl);
 }
 
 static int h_add_field(eb_plugin_event_t *e, const char *name, const char *json, size_t len) {
@@ -538,17 +537,17 @@ static int h_set_payload(eb_plugin_event_t *e, const char *json, size_t len) {
     struct eb_plugin_event *pe = PE(e);
     if (!pe->ev.has_payload || !json || !eb_event_json_valid(json, len))
         return -1;
-    /* The new text may be a view of the old one (a plugin passing part of
-     * it back): copy through scratch space first. */
-    struct eb_buf tmp = EB_BUF_INIT;
-    eb_buf_append(&tmp, json, len);
-    if (!eb_buf_ok(&tmp)) {
-        eb_buf_free(&tmp);
+    /* The new text may be a view of the current one (a plugin passing part
+     * of it back): write into the other buffer, then swap. Both are reused,
+     * so masking allocates nothing in steady state. */
+    struct eb_buf *alt = &pe->payload_alt;
+    eb_buf_reset(alt);
+    eb_buf_append(alt, json, len);
+    if (!eb_buf_ok(alt))
         return -1;
-    }
-    struct eb_buf old = pe->payload;
-    pe->payload = tmp;
-    eb_buf_free(&old);
+    struct eb_buf cur = pe->payload;
+    pe->payload = *alt;
+    *alt = cur;
     pe->ev.payload_json = pe->payload.data;
     pe->ev.payload_len = pe->payload.len;
     return 0;
@@ -1040,7 +1039,9 @@ void eb_plugin_event_free(struct eb_plugin_event *pe) {
     eb_buf_free(&pe->key);
     eb_buf_free(&pe->fields);
     eb_buf_free(&pe->payload);
+    eb_buf_free(&pe->payload_alt);
     eb_buf_free(&pe->scratch);
+    eb_buf_free(&pe->scratch2);
     eb_buf_free(&pe->hdrbuf);
     eb_buf_free(&pe->out);
 }

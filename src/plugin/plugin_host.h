@@ -119,7 +119,7 @@ struct eb_plugin_event {
     char topic_buf[256];
     char id[33];
     bool id_ready;
-    struct eb_buf key, fields, payload, scratch, hdrbuf, out;
+    struct eb_buf key, fields, payload, payload_alt, scratch, scratch2, hdrbuf, out;
     struct eb_plugin_header hdr[EB_EVENT_MAX_HEADERS];
     size_t nhdr;
     struct eb_header headers[EB_EVENT_MAX_HEADERS];
