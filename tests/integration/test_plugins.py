@@ -63,7 +63,7 @@ class PluginsTest(BridgeTestCase, unittest.TestCase):
         return final_stats(self.bridge)
 
     def test_filter_drops_matching_keys_and_counts_them(self):
-        self.stack(FILTER_ENRICH, ROUTE)
+        self.stack(FILTER_ENRICH, ROUTE, topics=["orders.shop:4", "orders.test:4", "orders:4"])
         c = self.consumer(["orders.shop", "orders.test", "orders"])
         self.arm(["order:test:%d" % i for i in range(5)] + ["order:shop:%d" % i for i in range(5)])
         got = c.collect(5, what="the 5 events the filter keeps")
@@ -106,7 +106,7 @@ class PluginsTest(BridgeTestCase, unittest.TestCase):
     match: "cart:{id}"
     topic: carts
     plugins: [bad]
-""")
+""", topics=["orders:4", "orders.dlq:4", "carts:4"])
         c = self.consumer(["orders", "orders.dlq", "carts"])
         self.arm(["order:1", "order:fail-2", "cart:fail-3", "cart:4"])
         got = {m["json"]["subject"]: m for m in c.collect(3)}
