@@ -63,6 +63,7 @@
 #include "kafka/kafka_props.h"
 #include "kafka/kafka_sink.h"
 #include "ledger/ledger.h"
+#include "plugin/plugin_host.h"
 #include "redis/redis_conn.h"
 #include "redis/redis_source.h"
 
@@ -153,6 +154,7 @@ struct app {
 
     eb_series_t *reload_ok, *reload_failed, *last_reload_ok, *last_reload_ts;
     eb_series_t *reconnect_redis, *reconnect_kafka;
+    eb_plugin_loader_t *plugins; /* the plugins loaded (plugin_host.h) */
 };
 
 /* ------------------------------------------------------------------ check */
@@ -160,11 +162,13 @@ struct app {
 /* Load path with the checks that need the layers above config/: librdkafka
  * judges kafka.client, and the hiredis build says whether rediss:// can
  * work. As eb_config_load(). */
-static int load_config(const char *path, struct eb_config **out, char *errstr,
-                       size_t errstr_size) {
+static int load_config(eb_plugin_loader_t *plugins, const char *path, struct eb_config **out,
+                       char *errstr, size_t errstr_size) {
     const struct eb_config_checks checks = {
         .client_props = eb_kafka_props_check,
         .redis_tls_unavailable = eb_redis_conn_tls_unavailable(),
+        .plugins = plugins ? eb_plugin_loader_check_config : NULL,
+        .plugins_opaque = plugins,
     };
     return eb_config_load(path, &checks, out, errstr, errstr_size);
 }
@@ -182,7 +186,10 @@ static void print_events(FILE *out, uint64_t mask) {
 int eb_app_check(const char *path) {
     char errstr[8192];
     struct eb_config *cfg = NULL;
-    if (load_config(path, &cfg, errstr, sizeof(errstr)) != 0) {
+    eb_plugin_loader_t *plugins = eb_plugin_loader_new(NULL, NULL, NULL);
+    int rc = load_config(plugins, path, &cfg, errstr, sizeof(errstr));
+    eb_plugin_loader_destroy(plugins);
+    if (rc != 0) {
         fprintf(stderr, "%s\n", errstr);
         fprintf(stderr, "%s: configuration is invalid\n", path);
         return EB_EXIT_CONFIG;
@@ -205,7 +212,7 @@ int eb_app_check(const char *path) {
 int eb_app_functions_load(const char *path) {
     char errstr[8192];
     struct eb_config *cfg = NULL;
-    if (load_config(path, &cfg, errstr, sizeof(errstr)) != 0) {
+    if (load_config(NULL, path, &cfg, errstr, sizeof(errstr)) != 0) {
         fprintf(stderr, "%s\n%s: configuration is invalid\n", errstr, path);
         return EB_EXIT_CONFIG;
     }
@@ -679,7 +686,7 @@ static void reload(struct app *a, const char *trigger) {
     struct eb_config *next = NULL;
     if (a->stopping)
         return;
-    if (load_config(a->path, &next, errstr, sizeof(errstr)) != 0) {
+    if (load_config(a->plugins, a->path, &next, errstr, sizeof(errstr)) != 0) {
         reject(a, trigger, errstr);
         return;
     }
@@ -701,7 +708,8 @@ static void reload(struct app *a, const char *trigger) {
     }
     if (commit(a, next, sink, NULL) != 0) {
         eb_kafka_sink_destroy(sink);
-        snprintf(errstr, sizeof(errstr), "out of memory applying the new routes");
+        snprintf(errstr, sizeof(errstr), "cannot apply the new routes: %s",
+                 eb_pipeline_error(a->pipeline));
         goto err_reject;
     }
     accepted(a);
@@ -898,7 +906,7 @@ static void start_watch(struct app *a) {
  * half a start behind: the HTTP port (a clash is the commonest startup
  * error), the producer, the Redis source. */
 static int build(struct app *a, char *errstr, size_t errstr_size) {
-    struct eb_pipeline_conf pc = {.log = a->log, .metrics = a->metrics};
+    struct eb_pipeline_conf pc = {.log = a->log, .metrics = a->metrics, .plugins = a->plugins};
     if (register_app_metrics(a) != 0)
         return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
     a->pipeline = eb_pipeline_new(&pc, a->cfg, errstr, errstr_size);
@@ -950,6 +958,7 @@ static void teardown(struct app *a) {
     eb_kafka_sink_destroy(a->next.sink);
     eb_kafka_sink_destroy(a->sink);
     eb_pipeline_destroy(a->pipeline);
+    eb_plugin_loader_destroy(a->plugins); /* after the pipeline: it holds the instances */
     eb_ledger_destroy(a->ledger); /* after the producers: their leftovers hand tickets back */
     eb_http_destroy(a->http);
     eb_config_watch_destroy(a->watch);
@@ -987,13 +996,14 @@ int eb_app_run(const char *path) {
      * the backlog's delivery the lowest, so Redis is read first. */
     if (a.base)
         event_base_priority_init(a.base, EB_APP_PRIORITIES);
-    if (!a.base || !a.metrics) {
+    a.plugins = eb_plugin_loader_new(a.log, a.metrics, NULL);
+    if (!a.base || !a.metrics || !a.plugins) {
         eb_log(a.log, EB_LOG_ERROR, "cannot start", eb_lf_str("error", "out of memory"));
         goto out_teardown;
     }
     /* Before the load: a change between the two is then seen as one. */
     start_watch(&a);
-    if (load_config(path, &a.cfg, errstr, sizeof(errstr)) != 0) {
+    if (load_config(a.plugins, path, &a.cfg, errstr, sizeof(errstr)) != 0) {
         eb_log(a.log, EB_LOG_ERROR, "configuration is invalid; not starting",
                eb_lf_str("path", path), eb_lf_str("error", errstr));
         exit_code = EB_EXIT_CONFIG;
