@@ -188,17 +188,6 @@ static void test_sink_reports_reachable_once_a_broker_is_up(void **state) {
     assert_true(eb_kafka_sink_reachable(c->sink));
 }
 
-static void test_sink_drain_returns_zero_when_everything_was_acknowledged(void **state) {
-    struct ctx *c = *state;
-    c->sink = make_sink(c, 1000, NULL, 0);
-    eb_kafka_topic_t *t = eb_kafka_sink_topic(c->sink, "sink.drain");
-    int counters[20] = {0};
-    for (int i = 0; i < 20; i++)
-        assert_int_equal(produce(c, t, "x", &counters[i]), 0);
-    assert_int_equal(eb_kafka_sink_drain(c->sink, 20000), 0);
-    assert_int_equal(c->delivered, 20);
-}
-
 static void test_sink_destroy_reports_undeliverable_messages_as_failed(void **state) {
     struct ctx *c = *state;
     c->sink = make_sink(c, 1000, NULL, 0);
@@ -247,8 +236,6 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sink_reports_reachable_once_a_broker_is_up, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(
-            test_sink_drain_returns_zero_when_everything_was_acknowledged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_destroy_reports_undeliverable_messages_as_failed,
                                         setup, teardown),
         cmocka_unit_test(test_check_props_refuses_properties_the_bridge_owns),
