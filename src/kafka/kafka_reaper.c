@@ -138,15 +138,11 @@ void eb_kafka_reaper_take(eb_kafka_reaper_t *r, rd_kafka_t *rk, void *mem) {
     pthread_mutex_unlock(&r->mu);
 }
 
-size_t eb_kafka_reaper_pending(const eb_kafka_reaper_t *r) {
-    return atomic_load(&((eb_kafka_reaper_t *)r)->pending);
-}
-
 void eb_kafka_reaper_destroy(eb_kafka_reaper_t *r) {
     if (!r)
         return;
     if (r->started) {
-        size_t left = eb_kafka_reaper_pending(r);
+        size_t left = atomic_load(&r->pending);
         if (left)
             eb_log(r->log, EB_LOG_INFO, "waiting for retired Kafka producers to stop",
                    eb_lf_int("producers", (int64_t)left));

@@ -29,8 +29,9 @@
 struct rd_kafka_s;
 typedef struct eb_kafka_reaper eb_kafka_reaper_t;
 
-/* log is borrowed: it must outlive the reaper (its thread logs each
- * destroy and how long it took). NULL + errstr when out of memory. Free with
+/* log is borrowed: it must outlive the reaper. Its thread logs each
+ * destroy when it is done: "retired Kafka producer stopped" with took_ms
+ * (a warning, "... stopped slowly ...", from 1 s). NULL + errstr when out of memory. Free with
  * eb_kafka_reaper_destroy(). */
 eb_kafka_reaper_t *eb_kafka_reaper_new(eb_log_t *log, char *errstr, size_t errstr_size);
 
@@ -43,9 +44,6 @@ eb_kafka_reaper_t *eb_kafka_reaper_new(eb_log_t *log, char *errstr, size_t errst
  * started, rk is destroyed here, on the calling thread, and a warning
  * says so. */
 void eb_kafka_reaper_take(eb_kafka_reaper_t *r, struct rd_kafka_s *rk, void *mem);
-
-/* Handles taken and not yet destroyed. */
-size_t eb_kafka_reaper_pending(const eb_kafka_reaper_t *r);
 
 /* Waits until every handle taken is destroyed, then ends the thread. NULL
  * is a no-op. */
