@@ -109,7 +109,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     eb_log(k->log, l, "librdkafka", eb_lf_str("facility", fac), eb_lf_str("detail", buf));
 }
 
-
+/* How each kind of error event is logged, and the setting that fixes it. */
 static const struct {
     enum eb_log_level level;
     const char *msg;
@@ -186,10 +186,16 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     if (!eb_log_limit_allow(&k->error_limits[kind], EB_SINK_ERROR_LOG_MS, &held_back))
         return;
     split_reason(reason, broker, sizeof(broker), &cause);
-    eb_log(k->log, error_kinds[kind].level, error_kinds[kind].msg, eb_lf_str("broker", broker),
-           eb_lf_str("cause", cause), eb_lf_str("error", rd_kafka_err2name(err)),
-           eb_lf_str("setting", error_kinds[kind].setting ? error_kinds[kind].setting : ""),
-           eb_lf_int("repeated", (int64_t)held_back));
+    const char *setting = error_kinds[kind].setting;
+    const struct eb_log_field fields[] = {
+        eb_lf_str("broker", broker),
+        eb_lf_str("cause", cause),
+        eb_lf_str("error", rd_kafka_err2name(err)),
+        eb_lf_int("repeated", (int64_t)held_back),
+        eb_lf_str("setting", setting), /* last: left out when there is none */
+    };
+    eb_log_write(k->log, error_kinds[kind].level, error_kinds[kind].msg, fields,
+                 sizeof(fields) / sizeof(fields[0]) - (setting ? 0 : 1));
 }
 
 /* The brokers that are up, from librdkafka's statistics: only the

@@ -26,6 +26,125 @@
 #include "kafka/kafka_sink.h"
 
 /* ------------------------------------------------------------------------
+ * ThreadSanitizer builds (EB_SANITIZE=thread)
+ *
+ * Debian's librdkafka starts its threads and takes its locks through C11
+ * <threads.h>, which glibc implements without the pthread calls TSan
+ * intercepts: TSan would not know those threads (our log callback running
+ * on one of them crashes inside TSan's runtime) nor see their locks. The
+ * definitions below come first in symbol lookup, for librdkafka too, and
+ * route C11 threads through pthreads, which TSan sees. What remains inside
+ * librdkafka (its atomics are invisible to TSan) is not ours to report:
+ * suppressed. Races in our code -- the loop thread, librdkafka's threads
+ * calling back, the reaper's thread -- are reported.
+ * --------------------------------------------------------------------- */
+#if defined(__SANITIZE_THREAD__)
+#include <errno.h>
+#include <threads.h>
+
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void) {
+    return "race:librdkafka.so\n"
+           "mutex:librdkafka.so\n"
+           "deadlock:librdkafka.so\n";
+}
+
+struct c11_start {
+    thrd_start_t fn;
+    void *arg;
+};
+
+static void *c11_trampoline(void *p) {
+    struct c11_start s = *(struct c11_start *)p;
+    free(p);
+    return (void *)(intptr_t)s.fn(s.arg);
+}
+
+static int c11_result(int rc) {
+    return rc == 0 ? thrd_success : rc == ETIMEDOUT ? thrd_timedout : rc == EBUSY ? thrd_busy
+                                                                                  : thrd_error;
+}
+
+int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg) {
+    struct c11_start *s = malloc(sizeof(*s));
+    if (!s)
+        return thrd_nomem;
+    s->fn = fn;
+    s->arg = arg;
+    int rc = pthread_create(thr, NULL, c11_trampoline, s);
+    if (rc != 0)
+        free(s);
+    return c11_result(rc);
+}
+
+int thrd_join(thrd_t thr, int *res) {
+    void *ret;
+    int rc = pthread_join(thr, &ret);
+    if (rc == 0 && res)
+        *res = (int)(intptr_t)ret;
+    return c11_result(rc);
+}
+
+int thrd_detach(thrd_t thr) {
+    return c11_result(pthread_detach(thr));
+}
+
+int mtx_init(mtx_t *m, int type) {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    if (type & mtx_recursive)
+        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    int rc = pthread_mutex_init((pthread_mutex_t *)m, &a);
+    pthread_mutexattr_destroy(&a);
+    return c11_result(rc);
+}
+
+int mtx_lock(mtx_t *m) {
+    return c11_result(pthread_mutex_lock((pthread_mutex_t *)m));
+}
+
+int mtx_trylock(mtx_t *m) {
+    return c11_result(pthread_mutex_trylock((pthread_mutex_t *)m));
+}
+
+int mtx_timedlock(mtx_t *restrict m, const struct timespec *restrict ts) {
+    return c11_result(pthread_mutex_timedlock((pthread_mutex_t *)m, ts));
+}
+
+int mtx_unlock(mtx_t *m) {
+    return c11_result(pthread_mutex_unlock((pthread_mutex_t *)m));
+}
+
+void mtx_destroy(mtx_t *m) {
+    pthread_mutex_destroy((pthread_mutex_t *)m);
+}
+
+int cnd_init(cnd_t *c) {
+    return c11_result(pthread_cond_init((pthread_cond_t *)c, NULL));
+}
+
+int cnd_signal(cnd_t *c) {
+    return c11_result(pthread_cond_signal((pthread_cond_t *)c));
+}
+
+int cnd_broadcast(cnd_t *c) {
+    return c11_result(pthread_cond_broadcast((pthread_cond_t *)c));
+}
+
+int cnd_wait(cnd_t *c, mtx_t *m) {
+    return c11_result(pthread_cond_wait((pthread_cond_t *)c, (pthread_mutex_t *)m));
+}
+
+int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m, const struct timespec *restrict ts) {
+    return c11_result(pthread_cond_timedwait((pthread_cond_t *)c, (pthread_mutex_t *)m, ts));
+}
+
+void cnd_destroy(cnd_t *c) {
+    pthread_cond_destroy((pthread_cond_t *)c);
+}
+#endif
+
+/* ------------------------------------------------------------------------
  * A resolver held on purpose
  *
  * librdkafka resolves broker names with getaddrinfo() on its broker
