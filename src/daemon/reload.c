@@ -311,7 +311,7 @@ static void handover(eb_reload_t *r, const char *why) {
                "config reload failed while switching to the new Redis connection (out of "
                "memory); keeping the current configuration");
         retire_source(r, n.source, 0);
-        eb_retire_sink(r->c.retire, n.sink);
+        eb_retire_unused_sink(r->c.retire, n.sink);
         eb_config_free(n.cfg);
         return;
     }
@@ -357,7 +357,7 @@ static void defer(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         eb_redis_source_set_events(r->next.source->src, cfg->events);
     }
     if (sink) {
-        eb_retire_sink(r->c.retire, r->next.sink);
+        eb_retire_unused_sink(r->c.retire, r->next.sink);
         r->next.sink = sink;
     }
     eb_config_free(r->next.cfg);
@@ -387,7 +387,7 @@ void eb_reload_file(eb_reload_t *r, const char *trigger) {
     if (kafka_changed(target, next) && !(sink = make_sink(r, next, errstr, sizeof(errstr))))
         goto err_reject;
     if (redis_changed(target, next) && !(source = make_source(r, next, errstr, sizeof(errstr)))) {
-        eb_retire_sink(r->c.retire, sink); /* unused: closed off the loop */
+        eb_retire_unused_sink(r->c.retire, sink);
         goto err_reject;
     }
 
@@ -398,7 +398,7 @@ void eb_reload_file(eb_reload_t *r, const char *trigger) {
         return;
     }
     if (commit(r, next, sink, NULL) != 0) {
-        eb_retire_sink(r->c.retire, sink);
+        eb_retire_unused_sink(r->c.retire, sink);
         snprintf(errstr, sizeof(errstr), "out of memory applying the new routes");
         goto err_reject;
     }

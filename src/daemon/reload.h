@@ -18,8 +18,8 @@
  *      the configuration they were read under.
  *
  * Redis handover is an OVERLAP, never a gap: the old connection keeps
- * reading until the new one is subscribed, and 500 ms longer (retire.h),
- * so what Redis had already sent it is read too. When both point at the
+ * reading until the new one is subscribed, and 500 ms longer (retire.h
+ * closes it then), so what Redis had already sent it is read too. When both point at the
  * same server, an event published during that grace reaches both
  * connections and is forwarded twice (consumers are idempotent:
  * at-least-once). A new connection not subscribed within 30 s takes over

@@ -184,6 +184,10 @@ void eb_retire_sink(eb_retire_t *rt, eb_kafka_sink_t *k) {
     arm(rt);
 }
 
+void eb_retire_unused_sink(eb_retire_t *rt, eb_kafka_sink_t *k) {
+    eb_kafka_sink_destroy_async(k, rt->reaper);
+}
+
 void eb_retire_stop(eb_retire_t *rt) {
     for (struct retiring_source *s = rt->sources; s; s = s->next)
         eb_redis_source_stop(s->src);

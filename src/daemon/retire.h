@@ -40,6 +40,12 @@ void eb_retire_source(eb_retire_t *rt, eb_redis_source_t *src, void *ctx, int gr
  * no-op. */
 void eb_retire_sink(eb_retire_t *rt, eb_kafka_sink_t *k);
 
+/* Close a producer that never carried an event -- built for a file that
+ * was rejected, or replaced by a newer one before it took over -- at once
+ * and without a log line; its librdkafka handle goes to the reaper. NULL
+ * is a no-op. */
+void eb_retire_unused_sink(eb_retire_t *rt, eb_kafka_sink_t *k);
+
 /* Events the retired producers still hold. */
 size_t eb_retire_inflight(const eb_retire_t *rt);
 
