@@ -4,8 +4,9 @@
 #   build    installs .ci/packages-build.txt, builds with -Werror, runs the
 #            unit tests, and installs into a staging root (cmake --install)
 #   runtime  installs .ci/packages-runtime.txt, adds a non-root user (10001)
-#            and copies the staging root: the bridge, the sample consumer
-#            (when the build has it), the plugins folder, the config files.
+#            and copies the staging root: what cmake --install put there (the
+#            bridge, its config files and schemas, the sample consumer when
+#            the build has it), the plugins folder, the default config.
 #
 # The package lists are the files CI installs from (.ci/run -> scripts/), so
 # the image cannot drift from what was tested; tests/helm/test_packaging.py
@@ -37,16 +38,16 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFI
  && ctest --test-dir /build -L unit --output-on-failure \
  && DESTDIR=/staging cmake --install /build --strip
 
-# Whatever install() rules exist are the contents of the image (the sample
-# consumer arrives through its own install rule). Add the fixed layout:
-# the plugins folder (may be empty), the shipped config files, and the
-# default config path the CMD and the Helm chart use.
-RUN install -d -m 0755 /staging/usr/lib/expiry-bridge/plugins \
-      /staging/usr/share/expiry-bridge /staging/etc/expiry-bridge \
- && if [ -d config ]; then cp -R config/. /staging/usr/share/expiry-bridge/; fi \
- && if [ -f config/expiry-bridge.example.yaml ]; then \
-      cp config/expiry-bridge.example.yaml /staging/etc/expiry-bridge/config.yaml; \
-    fi \
+# The install rules are the contents of the image: the bridge in /usr/bin,
+# its shipped files in /usr/share/expiry-bridge (example and demo configs,
+# the config's JSON Schema, redis/eb_timers.lua) and the event's JSON
+# Schema in /usr/share/doc/expiry-bridge; the sample consumer arrives
+# through its own rule. Only the image's fixed layout is added here: the
+# plugins folder (may be empty) and the default config the CMD and the Helm
+# chart use, a copy of the installed example.
+RUN install -d -m 0755 /staging/usr/lib/expiry-bridge/plugins /staging/etc/expiry-bridge \
+ && cp /staging/usr/share/expiry-bridge/expiry-bridge.example.yaml \
+      /staging/etc/expiry-bridge/config.yaml \
  && (cd /staging && find . -type f -perm -u+x | sed 's|^\.||' | sort) \
       > /staging/usr/share/expiry-bridge/installed-executables.txt
 

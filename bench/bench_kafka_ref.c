@@ -22,6 +22,11 @@
  * awaiting a report; both change librdkafka's cost per message (batch sizes,
  * wakeups), which is why bench.py reports the paced reference beside it.
  *
+ * --latency 1 records each message's produce -> delivery report time (the
+ * send time rides in the message's opaque) and prints its p50/p99: the
+ * reference for the bridge's notification -> delivery latency at a steady
+ * rate. Off by default: the clock read per message is not the bridge's cost.
+ *
  * -X adds librdkafka properties (the bench's --client, given to the bridge
  * too, to evaluate a setting on both sides).
  *
@@ -56,12 +61,16 @@ struct opts {
     double rate;           /* messages/s, paced from a 1 ms tick; 0: as fast as possible */
     const char *extra[16]; /* -X name=value: more librdkafka properties */
     int nextra;
+    int latency; /* --latency 1: record produce -> delivery report per message */
 };
 
 struct counts {
     long long delivered;
     long long failed;
     const char *first_error;
+    int64_t *lat_us; /* --latency: one entry per delivered message */
+    long long nlat;
+    long long lat_cap;
 };
 
 static int64_t now_us(clockid_t clk) {
@@ -84,7 +93,8 @@ static struct cpu cpu_now(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_kafka_ref -b BROKERS -t TOPIC -n N [--source URL] "
-                    "[--route NAME] [--prefix P] [--rate R] [--window W] [-X NAME=VALUE]...\n");
+                    "[--route NAME] [--prefix P] [--rate R] [--window W] [--latency 1] "
+                    "[-X NAME=VALUE]...\n");
     exit(2);
 }
 
@@ -110,6 +120,7 @@ static void parse(int argc, char **argv, struct opts *o) {
         {"--prefix", BA_STR, &o->prefix},
         {"--window", BA_LL, &o->window},
         {"--rate", BA_DBL, &o->rate},
+        {"--latency", BA_INT, &o->latency},
     };
     bench_args_parse(argc, argv, 1, args, sizeof(args) / sizeof(args[0]), extra_property, o, usage);
     if (!o->brokers || !o->topic || o->n <= 0)
@@ -125,7 +136,21 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
             c->first_error = rd_kafka_err2str(m->err);
     } else {
         c->delivered++;
+        if (c->lat_us && m->_private && c->nlat < c->lat_cap)
+            c->lat_us[c->nlat++] = now_us(CLOCK_MONOTONIC) - (int64_t)(intptr_t)m->_private;
     }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double quantile_ms(int64_t *v, long long n, double q) {
+    if (n == 0)
+        return 0;
+    long long i = (long long)(q * (double)(n - 1) + 0.5);
+    return (double)v[i] / 1000.0;
 }
 
 /* The bridge parses these for broker state; the reference only receives
@@ -197,7 +222,8 @@ static void encode_value(const struct opts *o, struct eb_encoded *enc) {
 }
 
 static void produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const struct eb_encoded *enc,
-                    const char *key, size_t key_len) {
+                    const char *key, size_t key_len, bool stamp) {
+    void *sent = stamp ? (void *)(intptr_t)now_us(CLOCK_MONOTONIC) : NULL;
     for (;;) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(1);
         rd_kafka_header_add(h, enc->headers[0].name, -1, enc->headers[0].value,
@@ -205,7 +231,7 @@ static void produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const struct eb_encod
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(enc->value.data, enc->value.len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(sent), RD_KAFKA_V_END);
         if (!err)
             return;
         rd_kafka_headers_destroy(h);
@@ -252,20 +278,26 @@ int main(int argc, char **argv) {
 
     rd_kafka_t *rk = make_producer(&o, &c);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o.topic, NULL);
-    produce(rk, rkt, &enc, "warmup", 6);
+    produce(rk, rkt, &enc, "warmup", 6, false);
     if (!wait_delivered(rk, &c, 1, 30) || c.failed) {
         fprintf(stderr, "bench_kafka_ref: warm-up message not delivered: %s\n",
                 c.first_error ? c.first_error : "timeout");
         return 1;
     }
     c.delivered = 0;
+    if (o.latency) {
+        c.lat_cap = o.n;
+        c.lat_us = malloc((size_t)o.n * sizeof(*c.lat_us));
+        if (!c.lat_us)
+            return 1;
+    }
 
     struct cpu cpu0 = cpu_now();
     int64_t t0 = now_us(CLOCK_MONOTONIC);
     for (long long i = 0; i < o.n; i++) {
         if (o.rate > 0)
             pace(rk, t0, i, o.rate);
-        produce(rk, rkt, &enc, keys[i], klens[i]);
+        produce(rk, rkt, &enc, keys[i], klens[i], o.latency != 0);
         if ((i & 1023) == 0)
             rd_kafka_poll(rk, 0); /* serve delivery reports as the bridge's loop does */
         while (o.window > 0 && i + 1 - c.delivered - c.failed >= o.window)
@@ -277,7 +309,11 @@ int main(int argc, char **argv) {
     int64_t used = cpu1.user_us + cpu1.sys_us - cpu0.user_us - cpu0.sys_us;
 
     double secs = (double)(t1 - t0) / 1e6;
-    printf("{\"tool\":\"kafka_ref\",\"n\":%lld,\"delivered\":%lld,\"failed\":%lld,"
+    if (c.lat_us)
+        qsort(c.lat_us, (size_t)c.nlat, sizeof(*c.lat_us), cmp_i64);
+    printf("{\"tool\":\"kafka_ref\",\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,",
+           quantile_ms(c.lat_us, c.nlat, 0.5), quantile_ms(c.lat_us, c.nlat, 0.99));
+    printf("\"n\":%lld,\"delivered\":%lld,\"failed\":%lld,"
            "\"seconds\":%.6f,\"msgs_per_s\":%.1f,\"cpu_us\":%lld,\"cpu_us_per_msg\":%.4f,"
            "\"user_us\":%lld,\"sys_us\":%lld,\"minor_faults\":%ld,\"window\":%lld,\"rate\":%.0f,"
            "\"value_bytes\":%zu,\"headers\":%zu}\n",
@@ -291,6 +327,7 @@ int main(int argc, char **argv) {
     eb_event_encoded_free(&enc);
     free(keys);
     free(klens);
+    free(c.lat_us);
     if (!done || c.failed || c.delivered != o.n) {
         fprintf(stderr, "bench_kafka_ref: delivered %lld of %lld (%lld failed: %s)\n", c.delivered,
                 o.n, c.failed, c.first_error ? c.first_error : "timeout");

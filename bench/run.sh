@@ -4,6 +4,8 @@
 # the output, bench/BASELINES.md for the references.
 #
 #   bench/run.sh [--runs N] [--only burst,naive,latency,memory,expiry] [bench.py options]
+#   bench/run.sh --kafka real [--runs N]   the same against a real 3-broker Kafka
+#                                          (burst, latency, 1M expiry by default)
 #
 # Builds a Release tree in build-bench/, then bench/bench.py starts
 # redis-server, the mock Kafka, the bridge and the bench tools, measures, and
@@ -59,6 +61,15 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$rundir/cmake.log" 2>&
 cmake --build "$build" -j"$(nproc)" --target expiry-bridge eb_mock_kafka bench_sub_count \
     bench_load bench_kafka_ref >>"$rundir/cmake.log" 2>&1 ||
     { tail -40 "$rundir/cmake.log"; exit 1; }
+
+# --kafka real: the broker jars (resolved once into a cache outside the repo).
+for arg in "$@"; do
+    if [[ "$arg" == real && "${prev:-}" == --kafka ]] || [[ "$arg" == --kafka=real ]]; then
+        echo "[bench] real Kafka: scripts/fetch-kafka.sh"
+        "$root/scripts/fetch-kafka.sh" >/dev/null || exit 1
+    fi
+    prev=$arg
+done
 
 for tool in redis-server /usr/bin/python3; do
     command -v "$tool" >/dev/null || { echo "[bench] $tool not found" >&2; exit 1; }

@@ -6,7 +6,13 @@
  * Routes with a deadline ledger or a companion payload take a detour for
  * `expired`: the ledger (ledger.h) claims the timer in Redis and hands it
  * back through eb_pipeline_emit_timer() with its deadline and payload; its
- * delivery report goes back to the ledger, which acknowledges it there. */
+ * delivery report goes back to the ledger, which acknowledges it there.
+ *
+ * Routes with plugins (plugin_host.h) run them between routing and
+ * producing: transforms may drop the event (counted as filtered), change
+ * it, or fail it (counted; to the route's dead_letter topic as the plain
+ * CloudEvent when it has one); an encoder writes the value. Routes without
+ * plugins never touch the plugin host. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +43,9 @@ struct route_stats {
     eb_series_t *dropped_full;
     eb_series_t *dropped_too_big;
     eb_series_t *dropped_error;
+    eb_series_t *dropped_plugin; /* a plugin failed it and there is no dead_letter topic */
+    eb_series_t *filtered;       /* a plugin dropped it on purpose */
+    eb_series_t *dead_lettered;  /* a plugin failed it: sent to the dead_letter topic */
     eb_series_t *latency;
     /* eb_expiry_lateness_seconds: deadline -> read. Created only for
      * routes whose deadline is known (ledger: armed/observed), NULL
@@ -51,6 +60,8 @@ struct route_rt {
     struct eb_header *headers;
     size_t nheaders;
     bool ledgered; /* expired goes through the ledger (ledger != off, or a payload) */
+    const eb_plugin_chain_t *chain; /* NULL: no plugins */
+    struct route_stats *dlq;        /* (route, dead_letter topic), or NULL */
 };
 
 /* One message in Kafka's hands; its address is librdkafka's msg opaque. */
@@ -79,13 +90,19 @@ struct eb_pipeline {
     struct inflight *free_list;
     /* metric families */
     eb_metric_t *f_received, *f_unrouted, *f_routed, *f_produced, *f_failed, *f_dropped, *f_latency,
-        *f_lateness;
+        *f_lateness, *f_filtered, *f_dead;
     eb_series_t *received_cache[EB_PIPE_MAX_EVENTS][EB_PIPE_CACHED_DBS];
     eb_series_t *unrouted_cache[EB_PIPE_MAX_EVENTS][EB_PIPE_CACHED_DBS];
     struct eb_pipeline_stats totals;
     struct eb_log_limit limit_failed;
     struct eb_log_limit limit_too_big;
     struct eb_log_limit limit_error;
+    struct eb_log_limit limit_plugin;
+    /* plugins */
+    eb_plugin_loader_t *loader;
+    eb_plugin_set_t *plugins; /* the instances of cfg */
+    struct eb_plugin_event pe;
+    char error[1024]; /* why the last set_config failed */
 };
 
 static int register_families(eb_pipeline_t *p) {
@@ -105,8 +122,16 @@ static int register_families(eb_pipeline_t *p) {
                                  "route,topic", NULL, 0);
     p->f_dropped = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_events_dropped_total",
                                   "Events not handed to Kafka: queue_full (the bound was hit), "
-                                  "too_big (over message.max.bytes), error.",
+                                  "too_big (over message.max.bytes), error, plugin_error (a "
+                                  "plugin failed it and the route has no dead_letter topic).",
                                   "route,topic,reason", NULL, 0);
+    p->f_filtered = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_events_filtered_total",
+                                        "Events a plugin of the route dropped on purpose.",
+                                        "route,topic", NULL, 0);
+    p->f_dead = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_events_dead_lettered_total",
+                                    "Events a plugin failed, sent to the route's dead_letter "
+                                    "topic (topic: the route's own topic).",
+                                    "route,topic", NULL, 0);
     p->f_latency =
         eb_metrics_register(m, EB_METRIC_HISTOGRAM, "eb_delivery_latency_seconds",
                        "From reading the notification to Kafka's acknowledgement.", "route,topic",
@@ -120,7 +145,7 @@ static int register_families(eb_pipeline_t *p) {
                        "(routes whose deadline is known: ledger armed/observed).",
                        "route,topic", eb_metrics_latency_buckets, eb_metrics_latency_nbuckets);
     bool ok = p->f_received && p->f_unrouted && p->f_routed && p->f_produced && p->f_failed &&
-              p->f_dropped && p->f_latency && p->f_lateness;
+              p->f_dropped && p->f_latency && p->f_lateness && p->f_filtered && p->f_dead;
     return ok ? 0 : EB_ENOMEM;
 }
 
@@ -153,6 +178,7 @@ static struct route_stats *get_stats(eb_pipeline_t *p, const char *route, const 
     const char *full[] = {route, topic, "queue_full"};
     const char *big[] = {route, topic, "too_big"};
     const char *err[] = {route, topic, "error"};
+    const char *perr[] = {route, topic, "plugin_error"};
     rs->routed = eb_metrics_series(p->f_routed, rt);
     rs->produced = eb_metrics_series(p->f_produced, rt);
     rs->failed = eb_metrics_series(p->f_failed, rt);
@@ -160,6 +186,9 @@ static struct route_stats *get_stats(eb_pipeline_t *p, const char *route, const 
     rs->dropped_full = eb_metrics_series(p->f_dropped, full);
     rs->dropped_too_big = eb_metrics_series(p->f_dropped, big);
     rs->dropped_error = eb_metrics_series(p->f_dropped, err);
+    rs->dropped_plugin = eb_metrics_series(p->f_dropped, perr);
+    rs->filtered = eb_metrics_series(p->f_filtered, rt);
+    rs->dead_lettered = eb_metrics_series(p->f_dead, rt);
     if (p->sink)
         rs->kt = eb_kafka_sink_topic(p->sink, topic);
     rs->next = p->all_stats;
@@ -174,7 +203,8 @@ static void free_routes(struct route_rt *routes, size_t n) {
 }
 
 /* Build the per-route runtime table for cfg; NULL on OOM. */
-static struct route_rt *build_routes(eb_pipeline_t *p, const struct eb_config *cfg) {
+static struct route_rt *build_routes(eb_pipeline_t *p, const struct eb_config *cfg,
+                                     const eb_plugin_set_t *plugins) {
     struct route_rt *routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*routes));
     if (!routes)
         return NULL;
@@ -185,6 +215,9 @@ static struct route_rt *build_routes(eb_pipeline_t *p, const struct eb_config *c
         if (!routes[i].stats)
             goto err_free_routes;
         routes[i].ledgered = r->ledger != EB_LEDGER_OFF || r->payload;
+        routes[i].chain = eb_plugin_set_chain(plugins, i);
+        if (r->dead_letter && !(routes[i].dlq = get_stats(p, r->name, r->dead_letter)))
+            goto err_free_routes;
         if (r->ledger != EB_LEDGER_OFF && !routes[i].stats->lateness) {
             const char *rt[] = {r->name, r->topic};
             routes[i].stats->lateness = eb_metrics_series(p->f_lateness, rt);
@@ -235,28 +268,57 @@ static int build_sources(eb_pipeline_t *p, const struct eb_config *cfg) {
     return 0;
 }
 
+/* The plugin instances of cfg (NULL when it has none), taking over the
+ * current ones that did not change. */
+static int build_plugins(eb_pipeline_t *p, const struct eb_config *cfg, eb_plugin_set_t **out) {
+    *out = NULL;
+    if (!cfg->nplugins)
+        return 0;
+    if (!p->loader)
+        return eb_error_set(p->error, sizeof(p->error), EB_ECONFIG,
+                            "this pipeline loads no plugins");
+    *out = eb_plugin_set_new(p->loader, cfg, p->plugins, p->error, sizeof(p->error));
+    return *out ? 0 : EB_ECONFIG;
+}
+
 int eb_pipeline_set_config(eb_pipeline_t *p, const struct eb_config *cfg) {
-    struct route_rt *routes = build_routes(p, cfg);
+    eb_plugin_set_t *plugins = NULL;
+    p->error[0] = '\0';
+    int rc = build_plugins(p, cfg, &plugins);
+    if (rc)
+        return rc;
+    struct route_rt *routes = build_routes(p, cfg, plugins);
     if (!routes)
-        return EB_ENOMEM;
+        goto err_oom;
     struct route_stats *unrouted = NULL;
     if (!cfg->unrouted_drop && cfg->unrouted_topic) {
         unrouted = get_stats(p, "(unrouted)", cfg->unrouted_topic);
-        if (!unrouted) {
-            free_routes(routes, cfg->nroutes);
-            return EB_ENOMEM;
-        }
+        if (!unrouted)
+            goto err_free_routes;
     }
-    if (build_sources(p, cfg)) {
-        free_routes(routes, cfg->nroutes);
-        return EB_ENOMEM;
-    }
+    if (build_sources(p, cfg))
+        goto err_free_routes;
     free_routes(p->routes, p->nroutes);
     p->routes = routes;
     p->nroutes = cfg->nroutes;
     p->unrouted_rs = unrouted;
     p->cfg = cfg;
+    /* Between two events: the old instances finish nothing in flight (an
+     * event is produced before the next one starts), so dropping them now
+     * loses nothing. */
+    eb_plugin_set_destroy(p->plugins);
+    p->plugins = plugins;
     return 0;
+
+err_free_routes:
+    free_routes(routes, cfg->nroutes);
+err_oom:
+    eb_plugin_set_destroy(plugins);
+    return eb_error_set(p->error, sizeof(p->error), EB_ENOMEM, "out of memory");
+}
+
+const char *eb_pipeline_error(const eb_pipeline_t *p) {
+    return p->error;
 }
 
 eb_pipeline_t *eb_pipeline_new(const struct eb_pipeline_conf *conf, const struct eb_config *cfg,
@@ -268,9 +330,17 @@ eb_pipeline_t *eb_pipeline_new(const struct eb_pipeline_conf *conf, const struct
     }
     p->log = conf->log;
     p->metrics = conf->metrics;
+    p->loader = conf->plugins;
     eb_event_encoded_init(&p->enc);
-    if (register_families(p) || eb_pipeline_set_config(p, cfg)) {
+    eb_plugin_event_init(&p->pe);
+    if (register_families(p)) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the pipeline");
+        eb_pipeline_destroy(p);
+        return NULL;
+    }
+    int rc = eb_pipeline_set_config(p, cfg);
+    if (rc) {
+        eb_error_set(errstr, errstr_size, rc, "%s", p->error);
         eb_pipeline_destroy(p);
         return NULL;
     }
@@ -325,33 +395,19 @@ static void log_drop(eb_pipeline_t *p, struct eb_log_limit *limit, const char *m
            eb_lf_int("similar_suppressed", (int64_t)suppressed));
 }
 
-/* Encode and hand one event to the sink; counts every outcome. A ledger
+/* Hand one encoded event to the sink; counts every outcome. A ledger
  * ticket (NULL for plain events) rides along to the delivery report; when
  * the event is not handed over, the ledger hears so at once. */
-static void forward(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_format fmt,
-                    const struct eb_header *headers, size_t nheaders, const struct eb_event *ev,
-                    const struct eb_match *m, const struct eb_notification *n,
+static void produce(eb_pipeline_t *p, struct route_stats *rs, const void *key, size_t key_len,
+                    const void *value, size_t value_len, const struct eb_header *headers,
+                    size_t nheaders, const struct eb_event *ev, const struct eb_notification *n,
                     eb_ledger_ticket_t *ticket) {
-    if (eb_event_encode(ev, fmt, headers, nheaders, &p->enc) != 0) {
-        eb_metrics_inc(rs->dropped_error);
-        p->totals.dropped++;
-        log_drop(p, &p->limit_error, "cannot encode event; dropped", rs, n, "encode", 0);
-        if (ticket)
-            eb_ledger_done(p->ledger, ticket, false);
-        return;
-    }
-    eb_buf_reset(&p->kbuf);
-    if (m)
-        eb_router_render_key(p->cfg->router, m, n->key, n->key_len, n->db, n->event, &p->kbuf);
-    else
-        eb_buf_append(&p->kbuf, n->key, n->key_len);
     struct inflight *rec = inflight_get(p);
     const char *reason = NULL;
-    int rc =
-        rec && rs->kt && eb_buf_ok(&p->kbuf)
-            ? eb_kafka_sink_produce(p->sink, rs->kt, p->kbuf.data, p->kbuf.len, p->enc.value.data,
-                                    p->enc.value.len, p->enc.headers, p->enc.nheaders, rec, &reason)
-            : EB_ENOMEM;
+    int rc = rec && rs->kt && key
+                 ? eb_kafka_sink_produce(p->sink, rs->kt, key, key_len, value, value_len, headers,
+                                         nheaders, rec, &reason)
+                 : EB_ENOMEM;
     if (rc == 0) {
         rec->rs = rs;
         rec->recv_mono_ns = n->recv_mono_ns;
@@ -371,12 +427,116 @@ static void forward(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_form
         log_drop(p, &p->limit_too_big,
                  "event larger than Kafka's message.max.bytes; dropped (raise message.max.bytes "
                  "in kafka.client and on the topic, or shorten the key)",
-                 rs, n, reason, p->enc.value.len + p->kbuf.len);
+                 rs, n, reason, value_len + key_len);
     } else {
         eb_metrics_inc(rs->dropped_error);
         log_drop(p, &p->limit_error, "kafka refused event; dropped", rs, n,
-                 reason ? reason : eb_error_str(rc), p->enc.value.len);
+                 reason ? reason : eb_error_str(rc), value_len);
     }
+}
+
+/* Encode ev into p->enc; false (the drop counted, the ledger told) when
+ * it cannot be encoded. */
+static bool encode(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_format fmt,
+                   const struct eb_header *headers, size_t nheaders, const struct eb_event *ev,
+                   const struct eb_notification *n, eb_ledger_ticket_t *ticket) {
+    if (eb_event_encode(ev, fmt, headers, nheaders, &p->enc) == 0)
+        return true;
+    eb_metrics_inc(rs->dropped_error);
+    p->totals.dropped++;
+    log_drop(p, &p->limit_error, "cannot encode event; dropped", rs, n, "encode", 0);
+    if (ticket)
+        eb_ledger_done(p->ledger, ticket, false);
+    return false;
+}
+
+/* Encode ev in the route's format and produce it. */
+static void forward(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_format fmt,
+                    const struct eb_header *headers, size_t nheaders, const struct eb_event *ev,
+                    const struct eb_match *m, const struct eb_notification *n,
+                    eb_ledger_ticket_t *ticket) {
+    if (!encode(p, rs, fmt, headers, nheaders, ev, n, ticket))
+        return;
+    eb_buf_reset(&p->kbuf);
+    if (m)
+        eb_router_render_key(p->cfg->router, m, n->key, n->key_len, n->db, n->event, &p->kbuf);
+    else
+        eb_buf_append(&p->kbuf, n->key, n->key_len);
+    produce(p, rs, eb_buf_ok(&p->kbuf) ? (p->kbuf.data ? p->kbuf.data : "") : NULL, p->kbuf.len,
+            p->enc.value.data, p->enc.value.len, p->enc.headers, p->enc.nheaders, ev, n, ticket);
+}
+
+/* A plugin failed the event: to the dead_letter topic as the plain
+ * CloudEvent (the event as it was before the plugins, in the route's
+ * format) with an eb-plugin-error header, or counted and dropped. */
+static void plugin_failed(eb_pipeline_t *p, const struct route_rt *rt, struct route_stats *rs,
+                          const struct eb_event *ev, const struct eb_match *m,
+                          const struct eb_notification *n, eb_ledger_ticket_t *ticket) {
+    struct eb_plugin_event *pe = &p->pe;
+    char why[300];
+    uint64_t suppressed = 0;
+    snprintf(why, sizeof(why), "%s: %s", pe->failed, pe->reason);
+    p->totals.plugin_errors++;
+    if (eb_log_limit_allow(&p->limit_plugin, 1000, &suppressed))
+        eb_log(p->log, EB_LOG_ERROR,
+               rt->dlq ? "plugin failed an event; sent to the dead_letter topic"
+                       : "plugin failed an event; dropped (the route has no dead_letter topic)",
+               eb_lf_str("route", rs->route), eb_lf_str("plugin", pe->failed),
+               eb_lf_str("reason", pe->reason), eb_lf_bytes("key", n->key, n->key_len),
+               eb_lf_int("similar_suppressed", (int64_t)suppressed));
+    if (!rt->dlq) {
+        eb_metrics_inc(rs->dropped_plugin);
+        p->totals.dropped++;
+        if (ticket)
+            eb_ledger_done(p->ledger, ticket, false);
+        return;
+    }
+    struct eb_header hs[EB_EVENT_MAX_HEADERS];
+    size_t nh = rt->nheaders < EB_EVENT_MAX_HEADERS - 8 ? rt->nheaders : EB_EVENT_MAX_HEADERS - 8;
+    if (nh)
+        memcpy(hs, rt->headers, nh * sizeof(hs[0]));
+    hs[nh++] = (struct eb_header){"eb-plugin-error", why, strlen(why)};
+    eb_metrics_inc(rs->dead_lettered);
+    p->totals.dead_lettered++;
+    forward(p, rt->dlq, rt->cfg->format, hs, nh, ev, m, n, ticket);
+}
+
+/* A route with plugins: run them, then encode (unless an encoder did) and
+ * produce to the topic they leave. */
+static void forward_plugins(eb_pipeline_t *p, const struct route_rt *rt, const struct eb_event *ev,
+                            const struct eb_match *m, const struct eb_notification *n,
+                            eb_ledger_ticket_t *ticket) {
+    struct eb_plugin_event *pe = &p->pe;
+    struct route_stats *rs = rt->stats;
+    eb_plugin_event_begin(pe, ev, rt->cfg->topic, p->cfg->router, m, rt->headers, rt->nheaders);
+    int rc = eb_plugin_chain_run(rt->chain, pe);
+    if (rc == EB_PLUGIN_RUN_DROP) {
+        eb_metrics_inc(rs->filtered);
+        p->totals.filtered++;
+        if (ticket) /* on purpose: the timer is done */
+            eb_ledger_done(p->ledger, ticket, true);
+        return;
+    }
+    if (rc != EB_PLUGIN_RUN_CONTINUE) {
+        plugin_failed(p, rt, rs, ev, m, n, ticket);
+        return;
+    }
+    if (pe->topic_changed && !(rs = get_stats(p, rt->cfg->name, pe->topic))) {
+        snprintf(pe->reason, sizeof(pe->reason), "out of memory");
+        plugin_failed(p, rt, rt->stats, ev, m, n, ticket);
+        return;
+    }
+    size_t nh, klen;
+    const struct eb_header *hs = eb_plugin_event_headers(pe, &nh);
+    const void *key = eb_plugin_event_key(pe, &klen);
+    if (pe->encoded) {
+        produce(p, rs, key, klen, pe->out.data, pe->out.len, hs, nh, &pe->ev, n, ticket);
+        return;
+    }
+    if (!encode(p, rs, rt->cfg->format, hs, nh, &pe->ev, n, ticket))
+        return;
+    produce(p, rs, key, klen, p->enc.value.data, p->enc.value.len, p->enc.headers,
+            p->enc.nheaders, &pe->ev, n, ticket);
 }
 
 static const char *source_for(eb_pipeline_t *p, int db, char *buf, size_t size) {
@@ -435,7 +595,10 @@ void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque) 
     ev.route = rt->cfg->name;
     ev.params = m.caps;
     ev.nparams = m.ncaps;
-    forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, n, NULL);
+    if (rt->chain)
+        forward_plugins(p, rt, &ev, &m, n, NULL);
+    else
+        forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, n, NULL);
 }
 
 void eb_pipeline_emit_timer(const struct eb_ledger_timer *t, void *opaque) {
@@ -474,7 +637,10 @@ void eb_pipeline_emit_timer(const struct eb_ledger_timer *t, void *opaque) {
         .payload_json = t->payload_json,
         .payload_len = t->payload_len,
     };
-    forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, &n, t->ticket);
+    if (rt->chain)
+        forward_plugins(p, rt, &ev, &m, &n, t->ticket);
+    else
+        forward(p, rt->stats, rt->cfg->format, rt->headers, rt->nheaders, &ev, &m, &n, t->ticket);
 }
 
 void eb_pipeline_set_ledger(eb_pipeline_t *p, eb_ledger_t *ledger) {
@@ -539,6 +705,9 @@ void eb_pipeline_log_stats(const eb_pipeline_t *p) {
            eb_lf_int("routed", (int64_t)s.routed), eb_lf_int("unrouted", (int64_t)s.unrouted),
            eb_lf_int("produced", (int64_t)s.produced), eb_lf_int("failed", (int64_t)s.failed),
            eb_lf_int("dropped", (int64_t)s.dropped), eb_lf_int("inflight", (int64_t)s.inflight),
+           eb_lf_int("filtered", (int64_t)s.filtered),
+           eb_lf_int("plugin_errors", (int64_t)s.plugin_errors),
+           eb_lf_int("dead_lettered", (int64_t)s.dead_lettered),
            eb_lf_dbl("latency_p50_busiest_route_s", p50),
            eb_lf_dbl("latency_p99_busiest_route_s", p99));
 }
@@ -562,5 +731,7 @@ void eb_pipeline_destroy(eb_pipeline_t *p) {
     }
     eb_event_encoded_free(&p->enc);
     eb_buf_free(&p->kbuf);
+    eb_plugin_event_free(&p->pe);
+    eb_plugin_set_destroy(p->plugins);
     free(p);
 }

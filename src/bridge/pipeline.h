@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "kafka/kafka_sink.h"
 #include "ledger/ledger.h"
+#include "plugin/plugin_host.h"
 #include "redis/redis_source.h"
 
 typedef struct eb_pipeline eb_pipeline_t;
@@ -26,6 +27,9 @@ typedef struct eb_pipeline eb_pipeline_t;
 struct eb_pipeline_conf {
     eb_log_t *log;         /* borrowed; outlives the pipeline */
     eb_metrics_t *metrics; /* borrowed; outlives the pipeline */
+    /* Loads the plugins routes name (plugin_host.h); borrowed, outlives the
+     * pipeline. NULL: a config with plugin instances is refused. */
+    eb_plugin_loader_t *plugins;
 };
 
 /* cfg is borrowed: it must stay alive until replaced by
@@ -39,11 +43,17 @@ eb_pipeline_t *eb_pipeline_new(const struct eb_pipeline_conf *conf, const struct
 /* sink is borrowed; it must outlive the pipeline's use of it. */
 void eb_pipeline_set_sink(eb_pipeline_t *p, eb_kafka_sink_t *sink);
 
-/* Swap in new routes (a reload). Takes effect for the next notification;
- * nothing in flight is affected. cfg is borrowed as in eb_pipeline_new():
- * the caller frees the old one after this returns. Returns 0 or EB_ENOMEM
- * (then the old routes stay). */
+/* Swap in new routes (a reload), with their plugin instances: instances
+ * whose plugin and settings did not change are kept (not re-initialised),
+ * new ones are created, dropped ones destroyed after the swap. Takes effect
+ * for the next notification; nothing in flight is affected. cfg is borrowed
+ * as in eb_pipeline_new(): the caller frees the old one after this returns.
+ * Returns 0, or EB_ENOMEM / EB_ECONFIG (a plugin did not start; see
+ * eb_pipeline_error()) and the old routes and plugins stay. */
 int eb_pipeline_set_config(eb_pipeline_t *p, const struct eb_config *cfg);
+
+/* Why the last eb_pipeline_set_config() failed ("" if it did not). */
+const char *eb_pipeline_error(const eb_pipeline_t *p);
 
 /* The deadline ledger that ledgered routes (ledger: armed/observed, or a
  * payload) hand their expiries to; borrowed, it must outlive the
@@ -71,7 +81,11 @@ struct eb_pipeline_stats {
     uint64_t unrouted;
     uint64_t produced; /* acknowledged by Kafka */
     uint64_t failed;   /* final delivery failures */
-    uint64_t dropped;  /* refused at the queue bound, too big, or unencodable */
+    uint64_t dropped;  /* refused at the queue bound, too big, unencodable, or a plugin failed
+                          it without a dead_letter topic */
+    uint64_t filtered;      /* dropped on purpose by a plugin (a filter) */
+    uint64_t plugin_errors; /* failed by a plugin (dropped, or dead-lettered) */
+    uint64_t dead_lettered; /* of those, handed to the route's dead_letter topic */
     uint64_t inflight;
 };
 void eb_pipeline_stats(const eb_pipeline_t *p, struct eb_pipeline_stats *out);

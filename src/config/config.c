@@ -117,6 +117,8 @@ struct ctx {
     int url_db;
     const struct ynode *url_node;
     struct route_seen *routes;
+    const struct ynode **plugin_maps; /* per plugin instance, for errors */
+    const struct ynode **plugin_names;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -1071,6 +1073,281 @@ static void convert_scalar(struct ctx *c, const struct eb_config_key *k, const s
     free(s);
 }
 
+static const struct ynode *seen_get(const struct seen *s, const char *key);
+
+/* Item i of a list of mappings (routes, plugins): its path for messages
+ * ("routes[3]") into path, its position into *pos; false after reporting
+ * when it is not a mapping. */
+static bool list_item(struct ctx *c, const struct ynode *item, const char *what, size_t i,
+                      const char *expect, char *path, size_t path_size, struct eb_srcpos *pos) {
+    snprintf(path, path_size, "%.100s[%zu]", what, i);
+    pos->line = item->line;
+    pos->col = item->col;
+    if (item->type == Y_MAP)
+        return true;
+    err_at(c, item, "invalid %s: found %s; expected %s", path, kind_name(item), expect);
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Plugins                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void node_free(struct eb_config_node *n) {
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->nkids; i++) {
+        node_free(n->kids[i]);
+        if (n->keys)
+            free(n->keys[i]);
+    }
+    free(n->kids);
+    free(n->keys);
+    free(n->str);
+    free(n->path);
+    free(n);
+}
+
+/* A copy of the YAML subtree n for a plugin: scalars expanded, positions
+ * and paths kept. NULL after reporting why (or out of memory). Aliases are
+ * copied (the document's expanded size is already bounded). */
+static struct eb_config_node *copy_settings(struct ctx *c, const struct ynode *n,
+                                            const char *path, unsigned depth) {
+    struct eb_config_node *out = calloc(1, sizeof(*out));
+    if (!out || !(out->path = strdup(path))) {
+        free(out);
+        c->oom = c->stop = true;
+        return NULL;
+    }
+    out->pos.line = n->line;
+    out->pos.col = n->col;
+    if (n->type == Y_SCALAR) {
+        out->type = EB_NODE_SCALAR;
+        if (!(out->str = scalar_text(c, n, path, NULL)))
+            goto err_free_node;
+        if (eb_log_is_secret_name(path + strcspn(path, ".") + 1))
+            add_secret(c, out->str);
+        return out;
+    }
+    out->type = n->type == Y_SEQ ? EB_NODE_LIST : EB_NODE_MAP;
+    size_t count = n->type == Y_SEQ ? n->nkids : n->nkids / 2;
+    out->kids = calloc(count ? count : 1, sizeof(*out->kids));
+    if (n->type == Y_MAP)
+        out->keys = calloc(count ? count : 1, sizeof(*out->keys));
+    if (!out->kids || (n->type == Y_MAP && !out->keys)) {
+        c->oom = c->stop = true;
+        goto err_free_node;
+    }
+    for (size_t i = 0; i < count && !c->stop; i++) {
+        char sub[256];
+        const struct ynode *v = n->type == Y_SEQ ? n->kids[i] : n->kids[2 * i + 1];
+        if (n->type == Y_SEQ) {
+            snprintf(sub, sizeof(sub), "%.200s[%zu]", path, i);
+        } else {
+            const struct ynode *kn = n->kids[2 * i];
+            if (kn->type != Y_SCALAR || memchr(kn->str, '\0', kn->len)) {
+                err_at(c, kn, "invalid key in %s: found %s; expected a key name", path,
+                       kind_name(kn));
+                goto err_free_node;
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (strcmp(out->keys[j], kn->str) == 0) {
+                    err_at(c, kn, "duplicate key '%s' in %s; expected each key once", kn->str,
+                           path);
+                    goto err_free_node;
+                }
+            }
+            snprintf(sub, sizeof(sub), "%.160s.%.80s", path, kn->str);
+            if (!(out->keys[i] = xstrdup(c, kn->str)))
+                goto err_free_node;
+        }
+        out->nkids = i + 1;
+        if (!(out->kids[i] = copy_settings(c, v, sub, depth + 1)))
+            goto err_free_node;
+    }
+    if (c->stop)
+        goto err_free_node;
+    return out;
+
+err_free_node:
+    node_free(out);
+    return NULL;
+}
+
+static void convert_settings(struct ctx *c, const struct ynode *n, const char *what,
+                             struct eb_config_node **field) {
+    if (n->type != Y_MAP) {
+        err_at(c, n, "invalid %s: found %s; expected a mapping of the plugin's settings", what,
+               kind_name(n));
+        return;
+    }
+    struct eb_config_node *s = copy_settings(c, n, what, 0);
+    if (!s)
+        return;
+    node_free(*field);
+    *field = s;
+}
+
+/* A route's `plugins: [a, b]`: names only; resolved once every instance is
+ * read (resolve_plugin_refs()). */
+static void convert_plugin_refs(struct ctx *c, const struct ynode *n, const char *what,
+                                struct eb_config_route *r) {
+    if (n->type != Y_SEQ) {
+        err_at(c, n, "invalid %s: found %s; expected %s", what, kind_name(n),
+               eb_config_schema_type_expected(EB_CT_PLUGIN_REFS));
+        return;
+    }
+    char **names = calloc(n->nkids ? n->nkids : 1, sizeof(*names));
+    struct eb_srcpos *pos = calloc(n->nkids ? n->nkids : 1, sizeof(*pos));
+    size_t *idx = calloc(n->nkids ? n->nkids : 1, sizeof(*idx));
+    size_t got = 0;
+    if (!names || !pos || !idx) {
+        c->oom = c->stop = true;
+        goto err_free;
+    }
+    for (size_t i = 0; i < n->nkids; i++) {
+        const struct ynode *it = n->kids[i];
+        char *s = scalar_text(c, it, what, NULL);
+        if (!s)
+            goto err_free;
+        for (size_t j = 0; j < got; j++) {
+            if (strcmp(names[j], s) == 0) {
+                err_at(c, it, "invalid %s: plugin '%s' is listed twice; expected each once",
+                       what, s);
+                free(s);
+                goto err_free;
+            }
+        }
+        names[got] = s;
+        pos[got].line = it->line;
+        pos[got].col = it->col;
+        got++;
+    }
+    for (size_t i = 0; i < r->nplugins; i++)
+        free(r->plugins[i]);
+    free(r->plugins);
+    free(r->plugin_pos);
+    free(r->plugin_idx);
+    r->plugins = names;
+    r->plugin_pos = pos;
+    r->plugin_idx = idx;
+    r->nplugins = got;
+    return;
+
+err_free:
+    for (size_t i = 0; i < got; i++)
+        free(names[i]);
+    free(names);
+    free(pos);
+    free(idx);
+}
+
+static void convert_plugins(struct ctx *c, const struct eb_config_key *k, const struct ynode *n,
+                            const char *what) {
+    struct eb_config *cfg = c->cfg;
+    if (n->type != Y_SEQ) {
+        err_at(c, n, "invalid %s: found %s; expected %s", what, kind_name(n),
+               eb_config_schema_type_expected(k->type));
+        return;
+    }
+    if (cfg->plugins)
+        return; /* given twice: reported as a duplicate key */
+    cfg->plugins = calloc(n->nkids ? n->nkids : 1, sizeof(*cfg->plugins));
+    c->plugin_maps = calloc(n->nkids ? n->nkids : 1, sizeof(*c->plugin_maps));
+    c->plugin_names = calloc(n->nkids ? n->nkids : 1, sizeof(*c->plugin_names));
+    if (!cfg->plugins || !c->plugin_maps || !c->plugin_names) {
+        c->oom = c->stop = true;
+        return;
+    }
+    cfg->nplugins = n->nkids;
+    for (size_t i = 0; i < n->nkids && !c->stop; i++) {
+        const struct ynode *item = n->kids[i];
+        struct eb_config_plugin *pl = &cfg->plugins[i];
+        char path[160];
+        struct seen s;
+        c->plugin_maps[i] = item;
+        if (!list_item(c, item, what, i, "a mapping with name and path", path, sizeof(path),
+                       &pl->pos))
+            continue;
+        walk_map(c, item, k->sub, pl, path, &s);
+        c->plugin_names[i] = seen_get(&s, "name");
+        const struct ynode *pn = seen_get(&s, "path");
+        if (pn) {
+            pl->path_pos.line = pn->line;
+            pl->path_pos.col = pn->col;
+        }
+    }
+}
+
+/* Instance names are unique, and every name a route lists is one. */
+static void resolve_plugin_refs(struct ctx *c) {
+    struct eb_config *cfg = c->cfg;
+    for (size_t i = 0; i < cfg->nplugins && !c->stop; i++) {
+        for (size_t j = 0; j < i && cfg->plugins[i].name; j++) {
+            if (cfg->plugins[j].name && strcmp(cfg->plugins[i].name, cfg->plugins[j].name) == 0) {
+                const struct ynode *at = c->plugin_names[i] ? c->plugin_names[i] : c->plugin_maps[i];
+                err_at(c, at,
+                       "duplicate plugin instance name '%s' (first at line %u); expected a "
+                       "unique name per instance",
+                       cfg->plugins[i].name, cfg->plugins[j].pos.line);
+                break;
+            }
+        }
+    }
+    const char **names = calloc(cfg->nplugins ? cfg->nplugins : 1, sizeof(*names));
+    if (!names) {
+        c->oom = c->stop = true;
+        return;
+    }
+    for (size_t j = 0; j < cfg->nplugins; j++)
+        names[j] = cfg->plugins[j].name ? cfg->plugins[j].name : "";
+    for (size_t r = 0; r < cfg->nroutes && !c->stop; r++) {
+        struct eb_config_route *rt = &cfg->routes[r];
+        for (size_t i = 0; i < rt->nplugins; i++) {
+            size_t j = 0;
+            while (j < cfg->nplugins && strcmp(names[j], rt->plugins[i]) != 0)
+                j++;
+            rt->plugin_idx[i] = j;
+            if (j < cfg->nplugins)
+                continue;
+            const char *sug = eb_config_schema_nearest(rt->plugins[i], names, cfg->nplugins);
+            char v[96];
+            snprintf(v, sizeof(v), "%.80s", rt->plugins[i]);
+            errorf(c, rt->plugin_pos[i].line, rt->plugin_pos[i].col,
+                   "unknown plugin '%s' in routes[%zu].plugins; expected the name of an instance "
+                   "under plugins%s%s%s",
+                   v, r, sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+        }
+    }
+    free(names);
+}
+
+static void report_hook(void *rctx, struct eb_srcpos pos, const char *msg) {
+    struct ctx *c = rctx;
+    errorf(c, pos.line ? pos.line : 1, pos.col ? pos.col : 1, "%s", msg);
+}
+
+/* The plugins' own checks (loading, ABI, settings), handed in by the
+ * daemon: config/ itself never loads a shared object. */
+static void check_plugins(struct ctx *c) {
+    if (!c->cfg->nplugins || !c->checks || !c->checks->plugins || c->nerr || c->stop)
+        return;
+    int rc = c->checks->plugins(c->cfg, report_hook, c, c->checks->plugins_opaque);
+    if (rc == EB_ENOMEM)
+        c->oom = c->stop = true;
+    else if (rc != 0 && !c->nerr)
+        errorf(c, 1, 1, "the plugins could not be checked; expected loadable plugins");
+}
+
+/* The directory of the file, for relative plugin paths. */
+static void set_dir(struct ctx *c) {
+    const char *slash = strrchr(c->name, '/');
+    c->cfg->dir = slash ? strndup(c->name, (size_t)(slash - c->name) + (slash == c->name))
+                        : strdup(".");
+    if (!c->cfg->dir)
+        c->oom = c->stop = true;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Walking the tables                                                       */
 /* ------------------------------------------------------------------------ */
@@ -1114,15 +1391,10 @@ static void convert_routes(struct ctx *c, const struct eb_config_key *k, const s
         struct eb_config_route *r = &cfg->routes[i];
         char path[160];
         struct seen s;
-        snprintf(path, sizeof(path), "%.100s[%zu]", what, i);
-        r->pos.line = item->line;
-        r->pos.col = item->col;
         c->routes[i].map = item;
-        if (item->type != Y_MAP) {
-            err_at(c, item, "invalid %s: found %s; expected a mapping with name, match and topic",
-                   path, kind_name(item));
+        if (!list_item(c, item, what, i, "a mapping with name, match and topic", path,
+                       sizeof(path), &r->pos))
             continue;
-        }
         walk_map(c, item, k->sub, r, path, &s);
         check_route(c, r, &s, path);
     }
@@ -1378,6 +1650,17 @@ static void set_value(struct ctx *c, const struct eb_config_key *k, const struct
     case EB_CT_EVENTS:
         convert_events(c, n, what, field);
         return;
+    case EB_CT_PLUGINS:
+        convert_plugins(c, k, n, what);
+        return;
+    case EB_CT_SETTINGS:
+        convert_settings(c, n, what, field);
+        return;
+    case EB_CT_PLUGIN_REFS:
+        convert_plugin_refs(
+            c, n, what,
+            (struct eb_config_route *)((char *)field - offsetof(struct eb_config_route, plugins)));
+        return;
     default:
         convert_scalar(c, k, n, field, what);
     }
@@ -1548,9 +1831,11 @@ static void finish(struct ctx *c, const struct ynode *root) {
     if (c->stop)
         return;
     check_route_names(c);
+    resolve_plugin_refs(c);
     if (c->nerr || c->stop)
         return;
     build_router(c);
+    check_plugins(c);
     /* A file with only an unrouted topic forwards every expiry. */
     if (cfg->nroutes == 0)
         cfg->events = cfg->route_events = UINT64_C(1) << EB_EVENT_EXPIRED_ID;
@@ -1587,7 +1872,21 @@ void eb_config_free(struct eb_config *cfg) {
         free(r->key);
         kv_free(r->headers, r->nheaders);
         free(r->payload);
+        for (size_t j = 0; j < r->nplugins; j++)
+            free(r->plugins[j]);
+        free(r->plugins);
+        free(r->plugin_pos);
+        free(r->plugin_idx);
+        free(r->dead_letter);
     }
+    for (size_t i = 0; i < cfg->nplugins; i++) {
+        free(cfg->plugins[i].name);
+        free(cfg->plugins[i].path);
+        node_free(cfg->plugins[i].settings);
+    }
+    free(cfg->plugins);
+    free(cfg->plugin_dir);
+    free(cfg->dir);
     free(cfg->routes);
     free(cfg->ledger.key_prefix);
     free(cfg->unrouted_topic);
@@ -1604,6 +1903,8 @@ static void ctx_free(struct ctx *c) {
     free(c->url_user);
     free(c->url_pass);
     free(c->routes);
+    free(c->plugin_maps);
+    free(c->plugin_names);
     eb_buf_free(&c->err);
 }
 
@@ -1629,6 +1930,8 @@ int eb_config_load_string(const char *yaml, size_t len, const char *name,
     c.cfg->unrouted_drop = true;
     if (!c.cfg->path)
         c.oom = true;
+    else
+        set_dir(&c);
     const struct ynode *root = c.oom ? NULL : load_yaml(&c, yaml, len);
     if (!c.nerr && !c.oom) {
         if (!root || is_null(root))

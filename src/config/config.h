@@ -10,7 +10,7 @@
  * Every error message starts with "FILE:LINE:COL: " (1-based) and says what
  * was expected, e.g.
  *   routes.yaml:12:5: unknown key 'tpoic' in routes[0]; expected one of name,
- *   match, events, topic, key, format, headers, ledger, payload; did you mean 'topic'?
+ *   match, events, topic, key, format, headers, ledger, payload, plugins, dead_letter; did you mean 'topic'?
  * All errors found are reported, one per line, up to 20.
  *
  * The result is a plain struct, immutable once loaded: a reload loads a new
@@ -42,6 +42,30 @@ struct eb_kv {
 
 enum eb_ledger_mode { EB_LEDGER_OFF = 0, EB_LEDGER_ARMED, EB_LEDGER_OBSERVED };
 
+/* A node of a plugin instance's `settings:` (docs/plugins.md): a copy of
+ * the YAML subtree, ${VAR} expanded in every scalar, each node with its
+ * position and its path for error messages. The plugin validates it. */
+enum eb_config_node_type { EB_NODE_SCALAR = 1, EB_NODE_LIST, EB_NODE_MAP };
+
+struct eb_config_node {
+    enum eb_config_node_type type;
+    struct eb_srcpos pos;
+    char *path;                   /* "plugins[0].settings.fields[1]" */
+    char *str;                    /* SCALAR: the text, NUL-terminated */
+    char **keys;                  /* MAP: key i of entry i */
+    struct eb_config_node **kids; /* LIST: items; MAP: values */
+    size_t nkids;
+};
+
+/* One plugin instance (top-level `plugins:`); routes name it. */
+struct eb_config_plugin {
+    char *name;                      /* unique among instances */
+    char *path;                      /* a shipped plugin's name, or a path to a .so */
+    struct eb_config_node *settings; /* NULL: no settings */
+    struct eb_srcpos pos;            /* of the instance's mapping */
+    struct eb_srcpos path_pos;       /* of its path value */
+};
+
 struct eb_config_route {
     char *name;                  /* unique */
     char *match;                 /* router pattern */
@@ -53,6 +77,11 @@ struct eb_config_route {
     size_t nheaders;
     enum eb_ledger_mode ledger; /* default off */
     char *payload;              /* companion key template; NULL: none */
+    char **plugins;             /* instance names, in order (`plugins: [a, b]`) */
+    size_t *plugin_idx;         /* plugins[i] is cfg->plugins[plugin_idx[i]] */
+    struct eb_srcpos *plugin_pos; /* of each name, for errors */
+    size_t nplugins;
+    char *dead_letter;          /* topic for events a plugin failed; NULL: drop them */
     struct eb_srcpos pos;       /* of the route's mapping */
 };
 
@@ -124,7 +153,15 @@ struct eb_config {
     uint64_t ledger_events;      /* events subscribed only for ledger: observed bookkeeping
                                     (expire, del, persist); 0 without observed routes */
     eb_router_t *router;         /* routes compiled; rule i is routes[i], opaque = &routes[i] */
+    struct eb_config_plugin *plugins; /* plugin instances (docs/plugins.md) */
+    size_t nplugins;
+    char *plugin_dir; /* where shipped plugins are found by name; NULL: the built-in dir */
+    char *dir;        /* directory of the file: relative plugin paths start here */
 };
+
+/* How a check hook reports one error: at pos, msg (copied) as the whole
+ * message after "FILE:LINE:COL: ". */
+typedef void(eb_config_report_fn)(void *rctx, struct eb_srcpos pos, const char *msg);
 
 /* Checks the loader cannot make by itself because they need a library of a
  * layer above config/ (src/CMakeLists.txt): the daemon fills this in; tests
@@ -139,6 +176,13 @@ struct eb_config_checks {
     /* NULL when this build can speak TLS to Redis; else why not, naming
      * the library version (a rediss:// URL is then an error). */
     const char *redis_tls_unavailable;
+    /* Load and check the plugin instances of a config whose keys are all
+     * valid (plugin.h: ABI version, descriptor size, unique names, each
+     * instance's settings, kinds per route), reporting each problem with
+     * report(). Returns 0, EB_ECONFIG or EB_ENOMEM. NULL: not checked. */
+    int (*plugins)(const struct eb_config *cfg, eb_config_report_fn *report, void *rctx,
+                   void *opaque);
+    void *plugins_opaque; /* handed to plugins(); borrowed */
 };
 
 /* Load and validate `path`; checks is borrowed for the call and may be NULL. On success *out is owned by the caller (free

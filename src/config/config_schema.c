@@ -13,6 +13,7 @@
 
 #define OFF(field)  offsetof(struct eb_config, field)
 #define ROFF(field) offsetof(struct eb_config_route, field)
+#define POFF(field) offsetof(struct eb_config_plugin, field)
 
 /* ------------------------------------------------------------------------ */
 /* The tables                                                               */
@@ -169,6 +170,26 @@ static const struct eb_config_key route_keys[] = {
     {EB_CT_TEMPLATE, "payload", NULL, ROFF(payload), 0, NULL,
      "Companion key template, e.g. `{key}:payload`: its value is embedded in `data.payload` "
      "and the key deleted after delivery."},
+    {EB_CT_PLUGIN_REFS, "plugins", NULL, ROFF(plugins), 0, NULL,
+     "Plugin instances (top-level `plugins`) each event of this route passes through, in "
+     "order: transforms first, then at most one encoder (docs/plugins.md)."},
+    {EB_CT_TOPIC, "dead_letter", NULL, ROFF(dead_letter), 0, NULL,
+     "Topic for events a plugin of this route failed: they go there as the plain CloudEvent "
+     "with an `eb-plugin-error` header, counted. Default: such events are dropped and counted."},
+    {0},
+};
+
+static const struct eb_config_key plugin_keys[] = {
+    {EB_CT_ROUTE_NAME, "name", NULL, POFF(name), EB_CK_REQUIRED, NULL,
+     "Unique name of this instance (letters, digits, `.`, `_`, `-`): routes list it in their "
+     "`plugins`, and logs and metrics name it."},
+    {EB_CT_STRING, "path", NULL, POFF(path), EB_CK_REQUIRED, NULL,
+     "A shipped plugin by name (`filter`, `enrich`, `mask`, `avro`: `<plugin_dir>/<name>.so`), "
+     "or the path of a plugin's shared object (relative paths start at the config file's "
+     "directory)."},
+    {EB_CT_SETTINGS, "settings", NULL, POFF(settings), 0, NULL,
+     "The instance's settings, checked by the plugin itself at `check` time (each plugin's "
+     "README lists its keys)."},
     {0},
 };
 
@@ -237,6 +258,12 @@ const struct eb_config_key eb_config_schema[] = {
      "companion payloads (docs/ledger.md)."},
     {EB_CT_SECTION, "http", NULL, 0, 0, http_keys, "Metrics and health endpoints."},
     {EB_CT_SECTION, "log", NULL, 0, 0, log_keys, "Logging (JSON lines on stderr)."},
+    {EB_CT_PLUGINS, "plugins", NULL, OFF(plugins), 0, plugin_keys,
+     "Plugin instances (docs/plugins.md), a list: each loads a shared object with its own "
+     "settings; routes list the instances their events pass through."},
+    {EB_CT_STRING, "plugin_dir", NULL, OFF(plugin_dir), 0, NULL,
+     "Directory of the shipped plugins, found there by name. Default: the directory the "
+     "bridge was installed with (`/usr/lib/expiry-bridge/plugins` in the image)."},
     {0},
 };
 
@@ -333,6 +360,14 @@ static const struct {
     [EB_CT_LISTEN] = {"host:port", "host:port such as 0.0.0.0:9464, or \"\" for no HTTP server",
                       "{\"type\": \"string\", \"pattern\": "
                       "\"^(|.+:[0-9]{1,5}|.*\\\\$\\\\{.*)$\"}"},
+    [EB_CT_PLUGINS] = {"list of plugin instances", "a list of mappings with name, path and settings",
+                       NULL},
+    [EB_CT_SETTINGS] = {"plugin settings", "a mapping of the plugin's settings",
+                        "{\"type\": [\"object\", \"null\"]}"},
+    [EB_CT_PLUGIN_REFS] = {"list of plugin instance names",
+                           "a list of plugin instance names such as [mask-pii, avro]",
+                           "{\"type\": \"array\", \"items\": {\"$ref\": "
+                           "\"#/$defs/route_name\"}}"},
 };
 
 #define NTYPES (sizeof(types) / sizeof(types[0]))
@@ -762,10 +797,12 @@ static void md_table(FILE *out, const struct eb_config_key *table, const char *p
         if (!k->sub)
             continue;
         char sub[128], subtitle[160];
-        snprintf(sub, sizeof(sub), "%s%s%s%s", path, *path ? "." : "", k->key,
-                 k->type == EB_CT_ROUTES ? "[]" : "");
+        bool list = k->type == EB_CT_ROUTES || k->type == EB_CT_PLUGINS;
+        snprintf(sub, sizeof(sub), "%s%s%s%s", path, *path ? "." : "", k->key, list ? "[]" : "");
         if (k->type == EB_CT_ROUTES)
             snprintf(subtitle, sizeof(subtitle), "`%s`: each route", sub);
+        else if (k->type == EB_CT_PLUGINS)
+            snprintf(subtitle, sizeof(subtitle), "`%s`: each plugin instance", sub);
         else if (k->type == EB_CT_UNROUTED)
             snprintf(subtitle, sizeof(subtitle), "`%s` as a mapping", sub);
         else
@@ -888,6 +925,7 @@ static const char *type_def_name(enum eb_ctype t) {
         [EB_CT_TOPIC] = "topic",         [EB_CT_TEMPLATE] = "template",
         [EB_CT_FORMAT] = "format",       [EB_CT_LEDGER] = "ledger_mode",
         [EB_CT_LOG_LEVEL] = "log_level", [EB_CT_LISTEN] = "listen",
+        [EB_CT_SETTINGS] = "plugin_settings", [EB_CT_PLUGIN_REFS] = "plugin_refs",
         [EB_CT_FILE] = "file",
     };
     return (size_t)t < sizeof(names) / sizeof(names[0]) ? names[t] : NULL;
@@ -921,6 +959,11 @@ static void json_property(FILE *out, const struct eb_config_key *k, int level) {
         break;
     case EB_CT_UNROUTED:
         fputs("\"anyOf\": [{\"const\": \"drop\"}, {\"$ref\": \"#/$defs/unrouted_topic\"}]", out);
+        break;
+    case EB_CT_PLUGINS:
+        fputs("\"type\": [\"array\", \"null\"],\n", out);
+        indent(out, level + 1);
+        fputs("\"items\": {\"$ref\": \"#/$defs/plugin\"}", out);
         break;
     default:
         fprintf(out, "\"$ref\": \"#/$defs/%s\"", type_def_name(k->type));
@@ -1010,6 +1053,8 @@ void eb_config_schema_json(FILE *out) {
     json_object(out, route_keys, 2, false);
     fputs(",\n    \"unrouted_topic\": ", out);
     json_object(out, unrouted_keys, 2, false);
+    fputs(",\n    \"plugin\": ", out);
+    json_object(out, plugin_keys, 2, false);
     fputs(",\n    \"env\": {\"type\": \"string\", \"pattern\": "
           "\"\\\\$\\\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\\\}\"}",
           out);

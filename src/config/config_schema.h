@@ -28,6 +28,7 @@ enum eb_ctype {
     EB_CT_SECTION,      /* a mapping described by `sub`; same base struct */
     EB_CT_ROUTES,       /* a sequence of mappings described by `sub` (one route each) */
     EB_CT_UNROUTED,     /* "drop", or a mapping described by `sub` */
+    EB_CT_PLUGINS,      /* a sequence of mappings described by `sub` (one plugin instance each) */
     EB_CT_STRING,       /* char * */
     EB_CT_SECRET,       /* char *, never printed */
     EB_CT_BOOL,         /* bool */
@@ -48,6 +49,8 @@ enum eb_ctype {
     EB_CT_LEDGER,       /* enum eb_ledger_mode */
     EB_CT_LOG_LEVEL,    /* enum eb_log_level */
     EB_CT_LISTEN,       /* char *, "host:port" or "" */
+    EB_CT_SETTINGS,     /* struct eb_config_node *: any YAML, checked by the plugin */
+    EB_CT_PLUGIN_REFS,  /* struct eb_config_route: plugins, plugin_pos, nplugins */
     EB_CT_FILE,         /* char *, a path the bridge must be able to read */
 };
 

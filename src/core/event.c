@@ -568,6 +568,8 @@ static void put_data(struct eb_buf *b, struct job *j, bool with_id_time) {
         else
             PUT_LIT(b, "null");
     }
+    if (ev->extra_len)
+        put(b, ev->extra_json, ev->extra_len);
     put_c(b, '}');
 }
 
@@ -633,7 +635,7 @@ static size_t value_estimate(const struct job *j) {
         n += 32 + ev->params[i].value_len;
     if (ev->has_payload)
         n += ev->payload_len;
-    return n;
+    return n + ev->extra_len;
 }
 
 /* Start a buffer for this event. The previous output's length (still in
@@ -653,7 +655,8 @@ static bool event_ok(const struct eb_event *ev, enum eb_event_format fmt,
                      const struct eb_header *extra, size_t nextra) {
     if (!ev || !ev->event || !ev->event[0] || !ev->source || !ev->source[0])
         return false;
-    if ((!ev->key && ev->key_len) || (!ev->params && ev->nparams) || (!extra && nextra))
+    if ((!ev->key && ev->key_len) || (!ev->params && ev->nparams) || (!extra && nextra) ||
+        (!ev->extra_json && ev->extra_len))
         return false;
     if (ev->delivery != EB_DELIVERY_LIVE && ev->delivery != EB_DELIVERY_RECOVERED)
         return false;
@@ -738,6 +741,10 @@ int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
     for (size_t i = 0; i < nextra; i++)
         enc->headers[enc->nheaders++] = extra[i];
     return EB_OK;
+}
+
+bool eb_event_json_valid(const void *p, size_t n) {
+    return json_text_valid(p, n);
 }
 
 void eb_event_encoded_init(struct eb_encoded *enc) {

@@ -44,6 +44,11 @@ struct eb_event {
     bool has_payload;         /* route asked for a payload: data.payload is written */
     const char *payload_json; /* valid JSON text, or NULL for null */
     size_t payload_len;
+    /* Fields plugins added to data (plugin_host.h), written last in data:
+     * `,"name":value` repeated, each value one valid JSON text; NULL: none.
+     * Not validated here (the plugin host validates each on the way in). */
+    const char *extra_json;
+    size_t extra_len;
 };
 
 /* A Kafka header. Pointers refer into the struct eb_encoded that holds it,
@@ -96,6 +101,10 @@ int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
  * source, db, key, event and the deadline when known, else the observation
  * time, so a live and a recovered delivery of one timer share it. */
 void eb_event_id(const struct eb_event *ev, char out[33]);
+
+/* Is p[0..n) one JSON text in well-formed UTF-8, nested at most 512 deep
+ * (what a payload must be)? */
+bool eb_event_json_valid(const void *p, size_t n);
 
 /* "cloudevents", "cloudevents-binary", "json". Returns false if unknown. */
 bool eb_event_format_parse(const char *s, enum eb_event_format *out);

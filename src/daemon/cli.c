@@ -58,7 +58,7 @@ static bool is_opt(const char *a, const char *s, const char *l) {
 int eb_cli_parse(int argc, char **argv, struct eb_cli *out, char *errstr, size_t errstr_size) {
     memset(out, 0, sizeof(*out));
     if (argc < 2)
-        return eb_error_set(errstr, errstr_size, EB_EINVAL, "missing command (run or check)");
+        return eb_error_set(errstr, errstr_size, EB_EINVAL, "missing command (run, check or functions load)");
     int i = 1;
     const char *a = argv[i];
     if (is_opt(a, "-h", "--help") || strcmp(a, "help") == 0) {

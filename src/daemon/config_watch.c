@@ -88,8 +88,6 @@ struct eb_config_watch {
     uint64_t burst_events;
     bool trigger_named; /* the trigger names the file or `..data` */
     char trigger[TRIGGER_MAX];
-
-    struct eb_config_watch_stats stats;
 };
 
 /* ------------------------------------------------------------------------
@@ -252,7 +250,6 @@ static int watch_dir(eb_config_watch_t *w) {
 static void check(eb_config_watch_t *w) {
     char why[256];
     XXH128_hash_t h;
-    w->stats.checks++;
     retarget(w);
     if (hash_file(w->path, &h, why, sizeof(why)) != 0) {
         if (!w->unreadable_logged)
@@ -272,7 +269,6 @@ static void check(eb_config_watch_t *w) {
     }
     w->digest = h;
     w->have_digest = true;
-    w->stats.changes++;
     w->on_change(w->trigger, w->opaque);
 }
 
@@ -357,7 +353,6 @@ static void handle_event(eb_config_watch_t *w, const struct inotify_event *ev) {
     bool in_dir = ev->wd == w->wd_dir && ev->wd >= 0;
     bool in_target = ev->wd == w->wd_target && ev->wd >= 0;
     const char *name = ev->len ? ev->name : "";
-    w->stats.events++;
     describe_mask(ev->mask, mask, sizeof(mask));
     snprintf(what, sizeof(what), "inotify: %s%s%s in %s", mask, *name ? " " : "", name,
              in_target ? w->tdir : w->dir);
@@ -469,10 +464,6 @@ eb_config_watch_t *eb_config_watch_new(struct event_base *base,
 err_destroy:
     eb_config_watch_destroy(w);
     return NULL;
-}
-
-void eb_config_watch_stats(const eb_config_watch_t *w, struct eb_config_watch_stats *out) {
-    *out = w->stats;
 }
 
 void eb_config_watch_destroy(eb_config_watch_t *w) {

@@ -15,16 +15,17 @@
  * quiet for debounce_ms (and no writer still has the file open, up to
  * max_delay_ms after the first event). The check hashes the file and calls
  * on_change only when the bytes differ from the last ones seen, so a
- * `touch`, a chmod or an unrelated file in the directory never reload.
- * A file that is missing or unreadable at check time is not a change: it
- * is logged, and the next event checks again.
+ * `touch`, a chmod or an unrelated file in the directory never reload:
+ * such a check is logged at debug ("config file touched; content
+ * unchanged, not reloading"). A file that is missing or unreadable at
+ * check time is not a change: it is logged (a warning, once until it is
+ * readable again), and the next event checks again. So a check shows as
+ * on_change, as that debug line, or (the first in a row) as that warning.
  *
  * @locality every function and callback runs on the loop thread.
  */
 #ifndef EB_CONFIG_WATCH_H
 #define EB_CONFIG_WATCH_H
-
-#include <stdint.h>
 
 #include "core/log.h"
 
@@ -55,15 +56,6 @@ struct eb_config_watch_conf {
 eb_config_watch_t *eb_config_watch_new(struct event_base *base,
                                        const struct eb_config_watch_conf *conf, char *errstr,
                                        size_t errstr_size);
-
-/* Counters since start, for logs and tests: inotify events read, checks
- * run (after debouncing), and changes reported through on_change. */
-struct eb_config_watch_stats {
-    uint64_t events;
-    uint64_t checks;
-    uint64_t changes;
-};
-void eb_config_watch_stats(const eb_config_watch_t *w, struct eb_config_watch_stats *out);
 
 /* NULL is a no-op. Leaves no event registered on the base. Not from inside
  * on_change. */

@@ -5,8 +5,10 @@
  * into our code (delivery reports, errors, statistics) is enqueued on the
  * main queue and served by rd_kafka_poll() from the loop thread, woken by a
  * pipe that librdkafka writes when that queue goes from empty to non-empty.
- * Only the log callback runs on librdkafka's threads, and the logger is
- * thread-safe.
+ * Only the log callback runs on librdkafka's threads, and it reads nothing
+ * but the logger, which is thread-safe and set before they start. Destroying
+ * the handle joins those threads; eb_kafka_sink_destroy_async() does that on
+ * the reaper's thread (kafka_reaper.h), which then owns the sink's memory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,13 +19,14 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/signals.h"
 #include "kafka/kafka_props.h"
 #include "kafka/kafka_sink.h"
+#include "kafka/kafka_stats.h"
 
 /* Serve at most this many poll rounds per wakeup, so a flood of delivery
  * reports cannot starve the Redis connection sharing the loop; leftovers
@@ -31,11 +34,22 @@
 #define EB_SINK_POLL_ROUNDS 64
 
 /* Broker state arrives with librdkafka's statistics; once a second keeps
- * /readyz fresh at a negligible cost (one small JSON document). */
+ * /readyz fresh. The document grows with the partitions (6.8 MB at
+ * 10 000), but only its "brokers" part is read (kafka_stats.h). */
 #define EB_SINK_STATS_INTERVAL_MS "1000"
+
+/* The same kind of librdkafka error (a broker unreachable, all of them
+ * down, TLS, authentication) is logged at most this often; the next line
+ * says how many were held back. librdkafka itself repeats a broker's
+ * identical failure only every 30 s after the second, but several brokers
+ * and the all-down event still add up to a line a second in an outage. */
+#define EB_SINK_ERROR_LOG_MS 10000
 
 /* While the queue is full, say so at most once per second. */
 #define EB_SINK_FULL_LOG_MS 1000
+
+/* What an operator can do about an error event, by kind (error_cb). */
+enum error_kind { EK_UNREACHABLE, EK_ALL_DOWN, EK_TLS, EK_AUTH, EK_OTHER, EK_COUNT };
 
 struct eb_kafka_topic {
     struct eb_kafka_topic *next;
@@ -62,6 +76,7 @@ struct eb_kafka_sink {
     struct eb_kafka_topic *topics;
     int brokers_up; /* from the last statistics, or 0 after ALL_BROKERS_DOWN */
     bool fatal;     /* the idempotent producer hit a fatal error */
+    struct eb_log_limit error_limits[EK_COUNT];
     /* Full-queue episode, for loud but bounded logging. */
     bool full;
     int64_t full_since_ms;
@@ -79,9 +94,14 @@ static bool user_sets(const struct eb_kafka_sink_conf *c, const char *name) {
     return false;
 }
 
-/* @locality librdkafka internal threads: only the thread-safe logger. */
+/* librdkafka logs every broker failure (facility FAIL) and every fatal
+ * error (FATAL) and also raises it as an error event, which error_cb()
+ * logs with the setting to fix: the log line would say it twice.
+ * @locality librdkafka internal threads: only the thread-safe logger. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     eb_kafka_sink_t *k = rd_kafka_opaque(rk);
+    if (strcmp(fac, "FAIL") == 0 || strcmp(fac, "FATAL") == 0)
+        return;
     enum eb_log_level l = level <= 3   ? EB_LOG_ERROR
                           : level <= 4 ? EB_LOG_WARN
                           : level <= 6 ? EB_LOG_INFO
@@ -89,43 +109,105 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     eb_log(k->log, l, "librdkafka", eb_lf_str("facility", fac), eb_lf_str("detail", buf));
 }
 
+/* How each kind of error event is logged, and the setting that fixes it. */
+static const struct {
+    enum eb_log_level level;
+    const char *msg;
+    const char *setting; /* NULL: nothing to fix in the configuration */
+} error_kinds[EK_COUNT] = {
+    [EK_UNREACHABLE] = {EB_LOG_WARN, "cannot reach a Kafka broker; check kafka.brokers",
+                        "kafka.brokers"},
+    [EK_ALL_DOWN] = {EB_LOG_ERROR, "cannot reach any Kafka broker; check kafka.brokers",
+                     "kafka.brokers"},
+    [EK_TLS] = {EB_LOG_WARN,
+                "TLS with a Kafka broker failed; check the ssl.* properties in kafka.client",
+                "kafka.client"},
+    [EK_AUTH] = {EB_LOG_WARN,
+                 "Kafka authentication failed; check the sasl.* properties in kafka.client",
+                 "kafka.client"},
+    [EK_OTHER] = {EB_LOG_WARN, "kafka error", NULL},
+};
+
+/* A transport error while connecting (refused, unresolvable, timed out)
+ * names a wrong or unreachable address; one on an established connection
+ * is a broker going away, not a setting to fix. */
+static enum error_kind classify(int err, const char *reason) {
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+        return EK_UNREACHABLE;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        return strstr(reason, "Connect to ") || strstr(reason, "in state CONNECT")
+                   ? EK_UNREACHABLE
+                   : EK_OTHER;
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+        return EK_ALL_DOWN;
+    case RD_KAFKA_RESP_ERR__SSL:
+        return EK_TLS;
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+        return EK_AUTH;
+    default:
+        return EK_OTHER;
+    }
+}
+
+/* A broker's failure reads "<broker>: <cause>", the broker as librdkafka
+ * names it ("kafka-0:9092/1", "127.0.0.1:9092/bootstrap"); the operator
+ * wrote "kafka-0:9092", so the "/<id>" is dropped. Anything else (e.g.
+ * "3/3 brokers are down") is all cause. */
+static void split_reason(const char *reason, char *broker, size_t size, const char **cause) {
+    const char *sep = strstr(reason, ": ");
+    const char *slash = sep ? memrchr(reason, '/', (size_t)(sep - reason)) : NULL;
+    *broker = '\0';
+    *cause = reason;
+    if (!slash || slash == reason || strchr(reason, ' ') < sep)
+        return;
+    snprintf(broker, size, "%.*s", (int)(slash - reason), reason);
+    *cause = sep + 2;
+}
+
 /* @locality loop thread (served by rd_kafka_poll). */
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     eb_kafka_sink_t *k = opaque;
-    char fatal_reason[512];
+    char fatal_reason[512], broker[256];
+    const char *cause;
+    uint64_t held_back = 0;
     eb_metrics_inc(k->m_errors);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         k->brokers_up = 0;
     if (err == RD_KAFKA_RESP_ERR__FATAL &&
         rd_kafka_fatal_error(rk, fatal_reason, sizeof(fatal_reason))) {
-        k->fatal = true;
+        k->fatal = true; /* once per producer: never rate-limited */
         eb_log(k->log, EB_LOG_ERROR, "kafka producer fatal error; restart the bridge",
                eb_lf_str("reason", fatal_reason));
         return;
     }
-    eb_log(k->log, EB_LOG_WARN, "kafka error", eb_lf_str("error", rd_kafka_err2name(err)),
-           eb_lf_str("reason", reason));
+    enum error_kind kind = classify(err, reason);
+    if (!eb_log_limit_allow(&k->error_limits[kind], EB_SINK_ERROR_LOG_MS, &held_back))
+        return;
+    split_reason(reason, broker, sizeof(broker), &cause);
+    const char *setting = error_kinds[kind].setting;
+    const struct eb_log_field fields[] = {
+        eb_lf_str("broker", broker),
+        eb_lf_str("cause", cause),
+        eb_lf_str("error", rd_kafka_err2name(err)),
+        eb_lf_int("repeated", (int64_t)held_back),
+        eb_lf_str("setting", setting), /* last: left out when there is none */
+    };
+    eb_log_write(k->log, error_kinds[kind].level, error_kinds[kind].msg, fields,
+                 sizeof(fields) / sizeof(fields[0]) - (setting ? 0 : 1));
 }
 
-/* Count brokers in state UP in librdkafka's statistics JSON.
- * @locality loop thread. */
+/* The brokers that are up, from librdkafka's statistics: only the
+ * document's "brokers" part is read (kafka_stats.h), so its size, which
+ * grows with the partitions, costs the loop little.
+ * @locality loop thread (served by rd_kafka_poll). */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
     eb_kafka_sink_t *k = opaque;
-    json_error_t jerr;
-    json_t *root = json_loadb(json, json_len, 0, &jerr);
-    json_t *brokers = root ? json_object_get(root, "brokers") : NULL;
-    if (json_is_object(brokers)) {
-        int up = 0;
-        const char *name;
-        json_t *b;
-        json_object_foreach(brokers, name, b) {
-            const char *state = json_string_value(json_object_get(b, "state"));
-            if (state && strcmp(state, "UP") == 0)
-                up++;
-        }
+    (void)rk;
+    int up = eb_kafka_stats_brokers_up(json, json_len);
+    if (up >= 0)
         k->brokers_up = up;
-    }
-    json_decref(root);
     return 0; /* librdkafka frees json */
 }
 
@@ -348,6 +430,19 @@ static int setup_wakeup(eb_kafka_sink_t *k, struct event_base *base, char *errst
     return 0;
 }
 
+/* librdkafka's threads inherit the creating thread's signal mask: create
+ * them with the asynchronous signals blocked, so a SIGTERM or SIGHUP is
+ * always delivered to the loop thread, whatever mask the caller runs with
+ * (a reload creates producers from inside the loop, where signals are not
+ * blocked). */
+static rd_kafka_t *new_handle(rd_kafka_conf_t *conf, char *rkerr, size_t rkerr_size) {
+    sigset_t old;
+    eb_signals_block_async(&old);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, rkerr_size);
+    eb_signals_restore(&old);
+    return rk;
+}
+
 eb_kafka_sink_t *eb_kafka_sink_new(struct event_base *base, const struct eb_kafka_sink_conf *c,
                                    char *errstr, size_t errstr_size) {
     if (!c->brokers || !*c->brokers || !c->on_delivery || !c->queue_max_events ||
@@ -372,7 +467,7 @@ eb_kafka_sink_t *eb_kafka_sink_new(struct event_base *base, const struct eb_kafk
     if (!conf)
         goto err_free_sink;
     char rkerr[512];
-    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    k->rk = new_handle(conf, rkerr, sizeof(rkerr));
     if (!k->rk) {
         rd_kafka_conf_destroy(conf);
         eb_error_set(errstr, errstr_size, EB_EKAFKA, "cannot create the Kafka producer: %s", rkerr);
@@ -458,43 +553,20 @@ bool eb_kafka_sink_reachable(const eb_kafka_sink_t *k) {
     return k->brokers_up > 0 && !k->fatal;
 }
 
-void eb_kafka_sink_poll(eb_kafka_sink_t *k) {
-    serve(k);
-}
-
-size_t eb_kafka_sink_drain(eb_kafka_sink_t *k, int timeout_ms) {
-    int64_t deadline = eb_mono_ms() + timeout_ms;
-    while (k->inflight > 0) {
-        int64_t left = deadline - eb_mono_ms();
-        if (left <= 0)
-            break;
-        /* flush serves delivery reports through rd_kafka_poll. */
-        rd_kafka_flush(k->rk, (int)(left < 100 ? left : 100));
+/* Release what is ours and registered on the loop; leaves k->rk. Nothing
+ * of librdkafka's writes to the pipe once its io event is off. */
+static void detach(eb_kafka_sink_t *k) {
+    if (k->mainq) {
+        rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(k->mainq);
+        k->mainq = NULL;
     }
-    return k->inflight;
-}
-
-void eb_kafka_sink_destroy(eb_kafka_sink_t *k) {
-    if (!k)
-        return;
-    if (k->rk) {
-        if (k->inflight > 0) {
-            /* Report what never made it, so its owner can count it. */
-            rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-            rd_kafka_flush(k->rk, 1000);
-        }
-        if (k->mainq) {
-            rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
-            rd_kafka_queue_destroy(k->mainq);
-        }
-        while (k->topics) {
-            struct eb_kafka_topic *t = k->topics;
-            k->topics = t->next;
-            rd_kafka_topic_destroy(t->rkt);
-            free(t->name);
-            free(t);
-        }
-        rd_kafka_destroy(k->rk);
+    while (k->topics) {
+        struct eb_kafka_topic *t = k->topics;
+        k->topics = t->next;
+        rd_kafka_topic_destroy(t->rkt);
+        free(t->name);
+        free(t);
     }
     if (k->metrics)
         eb_metrics_unbind(k->metrics, k);
@@ -504,9 +576,37 @@ void eb_kafka_sink_destroy(eb_kafka_sink_t *k) {
         event_free(k->tick_ev);
     if (k->more_ev)
         event_free(k->more_ev);
+    k->wake_ev = k->tick_ev = k->more_ev = NULL;
     for (int i = 0; i < 2; i++) {
         if (k->wake[i] >= 0)
             close(k->wake[i]);
+        k->wake[i] = -1;
     }
+}
+
+void eb_kafka_sink_destroy(eb_kafka_sink_t *k) {
+    if (!k)
+        return;
+    if (k->rk && k->inflight > 0) {
+        /* Report what never made it, so its owner can count it. */
+        rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(k->rk, 1000);
+    }
+    detach(k);
+    if (k->rk)
+        rd_kafka_destroy(k->rk);
     free(k);
+}
+
+void eb_kafka_sink_destroy_async(eb_kafka_sink_t *k, eb_kafka_reaper_t *r) {
+    if (!k)
+        return;
+    if (!k->rk || k->inflight > 0 || !r) {
+        eb_kafka_sink_destroy(k);
+        return;
+    }
+    detach(k);
+    /* From here the reaper's thread owns k; librdkafka's log callback,
+     * the only one left, reads k->log until the handle is gone. */
+    eb_kafka_reaper_take(r, k->rk, k);
 }

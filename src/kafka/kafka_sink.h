@@ -9,9 +9,17 @@
  * produce returns EB_EFULL at once -- it never blocks the loop -- and the
  * sink logs loudly once per second while it is full.
  *
- * Delivery reports are served on the loop thread: librdkafka signals a pipe
- * that libevent watches (rd_kafka_queue_io_event_enable), and the sink polls
- * its queue when the pipe is readable.
+ * Delivery reports, errors and statistics are served on the loop thread:
+ * librdkafka signals a pipe that libevent watches
+ * (rd_kafka_queue_io_event_enable), and the sink polls its queue when the
+ * pipe is readable. Statistics are read only as far as the brokers' states
+ * (kafka_stats.h), never parsed whole. librdkafka's own threads start with
+ * every signal blocked, so signals always reach the loop thread.
+ *
+ * Errors are logged once each: librdkafka reports a broker failure both as
+ * a log line and as an error event; the sink drops the log line and logs
+ * the event, naming the setting to fix (kafka.brokers when a broker cannot
+ * be reached), at most once per kind every 10 s with the count of repeats.
  *
  * @locality every function and callback runs on the loop thread, except
  * where noted.
@@ -27,6 +35,7 @@
 #include "core/event.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "kafka/kafka_reaper.h"
 
 struct event_base;
 typedef struct eb_kafka_sink eb_kafka_sink_t;
@@ -56,10 +65,9 @@ struct eb_kafka_sink_conf {
 /* Build and check the librdkafka configuration, then create the producer.
  * Does not wait for brokers (a Kafka outage at start is not an error).
  * NULL + errstr on an invalid property or OOM. Free with
- * eb_kafka_sink_destroy(). */
+ * eb_kafka_sink_destroy() or eb_kafka_sink_destroy_async(). */
 eb_kafka_sink_t *eb_kafka_sink_new(struct event_base *base, const struct eb_kafka_sink_conf *conf,
                                    char *errstr, size_t errstr_size);
-
 
 /* The handle for a topic, created on first use and cached for the life of
  * the sink. Owned by the sink. NULL when out of memory. */
@@ -80,19 +88,27 @@ int eb_kafka_sink_produce(eb_kafka_sink_t *k, eb_kafka_topic_t *topic, const voi
 /* Messages accepted and not yet reported. */
 size_t eb_kafka_sink_inflight(const eb_kafka_sink_t *k);
 
-/* True when at least one broker connection is up (from librdkafka's broker
- * state events); used by /readyz and logs. */
+/* True when at least one broker connection is up (from librdkafka's
+ * statistics, once a second, and from delivery reports and errors in
+ * between) and the producer has not hit a fatal error; used by /readyz and
+ * logs. */
 bool eb_kafka_sink_reachable(const eb_kafka_sink_t *k);
 
-/* Serve delivery reports now (non-blocking). Normally the loop does this. */
-void eb_kafka_sink_poll(eb_kafka_sink_t *k);
-
-/* Block up to timeout_ms flushing every queued message, serving delivery
- * reports. Returns how many are still undelivered (0: all done). */
-size_t eb_kafka_sink_drain(eb_kafka_sink_t *k, int timeout_ms);
-
-/* Messages still queued are purged and reported as failed first. NULL is a
- * no-op. */
+/* Messages still queued are purged and reported as failed first, then
+ * librdkafka's handle is destroyed here: this blocks while librdkafka
+ * stops its threads (kafka_reaper.h says how long that can be), so call it
+ * only where nothing else waits on this thread (start-up failures, tests,
+ * the end of a run after the loop has stopped). NULL is a no-op. */
 void eb_kafka_sink_destroy(eb_kafka_sink_t *k);
+
+/* Destroy a producer without blocking the calling (loop) thread: what is
+ * ours -- loop events, the wakeup pipe, topic handles, metrics -- is
+ * released now; librdkafka's handle is handed to r and destroyed on its
+ * thread, which frees the rest. Meant for a producer that holds nothing:
+ * call it when eb_kafka_sink_inflight() is 0, after the last delivery
+ * report was served here. One that still holds messages is destroyed with
+ * eb_kafka_sink_destroy() instead (they are purged and reported on this
+ * thread first). k is taken; NULL is a no-op. */
+void eb_kafka_sink_destroy_async(eb_kafka_sink_t *k, eb_kafka_reaper_t *r);
 
 #endif

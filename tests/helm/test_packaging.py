@@ -13,11 +13,15 @@ Dockerfile as text, and checks it against what is real here:
 - every shared library the installed binaries link directly (cmake
   --install of this build tree, readelf NEEDED) is provided by a package in
   packages-runtime.txt or by libc6, so the runtime image has it;
+- `cmake --install --prefix D` installs the bridge and every file it ships
+  (the example and demo configs, the config's and the event's JSON Schemas,
+  the Redis Function library), byte for byte;
 - the Dockerfile: Debian 12 slim in every stage, apt-get only from those
   files (the same command line in both stages), unit tests run in the build
-  stage, cmake --install into a staging root, a non-root numeric USER, the
-  plugins folder, ENTRYPOINT/CMD matching the Helm chart's config path and
-  port, COPY sources that exist and are not dockerignored;
+  stage, cmake --install into a staging root and nothing copied from the
+  source tree by hand, a non-root numeric USER, the plugins folder,
+  ENTRYPOINT/CMD matching the Helm chart's config path and port, COPY
+  sources that exist and are not dockerignored;
 - .github/workflows/ci.yml runs .ci/run on debian:12, helm lint and helm
   template with tests/helm/values-full.yaml.
 
@@ -222,6 +226,38 @@ class CMakeDependenciesTest(Counted):
             shutil.rmtree(stage, ignore_errors=True)
 
 
+class InstallTest(Counted):
+    # installed path (under the prefix) -> the source file it must equal
+    SHIPPED = {
+        "share/expiry-bridge/expiry-bridge.example.yaml": "config/expiry-bridge.example.yaml",
+        "share/expiry-bridge/demo.yaml": "config/demo.yaml",
+        "share/expiry-bridge/config.schema.json": "config/config.schema.json",
+        "share/expiry-bridge/redis/eb_timers.lua": "config/redis/eb_timers.lua",
+        "share/doc/expiry-bridge/event.schema.json": "docs/event.schema.json",
+    }
+
+    def test_cmake_install_prefix_installs_the_bridge_and_every_shipped_file(self):
+        self.assertTrue(os.path.exists(os.path.join(BUILD, "CMakeCache.txt")),
+                        "EB_BUILD_DIR must be a configured, built tree")
+        prefix = tempfile.mkdtemp(prefix="eb-prefix-")
+        try:
+            p = subprocess.run(["cmake", "--install", BUILD, "--prefix", prefix],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, "cmake --install failed:\n" + p.stdout + p.stderr)
+            bridge = os.path.join(prefix, "bin", "expiry-bridge")
+            self.assertTrue(os.access(bridge, os.X_OK), "bin/expiry-bridge is installed")
+            for rel, src in sorted(self.SHIPPED.items()):
+                path = os.path.join(prefix, rel)
+                self.assertTrue(os.path.isfile(path), "%s is installed" % rel)
+                with open(path, "rb") as got, open(os.path.join(SRC, src), "rb") as want:
+                    self.assertEqual(got.read(), want.read(), "%s equals %s" % (rel, src))
+            outside = [l for l in p.stdout.split("\n")
+                       if l.startswith("-- Installing: ") and prefix not in l]
+            self.assertEqual(outside, [], "everything goes under the prefix")
+        finally:
+            shutil.rmtree(prefix, ignore_errors=True)
+
+
 def ldconfig_map():
     """soname -> path, as the dynamic linker would find it (64-bit first)."""
     exe = shutil.which("ldconfig") or "/sbin/ldconfig"
@@ -305,6 +341,10 @@ class DockerfileTest(Counted):
         self.assertIn("/staging/usr/lib/expiry-bridge/plugins", runs)
         # The unit tests come before the install: a failing test fails the image.
         self.assertLess(runs.index("ctest"), runs.index("cmake --install"))
+        # What the image ships comes from the install rules, not from the
+        # source tree by hand: a copy of config/ would hide a missing rule.
+        self.assertNotRegex(runs, r"\b(cp|install)\b[^&;]*\s(\./)?(config|docs)/",
+                            "copies shipped files by hand instead of cmake --install")
 
     def test_runtime_stage_is_non_root_and_runs_the_bridge(self):
         final = self.stage(self.final)

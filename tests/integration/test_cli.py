@@ -1,9 +1,14 @@
-"""The command line: check, run, --help, --version, exit codes, secrets."""
+"""The command line: check, run, --help, --version, exit codes (and the
+README's list of them), secrets, and what the log says when Kafka cannot
+be reached."""
+import json
 import os
+import re
 import subprocess
 import unittest
 
-from ebtest import EB_BIN, SOURCE_DIR, BridgeTestCase, TempDir, bridge_config, run_check
+from ebtest import (EB_BIN, SOURCE_DIR, BridgeTestCase, TempDir, bridge_config, free_port,
+                    http_config, run_check, scrape, wait_for)
 
 ROUTES = """
   - name: orders
@@ -24,6 +29,24 @@ class CliTest(BridgeTestCase, unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         for word in ("run -c FILE", "check -c FILE", "Exit codes", "78", "75"):
             self.assertIn(word, p.stdout)
+
+    def test_no_command_exits_64_naming_every_command(self):
+        p = run()
+        self.assertEqual(p.returncode, 64)
+        for command in ("run", "check", "functions load"):
+            self.assertIn(command, p.stderr.split("\n")[0])
+        self.assertIn("--help", p.stderr)
+
+    def test_the_readme_documents_every_exit_code_help_lists(self):
+        help_text = run("--help").stdout
+        listed = help_text[help_text.index("Exit codes:"):].split("\n\n")[0]
+        codes = re.findall(r"^\s+(\d+)  ", listed, re.M)
+        self.assertIn("69", codes)
+        with open(os.path.join(SOURCE_DIR, "README.md")) as f:
+            readme = f.read()
+        section = readme[readme.index("Exit codes:"):].split("\n\n")[0]
+        for code in codes:
+            self.assertIn("`%s`" % code, section, "README's exit codes lack %s" % code)
 
     def test_version_names_the_libraries(self):
         p = run("--version")
@@ -76,6 +99,30 @@ class CliTest(BridgeTestCase, unittest.TestCase):
         c.collect(1)
         self.assertEqual(bridge.stop(), 0)
         self.assertNotIn("hunter2", bridge.stderr_tail(100000))
+
+    def test_an_unreachable_broker_is_logged_once_naming_kafka_brokers(self):
+        """librdkafka reports a refused connection twice (a log line and an
+        error event) and repeats it: the bridge says it once, names the
+        setting to fix, and holds the repeats back."""
+        self.redis = self.start_redis()
+        dead, hport = free_port(), free_port()  # nothing listens on dead
+        bridge = self.start_bridge(bridge_config(self.redis.port, "127.0.0.1:%d" % dead, ROUTES,
+                                                 extra=http_config(hport)))
+        # The refusal, "all brokers down", and the refusal again (librdkafka
+        # holds back identical errors only from the third on).
+        wait_for(lambda: scrape(hport)[0].get("eb_kafka_errors_total") >= 3, 20,
+                 what="three errors from librdkafka")
+        with bridge._lock:
+            refused = [e for e in bridge.logs if "Connection refused" in json.dumps(e)]
+            all_down = [e for e in bridge.logs if "brokers are down" in json.dumps(e)]
+        self.assertEqual(len(refused), 1, refused)
+        e = refused[0]
+        self.assertEqual(e["msg"], "cannot reach a Kafka broker; check kafka.brokers")
+        self.assertEqual(e["broker"], "127.0.0.1:%d" % dead)
+        self.assertEqual(e["setting"], "kafka.brokers")
+        self.assertIn("Connect to ipv4#127.0.0.1:%d failed: Connection refused" % dead, e["cause"])
+        self.assertEqual([a["msg"] for a in all_down],
+                         ["cannot reach any Kafka broker; check kafka.brokers"])
 
 
 if __name__ == "__main__":

@@ -7,13 +7,29 @@ keeps the old producer until its in-flight events are delivered. Process
 settings (log level, stats interval, http.listen) apply live."""
 import collections
 import os
+import re
 import shutil
 import signal
+import subprocess
+import time
 import unittest
 
-from ebtest import (Bridge, BridgeTestCase, Consumer, MockKafka, ReferenceSubscriber,
+from ebtest import (EB_BIN, Bridge, BridgeTestCase, Consumer, MockKafka, ReferenceSubscriber,
                     bridge_config, free_port, http_config, http_get, is_subscribed_log, scrape,
                     wait_for)
+
+# tests/support/slow_dns.c: getaddrinfo() of *.slow.test names waits
+# EB_SLOW_DNS_MS, as with an unreachable resolver.
+SLOW_DNS = os.path.join(os.environ.get("EB_BUILD_DIR", ""), "tests", "support",
+                        "libeb_slow_dns.so")
+
+
+def slow_dns_env(hold_ms):
+    """The environment that preloads the slow resolver into the bridge. A
+    sanitizer runtime the binary links must come first in LD_PRELOAD."""
+    ldd = subprocess.run(["ldd", EB_BIN], capture_output=True, text=True).stdout
+    runtimes = re.findall(r"=> (\S*lib(?:asan|tsan|ubsan)\.so[.\d]*) ", ldd)
+    return {"LD_PRELOAD": " ".join(runtimes + [SLOW_DNS]), "EB_SLOW_DNS_MS": str(hold_ms)}
 
 ROUTES = """
   - name: orders
@@ -304,6 +320,51 @@ class ReloadTest(BridgeTestCase, unittest.TestCase):
                          60, "per-route counters span both producers")
         self.assertEqual(m.get("eb_kafka_retired_queue_events"), 0)
         self.assertEqual(m.get("eb_config_reconnects_total", target="kafka"), 1)
+
+    def test_a_retired_producer_that_stops_slowly_never_delays_healthz(self):
+        """rd_kafka_destroy() joins librdkafka's threads, and a broker thread
+        inside a DNS lookup ends only when the lookup does: with a slow
+        resolver, closing a producer blocks for seconds. A producer a reload
+        replaced is closed off the loop: /healthz answers within 100 ms
+        throughout."""
+        if not os.path.exists(SLOW_DNS):
+            self.skipTest("tests/support/libeb_slow_dns.so is not built")
+        hold_ms = 3000
+        self.port = free_port()
+        self.redis = self.start_redis()
+        self.kafka = self.start_kafka()
+        self.bridge = self.start_bridge(self.config(brokers="kafka.slow.test:9092"),
+                                        env=slow_dns_env(hold_ms))
+
+        def lookups():
+            with self.bridge._lock:
+                return sum(1 for l in self.bridge.raw_stderr if l.startswith("eb_slow_dns: hold"))
+        # Reload right after a lookup began, so it is held while the old
+        # producer is closed (it holds no event: it is closed at once).
+        seen = lookups()
+        wait_for(lambda: lookups() > seen, 10, what="a broker thread in a DNS lookup")
+        began = time.monotonic()
+        self.rename_over(self.config())
+        latencies = []
+        while time.monotonic() - began < hold_ms / 1000.0 + 0.5:
+            t0 = time.monotonic()
+            status = http_get(self.port, "/healthz")[0]
+            latencies.append((time.monotonic() - t0, status))
+            time.sleep(0.01)  # poll interval, not synchronisation
+        worst = max(l for l, _ in latencies)
+        print("RESULT retired_producer_stop healthz_requests=%d worst_ms=%.1f" % (
+            len(latencies), worst * 1000), flush=True)
+        self.assertEqual(set(s for _, s in latencies), {200})
+        self.assertLess(worst, 0.1, "/healthz answered within 100 ms while librdkafka stopped")
+        self.assertTrue(self.bridge.find_log(
+            lambda e: e.get("msg") == "previous Kafka producer drained; closed"))
+        stopped = self.bridge.wait_log(
+            lambda e: e.get("msg", "").startswith("retired Kafka producer stopped"), 15,
+            what="the retired producer's librdkafka handle destroyed")
+        self.assertGreaterEqual(stopped["took_ms"], 1000, "librdkafka really was slow to stop")
+        c = self.consumer(["orders.expired"])
+        self.arm(["order:1"])
+        c.collect(1)  # the new producer delivers
 
     def test_sigterm_during_a_kafka_switch_drains_both_producers(self):
         self.start(drain="20s")

@@ -3,10 +3,10 @@
 
 The layers, lowest first (src/CMakeLists.txt says what each holds):
 
-    core < config < {redis, kafka} < ledger < bridge < daemon
+    core < config < {redis, kafka, plugin} < ledger < bridge < daemon
 
 A file may include headers of its own folder and of the folders below it,
-never of a folder above, and redis and kafka never include each other. The
+never of a folder above, and redis, kafka and plugin never include each other. The
 I/O libraries belong to their layers: only redis/ includes hiredis, only
 kafka/ (and daemon/, which reports versions) librdkafka, and core/ and
 config/ include neither, nor libevent.
@@ -22,15 +22,20 @@ BELOW = {
     "config": {"core"},
     "redis": {"core", "config"},
     "kafka": {"core", "config"},
+    "plugin": {"core", "config"},
     "ledger": {"core", "config", "redis"},
-    "bridge": {"core", "config", "redis", "kafka", "ledger"},
-    "daemon": {"core", "config", "redis", "kafka", "ledger", "bridge"},
+    "bridge": {"core", "config", "redis", "kafka", "plugin", "ledger"},
+    "daemon": {"core", "config", "redis", "kafka", "plugin", "ledger", "bridge"},
 }
 # System headers that mark an I/O library, and the layers allowed to use it.
 LIBRARIES = {
     "hiredis/": {"redis"},
     "librdkafka/": {"kafka", "daemon"},
     "event2/": {"redis", "kafka", "ledger", "bridge", "daemon"},
+    # The plugin ABI and dlopen belong to the plugin host alone.
+    "expiry_bridge/": {"plugin"},
+    "ebp/": {"plugin"},
+    "dlfcn.h": {"plugin"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)

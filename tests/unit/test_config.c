@@ -26,6 +26,7 @@
 #include "core/router.h"
 #include "kafka/kafka_props.h"
 #include "kafka/kafka_sink.h"
+#include "plugin/plugin_host.h"
 #include "redis/redis_conn.h"
 
 #define EXPIRED (UINT64_C(1) << EB_EVENT_EXPIRED_ID)
@@ -36,6 +37,7 @@ static char errbuf[16384];
  * files are held to the same rules as `expiry-bridge check`. */
 static struct eb_config_checks daemon_checks = {
     .client_props = eb_kafka_props_check,
+    .plugins = eb_plugin_loader_check_config, /* opaque: a loader, made in main() */
 };
 
 /* The repository root, from this file's path (CMake compiles it by its
@@ -814,8 +816,55 @@ static void test_config_free_null_is_noop(void **state) {
     eb_config_free(NULL);
 }
 
+/* ---- plugins ------------------------------------------------------------ */
+
+#define PLUGINS                                                                                    \
+    "plugins:\n  - name: pii\n    path: ./mask.so\n    settings:\n      fields:\n        - email\n"      \
+    "        - ${EB_TEST_F:-phone}\n      mode: redact\n"
+
+static void test_config_plugin_settings_are_kept_as_a_tree_with_positions(void **state) {
+    struct eb_config *cfg = load_ok(HEAD PLUGINS "routes:\n" ROUTE("a", "a:*") "    plugins: [pii]\n");
+    assert_int_equal(cfg->nplugins, 1);
+    const struct eb_config_plugin *pl = &cfg->plugins[0];
+    assert_string_equal(pl->name, "pii");
+    assert_string_equal(pl->path, "./mask.so");
+    assert_int_equal(pl->path_pos.line, 7);
+    assert_int_equal(pl->path_pos.col, 11);
+    const struct eb_config_node *st = pl->settings;
+    assert_int_equal(st->type, EB_NODE_MAP);
+    assert_int_equal(st->nkids, 2);
+    assert_string_equal(st->keys[0], "fields");
+    assert_int_equal(st->kids[0]->type, EB_NODE_LIST);
+    assert_string_equal(st->kids[0]->kids[1]->str, "phone"); /* ${VAR:-default} expanded */
+    assert_string_equal(st->kids[0]->kids[1]->path, "plugins[0].settings.fields[1]");
+    assert_int_equal(st->kids[1]->pos.line, 12);
+    assert_int_equal(st->kids[1]->pos.col, 13);
+    assert_int_equal(cfg->routes[0].nplugins, 1);
+    assert_int_equal(cfg->routes[0].plugin_idx[0], 0);
+    assert_string_equal(cfg->dir, ".");
+    eb_config_free(cfg);
+}
+
+static void test_config_route_plugin_listed_twice_is_rejected(void **state) {
+    const char *e = load_err(HEAD PLUGINS "routes:\n" ROUTE("a", "a:*") "    plugins: [pii, pii]\n");
+    assert_contains(e, "t.yaml:17:20: invalid routes[0].plugins: plugin 'pii' is listed twice");
+}
+
+static void test_config_route_dead_letter_is_a_topic(void **state) {
+    const char *e = load_err(HEAD "routes:\n" ROUTE("a", "a:*") "    dead_letter: \"a b\"\n");
+    assert_contains(e, "t.yaml:9:18: invalid routes[0].dead_letter 'a b': it contains a space");
+}
+
+static void test_config_plugin_settings_must_be_a_mapping(void **state) {
+    const char *e = load_err(HEAD "plugins:\n  - name: p\n    path: filter\n    settings: [1]\n"
+                                  "routes:\n" ROUTE("a", "a:*"));
+    assert_contains(e, "t.yaml:8:15: invalid plugins[0].settings: found a list; expected a mapping");
+}
+
 int main(void) {
     daemon_checks.redis_tls_unavailable = eb_redis_conn_tls_unavailable();
+    eb_plugin_loader_t *loader = eb_plugin_loader_new(NULL, NULL, NULL);
+    daemon_checks.plugins_opaque = loader;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_valid_examples_load),
         cmocka_unit_test(test_config_invalid_examples_give_expected_first_error),
@@ -871,6 +920,12 @@ int main(void) {
         cmocka_unit_test(test_config_json_schema_matches_the_schema_table),
         cmocka_unit_test(test_config_every_table_row_is_documented),
         cmocka_unit_test(test_config_free_null_is_noop),
+        cmocka_unit_test(test_config_plugin_settings_are_kept_as_a_tree_with_positions),
+        cmocka_unit_test(test_config_route_plugin_listed_twice_is_rejected),
+        cmocka_unit_test(test_config_route_dead_letter_is_a_topic),
+        cmocka_unit_test(test_config_plugin_settings_must_be_a_mapping),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    eb_plugin_loader_destroy(loader);
+    return rc;
 }

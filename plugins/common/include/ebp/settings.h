@@ -1,0 +1,62 @@
+/* ebp/settings.h -- reading a plugin instance's settings through the host
+ * vtable, with errors reported at the setting's file:line:col (the shipped
+ * plugins all read theirs this way).
+ */
+#ifndef EBP_SETTINGS_H
+#define EBP_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <expiry_bridge/plugin.h>
+
+/* Report every key of map that is not in keys (NULL-terminated), naming
+ * the keys expected. Returns how many were reported. */
+int ebp_settings_known(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
+                       const char *const *keys);
+
+/* The scalar at map.key: its text, or NULL. When absent and required, or
+ * present and not a scalar, reports an error and sets *bad. */
+const char *ebp_settings_scalar(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
+                                const char *key, bool required, bool *bad);
+
+/* A list of scalars (or a single scalar) at map.key, copied into a
+ * NULL-terminated array owned by the caller (free with
+ * ebp_settings_strings_free()); *n its length. Absent: *out NULL, *n 0, and
+ * an error when required. Returns 0, or -1 after reporting (or OOM). */
+int ebp_settings_strings(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
+                         const char *key, bool required, char ***out, size_t *n);
+void ebp_settings_strings_free(char **v);
+
+/* A boolean scalar (true/false); absent: def. */
+bool ebp_settings_bool(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
+                       const char *key, bool def, bool *bad);
+
+/* printf into a static-size message and report it at node. */
+void ebp_settings_errorf(const struct eb_plugin_host *h, const eb_plugin_settings_t *node,
+                         const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* check(), init() and destroy() of a plugin whose whole state is what
+ * PARSE(host, settings) builds (NULL after reporting each problem) and
+ * FREE(state) frees: check parses and frees, init parses and keeps.
+ * Defines PREFIX_check, PREFIX_init and PREFIX_destroy. */
+#define EBP_PARSED_PLUGIN(PREFIX, TYPE, PARSE, FREE)                                             \
+    static int PREFIX##_check(const struct eb_plugin_host *h,                                     \
+                              const eb_plugin_settings_t *settings) {                             \
+        TYPE *v = PARSE(h, settings);                                                             \
+        FREE(v);                                                                                  \
+        return v ? 0 : -1;                                                                        \
+    }                                                                                             \
+    static int PREFIX##_init(const struct eb_plugin_host *h, const char *instance,                \
+                             const eb_plugin_settings_t *settings, void **state, char *errstr,    \
+                             size_t errstr_size) {                                                \
+        (void)instance;                                                                           \
+        (void)errstr;                                                                             \
+        (void)errstr_size;                                                                        \
+        return (*state = PARSE(h, settings)) ? 0 : -1;                                            \
+    }                                                                                             \
+    static void PREFIX##_destroy(void *state) {                                                   \
+        FREE(state);                                                                              \
+    }
+
+#endif
