@@ -173,7 +173,9 @@ struct eb_ledger_bytes {
 /* The JSON embedded as data.payload for a companion value, appended to out
  * (docs/event.md, "payload"):
  *   kind "string", one value: the value itself when it is one valid JSON
- *     text (as event.h accepts it); else a JSON string when it is UTF-8;
+ *     text (as event.h accepts it), without the whitespace between its
+ *     tokens (one line, whatever indent the application stored); else a
+ *     JSON string when it is UTF-8;
  *     else {"base64":"<standard base64>"}
  *   kind "hash", field/value pairs: an object of JSON strings; when any
  *     field or value is not UTF-8, {"base64":{"<b64 field>":"<b64 value>"}}

@@ -147,6 +147,35 @@ int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
     return rc;
 }
 
+int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                               char *errstr, size_t errstr_size) {
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int rc = 0;
+    *failed_at = (size_t)-1;
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (!c || c->err) {
+        rc = eb_error_set(errstr, errstr_size, EB_EIO, "cannot connect to redis at %s:%d: %s",
+                          host, port, c ? c->errstr : "out of memory");
+        goto out_free;
+    }
+    redisSetTimeout(c, tv);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        *failed_at = i;
+        redisReply *r = redisCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+        if (!r)
+            rc = eb_error_set(errstr, errstr_size, EB_EIO, "%s", c->errstr);
+        else if (r->type == REDIS_REPLY_ERROR)
+            rc = eb_error_set(errstr, errstr_size, EB_EREDIS, "%s", r->str);
+        freeReplyObject(r);
+    }
+
+out_free:
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
 bool eb_redis_conn_alive(const eb_redis_conn_t *c) {
     return c && c->ac && !c->destroying;
 }

@@ -108,6 +108,18 @@ int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
  * borrowed; free with eb_redis_argv_free(). */
 void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, const char *password);
 
+/* Run cmds[0..n) in order on a blocking hiredis connection to host:port
+ * (timeout_ms for the connect and for each reply), for short-lived
+ * command-line work such as `expiry-bridge functions load`; never on the
+ * event loop: it blocks, name lookup included. Stops at the first error
+ * reply. Returns 0; EB_EIO when Redis could not be reached or a reply did
+ * not come (errstr says why, *failed_at which command, or SIZE_MAX when the
+ * connection itself failed); EB_EREDIS when
+ * command *failed_at answered with an error (errstr: Redis's words). */
+int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                               char *errstr, size_t errstr_size);
+
 /* The hiredis version this build links, "0.14.1": static storage. */
 const char *eb_redis_conn_version(void);
 
