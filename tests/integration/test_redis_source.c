@@ -596,6 +596,29 @@ static void test_auth_with_acl_user_subscribes(void **state) {
     finish(t);
 }
 
+/* An ACL user with nopass (the example config's username with an empty
+ * ${REDIS_PASSWORD:-}): AUTH must still name the user. */
+static void test_acl_user_without_password_subscribes(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER bridge on nopass ~* &* +@all");
+    freeReplyObject(rep);
+    rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER default off");
+    freeReplyObject(rep);
+    eb_fix_redis_client_auth(&t->redis, "bridge", "any");
+    t->conf.username = "bridge";
+    t->conf.password = "";
+    start_source(t);
+    wait_subscribed(t);
+    expire_key(t, "nopass-user");
+    wait_expired(t, "nopass-user");
+    char line[4096];
+    assert_true(log_line(t, "\"msg\":\"redis source starting\"", line, sizeof(line)));
+    assert_non_null(strstr(line, "\"auth\":true"));
+    assert_non_null(strstr(line, "\"user\":\"bridge\""));
+    finish(t);
+}
+
 static void test_wrong_password_is_retried_and_never_logged(void **state) {
     struct t *t = *state;
     const char *args[] = {"--requirepass", "right-pw", NULL};
@@ -674,6 +697,105 @@ static void test_server_killed_and_restarted_resubscribes_and_counts_gap(void **
 
     expire_key(t, "after");
     wait_expired(t, "after");
+    finish(t);
+}
+
+struct metric_is {
+    const char *name;
+    double v;
+};
+
+static bool metric_equals(struct t *t, const void *arg) {
+    const struct metric_is *m = arg;
+    return metric(t, m->name) == m->v;
+}
+
+/* The gap counters only move when a gap ends: while Redis stays down, the
+ * open gap must show all the same, and grow. */
+static void test_open_gap_is_visible_while_it_lasts(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    start_source(t);
+    wait_subscribed(t);
+    assert_int_equal(metric(t, "eb_redis_gap_open"), 0);
+    assert_int_equal(metric(t, "eb_redis_gap_open_seconds"), 0);
+
+    eb_fix_redis_kill9(&t->redis);
+    const struct metric_is open = {"eb_redis_gap_open", 1};
+    assert_true(run_until(t, metric_equals, &open, WAIT_MS));
+    const struct metric_min grown = {"eb_redis_gap_open_seconds", 1.0};
+    assert_true(run_until(t, metric_at_least, &grown, WAIT_MS));
+    assert_int_equal(metric(t, "eb_redis_gaps_total"), 0); /* not ended yet */
+
+    eb_fix_redis_restart(&t->redis);
+    const struct metric_min ended = {"eb_redis_gaps_total", 1};
+    assert_true(run_until(t, metric_at_least, &ended, WAIT_MS));
+    assert_int_equal(metric(t, "eb_redis_gap_open"), 0);
+    assert_int_equal(metric(t, "eb_redis_gap_open_seconds"), 0);
+    assert_true(metric(t, "eb_redis_gap_seconds_total") >= 1.0);
+    finish(t);
+}
+
+/* redis:// pointed at a TLS port: the hint is TLS, not the pub/sub output
+ * buffer of a slow subscriber. */
+static void test_tls_port_is_named_as_the_likely_cause(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start_tls(&t->redis);
+    start_source(t);
+    const struct metric_min retried = {"eb_redis_reconnects_total", 2};
+    assert_true(run_until(t, metric_at_least, &retried, WAIT_MS));
+    char line[4096];
+    assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
+    assert_non_null(strstr(line, "may expect TLS"));
+    assert_non_null(strstr(line, "\"setting\":\"redis.url\""));
+    assert_false(log_contains(t, "client-output-buffer-limit"));
+    assert_int_equal(t->states_seen[EB_REDIS_SUBSCRIBED], 0);
+    finish(t);
+}
+
+/* Lines at info or above that contain needle. */
+static int loud_lines(const struct t *t, const char *needle) {
+    FILE *f = fopen(t->log_path, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) && !strstr(line, "\"level\":\"debug\"");
+    fclose(f);
+    return n;
+}
+
+/* A failed connect once wrote four lines per attempt whose wording
+ * depended on the cause (state, failure, schedule, state), and none named
+ * the setting to fix. Now: one line, naming cause and redis.url, and the
+ * same cause repeated is held back. */
+static void test_failed_connect_is_one_line_naming_the_setting(void **state) {
+    struct t *t = *state;
+    t->redis.port = eb_fix_free_port();
+    start_source(t);
+    const struct metric_min retried = {"eb_redis_reconnects_total", 4};
+    assert_true(run_until(t, metric_at_least, &retried, WAIT_MS));
+    char line[4096];
+    assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
+    assert_non_null(strstr(line, "\"detail\":\"Connection refused\""));
+    assert_non_null(strstr(line, "\"setting\":\"redis.url\""));
+    assert_non_null(strstr(line, "\"retry_in_ms\":"));
+    /* Five attempts, both connections refused each time: one line. */
+    assert_int_equal(loud_lines(t, "redis connect failed"), 1);
+    assert_int_equal(loud_lines(t, "redis reconnect scheduled"), 0);
+    assert_int_equal(loud_lines(t, "\"to\":\"waiting\""), 0);
+    finish(t);
+}
+
+static void test_host_name_is_resolved_without_blocking(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    t->conf.host = "localhost";
+    start_source(t);
+    wait_subscribed(t);
+    expire_key(t, "by-name");
+    wait_expired(t, "by-name");
     finish(t);
 }
 
@@ -1037,9 +1159,14 @@ int main(void) {
         T(test_role_forbidden_falls_back_to_info_replication),
         T(test_auth_with_requirepass_subscribes),
         T(test_auth_with_acl_user_subscribes),
+        T(test_acl_user_without_password_subscribes),
         T(test_wrong_password_is_retried_and_never_logged),
         T(test_replica_is_refused_counted_and_retried),
         T(test_server_killed_and_restarted_resubscribes_and_counts_gap),
+        T(test_open_gap_is_visible_while_it_lasts),
+        T(test_tls_port_is_named_as_the_likely_cause),
+        T(test_failed_connect_is_one_line_naming_the_setting),
+        T(test_host_name_is_resolved_without_blocking),
         T(test_subscriber_killed_by_server_reconnects),
         T(test_heartbeat_detects_frozen_server_and_reconnects),
         T(test_connect_timeout_fires_on_a_hanging_connect),
