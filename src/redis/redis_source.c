@@ -40,10 +40,6 @@
  * Tunables
  * --------------------------------------------------------------------- */
 
-/* Heartbeat defaults for 0 in the conf (config.h's); the connection
- * defaults are redis_client.h's. */
-#define DEFAULT_HEARTBEAT_INTERVAL_MS 1000
-
 /* Channel -> (db, event) cache. A subscriber sees (databases in use) x
  * (events) channels, typically a handful; 16 covers common setups and a
  * miss only costs a parse. Names longer than CHAN_MAX are never cached
@@ -881,7 +877,7 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     s->events = conf->events;
     s->configure_notifications = conf->configure_notifications;
     s->hb_interval_ms = conf->heartbeat_interval_ms > 0 ? conf->heartbeat_interval_ms
-                                                        : DEFAULT_HEARTBEAT_INTERVAL_MS;
+                                                        : EB_REDIS_DEFAULT_HEARTBEAT_INTERVAL_MS;
     s->hb_timeout_ms = conf->heartbeat_timeout_ms > 0 ? conf->heartbeat_timeout_ms
                                                       : EB_REDIS_DEFAULT_REPLY_TIMEOUT_MS;
     s->log = conf->log;

@@ -50,6 +50,10 @@ enum eb_redis_state {
 /* Called on every state change (not repeated for the same state). */
 typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 
+/* The source's own default (redis.heartbeat_interval); the connection
+ * defaults are redis_client.h's EB_REDIS_DEFAULT_*. */
+#define EB_REDIS_DEFAULT_HEARTBEAT_INTERVAL_MS 1000
+
 struct eb_redis_source_conf {
     const char *host; /* copied */
     int port;
@@ -60,7 +64,7 @@ struct eb_redis_source_conf {
     size_t ndatabases;
     uint64_t events; /* event-id mask to subscribe to */
     bool configure_notifications;
-    /* Timings; 0 takes the config defaults (5000, 1000, 5000, 100, 10000).
+    /* Timings; 0 takes the defaults (EB_REDIS_DEFAULT_*: the config's).
      * heartbeat_timeout_ms also bounds how long any reply may be overdue. */
     int connect_timeout_ms;
     int heartbeat_interval_ms;
