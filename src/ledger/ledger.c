@@ -237,6 +237,10 @@ static double gauge_connected(void *opaque) {
     return ((eb_ledger_t *)opaque)->link.ready ? 1 : 0;
 }
 
+static double gauge_peak_tickets(void *opaque) {
+    return (double)((eb_ledger_t *)opaque)->peak_tickets;
+}
+
 static double gauge_max_tickets(void *opaque) {
     return (double)((eb_ledger_t *)opaque)->max_tickets;
 }
@@ -306,6 +310,10 @@ static int register_metrics(eb_ledger_t *l) {
                                       "Timers claimed by this bridge and not yet acknowledged "
                                       "in Redis.",
                                       gauge_tickets, l) ||
+        !eb_metrics_register_gauge_fn(m, "eb_ledger_inflight_peak",
+                                      "Most timers the ledger has held at once since start: how "
+                                      "close bursts came to eb_ledger_max_inflight.",
+                                      gauge_peak_tickets, l) ||
         !eb_metrics_register_gauge_fn(m, "eb_ledger_max_inflight",
                                       "The bound of eb_ledger_inflight (kafka.queue.max_events, "
                                       "at least 1000): past it, expired timers wait in Redis.",

@@ -212,6 +212,7 @@ struct eb_ledger {
     /* tickets (ledger_tickets.c) */
     eb_ledger_ticket_t **buckets;
     size_t nbuckets, ntickets;
+    size_t peak_tickets; /* most held at once since start */
     bool room_wanted; /* expiries were left in Redis for want of room */
     eb_ledger_ticket_t *ack_queue; /* sent at the next turn of the loop */
     size_t nack_queue;

@@ -79,7 +79,8 @@ eb_ledger_ticket_t *eb_ledger_tickets_new(eb_ledger_t *l, struct lstats *ls, int
     eb_ledger_ticket_t **slot = &l->buckets[t->hash & (l->nbuckets - 1)];
     t->hnext = *slot;
     *slot = t;
-    l->ntickets++;
+    if (++l->ntickets > l->peak_tickets)
+        l->peak_tickets = l->ntickets;
     return t;
 }
 
