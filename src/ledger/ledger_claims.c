@@ -453,11 +453,11 @@ void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notifica
     }
     if (eb_ledger_tickets_find(l, lr->ls, n->db, n->key, n->key_len))
         return; /* this bridge holds it already (its sweep is collecting it) */
-    if (!eb_ledger_tickets_room(l)) {
+    if (lr->ledgered && !eb_ledger_tickets_room(l)) {
         /* The bound: the entry stays in Redis, unclaimed, for the sweep. A
-         * route without a ledger (payload only) has no entry to fall back
-         * on: it is counted as deferred all the same, and its companion
-         * key stays. */
+         * route without a ledger (a payload only) has no entry to fall back
+         * on, so it is not held back here: Kafka's queue bound drops what
+         * it cannot hold, counted and logged, as for any route. */
         eb_ledger_tickets_defer(l, lr->ls, "live");
         return;
     }

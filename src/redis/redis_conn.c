@@ -138,15 +138,6 @@ void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, cons
     eb_redis_argv_add_str(a, password ? password : "");
 }
 
-int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
-                       const char *password) {
-    struct eb_redis_argv a;
-    eb_redis_conn_auth_args(&a, username, password);
-    int rc = eb_redis_conn_command(c, privdata, a.argc, a.argv, a.argvlen);
-    eb_redis_argv_free(&a);
-    return rc;
-}
-
 int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
                                const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
                                char *errstr, size_t errstr_size) {
