@@ -75,13 +75,14 @@ def wait_ledger_ready(bridge, timeout=20):
 
 
 def ledger_config(redis_port, brokers, route="orders", match="order:{id}", topic="orders",
-                  mode="armed", payload=None, extra="", ledger=FAST_LEDGER, stats="1s"):
+                  mode="armed", payload=None, extra="", ledger=FAST_LEDGER, stats="1s",
+                  queue=""):
     routes = '  - name: %s\n    match: "%s"\n    topic: %s\n    ledger: %s\n' % (
         route, match, topic, mode)
     if payload:
         routes += '    payload: "%s"\n' % payload
     return bridge_config(redis_port, brokers, routes, extra=ledger + extra, stats=stats,
-                         client=CLIENT)
+                         client=CLIENT, queue=queue)
 
 
 def arm_spread(client, n, first_s, span_s, key_fmt="order:%d", route="orders", payload=None,
