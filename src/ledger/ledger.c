@@ -245,47 +245,76 @@ static double gauge_max_tickets(void *opaque) {
     return (double)((eb_ledger_t *)opaque)->max_tickets;
 }
 
+/* The families with a series per route (and more labels): looked up by
+ * get_stats() for every ledger. */
+static const struct {
+    enum eb_metric_type type;
+    const char *name, *labels, *help;
+    size_t off;
+} route_families[] = {
+    {EB_METRIC_GAUGE, "eb_ledger_pending", "route",
+     "Timers in the ledger (armed, not yet confirmed by Kafka), as of the last sweep.",
+     offsetof(struct eb_ledger, f_pending)},
+    {EB_METRIC_GAUGE, "eb_ledger_overdue", "route",
+     "Ledger timers past their deadline and not yet confirmed by Kafka, as of the last sweep.",
+     offsetof(struct eb_ledger, f_overdue)},
+    {EB_METRIC_COUNTER, "eb_ledger_recovered_total", "route",
+     "Timers delivered by the sweep (delivery: recovered) and confirmed by Kafka.",
+     offsetof(struct eb_ledger, f_recovered)},
+    {EB_METRIC_COUNTER, "eb_ledger_acks_total", "route,result",
+     "Acknowledgements after Kafka confirmed a timer: removed (the entry went), gone (already "
+     "removed), rearmed (the entry now holds a later deadline, kept), error.",
+     offsetof(struct eb_ledger, f_acks)},
+    {EB_METRIC_COUNTER, "eb_ledger_claims_total", "route,path,result",
+     "Claims of timers by path (live notification, sweep) and result: owed (produced), busy "
+     "(held by another claim), done (delivered already), changed (a later timer of the key), "
+     "unknown (no ledger entry: produced without deadline), persisted/moved (the key lost or "
+     "changed its TTL outside the library), error.",
+     offsetof(struct eb_ledger, f_claims)},
+    {EB_METRIC_COUNTER, "eb_ledger_payload_missing_total", "route",
+     "Timers produced with payload: null because the companion key did not exist (or was not "
+     "a string or hash).",
+     offsetof(struct eb_ledger, f_missing)},
+    {EB_METRIC_COUNTER, "eb_ledger_observed_total", "route,op",
+     "Observed mode: deadlines recorded (record) and timers forgotten on del/persist (cancel).",
+     offsetof(struct eb_ledger, f_observed)},
+    {EB_METRIC_COUNTER, "eb_ledger_deferred_total", "route",
+     "Expiry notifications of ledgered routes not claimed because the bridge held "
+     "eb_ledger_max_inflight timers already: they stay in the Redis ledger and the sweep "
+     "delivers them (delivery: recovered) as room frees.",
+     offsetof(struct eb_ledger, f_deferred)},
+};
+
+/* Callback gauges: the ledger answers while it lives (unbound at destroy). */
+static const struct {
+    const char *name, *help;
+    double (*fn)(void *opaque);
+} gauges[] = {
+    {"eb_ledger_inflight", "Timers claimed by this bridge and not yet acknowledged in Redis.",
+     gauge_tickets},
+    {"eb_ledger_inflight_peak",
+     "Most timers the ledger has held at once since start: how close bursts came to "
+     "eb_ledger_max_inflight.",
+     gauge_peak_tickets},
+    {"eb_ledger_max_inflight",
+     "The bound of eb_ledger_inflight (kafka.queue.max_events, at least 1000): past it, expired "
+     "timers wait in Redis.",
+     gauge_max_tickets},
+    {"eb_ledger_connected",
+     "1 while the ledger's Redis connection is up and the library loaded, else 0.",
+     gauge_connected},
+};
+
 static int register_metrics(eb_ledger_t *l) {
     eb_metrics_t *m = l->metrics;
-    l->f_pending = eb_metrics_register(m, EB_METRIC_GAUGE, "eb_ledger_pending",
-                                       "Timers in the ledger (armed, not yet confirmed by "
-                                       "Kafka), as of the last sweep.",
-                                       "route", NULL, 0);
-    l->f_overdue = eb_metrics_register(m, EB_METRIC_GAUGE, "eb_ledger_overdue",
-                                       "Ledger timers past their deadline and not yet confirmed "
-                                       "by Kafka, as of the last sweep.",
-                                       "route", NULL, 0);
-    l->f_recovered = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_ledger_recovered_total",
-                                         "Timers delivered by the sweep (delivery: recovered) "
-                                         "and confirmed by Kafka.",
-                                         "route", NULL, 0);
-    l->f_acks = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_ledger_acks_total",
-                                    "Acknowledgements after Kafka confirmed a timer: removed "
-                                    "(the entry went), gone (already removed), rearmed (the "
-                                    "entry now holds a later deadline, kept), error.",
-                                    "route,result", NULL, 0);
-    l->f_claims = eb_metrics_register(
-        m, EB_METRIC_COUNTER, "eb_ledger_claims_total",
-        "Claims of timers by path (live notification, sweep) and result: owed (produced), busy "
-        "(held by another claim), done (delivered already), changed (a later timer of the key), "
-        "unknown (no ledger entry: produced without deadline), persisted/moved (the key lost or "
-        "changed its TTL outside the library), error.",
-        "route,path,result", NULL, 0);
-    l->f_missing = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_ledger_payload_missing_total",
-                                       "Timers produced with payload: null because the "
-                                       "companion key did not exist (or was not a string or "
-                                       "hash).",
-                                       "route", NULL, 0);
-    l->f_observed = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_ledger_observed_total",
-                                        "Observed mode: deadlines recorded (record) and timers "
-                                        "forgotten on del/persist (cancel).",
-                                        "route,op", NULL, 0);
-    l->f_deferred = eb_metrics_register(
-        m, EB_METRIC_COUNTER, "eb_ledger_deferred_total",
-        "Expiry notifications of ledgered routes not claimed because the bridge held "
-        "eb_ledger_max_inflight timers already: they stay in the Redis ledger and the sweep "
-        "delivers them (delivery: recovered) as room frees.",
-        "route", NULL, 0);
+    for (size_t i = 0; i < sizeof(route_families) / sizeof(route_families[0]); i++) {
+        eb_metric_t *f = eb_metrics_register(m, route_families[i].type, route_families[i].name,
+                                             route_families[i].help, route_families[i].labels,
+                                             NULL, 0);
+        if (!f)
+            return EB_ENOMEM;
+        *(eb_metric_t **)((char *)l + route_families[i].off) = f;
+    }
     eb_metric_t *sweep =
         eb_metrics_register(m, EB_METRIC_HISTOGRAM, "eb_ledger_sweep_duration_seconds",
                             "Duration of one sweep cycle over every ledger and database.", NULL,
@@ -298,31 +327,17 @@ static int register_metrics(eb_ledger_t *l) {
     eb_metric_t *loads = eb_metrics_register(
         m, EB_METRIC_COUNTER, "eb_ledger_function_loads_total",
         "FUNCTION LOAD of the eb_timers library on (re)connect, by result.", "result", NULL, 0);
-    if (!l->f_pending || !l->f_overdue || !l->f_recovered || !l->f_acks || !l->f_claims ||
-        !l->f_missing || !l->f_observed || !l->f_deferred || !sweep || !skipped || !loads)
+    if (!sweep || !skipped || !loads)
         return EB_ENOMEM;
     const char *ok[] = {"ok"}, *failed[] = {"failed"};
     l->m_sweep = eb_metrics_series0(sweep);
     l->m_skipped = eb_metrics_series0(skipped);
     l->m_loads_ok = eb_metrics_series(loads, ok);
     l->m_loads_failed = eb_metrics_series(loads, failed);
-    if (!eb_metrics_register_gauge_fn(m, "eb_ledger_inflight",
-                                      "Timers claimed by this bridge and not yet acknowledged "
-                                      "in Redis.",
-                                      gauge_tickets, l) ||
-        !eb_metrics_register_gauge_fn(m, "eb_ledger_inflight_peak",
-                                      "Most timers the ledger has held at once since start: how "
-                                      "close bursts came to eb_ledger_max_inflight.",
-                                      gauge_peak_tickets, l) ||
-        !eb_metrics_register_gauge_fn(m, "eb_ledger_max_inflight",
-                                      "The bound of eb_ledger_inflight (kafka.queue.max_events, "
-                                      "at least 1000): past it, expired timers wait in Redis.",
-                                      gauge_max_tickets, l) ||
-        !eb_metrics_register_gauge_fn(m, "eb_ledger_connected",
-                                      "1 while the ledger's Redis connection is up and the "
-                                      "library loaded, else 0.",
-                                      gauge_connected, l))
-        return EB_ENOMEM;
+    for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
+        if (!eb_metrics_register_gauge_fn(m, gauges[i].name, gauges[i].help, gauges[i].fn, l))
+            return EB_ENOMEM;
+    }
     return 0;
 }
 
@@ -551,7 +566,7 @@ int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg) {
 
 static void free_fields(eb_ledger_t *l) {
     eb_redis_client_destroy(l->link.client);
-    struct event *evs[] = {l->ev_sweep, l->ev_renew, l->ev_ack, l->ev_claim, l->ev_room};
+    struct event *evs[] = {l->ev_sweep, l->ev_renew, l->acks.ev, l->claims.ev, l->ev_room};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -583,10 +598,10 @@ static void free_fields(eb_ledger_t *l) {
 static bool make_events(eb_ledger_t *l) {
     l->ev_sweep = event_new(l->base, -1, EV_PERSIST, eb_ledger_sweep_on_timer, l);
     l->ev_renew = event_new(l->base, -1, EV_PERSIST, eb_ledger_claims_on_renew_timer, l);
-    l->ev_ack = evtimer_new(l->base, eb_ledger_claims_on_ack_timer, l);
-    l->ev_claim = evtimer_new(l->base, eb_ledger_claims_on_claim_timer, l);
+    l->acks.ev = evtimer_new(l->base, eb_ledger_claims_on_ack_timer, l);
+    l->claims.ev = evtimer_new(l->base, eb_ledger_claims_on_claim_timer, l);
     l->ev_room = evtimer_new(l->base, eb_ledger_sweep_on_timer, l);
-    return l->ev_sweep && l->ev_renew && l->ev_ack && l->ev_claim && l->ev_room;
+    return l->ev_sweep && l->ev_renew && l->acks.ev && l->claims.ev && l->ev_room;
 }
 
 eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf *conf,

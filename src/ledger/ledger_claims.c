@@ -173,16 +173,35 @@ static bool batch_send(eb_ledger_t *l, eb_ledger_reply_fn *done, struct eb_redis
     return true;
 }
 
-/* A list linked through wnext, as an array of its n tickets (links
- * cleared), or NULL when out of memory (the list left as it was). */
-static eb_ledger_ticket_t **list_array(eb_ledger_ticket_t *q, size_t n) {
-    eb_ledger_ticket_t **ts = malloc((n ? n : 1) * sizeof(*ts));
-    size_t m = 0;
-    while (ts && q && m < n) {
-        eb_ledger_ticket_t *next = q->wnext;
-        q->wnext = NULL;
-        ts[m++] = q;
-        q = next;
+/* Add t to q in state st; the first push schedules q's timer for the next
+ * turn of the loop. */
+static void tqueue_push(struct tqueue *q, eb_ledger_ticket_t *t, enum tstate st) {
+    static const struct timeval zero = {0, 0};
+    t->state = st;
+    t->wnext = q->head;
+    q->head = t;
+    if (q->n++ == 0)
+        evtimer_add(q->ev, &zero);
+}
+
+/* Empty q. Connected: its tickets as an array (*n of them; free it), links
+ * cleared. Not connected, or out of memory: NULL, and each ticket went to
+ * fallback instead. */
+static eb_ledger_ticket_t **tqueue_take(eb_ledger_t *l, struct tqueue *q, size_t *n,
+                                        void (*fallback)(eb_ledger_t *l, eb_ledger_ticket_t *t)) {
+    eb_ledger_ticket_t *t = q->head;
+    *n = q->n;
+    q->head = NULL;
+    q->n = 0;
+    eb_ledger_ticket_t **ts = l->link.ready ? malloc((*n ? *n : 1) * sizeof(*ts)) : NULL;
+    for (size_t m = 0; t; m++) {
+        eb_ledger_ticket_t *next = t->wnext;
+        t->wnext = NULL;
+        if (ts)
+            ts[m] = t;
+        else
+            fallback(l, t);
+        t = next;
     }
     return ts;
 }
@@ -202,15 +221,7 @@ static void ack_park(eb_ledger_t *l, eb_ledger_ticket_t *t) {
 /* Acknowledgements wait at most one turn of the loop, so that one burst of
  * delivery reports becomes one FCALL per (ledger, db). */
 static void ack_queue(eb_ledger_t *l, eb_ledger_ticket_t *t) {
-    static const struct timeval zero = {0, 0};
-    t->state = T_ACK_QUEUED;
-    t->wnext = l->ack_queue;
-    l->ack_queue = t;
-    l->nack_queue++;
-    if (!l->ack_scheduled) {
-        l->ack_scheduled = true;
-        evtimer_add(l->ev_ack, &zero);
-    }
+    tqueue_push(&l->acks, t, T_ACK_QUEUED);
 }
 
 static void on_del_payload(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
@@ -286,26 +297,13 @@ static void ack_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
 /* Send what ack_queue() collected. @locality loop thread (libevent timer). */
 void eb_ledger_claims_on_ack_timer(evutil_socket_t fd, short what, void *arg) {
     eb_ledger_t *l = arg;
-    size_t n = l->nack_queue;
-    eb_ledger_ticket_t *q = l->ack_queue;
-    eb_ledger_ticket_t **all = l->link.ready ? list_array(q, n) : NULL;
-    l->ack_queue = NULL;
-    l->nack_queue = 0;
-    l->ack_scheduled = false;
-    if (!all) {
-        /* Not connected (or out of memory): sent when the ledger is back. */
-        while (q) {
-            eb_ledger_ticket_t *next = q->wnext;
-            ack_park(l, q);
-            q = next;
-        }
+    size_t n, m = 0;
+    /* Not connected: parked, sent when the ledger is back. */
+    eb_ledger_ticket_t **all = tqueue_take(l, &l->acks, &n, ack_park);
+    if (!all)
         return;
-    }
-    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!l->link.ready)
-            ack_park(l, all[i]);
-        else if (all[i]->deadline_ms < 0)
+        if (all[i]->deadline_ms < 0)
             ack_del_payload(l, all[i]);
         else
             all[m++] = all[i];
@@ -417,33 +415,27 @@ static void claim_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
     }
 }
 
+/* Not connected when the claims were to go: the entries stay, left to the
+ * sweep. */
+static void claim_skip(eb_ledger_t *l, eb_ledger_ticket_t *t) {
+    eb_metrics_inc(l->m_skipped);
+    eb_ledger_tickets_free(l, t);
+}
+
 /* Send what eb_ledger_on_expired() collected during one turn of the loop:
  * Redis expires keys in bursts, and one FCALL per burst costs it a
  * fraction of one per timer. @locality loop thread (libevent timer). */
 void eb_ledger_claims_on_claim_timer(evutil_socket_t fd, short what, void *arg) {
     eb_ledger_t *l = arg;
-    size_t n = l->nclaim_queue;
-    eb_ledger_ticket_t *q = l->claim_queue;
-    eb_ledger_ticket_t **ts = l->link.ready ? list_array(q, n) : NULL;
-    l->claim_queue = NULL;
-    l->nclaim_queue = 0;
-    l->claim_scheduled = false;
-    if (!ts) {
-        /* Not connected (or out of memory): left to the sweep. */
-        while (q) {
-            eb_ledger_ticket_t *next = q->wnext;
-            eb_metrics_inc(l->m_skipped);
-            eb_ledger_tickets_free(l, q);
-            q = next;
-        }
+    size_t n;
+    eb_ledger_ticket_t **ts = tqueue_take(l, &l->claims, &n, claim_skip);
+    if (!ts)
         return;
-    }
     send_batches(l, ts, n, CLAIM_BATCH, claim_batch);
     free(ts);
 }
 
 void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notification *n) {
-    static const struct timeval zero = {0, 0};
     if (l->stopped || route >= l->nroutes || !l->routes[route].active)
         return;
     struct lroute *lr = &l->routes[route];
@@ -467,14 +459,7 @@ void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notifica
     t->recv_mono_ns = n->recv_mono_ns;
     t->recv_real_us = n->recv_real_us;
     eb_ledger_claims_payload_key(l, t, route);
-    t->state = T_CLAIM_QUEUED;
-    t->wnext = l->claim_queue;
-    l->claim_queue = t;
-    l->nclaim_queue++;
-    if (!l->claim_scheduled) {
-        l->claim_scheduled = true;
-        evtimer_add(l->ev_claim, &zero);
-    }
+    tqueue_push(&l->claims, t, T_CLAIM_QUEUED);
 }
 
 /* ------------------------------------------------------------------------

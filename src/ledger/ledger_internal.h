@@ -168,6 +168,14 @@ struct scan {
     uint64_t seen, recorded;
 };
 
+/* Tickets collected during one turn of the loop and sent together at the
+ * next (one FCALL per ledger and database instead of one per timer). */
+struct tqueue {
+    eb_ledger_ticket_t *head; /* linked through wnext */
+    size_t n;
+    struct event *ev; /* zero timeout, added by the first push */
+};
+
 /* One Redis connection of the ledger and what belongs to it. */
 struct ledger_link {
     eb_redis_client_t *client;
@@ -207,19 +215,15 @@ struct eb_ledger {
     int id_expire, id_del, id_persist;
 
     struct ledger_link link;
-    struct event *ev_sweep, *ev_renew, *ev_ack, *ev_claim, *ev_room;
+    struct event *ev_sweep, *ev_renew, *ev_room;
 
     /* tickets (ledger_tickets.c) */
     eb_ledger_ticket_t **buckets;
     size_t nbuckets, ntickets;
     size_t peak_tickets; /* most held at once since start */
     bool room_wanted; /* expiries were left in Redis for want of room */
-    eb_ledger_ticket_t *ack_queue; /* sent at the next turn of the loop */
-    size_t nack_queue;
-    bool ack_scheduled;
-    eb_ledger_ticket_t *claim_queue; /* live claims, sent at the next turn */
-    size_t nclaim_queue;
-    bool claim_scheduled;
+    struct tqueue acks;   /* delivered: acknowledgements to send */
+    struct tqueue claims; /* live expiries: claims to send */
 
     bool source_subscribed;
     bool scan_wanted; /* run a scan as soon as both the source and the ledger are up */

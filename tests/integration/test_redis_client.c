@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "fixture.h"
 #include "redis/redis_client.h"
+#include "loop_fixture.h"
 #include "redis_fixture.h"
 
 #define WAIT_MS 10000
@@ -89,16 +90,21 @@ static void on_reply(const struct redisReply *r, void *opaque) {
 
 typedef bool (*cond_fn)(struct t *t, const void *arg);
 
+struct until {
+    struct t *t;
+    cond_fn cond;
+    const void *arg;
+};
+
+static bool until_holds(void *p) {
+    struct until *u = p;
+    return u->cond(u->t, u->arg);
+}
+
+/* Run the loop until cond holds or timeout_ms passes (loop_fixture.h). */
 static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    int64_t deadline = eb_fix_now_ms() + timeout_ms;
-    while (!cond(t, arg)) {
-        if (eb_fix_now_ms() >= deadline)
-            return false;
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(t->base, &tv);
-        event_base_dispatch(t->base);
-    }
-    return true;
+    struct until u = {t, cond, arg};
+    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
 }
 
 static bool is_state(struct t *t, const void *arg) {
@@ -132,28 +138,12 @@ static void command(struct t *t, int db, int argc, const char **argv) {
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
 }
 
-/* Lines of the log containing needle. */
-static int log_count(const struct t *t, const char *needle) {
-    FILE *f = fopen(t->log_path, "r");
-    if (!f)
-        return 0;
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
+static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
+    return eb_fix_log_line(t->log_path, needle, out, out_size);
 }
 
-static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
-    FILE *f = fopen(t->log_path, "r");
-    if (!f)
-        return false;
-    bool found = false;
-    while (!found && fgets(out, (int)out_size, f))
-        found = strstr(out, needle) != NULL;
-    fclose(f);
-    return found;
+static int log_count(const struct t *t, const char *needle) {
+    return eb_fix_log_count(t->log_path, needle);
 }
 
 /* ------------------------------------------------------------------------

@@ -34,6 +34,7 @@
 #include "core/notify.h"
 #include "fixture.h"
 #include "redis/redis_source.h"
+#include "loop_fixture.h"
 #include "redis_fixture.h"
 
 /* Fast expiry and short liveness limits keep the whole file well under a
@@ -120,19 +121,21 @@ static void on_state(enum eb_redis_state st, void *opaque) {
 
 typedef bool (*cond_fn)(struct t *t, const void *arg);
 
-/* Run the loop until cond holds or timeout_ms passes. Each turn runs the
- * loop for at most 5 ms so conditions on the outside world (redis-server
- * state, checked through the fixture's client) are seen promptly. */
+struct until {
+    struct t *t;
+    cond_fn cond;
+    const void *arg;
+};
+
+static bool until_holds(void *p) {
+    struct until *u = p;
+    return u->cond(u->t, u->arg);
+}
+
+/* Run the loop until cond holds or timeout_ms passes (loop_fixture.h). */
 static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    int64_t deadline = eb_fix_now_ms() + timeout_ms;
-    while (!cond(t, arg)) {
-        if (eb_fix_now_ms() >= deadline)
-            return false;
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(t->base, &tv);
-        event_base_dispatch(t->base);
-    }
-    return true;
+    struct until u = {t, cond, arg};
+    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
 }
 
 static bool is_state(struct t *t, const void *arg) {
@@ -182,30 +185,6 @@ static void wait_expired(struct t *t, const char *key) {
 /* ------------------------------------------------------------------------
  * Observation helpers
  * --------------------------------------------------------------------- */
-
-static bool log_contains(const struct t *t, const char *needle) {
-    FILE *f = fopen(t->log_path, "r");
-    if (!f)
-        return false;
-    char line[8192];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
-}
-
-/* The line containing needle, into out (for further checks). */
-static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
-    FILE *f = fopen(t->log_path, "r");
-    if (!f)
-        return false;
-    bool found = false;
-    while (!found && fgets(out, (int)out_size, f))
-        found = strstr(out, needle) != NULL;
-    fclose(f);
-    return found;
-}
 
 static double metric(const struct t *t, const char *name) {
     struct eb_buf b = EB_BUF_INIT;
@@ -270,6 +249,14 @@ static unsigned flag_set(const char *flags) {
 static void assert_no_events(struct t *t) {
     assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
     assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+}
+
+static bool log_contains(const struct t *t, const char *needle) {
+    return eb_fix_log_contains(t->log_path, needle);
+}
+
+static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
+    return eb_fix_log_line(t->log_path, needle, out, out_size);
 }
 
 /* ------------------------------------------------------------------------
@@ -577,14 +564,21 @@ static void test_auth_with_requirepass_subscribes(void **state) {
     finish(t);
 }
 
-static void test_auth_with_acl_user_subscribes(void **state) {
-    struct t *t = *state;
+/* A server whose only user is `bridge` with password rule pw_rule (">pw"
+ * or "nopass"); the fixture's client logs in with fixture_pw. */
+static void acl_user_only(struct t *t, const char *pw_rule, const char *fixture_pw) {
     eb_fix_redis_start(&t->redis, fast_expiry);
-    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER bridge on >acl-pw ~* &* +@all");
+    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER bridge on %s ~* &* +@all", pw_rule);
+    assert_non_null(rep);
     freeReplyObject(rep);
     rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER default off");
     freeReplyObject(rep);
-    eb_fix_redis_client_auth(&t->redis, "bridge", "acl-pw");
+    eb_fix_redis_client_auth(&t->redis, "bridge", fixture_pw);
+}
+
+static void test_auth_with_acl_user_subscribes(void **state) {
+    struct t *t = *state;
+    acl_user_only(t, ">acl-pw", "acl-pw");
     t->conf.username = "bridge";
     t->conf.password = "acl-pw";
     start_source(t);
@@ -600,12 +594,7 @@ static void test_auth_with_acl_user_subscribes(void **state) {
  * ${REDIS_PASSWORD:-}): AUTH must still name the user. */
 static void test_acl_user_without_password_subscribes(void **state) {
     struct t *t = *state;
-    eb_fix_redis_start(&t->redis, fast_expiry);
-    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER bridge on nopass ~* &* +@all");
-    freeReplyObject(rep);
-    rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER default off");
-    freeReplyObject(rep);
-    eb_fix_redis_client_auth(&t->redis, "bridge", "any");
+    acl_user_only(t, "nopass", "any");
     t->conf.username = "bridge";
     t->conf.password = "";
     start_source(t);
