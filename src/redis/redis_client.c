@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 
@@ -60,6 +61,7 @@ struct creq {
     enum req_kind kind;
     eb_redis_client_reply_cb *cb; /* REQ_USER */
     void *opaque;                 /* REQ_USER; borrowed */
+    char name[32];                /* REQ_USER: "FCALL eb1_claim", for an overdue reply */
 };
 
 _Static_assert(offsetof(struct creq, link) == 0, "struct creq must start with its link");
@@ -216,6 +218,13 @@ int eb_redis_client_command(eb_redis_client_t *c, int db, eb_redis_client_reply_
         return eb_redis_conn_alive(c->conn) ? EB_ENOMEM : EB_ESTATE;
     r->cb = cb;
     r->opaque = opaque;
+    /* The command's name, and the function's for FCALL: what an overdue
+     * reply is reported as. */
+    size_t n0 = argvlen ? argvlen[0] : strlen(argv[0]);
+    bool fn = argc > 1 && n0 == 5 && strncasecmp(argv[0], "FCALL", 5) == 0;
+    snprintf(r->name, sizeof(r->name), "%.*s%s%.*s", (int)(n0 < 16 ? n0 : 16), argv[0],
+             fn ? " " : "", fn ? (int)(argvlen && argvlen[1] < 24 ? argvlen[1] : 24) : 0,
+             fn ? argv[1] : "");
     return 0;
 }
 
@@ -570,7 +579,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     if (late) {
         char detail[96];
         snprintf(detail, sizeof(detail), "%s reply overdue by more than %d ms",
-                 req_names[late->kind], c->reply_timeout_ms);
+                 late->name[0] ? late->name : req_names[late->kind], c->reply_timeout_ms);
         fail(c, EB_REDIS_DOWN_DEAD, NULL, detail, NULL);
         return;
     }

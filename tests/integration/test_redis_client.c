@@ -342,6 +342,7 @@ static void test_overdue_reply_fails_the_connection_and_it_comes_back(void **sta
     eb_fix_redis_signal(&t->redis, SIGCONT);
     assert_true(lost);
     assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_DEAD);
+    assert_string_equal(t->last_detail, "PING reply overdue by more than 600 ms");
     assert_true(t->last_down.was_ready);
     assert_int_equal(t->nulls, 1); /* the pending command saw NULL */
     assert_true(detect_ms >= 600 && detect_ms < 600 + 2000);
