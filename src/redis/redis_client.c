@@ -8,7 +8,8 @@
  *   redis_session.c  the connect timeout, the close deferred out of
  *                    hiredis's callbacks, the backoff between attempts
  *   redis_pending.c  the FIFO whose oldest entry dates an overdue reply
- * Nothing else in the bridge uses those four.
+ * Nothing else on the event loop uses those four (`expiry-bridge functions
+ * load` borrows redis_conn.c's blocking call, off the loop).
  *
  * @locality loop thread only.
  */
