@@ -8,10 +8,11 @@
  * the application arms a timer (armed), or by the bridge itself from
  * `expire` notifications and a SCAN of the route's prefix (observed).
  *
- * This module owns its own Redis command connection (not the source's: it
- * must keep acknowledging while a SIGTERM drain runs after the subscriber
- * stopped, and its sweeps must not delay the source's heartbeats). On every
- * (re)connect it loads the function library (FUNCTION LOAD REPLACE), then:
+ * This module owns its own Redis connection, a redis_client.h command
+ * client (not the source's: it must keep acknowledging while a SIGTERM
+ * drain runs after the subscriber stopped, and its sweeps must not delay
+ * the source's heartbeats). On every (re)connect it loads the function
+ * library (FUNCTION LOAD REPLACE), then:
  *
  *   live    an `expired` notification of a ledgered route: claim the timer
  *           (FCALL eb1_claim: its deadline and companion payload, and a
@@ -29,6 +30,13 @@
  *
  * Routes with a `payload` but `ledger: off` take the live path too (for the
  * companion key) without an entry to claim or acknowledge.
+ *
+ * Memory: every timer in the bridge's hands holds a ticket, and tickets are
+ * bounded by kafka.queue.max_events (at least 1000). A live expiry of a
+ * ledgered route past the bound is not claimed -- its entry stays in Redis, unclaimed, counted in
+ * eb_ledger_deferred_total -- and the sweep stops at the bound too and
+ * starts again when half of it is free. What the bridge cannot hold stays
+ * in Redis, so a burst costs Redis memory, not the bridge's.
  *
  * Ownership: the ledger copies what it keeps from the configuration except
  * the struct itself, which is borrowed like the pipeline's (replaced with
@@ -117,8 +125,10 @@ bool eb_ledger_busy(const eb_ledger_t *l);
 /* A notification of event `expired` whose key matched route `route` (an
  * index into the current configuration's routes) with ledger != off or a
  * payload. Claims it and emits it (or not: another replica holds it, it
- * was delivered already). When the ledger's connection is down it is left
- * to the sweep. n is borrowed for the call. */
+ * was delivered already). When the ledger's connection is down, or it
+ * holds as many timers as its bound (kafka.queue.max_events, at least
+ * 1000), it is not claimed and left in Redis to the sweep. n is borrowed
+ * for the call. */
 void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notification *n);
 
 /* A notification of one of the configuration's ledger_events (expire, del,
@@ -173,7 +183,9 @@ struct eb_ledger_bytes {
 /* The JSON embedded as data.payload for a companion value, appended to out
  * (docs/event.md, "payload"):
  *   kind "string", one value: the value itself when it is one valid JSON
- *     text (as event.h accepts it); else a JSON string when it is UTF-8;
+ *     text (as event.h accepts it), without the whitespace between its
+ *     tokens (one line, whatever indent the application stored); else a
+ *     JSON string when it is UTF-8;
  *     else {"base64":"<standard base64>"}
  *   kind "hash", field/value pairs: an object of JSON strings; when any
  *     field or value is not UTF-8, {"base64":{"<b64 field>":"<b64 value>"}}

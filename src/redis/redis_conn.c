@@ -138,12 +138,32 @@ void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, cons
     eb_redis_argv_add_str(a, password ? password : "");
 }
 
-int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
-                       const char *password) {
-    struct eb_redis_argv a;
-    eb_redis_conn_auth_args(&a, username, password);
-    int rc = eb_redis_conn_command(c, privdata, a.argc, a.argv, a.argvlen);
-    eb_redis_argv_free(&a);
+int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                               char *errstr, size_t errstr_size) {
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int rc = 0;
+    *failed_at = (size_t)-1;
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (!c || c->err) {
+        rc = eb_error_set(errstr, errstr_size, EB_EIO, "cannot connect to redis at %s:%d: %s",
+                          host, port, c ? c->errstr : "out of memory");
+        goto out_free;
+    }
+    redisSetTimeout(c, tv);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        *failed_at = i;
+        redisReply *r = redisCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+        if (!r)
+            rc = eb_error_set(errstr, errstr_size, EB_EIO, "%s", c->errstr);
+        else if (r->type == REDIS_REPLY_ERROR)
+            rc = eb_error_set(errstr, errstr_size, EB_EREDIS, "%s", r->str);
+        freeReplyObject(r);
+    }
+
+out_free:
+    if (c)
+        redisFree(c);
     return rc;
 }
 

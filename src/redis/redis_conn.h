@@ -10,9 +10,10 @@
  * Built for hiredis 0.14.1 (Debian 12). Its rules, all handled here:
  *  - redisAsyncConnect() starts a non-blocking connect; "connection refused"
  *    arrives later in the connect callback, never from redisAsyncConnect().
- *    Name resolution (getaddrinfo) is blocking: use an IP or a local name.
- *  - There are no async timeouts: callers run their own libevent timers for
- *    the connect timeout (redis_session.h) and for overdue replies.
+ *    It resolves names with a blocking getaddrinfo(): redis_client.h hands
+ *    it the numeric address redis_resolve.h found off the loop.
+ *  - There are no async timeouts: redis_client.c runs its own libevent
+ *    timers for the connect timeout (redis_session.h) and overdue replies.
  *  - hiredis frees the context itself right after a failed connect callback
  *    and right after the disconnect callback; this module forgets its
  *    pointer there (the handle stays valid, eb_redis_conn_alive() turns
@@ -97,16 +98,23 @@ eb_redis_conn_t *eb_redis_conn_new(struct event_base *base, const char *host, in
 int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const char **argv,
                           const size_t *argvlen);
 
-/* AUTH in the form the server expects: `AUTH user pass` with an ACL user
- * (Redis >= 6), `AUTH pass` without. username may be NULL or empty.
- * Returns as eb_redis_conn_command(). */
-int eb_redis_conn_auth(eb_redis_conn_t *c, void *privdata, const char *username,
-                       const char *password);
-
-/* The same AUTH as an argument list, for a blocking hiredis context
- * (`expiry-bridge functions load`): a is initialised here; the strings are
- * borrowed; free with eb_redis_argv_free(). */
+/* AUTH in the form the server expects, as an argument list: `AUTH user
+ * pass` with an ACL user (Redis >= 6; pass may be empty for a nopass user),
+ * `AUTH pass` without. username may be NULL or empty. a is initialised
+ * here; the strings are borrowed; free with eb_redis_argv_free(). */
 void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, const char *password);
+
+/* Run cmds[0..n) in order on a blocking hiredis connection to host:port
+ * (timeout_ms for the connect and for each reply), for short-lived
+ * command-line work such as `expiry-bridge functions load`; never on the
+ * event loop: it blocks, name lookup included. Stops at the first error
+ * reply. Returns 0; EB_EIO when Redis could not be reached or a reply did
+ * not come (errstr says why, *failed_at which command, or SIZE_MAX when the
+ * connection itself failed); EB_EREDIS when
+ * command *failed_at answered with an error (errstr: Redis's words). */
+int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                               char *errstr, size_t errstr_size);
 
 /* The hiredis version this build links, "0.14.1": static storage. */
 const char *eb_redis_conn_version(void);

@@ -4,8 +4,8 @@
  * hiredis answers a connection's commands in the order they were sent, and
  * each with a NULL reply when the connection is freed, so the oldest
  * command tells a dead connection (its reply long overdue) from a busy one,
- * and the queue says which requests are left to release. The source's
- * command connection and the ledger's connection each keep one.
+ * and the queue says which requests are left to release. Each
+ * redis_client.c keeps one (its only user).
  *
  * Intrusive: a request embeds struct eb_pending as its first member (so a
  * popped link converts back to the request with a cast) and is linked in

@@ -1,5 +1,5 @@
-/* redis_session.h -- the lifecycle the bridge's Redis clients share (the
- * source with its two connections, the ledger with its one): a session is
+/* redis_session.h -- the attempt lifecycle of a Redis client
+ * (redis_client.c, its only user; one session per client): a session is
  * given a connect timeout; a failed session is closed once control is back
  * in the event loop, never inside a hiredis callback (redis_conn.h: freeing
  * a context from its own callback corrupts hiredis); then the next session

@@ -1,23 +1,18 @@
 /* redis_source.c -- keyevent notifications from one Redis master: two
- * connections, the connect handshake, subscriptions, heartbeat liveness,
- * reconnect with backoff, gap accounting (contract in redis_source.h).
+ * clients (redis_client.h), the notification flags, the subscriptions,
+ * heartbeat liveness, gap accounting, and the hot path from a pub/sub
+ * message to a struct eb_notification (contract in redis_source.h).
  *
- * Per (re)connect, a "session":
+ * The two connections are one session: the command client (ROLE must say
+ * master) reads notify-keyspace-events and adds what is missing; then the
+ * subscriber client (P)SUBSCRIBEs every channel and the heartbeat channel;
+ * every confirmation read is EB_REDIS_SUBSCRIBED. When either connection
+ * fails, the other is reset too, so both come back together and the
+ * subscription is rebuilt whole (each client reconnects with its own
+ * backoff; connecting, timeouts and closing are theirs).
  *
- *   command conn:    [AUTH] -> ROLE (or INFO replication) -> CONFIG GET
- *                    notify-keyspace-events -> [CONFIG SET merged]  = ready
- *   subscriber conn: [AUTH]                                         = ready
- *   both ready:      (P)SUBSCRIBE every channel + SUBSCRIBE heartbeat
- *   every confirmation read:  EB_REDIS_SUBSCRIBED
- *
- * Any failure on either connection condemns the whole session: it is
- * marked failing and redis_session.c closes both connections once control
- * is back in the loop (hiredis must never see its context freed inside its
- * own callback), then schedules a reconnect with backoff; it also runs the
- * connect timeout.
- *
- * Ownership: the source owns both connections, its libevent events, the
- * pending command requests and copies of every conf string. conf->log and
+ * Ownership: the source owns both clients, their shared resolver, its
+ * heartbeat timer and copies of every conf string. conf->log and
  * conf->metrics are borrowed.
  *
  * @locality loop thread only.
@@ -37,23 +32,13 @@
 #include "core/error.h"
 #include "core/notify.h"
 #include "redis/redis_argv.h"
-#include "redis/redis_conn.h"
-#include "redis/redis_pending.h"
+#include "redis/redis_client.h"
 #include "redis/redis_reply.h"
-#include "redis/redis_session.h"
 #include "redis/redis_source.h"
 
 /* ------------------------------------------------------------------------
  * Tunables
  * --------------------------------------------------------------------- */
-
-/* Defaults for 0 in the conf: the same as config.h's, so a caller that
- * builds the conf by hand behaves like the daemon. */
-#define DEFAULT_CONNECT_TIMEOUT_MS    5000
-#define DEFAULT_HEARTBEAT_INTERVAL_MS 1000
-#define DEFAULT_HEARTBEAT_TIMEOUT_MS  5000
-#define DEFAULT_RECONNECT_MIN_MS      100
-#define DEFAULT_RECONNECT_MAX_MS      10000
 
 /* Channel -> (db, event) cache. A subscriber sees (databases in use) x
  * (events) channels, typically a handful; 16 covers common setups and a
@@ -72,37 +57,16 @@
 
 #define HB_PREFIX "__expiry_bridge:hb:"
 
+/* What a lost subscriber usually means when Redis itself stayed up. */
+#define HINT_SUB_LOST                                                                              \
+    "when redis itself stayed up it dropped the subscriber: client-output-buffer-limit pubsub "   \
+    "(the bridge read too slowly) or CLIENT KILL"
+#define HINT_NOPERM                                                                                \
+    "the ACL user needs channel access: &__keyevent@* &__expiry_bridge:hb:* (or &*)"
+
 /* ------------------------------------------------------------------------
  * Types
  * --------------------------------------------------------------------- */
-
-enum req_kind {
-    REQ_AUTH,
-    REQ_ROLE,
-    REQ_INFO,
-    REQ_CONFIG_GET,
-    REQ_CONFIG_SET,
-    REQ_PUBLISH,
-    REQ_SETNAME,
-    REQ_USER,
-};
-
-static const char *const req_names[] = {"AUTH",           "ROLE",       "INFO replication",
-                                        "CONFIG GET",     "CONFIG SET", "PUBLISH heartbeat",
-                                        "CLIENT SETNAME", "command"};
-
-/* One command in flight on the command connection. Replies arrive in send
- * order, so the pending requests form a FIFO whose head is the oldest: its
- * age is what "a reply is overdue" measures. Owned by the queue; freed
- * after its reply (or NULL) was handled. */
-struct cmd_req {
-    struct eb_pending link; /* first: s->pending hands it back as a struct cmd_req * */
-    enum req_kind kind;
-    eb_redis_reply_cb *cb; /* REQ_USER */
-    void *opaque;          /* REQ_USER; borrowed */
-    char flags_from[32];   /* REQ_CONFIG_SET: for the log line */
-    char flags_to[32];
-};
 
 struct chan_entry {
     uint16_t len; /* 0: empty slot */
@@ -111,20 +75,26 @@ struct chan_entry {
     char name[CHAN_MAX];
 };
 
+/* A CONFIG SET in flight, for its log line. */
+struct flags_set {
+    eb_redis_source_t *s;
+    char from[32];
+    char to[32];
+};
+
 struct eb_redis_source {
     struct event_base *base; /* borrowed */
 
     /* conf, strings copied */
     char *host;
     int port;
+    bool auth; /* a user or a password is set: for the start line */
     char *username;
-    char *password; /* never logged */
     bool all_databases;
     int *databases;
     size_t ndatabases;
     uint64_t events;
     bool configure_notifications;
-    int connect_timeout_ms;
     int hb_interval_ms;
     int hb_timeout_ms;
     eb_log_t *log;
@@ -133,39 +103,29 @@ struct eb_redis_source {
     void *opaque;
 
     /* owned; none leaves an event registered after destroy */
-    eb_redis_session_t *sess; /* connect timeout, deferred close, reconnect with backoff */
-    struct event *ev_tick;    /* persistent: heartbeat + liveness checks */
+    eb_redis_resolver_t *resolver; /* shared by the two clients */
+    eb_redis_client_t *sub;        /* subscriber */
+    eb_redis_client_t *cmd;        /* commands: role, flags, heartbeat */
+    struct eb_redis_down_log down_log; /* one line per failure of the pair */
+    struct event *ev_tick;             /* persistent: heartbeat + liveness checks */
 
     enum eb_redis_state state;
     bool started;
     bool stopped;
     bool destroying;
-    int cb_depth; /* > 0 while a hiredis callback of ours runs */
 
-    /* the current session */
-    eb_redis_conn_t *sub;
-    eb_redis_conn_t *cmd;
-    bool sess_open;
-    bool failing; /* condemned: sess will close it */
-    bool sub_up;  /* TCP connected */
-    bool cmd_up;
-    int64_t sub_up_ns; /* when each connected: replies cannot be overdue before */
-    int64_t cmd_up_ns;
-    bool sub_authed; /* subscriber may subscribe */
-    bool role_ok;    /* command connection talks to a master */
-    bool cmd_ready;  /* role and flags checked */
-    bool subs_sent;  /* the session's subscriptions were sent */
+    /* the current session (both clients READY) */
+    bool cmd_ready;   /* role and flags checked */
+    bool subs_sent;   /* the session's subscriptions were sent */
+    bool subscribed;  /* every confirmation read */
     bool hb_confirmed;
     int sub_pending;           /* subscribe confirmations still to read */
     int64_t sub_wait_since_ns; /* oldest unanswered subscriber command, 0 = none */
     int64_t last_sub_read_ns;  /* last proof the subscriber is alive */
     int64_t last_tick_ns;
-    bool flags_busy;                 /* a CONFIG GET/SET round is in flight */
-    bool flags_again;                /* events changed meanwhile: check once more */
-    char flags_warned[32];           /* required flags we already warned about this session */
-    struct eb_pending_queue pending; /* sent on cmd, reply awaited, oldest first */
-    char tag_sub_auth;               /* its address tags the subscriber's AUTH reply */
-    char tag_sub_name;               /* ... and its CLIENT SETNAME reply */
+    bool flags_busy;       /* a CONFIG GET/SET round is in flight */
+    bool flags_again;      /* events changed meanwhile: check once more */
+    char flags_warned[32]; /* required flags we already warned about this session */
 
     /* across sessions */
     uint64_t attempts;
@@ -189,7 +149,7 @@ struct eb_redis_source {
     unsigned cache_last, cache_next;
 
     eb_metrics_t *own_metrics; /* when conf->metrics was NULL */
-    eb_metrics_t *metrics;     /* the registry in use: eb_redis_connected is bound to us */
+    eb_metrics_t *metrics;     /* the registry in use: the gauges are bound to us */
     eb_series_t *m_gaps, *m_gap_seconds, *m_reconnects, *m_refusals, *m_config_changes;
 };
 
@@ -203,10 +163,6 @@ static void clock_resync(eb_redis_source_t *s) {
 }
 
 #define STR_EQ(r, lit) eb_redis_reply_is((r), (lit), sizeof(lit) - 1)
-
-static bool starts_with(const char *s, const char *prefix) {
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
 
 const char *eb_redis_source_state_name(enum eb_redis_state st) {
     switch (st) {
@@ -227,49 +183,36 @@ static uint64_t valid_event_mask(void) {
     return n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
 }
 
+/* The source's state changed. Said at info when the subscription comes or
+ * goes, or the source stops; the back and forth of reconnect attempts is
+ * debug (each failed attempt has its own line, redis_client.h). */
 static void set_state(eb_redis_source_t *s, enum eb_redis_state st) {
     if (s->state == st)
         return;
     enum eb_redis_state old = s->state;
     s->state = st;
-    eb_log(s->log, EB_LOG_INFO, "redis source state", eb_lf_str("from", eb_redis_source_state_name(old)),
+    bool notable = st == EB_REDIS_SUBSCRIBED || st == EB_REDIS_STOPPED ||
+                   old == EB_REDIS_SUBSCRIBED || old == EB_REDIS_STOPPED;
+    eb_log(s->log, notable ? EB_LOG_INFO : EB_LOG_DEBUG, "redis source state",
+           eb_lf_str("from", eb_redis_source_state_name(old)),
            eb_lf_str("to", eb_redis_source_state_name(st)), eb_lf_str("host", s->host),
            eb_lf_int("port", s->port));
     if (s->on_state && !s->destroying)
         s->on_state(st, s->opaque);
 }
 
-/* Condemn the session: log why (once) and let sess close it when control
- * is back in the loop. Safe from anywhere, including hiredis
- * callbacks. When the subscription was up, the gap starts at the last
- * moment the subscriber was known alive: anything published after that
- * may be lost, so that is the honest start. */
-static void session_fail_hint(eb_redis_source_t *s, enum eb_log_level level, const char *msg,
-                              const char *detail, const char *hint) {
-    if (s->failing || !s->sess_open || s->stopped)
-        return;
-    s->failing = true;
-    struct eb_log_field f[] = {
-        eb_lf_str("host", s->host),
-        eb_lf_int("port", s->port),
-        eb_lf_str("detail", detail ? detail : ""),
-        eb_lf_str("state", eb_redis_source_state_name(s->state)),
-        eb_lf_str("hint", hint ? hint : ""),
-    };
-    eb_log_write(s->log, level, msg, f, hint ? 5 : 4);
-    if (s->state == EB_REDIS_SUBSCRIBED) {
-        s->gap_open = true;
-        s->gap_start_ns = s->last_sub_read_ns;
-        s->gap_attempts = 0;
-        snprintf(s->loss_reason, sizeof(s->loss_reason), "%s%s%s", msg, detail ? ": " : "",
-                 detail ? detail : "");
-    }
-    eb_redis_session_condemn(s->sess);
-}
-
-static void session_fail(eb_redis_source_t *s, enum eb_log_level level, const char *msg,
-                         const char *detail) {
-    session_fail_hint(s, level, msg, detail, NULL);
+/* The state the two clients and the subscription add up to. */
+static void update_state(eb_redis_source_t *s) {
+    enum eb_redis_client_state a = eb_redis_client_state(s->sub),
+                               b = eb_redis_client_state(s->cmd);
+    if (s->stopped)
+        set_state(s, EB_REDIS_STOPPED);
+    else if (s->subscribed)
+        set_state(s, EB_REDIS_SUBSCRIBED);
+    else if (a == EB_REDIS_CLIENT_WAITING || b == EB_REDIS_CLIENT_WAITING)
+        set_state(s, EB_REDIS_WAITING);
+    else
+        set_state(s, EB_REDIS_CONNECTING);
 }
 
 static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
@@ -284,136 +227,31 @@ static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
            eb_lf_str("cause", s->loss_reason), eb_lf_int("attempts", (int64_t)s->gap_attempts));
 }
 
-/* ------------------------------------------------------------------------
- * Command connection: request queue
- * --------------------------------------------------------------------- */
-
-_Static_assert(offsetof(struct cmd_req, link) == 0, "struct cmd_req must start with its link");
-
-/* Queue a command on the command connection. Returns the request (owned by
- * the queue) or NULL when it could not be sent (the caller decides whether
- * that condemns the session). */
-static struct cmd_req *cmd_send(eb_redis_source_t *s, enum req_kind kind, int argc,
-                                const char **argv, const size_t *argvlen) {
-    if (!s->cmd)
-        return NULL;
-    struct cmd_req *req = calloc(1, sizeof(*req));
-    if (!req)
-        return NULL;
-    req->kind = kind;
-    if (eb_redis_conn_command(s->cmd, req, argc, argv, argvlen) != 0) {
-        free(req);
-        return NULL;
+/* The session is over (a client failed, or was reset): forget what it
+ * had. When the subscription was up, a gap starts at the last moment the
+ * subscriber was known alive: anything published after that may be lost,
+ * so that is the honest start. */
+static void session_lost(eb_redis_source_t *s, const char *cause, const char *detail) {
+    if (s->subscribed && !s->stopped) {
+        s->gap_open = true;
+        s->gap_start_ns = s->last_sub_read_ns;
+        s->gap_attempts = 0;
+        snprintf(s->loss_reason, sizeof(s->loss_reason), "%s%s%s", cause, *detail ? ": " : "",
+                 detail);
     }
-    eb_redis_pending_push(&s->pending, &req->link, eb_mono_ns());
-    return req;
-}
-
-/* AUTH on the command connection, spelled by the seam, tracked like any
- * other request. */
-static bool cmd_auth(eb_redis_source_t *s) {
-    struct cmd_req *req = calloc(1, sizeof(*req));
-    if (!req)
-        return false;
-    req->kind = REQ_AUTH;
-    if (eb_redis_conn_auth(s->cmd, req, s->username, s->password) != 0) {
-        free(req);
-        return false;
-    }
-    eb_redis_pending_push(&s->pending, &req->link, eb_mono_ns());
-    return true;
-}
-
-/* Requests left after a connection was freed (hiredis answers every one
- * with NULL first, so this is defensive): finish them the same way. */
-static void queue_drain(eb_redis_source_t *s) {
-    struct cmd_req *req;
-    while ((req = (struct cmd_req *)eb_redis_pending_pop(&s->pending))) {
-        if (req->kind == REQ_USER)
-            req->cb(NULL, req->opaque);
-        free(req);
-    }
+    s->subscribed = s->cmd_ready = s->subs_sent = s->hb_confirmed = false;
+    s->flags_again = false;
+    s->sub_pending = 0;
+    s->sub_wait_since_ns = 0;
+    s->flags_warned[0] = '\0';
 }
 
 /* ------------------------------------------------------------------------
- * Handshake: role, notification flags, subscriptions
+ * Notification flags (command client)
  * --------------------------------------------------------------------- */
 
 static void maybe_subscribe(eb_redis_source_t *s);
 static void flags_check(eb_redis_source_t *s);
-
-static void refuse(eb_redis_source_t *s, const char *role) {
-    char msg[512];
-    if (strcmp(role, "slave") == 0 || strcmp(role, "replica") == 0) {
-        eb_metrics_inc(s->m_refusals);
-        snprintf(msg, sizeof(msg),
-                 "redis at %s:%d is a replica; replicas never publish expired events (they see "
-                 "del); point redis.url at the master",
-                 s->host, s->port);
-    } else {
-        snprintf(msg, sizeof(msg),
-                 "redis at %s:%d answers ROLE with '%s', not 'master'; point redis.url at the "
-                 "master",
-                 s->host, s->port, role);
-    }
-    eb_log(s->log, EB_LOG_ERROR, msg, eb_lf_str("host", s->host), eb_lf_int("port", s->port),
-           eb_lf_str("role", role));
-    session_fail(s, EB_LOG_INFO, "redis connection refused by the bridge", role);
-}
-
-static void role_known(eb_redis_source_t *s, const char *role, size_t len) {
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), role);
-    if (strcmp(buf, "master") != 0) {
-        refuse(s, buf);
-        return;
-    }
-    s->role_ok = true;
-    flags_check(s);
-}
-
-static void on_role(eb_redis_source_t *s, const redisReply *r) {
-    if (eb_redis_reply_is_error(r)) {
-        if (starts_with(eb_redis_reply_text(r), "NOAUTH")) {
-            session_fail(s, EB_LOG_ERROR,
-                         "redis requires authentication; set redis.password (and a user)",
-                         eb_redis_reply_text(r));
-            return;
-        }
-        /* ROLE unknown (old server) or forbidden by an ACL: INFO works on
-         * both and says the same. */
-        eb_log(s->log, EB_LOG_DEBUG, "redis ROLE refused; reading the role from INFO replication",
-               eb_lf_str("detail", eb_redis_reply_text(r)), eb_lf_str("host", s->host),
-               eb_lf_int("port", s->port));
-        const char *argv[] = {"INFO", "replication"};
-        if (!cmd_send(s, REQ_INFO, 2, argv, NULL))
-            session_fail(s, EB_LOG_WARN, "redis command could not be queued", "INFO");
-        return;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_STRING) {
-        session_fail(s, EB_LOG_ERROR, "redis answered ROLE unexpectedly", NULL);
-        return;
-    }
-    role_known(s, r->element[0]->str, r->element[0]->len);
-}
-
-static void on_info(eb_redis_source_t *s, const redisReply *r) {
-    const char *line = NULL;
-    if (!eb_redis_reply_is_error(r) && r->type == REDIS_REPLY_STRING)
-        line = strstr(eb_redis_reply_text(r), "role:");
-    if (!line) {
-        /* Managed Redis forbidding both ROLE and INFO: assume a master
-         * rather than never working; say so once per connect. */
-        eb_log(s->log, EB_LOG_WARN, "redis role unknown (ROLE and INFO refused); assuming a master",
-               eb_lf_str("host", s->host), eb_lf_int("port", s->port),
-               eb_lf_str("detail", eb_redis_reply_is_error(r) ? eb_redis_reply_text(r) : "no role: line"));
-        role_known(s, "master", 6);
-        return;
-    }
-    line += 5;
-    role_known(s, line, strcspn(line, "\r\n"));
-}
 
 /* Once per session per set of required flags: the operator needs to know
  * exactly which flags to add where the bridge cannot. */
@@ -449,28 +287,42 @@ static void flags_done(eb_redis_source_t *s) {
     }
 }
 
-/* Read notify-keyspace-events (again after every reconnect: a restarted
- * Redis forgot any CONFIG SET) and add what the current events need. */
-static void flags_check(eb_redis_source_t *s) {
-    if (s->flags_busy) {
-        s->flags_again = true;
+static void on_config_set(const redisReply *r, void *opaque) {
+    struct flags_set *fs = opaque;
+    eb_redis_source_t *s = fs->s;
+    if (!r) {
+        s->flags_busy = false; /* the session is going away */
+        free(fs);
         return;
     }
-    s->flags_busy = true;
-    const char *argv[] = {"CONFIG", "GET", "notify-keyspace-events"};
-    if (!cmd_send(s, REQ_CONFIG_GET, 3, argv, NULL)) {
-        s->flags_busy = false;
-        session_fail(s, EB_LOG_WARN, "redis command could not be queued", "CONFIG GET");
+    char required[32], missing[32];
+    eb_notify_required_flags(s->events, required, sizeof(required));
+    eb_notify_flags_missing(fs->from, required, missing, sizeof(missing));
+    if (eb_redis_reply_is_error(r)) {
+        warn_flags(s, required, fs->from, missing, eb_redis_reply_text(r));
+    } else {
+        eb_metrics_inc(s->m_config_changes);
+        eb_log(s->log, EB_LOG_INFO, "redis notify-keyspace-events changed",
+               eb_lf_str("from", fs->from), eb_lf_str("to", fs->to), eb_lf_str("added", missing),
+               eb_lf_str("host", s->host), eb_lf_int("port", s->port));
     }
+    free(fs);
+    flags_done(s);
 }
 
-static void on_config_get(eb_redis_source_t *s, const redisReply *r) {
+static void on_config_get(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    if (!r) {
+        s->flags_busy = false;
+        return;
+    }
     char required[32], missing[32];
     eb_notify_required_flags(s->events, required, sizeof(required));
     if (eb_redis_reply_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[1]->type != REDIS_REPLY_STRING) {
         warn_flags(s, required, NULL, required,
-                   eb_redis_reply_is_error(r) ? eb_redis_reply_text(r) : "CONFIG GET returned nothing");
+                   eb_redis_reply_is_error(r) ? eb_redis_reply_text(r)
+                                              : "CONFIG GET returned nothing");
         flags_done(s);
         return;
     }
@@ -484,32 +336,40 @@ static void on_config_get(eb_redis_source_t *s, const redisReply *r) {
         flags_done(s);
         return;
     }
-    char merged[32];
-    eb_notify_flags_merge(current, required, merged, sizeof(merged));
-    const char *argv[] = {"CONFIG", "SET", "notify-keyspace-events", merged};
-    struct cmd_req *req = cmd_send(s, REQ_CONFIG_SET, 4, argv, NULL);
-    if (!req) {
-        session_fail(s, EB_LOG_WARN, "redis command could not be queued", "CONFIG SET");
-        return;
+    struct flags_set *fs = calloc(1, sizeof(*fs));
+    if (fs) {
+        fs->s = s;
+        snprintf(fs->from, sizeof(fs->from), "%s", current);
+        eb_notify_flags_merge(current, required, fs->to, sizeof(fs->to));
     }
-    snprintf(req->flags_from, sizeof(req->flags_from), "%s", current);
-    snprintf(req->flags_to, sizeof(req->flags_to), "%s", merged);
+    const char *argv[] = {"CONFIG", "SET", "notify-keyspace-events", fs ? fs->to : ""};
+    if (!fs || eb_redis_client_command(s->cmd, -1, on_config_set, fs, 4, argv, NULL) != 0) {
+        free(fs);
+        s->flags_busy = false;
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis command could not be queued",
+                             "CONFIG SET", NULL);
+    }
 }
 
-static void on_config_set(eb_redis_source_t *s, const struct cmd_req *req, const redisReply *r) {
-    char required[32], missing[32];
-    eb_notify_required_flags(s->events, required, sizeof(required));
-    eb_notify_flags_missing(req->flags_from, required, missing, sizeof(missing));
-    if (eb_redis_reply_is_error(r)) {
-        warn_flags(s, required, req->flags_from, missing, eb_redis_reply_text(r));
-    } else {
-        eb_metrics_inc(s->m_config_changes);
-        eb_log(s->log, EB_LOG_INFO, "redis notify-keyspace-events changed",
-               eb_lf_str("from", req->flags_from), eb_lf_str("to", req->flags_to),
-               eb_lf_str("added", missing), eb_lf_str("host", s->host), eb_lf_int("port", s->port));
+/* Read notify-keyspace-events (again after every reconnect: a restarted
+ * Redis forgot any CONFIG SET) and add what the current events need. */
+static void flags_check(eb_redis_source_t *s) {
+    if (s->flags_busy) {
+        s->flags_again = true;
+        return;
     }
-    flags_done(s);
+    s->flags_busy = true;
+    const char *argv[] = {"CONFIG", "GET", "notify-keyspace-events"};
+    if (eb_redis_client_command(s->cmd, -1, on_config_get, s, 3, argv, NULL) != 0) {
+        s->flags_busy = false;
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis command could not be queued",
+                             "CONFIG GET", NULL);
+    }
 }
+
+/* ------------------------------------------------------------------------
+ * Subscriptions (subscriber client)
+ * --------------------------------------------------------------------- */
 
 /* Channel (or pattern) name for db/event into buf; db < 0 means "*". */
 static size_t channel_name(char *buf, int db, int event_id) {
@@ -544,21 +404,23 @@ static int sub_command(eb_redis_source_t *s, bool subscribe, uint64_t mask, bool
     if (!eb_redis_argv_ok(&a))
         rc = EB_ENOMEM;
     else if (n > 0)
-        rc = eb_redis_conn_command(s->sub, NULL, a.argc, a.argv, a.argvlen);
+        rc = eb_redis_client_subscribe(s->sub, a.argc, a.argv, a.argvlen);
     eb_redis_argv_free(&a);
     return rc < 0 ? rc : n;
 }
 
 static void maybe_subscribe(eb_redis_source_t *s) {
-    if (s->subs_sent || !s->cmd_ready || !s->sub_authed || s->failing)
+    if (s->subs_sent || !s->cmd_ready || s->stopped ||
+        eb_redis_client_state(s->sub) != EB_REDIS_CLIENT_READY)
         return;
     int n = sub_command(s, true, s->events, true);
     if (n >= 0 && s->all_databases) {
         const char *argv[] = {"SUBSCRIBE", s->hb_channel};
-        n = eb_redis_conn_command(s->sub, NULL, 2, argv, NULL) == 0 ? n + 1 : EB_ESTATE;
+        n = eb_redis_client_subscribe(s->sub, 2, argv, NULL) == 0 ? n + 1 : EB_ESTATE;
     }
     if (n < 0) {
-        session_fail(s, EB_LOG_WARN, "redis subscribe could not be sent", eb_error_str(n));
+        eb_redis_client_fail(s->sub, EB_REDIS_DOWN_OWNER, "redis subscribe could not be sent",
+                             eb_error_str(n), NULL);
         return;
     }
     s->subs_sent = true;
@@ -570,7 +432,9 @@ static void on_subscribed(eb_redis_source_t *s) {
     int64_t now = eb_mono_ns();
     s->last_sub_read_ns = now;
     clock_resync(s);
-    eb_redis_session_established(s->sess);
+    eb_redis_client_established(s->sub);
+    eb_redis_client_established(s->cmd);
+    s->subscribed = true;
     if (s->gap_open) {
         close_gap(s, now, "resubscribed");
     } else if (!s->ever_subscribed) {
@@ -581,7 +445,7 @@ static void on_subscribed(eb_redis_source_t *s) {
                eb_lf_bool("all_databases", s->all_databases));
     }
     s->ever_subscribed = true;
-    set_state(s, EB_REDIS_SUBSCRIBED);
+    update_state(s);
 }
 
 /* ------------------------------------------------------------------------
@@ -675,274 +539,110 @@ static void on_sub_control(eb_redis_source_t *s, const redisReply *r) {
         s->hb_confirmed = true;
     if (s->sub_pending > 0 && --s->sub_pending == 0) {
         s->sub_wait_since_ns = 0;
-        if (s->state != EB_REDIS_SUBSCRIBED && !s->failing && !s->stopped)
+        if (!s->subscribed && !s->stopped)
             on_subscribed(s);
     }
 }
 
 /* @locality loop thread, inside hiredis (subscriber connection). */
-static void sub_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdata, void *opaque) {
+static void sub_on_message(eb_redis_client_t *c, const redisReply *r, void *opaque) {
     eb_redis_source_t *s = opaque;
-    if (!r)
-        return; /* the connection is going away; its owner knows */
-    s->cb_depth++;
-    if (privdata == &s->tag_sub_auth) {
-        if (eb_redis_reply_is_error(r)) {
-            session_fail(s, EB_LOG_ERROR, "redis AUTH failed (subscriber)", eb_redis_reply_text(r));
-        } else {
-            s->sub_authed = true;
-            s->sub_wait_since_ns = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+        return;
+    const redisReply *t = r->element[0];
+    if (t->type == REDIS_REPLY_STRING && t->len == 7 && memcmp(t->str, "message", 7) == 0)
+        deliver(s, r->element[1], r->element[2]);
+    else if (r->elements >= 4 && STR_EQ(t, "pmessage"))
+        deliver(s, r->element[2], r->element[3]);
+    else if (t->type == REDIS_REPLY_STRING)
+        on_sub_control(s, r);
+}
+
+/* ------------------------------------------------------------------------
+ * The clients' states
+ * --------------------------------------------------------------------- */
+
+/* A client of the pair failed or was reset: log it once for the pair,
+ * count it, reset the other, and start over. */
+static void client_down(eb_redis_source_t *s, eb_redis_client_t *c,
+                        const struct eb_redis_client_down *d) {
+    eb_redis_client_t *other = c == s->sub ? s->cmd : s->sub;
+    const char *extra = NULL;
+    if (c == s->sub)
+        extra = strncmp(d->detail, "NOPERM", 6) == 0 ? HINT_NOPERM : HINT_SUB_LOST;
+    if (d->cause == EB_REDIS_DOWN_ROLE &&
+        (strstr(d->detail, "slave") || strstr(d->detail, "replica")))
+        eb_metrics_inc(s->m_refusals);
+    eb_redis_client_log_down(c, d, extra);
+    session_lost(s, c == s->sub ? "subscriber" : "command", d->detail);
+    if (d->cause != EB_REDIS_DOWN_RESET)
+        eb_redis_client_reset(other);
+}
+
+/* @locality loop thread (a client's timer, or inside hiredis). */
+static void on_client_state(eb_redis_client_t *c, enum eb_redis_client_state st,
+                            const struct eb_redis_client_down *d, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    switch (st) {
+    case EB_REDIS_CLIENT_CONNECTING:
+        if (c == s->sub) {
+            s->attempts++;
+            if (s->attempts > 1)
+                eb_metrics_inc(s->m_reconnects);
+            if (s->gap_open)
+                s->gap_attempts++;
+            clock_resync(s);
+        }
+        break;
+    case EB_REDIS_CLIENT_READY:
+        if (c == s->cmd)
+            flags_check(s);
+        else
             maybe_subscribe(s);
-        }
-    } else if (privdata == &s->tag_sub_name) {
-        /* A name is a courtesy to operators; an ACL may forbid it. */
-    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
-        const redisReply *t = r->element[0];
-        if (t->type == REDIS_REPLY_STRING && t->len == 7 && memcmp(t->str, "message", 7) == 0)
-            deliver(s, r->element[1], r->element[2]);
-        else if (r->elements >= 4 && STR_EQ(t, "pmessage"))
-            deliver(s, r->element[2], r->element[3]);
-        else if (t->type == REDIS_REPLY_STRING)
-            on_sub_control(s, r);
-    }
-    s->cb_depth--;
-}
-
-/* ------------------------------------------------------------------------
- * Connection events
- * --------------------------------------------------------------------- */
-
-static void on_conn_connect(eb_redis_source_t *s, bool is_sub, bool ok, const char *err) {
-    s->cb_depth++;
-    if (!ok) {
-        session_fail(s, EB_LOG_WARN,
-                     is_sub ? "redis connect failed (subscriber)" : "redis connect failed", err);
-    } else {
-        if (is_sub) {
-            s->sub_up = true;
-            s->sub_up_ns = eb_mono_ns();
-        } else {
-            s->cmd_up = true;
-            s->cmd_up_ns = eb_mono_ns();
-        }
-        if (s->sub_up && s->cmd_up)
-            eb_redis_session_connected(s->sess);
-    }
-    s->cb_depth--;
-}
-
-/* @locality loop thread, inside hiredis. */
-static void sub_on_connect(eb_redis_conn_t *c, bool ok, const char *err, void *opaque) {
-    on_conn_connect(opaque, true, ok, err);
-}
-static void cmd_on_connect(eb_redis_conn_t *c, bool ok, const char *err, void *opaque) {
-    on_conn_connect(opaque, false, ok, err);
-}
-
-/* @locality loop thread, inside hiredis. */
-static void sub_on_disconnect(eb_redis_conn_t *c, const char *err, void *opaque) {
-    eb_redis_source_t *s = opaque;
-    s->cb_depth++;
-    if (starts_with(err, "NOPERM"))
-        /* hiredis 0.14 turns an error reply on a subscribed connection into
-         * a disconnect: an ACL user without channel permissions. */
-        session_fail_hint(s, EB_LOG_ERROR, "redis refused the subscription", err,
-                          "the ACL user needs channel access: &__keyevent@* "
-                          "&__expiry_bridge:hb:* (or &*)");
-    else
-        session_fail_hint(s, EB_LOG_WARN, "redis connection lost (subscriber)", err,
-                          "when redis itself stayed up it dropped the subscriber: "
-                          "client-output-buffer-limit pubsub (the bridge read too slowly) or "
-                          "CLIENT KILL");
-    s->cb_depth--;
-}
-static void cmd_on_disconnect(eb_redis_conn_t *c, const char *err, void *opaque) {
-    eb_redis_source_t *s = opaque;
-    s->cb_depth++;
-    session_fail(s, EB_LOG_WARN, "redis connection lost (command)", err);
-    s->cb_depth--;
-}
-
-static void on_internal_reply(eb_redis_source_t *s, const struct cmd_req *req,
-                              const redisReply *r) {
-    switch (req->kind) {
-    case REQ_AUTH:
-        if (eb_redis_reply_is_error(r))
-            session_fail(s, EB_LOG_ERROR, "redis AUTH failed", eb_redis_reply_text(r));
         break;
-    case REQ_ROLE:
-        on_role(s, r);
+    case EB_REDIS_CLIENT_WAITING:
+        client_down(s, c, d);
         break;
-    case REQ_INFO:
-        on_info(s, r);
-        break;
-    case REQ_CONFIG_GET:
-        on_config_get(s, r);
-        break;
-    case REQ_CONFIG_SET:
-        on_config_set(s, req, r);
-        break;
-    case REQ_PUBLISH:
-        /* The server counts our subscriber as a receiver; none means it
-         * dropped the subscriber without us noticing yet. */
-        if (eb_redis_reply_is_error(r))
-            session_fail(s, EB_LOG_WARN, "redis heartbeat refused", eb_redis_reply_text(r));
-        else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && s->hb_confirmed)
-            session_fail(s, EB_LOG_WARN, "redis connection dead",
-                         "heartbeat reached no subscriber");
-        break;
-    case REQ_SETNAME:
-    case REQ_USER:
+    case EB_REDIS_CLIENT_IDLE:
+    case EB_REDIS_CLIENT_STOPPED:
         break;
     }
+    update_state(s);
 }
 
-/* @locality loop thread, inside hiredis (command connection). */
-static void cmd_on_reply(eb_redis_conn_t *c, const redisReply *r, void *privdata, void *opaque) {
-    eb_redis_source_t *s = opaque;
-    struct cmd_req *req = privdata;
-    eb_redis_pending_remove(&s->pending, &req->link);
-    s->cb_depth++;
-    if (req->kind == REQ_USER)
-        req->cb(r, req->opaque);
-    else if (r && !s->failing && !s->stopped)
-        on_internal_reply(s, req, r);
-    s->cb_depth--;
-    free(req);
-}
-
-static const struct eb_redis_conn_handlers sub_handlers = {
-    sub_on_connect,
-    sub_on_disconnect,
-    sub_on_reply,
+static const struct eb_redis_client_handlers sub_handlers = {
+    .on_state = on_client_state,
+    .on_message = sub_on_message,
 };
-static const struct eb_redis_conn_handlers cmd_handlers = {
-    cmd_on_connect,
-    cmd_on_disconnect,
-    cmd_on_reply,
-};
-
-/* ------------------------------------------------------------------------
- * Sessions
- * --------------------------------------------------------------------- */
-
-/* Close both connections. Never called from inside a hiredis callback
- * (cb_depth == 0): pending commands see NULL replies from here. */
-static void session_close(eb_redis_source_t *s) {
-    eb_redis_conn_t *sub = s->sub, *cmd = s->cmd;
-    event_del(s->ev_tick);
-    s->sub = s->cmd = NULL;
-    s->sess_open = s->failing = false;
-    s->sub_up = s->cmd_up = s->sub_authed = s->role_ok = s->cmd_ready = false;
-    s->sub_up_ns = s->cmd_up_ns = 0;
-    s->subs_sent = s->hb_confirmed = s->flags_busy = s->flags_again = false;
-    s->sub_pending = 0;
-    s->sub_wait_since_ns = 0;
-    s->flags_warned[0] = '\0';
-    /* The subscriber first: no notification once we decided to close. */
-    eb_redis_conn_destroy(sub);
-    eb_redis_conn_destroy(cmd);
-    queue_drain(s);
-}
-
-static void session_open(eb_redis_source_t *s) {
-    char err[256];
-    s->attempts++;
-    if (s->attempts > 1)
-        eb_metrics_inc(s->m_reconnects);
-    if (s->gap_open)
-        s->gap_attempts++;
-    s->sess_open = true;
-    s->last_tick_ns = 0;
-    clock_resync(s);
-    set_state(s, EB_REDIS_CONNECTING);
-    if (s->stopped || !s->sess_open)
-        return; /* on_state stopped us */
-
-    eb_redis_session_opening(s->sess, s->connect_timeout_ms);
-    struct timeval tick = {s->hb_interval_ms / 1000, (s->hb_interval_ms % 1000) * 1000};
-    event_add(s->ev_tick, &tick);
-
-    s->sub = eb_redis_conn_new(s->base, s->host, s->port, &sub_handlers, s, err, sizeof(err));
-    if (!s->sub)
-        goto err_fail;
-    s->cmd = eb_redis_conn_new(s->base, s->host, s->port, &cmd_handlers, s, err, sizeof(err));
-    if (!s->cmd)
-        goto err_fail;
-
-    snprintf(err, sizeof(err), "%s", "AUTH could not be queued");
-    if (s->password) {
-        if (eb_redis_conn_auth(s->sub, &s->tag_sub_auth, s->username, s->password) != 0)
-            goto err_fail;
-        s->sub_wait_since_ns = eb_mono_ns();
-        if (!cmd_auth(s))
-            goto err_fail;
-    } else {
-        s->sub_authed = true;
-    }
-    /* Named so that CLIENT LIST shows which connections are the bridge's
-     * (and CLIENT KILL can aim at one); replies are ignored. */
-    const char *sub_name[] = {"CLIENT", "SETNAME", "expiry-bridge:sub"};
-    const char *cmd_name[] = {"CLIENT", "SETNAME", "expiry-bridge:cmd"};
-    (void)eb_redis_conn_command(s->sub, &s->tag_sub_name, 3, sub_name, NULL);
-    (void)cmd_send(s, REQ_SETNAME, 3, cmd_name, NULL);
-    /* Pipelined behind AUTH: if AUTH fails the session is condemned before
-     * this reply is looked at. */
-    const char *role[] = {"ROLE"};
-    snprintf(err, sizeof(err), "%s", "ROLE could not be queued");
-    if (!cmd_send(s, REQ_ROLE, 1, role, NULL))
-        goto err_fail;
-    return;
-
-err_fail:
-    session_fail(s, EB_LOG_WARN, "redis connect failed", err);
-}
-
-/* ------------------------------------------------------------------------
- * Session lifecycle (redis_session.h): what is the source's own in it
- * --------------------------------------------------------------------- */
-
-/* @locality loop thread (libevent timers of sess, outside hiredis). */
-static void sess_open(void *opaque) {
-    session_open(opaque);
-}
-
-static void sess_close(void *opaque) {
-    session_close(opaque);
-}
-
-static void sess_timed_out(const char *detail, void *opaque) {
-    session_fail(opaque, EB_LOG_WARN, "redis connect timed out", detail);
-}
-
-static void sess_retrying(uint32_t delay_ms, void *opaque) {
-    eb_redis_source_t *s = opaque;
-    eb_log(s->log, EB_LOG_INFO, "redis reconnect scheduled", eb_lf_int("delay_ms", delay_ms),
-           eb_lf_str("host", s->host), eb_lf_int("port", s->port));
-    set_state(s, EB_REDIS_WAITING);
-}
-
-static const struct eb_redis_session_handlers sess_handlers = {
-    .open = sess_open,
-    .close = sess_close,
-    .timed_out = sess_timed_out,
-    .retrying = sess_retrying,
+static const struct eb_redis_client_handlers cmd_handlers = {
+    .on_state = on_client_state,
+    .on_message = NULL,
 };
 
 /* ------------------------------------------------------------------------
  * Heartbeat and liveness
  * --------------------------------------------------------------------- */
 
-static void publish_heartbeat(eb_redis_source_t *s) {
-    const char *argv[] = {"PUBLISH", s->hb_channel, "1"};
-    if (!cmd_send(s, REQ_PUBLISH, 3, argv, NULL))
-        session_fail(s, EB_LOG_WARN, "redis command could not be queued", "PUBLISH");
+/* PUBLISH's reply counts our subscriber as a receiver; none means Redis
+ * dropped the subscriber without us noticing yet. */
+static void on_heartbeat_reply(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    if (!r || s->stopped)
+        return;
+    if (eb_redis_reply_is_error(r))
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis heartbeat refused",
+                             eb_redis_reply_text(r), NULL);
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && s->hb_confirmed)
+        eb_redis_client_fail(s->sub, EB_REDIS_DOWN_DEAD, NULL, "heartbeat reached no subscriber",
+                             NULL);
 }
 
-/* Every heartbeat interval: judge liveness, then send the next heartbeat.
- * A tick that comes much later than scheduled means this loop was stalled
- * (a slow callback, a paused process): replies may be sitting unread in
- * the socket, so it judges nothing and gives them one interval.
+/* Every heartbeat interval: judge the subscriber's liveness, then send the
+ * next heartbeat from the command connection. (The command connection's
+ * own overdue replies are its client's to judge.) A tick that comes much
+ * later than scheduled means this loop was stalled (a slow callback, a
+ * paused process): messages may be sitting unread in the socket, so it
+ * judges nothing and gives them one interval.
  * @locality loop thread (libevent timer). */
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     eb_redis_source_t *s = arg;
@@ -951,34 +651,113 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     bool stalled = s->last_tick_ns && now - s->last_tick_ns > 2 * interval;
     s->last_tick_ns = now;
     clock_resync(s);
-    if (s->failing || s->stopped || !s->sess_open)
+    if (s->stopped || eb_redis_client_state(s->sub) != EB_REDIS_CLIENT_READY)
         return;
     int64_t limit = (int64_t)s->hb_timeout_ms * 1000000;
     char detail[96];
-    /* Before a connection is up its queued commands wait for the connect,
-     * which the connect timeout judges; after, they age from the later of
-     * sending and connecting. */
-    const struct cmd_req *late =
-        s->cmd_up
-            ? (const struct cmd_req *)eb_redis_pending_overdue(&s->pending, now, s->cmd_up_ns, limit)
-            : NULL;
-    int64_t sub_since = s->sub_wait_since_ns;
-    if (sub_since && sub_since < s->sub_up_ns)
-        sub_since = s->sub_up_ns;
-    if (!stalled && late) {
-        snprintf(detail, sizeof(detail), "%s reply overdue by more than %d ms",
-                 req_names[late->kind], s->hb_timeout_ms);
-        session_fail(s, EB_LOG_WARN, "redis connection dead", detail);
-    } else if (!stalled && s->sub_up && sub_since && now - sub_since > limit) {
+    if (!stalled && s->sub_wait_since_ns && now - s->sub_wait_since_ns > limit) {
         snprintf(detail, sizeof(detail), "subscriber reply overdue by more than %d ms",
                  s->hb_timeout_ms);
-        session_fail(s, EB_LOG_WARN, "redis connection dead", detail);
-    } else if (!stalled && s->state == EB_REDIS_SUBSCRIBED && now - s->last_sub_read_ns > limit) {
+        eb_redis_client_fail(s->sub, EB_REDIS_DOWN_DEAD, NULL, detail, NULL);
+    } else if (!stalled && s->subscribed && now - s->last_sub_read_ns > limit) {
         snprintf(detail, sizeof(detail), "no heartbeat read for more than %d ms", s->hb_timeout_ms);
-        session_fail(s, EB_LOG_WARN, "redis connection dead", detail);
-    } else if (s->hb_confirmed && s->role_ok) {
-        publish_heartbeat(s);
+        eb_redis_client_fail(s->sub, EB_REDIS_DOWN_DEAD, NULL, detail, NULL);
+    } else if (s->hb_confirmed && eb_redis_client_state(s->cmd) == EB_REDIS_CLIENT_READY) {
+        const char *argv[] = {"PUBLISH", s->hb_channel, "1"};
+        if (eb_redis_client_command(s->cmd, -1, on_heartbeat_reply, s, 3, argv, NULL) != 0)
+            eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis command could not be queued",
+                                 "PUBLISH", NULL);
     }
+}
+
+/* ------------------------------------------------------------------------
+ * Metrics
+ * --------------------------------------------------------------------- */
+
+static double gauge_connected(void *opaque) {
+    const eb_redis_source_t *s = opaque;
+    return s->state == EB_REDIS_SUBSCRIBED ? 1 : 0;
+}
+
+static double gauge_gap_open(void *opaque) {
+    const eb_redis_source_t *s = opaque;
+    return s->gap_open ? 1 : 0;
+}
+
+static double gauge_gap_open_seconds(void *opaque) {
+    const eb_redis_source_t *s = opaque;
+    if (!s->gap_open)
+        return 0;
+    int64_t ns = eb_mono_ns() - s->gap_start_ns;
+    return ns > 0 ? (double)ns / 1e9 : 0;
+}
+
+static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr,
+                             size_t errstr_size) {
+    static const struct {
+        enum eb_metric_type type;
+        const char *name, *help;
+        size_t off;
+    } defs[] = {
+        {EB_METRIC_COUNTER, "eb_redis_gaps_total",
+         "Times the keyevent subscription was lost after being established, counted when it "
+         "is restored (or the source stops first); eb_redis_gap_open shows one while it lasts",
+         offsetof(struct eb_redis_source, m_gaps)},
+        {EB_METRIC_COUNTER, "eb_redis_gap_seconds_total",
+         "Seconds without a keyevent subscription, from the last sign of life of the lost one "
+         "to the restored one, counted when it is restored",
+         offsetof(struct eb_redis_source, m_gap_seconds)},
+        {EB_METRIC_COUNTER, "eb_redis_reconnects_total",
+         "Redis connection attempts after the first one",
+         offsetof(struct eb_redis_source, m_reconnects)},
+        {EB_METRIC_COUNTER, "eb_redis_replica_refusals_total",
+         "Connections refused because redis.url points at a replica",
+         offsetof(struct eb_redis_source, m_refusals)},
+        {EB_METRIC_COUNTER, "eb_redis_notify_config_changes_total",
+         "CONFIG SET notify-keyspace-events issued to add flags the bridge needs",
+         offsetof(struct eb_redis_source, m_config_changes)},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        eb_metric_t *f =
+            eb_metrics_register(m, defs[i].type, defs[i].name, defs[i].help, NULL, NULL, 0);
+        if (!f) {
+            eb_error_set(errstr, errstr_size, EB_EINVAL,
+                         "cannot register metric %s (out of memory, or registered already with "
+                         "another type)",
+                         defs[i].name);
+            return false;
+        }
+        *(eb_series_t **)((char *)s + defs[i].off) = eb_metrics_series0(f);
+    }
+    /* Callbacks, not series: when a reload replaces the source, the newest
+     * one answers, and the old one's stop/destroy cannot overwrite the new
+     * one's state with a 0. */
+    static const struct {
+        const char *name, *help;
+        double (*fn)(void *);
+    } gauges[] = {
+        {"eb_redis_connected",
+         "1 while every keyevent channel is subscribed, else 0 (during a reload's reconnect: "
+         "the new connection)",
+         gauge_connected},
+        {"eb_redis_gap_open",
+         "1 while a subscription gap lasts (the subscription was lost and is not back yet), "
+         "else 0",
+         gauge_gap_open},
+        {"eb_redis_gap_open_seconds",
+         "Seconds the current subscription gap has lasted so far, growing while it lasts; 0 "
+         "when there is none",
+         gauge_gap_open_seconds},
+    };
+    for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
+        if (!eb_metrics_register_gauge_fn(m, gauges[i].name, gauges[i].help, gauges[i].fn, s)) {
+            eb_error_set(errstr, errstr_size, EB_EINVAL, "cannot register metric %s",
+                         gauges[i].name);
+            return false;
+        }
+    }
+    s->metrics = m;
+    return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -993,76 +772,10 @@ static void make_hb_channel(eb_redis_source_t *s) {
     s->hb_len = (size_t)n;
 }
 
-static int conf_ms(int v, int def) {
-    return v > 0 ? v : def;
-}
-
-static double gauge_connected(void *opaque) {
-    const eb_redis_source_t *s = opaque;
-    return s->state == EB_REDIS_SUBSCRIBED && !s->failing ? 1 : 0;
-}
-
-static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr,
-                             size_t errstr_size) {
-    static const struct {
-        enum eb_metric_type type;
-        const char *name, *help;
-        size_t off;
-    } defs[] = {
-        {EB_METRIC_COUNTER, "eb_redis_gaps_total",
-         "Times the keyevent subscription was lost after being established, counted when it "
-         "is restored (or the source stops first)",
-         offsetof(struct eb_redis_source, m_gaps)},
-        {EB_METRIC_COUNTER, "eb_redis_gap_seconds_total",
-         "Seconds without a keyevent subscription, from the last sign of life of the lost one "
-         "to the restored one",
-         offsetof(struct eb_redis_source, m_gap_seconds)},
-        {EB_METRIC_COUNTER, "eb_redis_reconnects_total",
-         "Redis connection attempts after the first one",
-         offsetof(struct eb_redis_source, m_reconnects)},
-        {EB_METRIC_COUNTER, "eb_redis_replica_refusals_total",
-         "Connections refused because redis.url points at a replica",
-         offsetof(struct eb_redis_source, m_refusals)},
-        {EB_METRIC_COUNTER, "eb_redis_notify_config_changes_total",
-         "CONFIG SET notify-keyspace-events issued to add flags the bridge needs",
-         offsetof(struct eb_redis_source, m_config_changes)},
-    };
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-        eb_metric_t *f = eb_metrics_register(m, defs[i].type, defs[i].name, defs[i].help, NULL, NULL, 0);
-        if (!f) {
-            eb_error_set(errstr, errstr_size, EB_EINVAL,
-                      "cannot register metric %s (out of memory, or registered already with "
-                      "another type)",
-                      defs[i].name);
-            return false;
-        }
-        *(eb_series_t **)((char *)s + defs[i].off) = eb_metrics_series0(f);
-    }
-    /* A callback, not a series: when a reload replaces the source, the
-     * newest one answers, and the old one's stop/destroy cannot overwrite
-     * the new one's state with a 0. */
-    if (!eb_metrics_register_gauge_fn(m, "eb_redis_connected",
-                                 "1 while every keyevent channel is subscribed, else 0 (during a "
-                                 "reload's reconnect: the new connection)",
-                                 gauge_connected, s)) {
-        eb_error_set(errstr, errstr_size, EB_EINVAL, "cannot register metric eb_redis_connected");
-        return false;
-    }
-    s->metrics = m;
-    return true;
-}
-
-static char *dup_or_null(const char *v, bool *oom) {
-    if (!v)
-        return NULL;
-    char *d = strdup(v);
-    if (!d)
-        *oom = true;
-    return d;
-}
-
 static void free_fields(eb_redis_source_t *s) {
-    eb_redis_session_destroy(s->sess);
+    eb_redis_client_destroy(s->sub);
+    eb_redis_client_destroy(s->cmd);
+    eb_redis_resolver_destroy(s->resolver);
     if (s->ev_tick)
         event_free(s->ev_tick);
     if (s->metrics)
@@ -1070,13 +783,60 @@ static void free_fields(eb_redis_source_t *s) {
     eb_metrics_destroy(s->own_metrics);
     free(s->host);
     free(s->username);
-    if (s->password) {
-        /* A freed secret should not linger in the heap. */
-        memset(s->password, 0, strlen(s->password));
-        free(s->password);
-    }
     free(s->databases);
     free(s);
+}
+
+static const char *check_conf(const struct eb_redis_source_conf *conf) {
+    if (!conf->all_databases && (conf->ndatabases == 0 || !conf->databases))
+        return "redis source needs databases (or all)";
+    for (size_t i = 0; !conf->all_databases && i < conf->ndatabases; i++) {
+        if (conf->databases[i] < 0)
+            return "redis database numbers must not be negative";
+    }
+    if (conf->events & ~valid_event_mask())
+        return "unknown event id in the event mask";
+    if (conf->heartbeat_interval_ms < 0 || conf->heartbeat_timeout_ms < 0)
+        return "redis timings must not be negative";
+    return NULL;
+}
+
+/* The two clients, on one resolver: everything but role and kind alike. */
+static bool make_clients(eb_redis_source_t *s, const struct eb_redis_source_conf *conf,
+                         char *errstr, size_t errstr_size) {
+    s->resolver = eb_redis_resolver_new(s->base, errstr, errstr_size);
+    if (!s->resolver)
+        return false;
+    struct eb_redis_client_conf cc = {
+        .name = "subscriber",
+        .client_name = "expiry-bridge:sub",
+        .host = conf->host,
+        .port = conf->port,
+        .username = conf->username,
+        .password = conf->password,
+        .kind = EB_REDIS_CLIENT_SUBSCRIBER,
+        .connect_timeout_ms = conf->connect_timeout_ms,
+        .reply_timeout_ms = s->hb_timeout_ms,
+        .reconnect_min_ms = conf->reconnect_min_ms,
+        .reconnect_max_ms = conf->reconnect_max_ms,
+        .resolver = s->resolver,
+        .log = s->log,
+        .down_log = &s->down_log,
+        .handlers = &sub_handlers,
+        .opaque = s,
+    };
+    s->sub = eb_redis_client_new(s->base, &cc, errstr, errstr_size);
+    if (!s->sub)
+        return false;
+    /* Replicas never announce `expired` (they see del): the command
+     * connection refuses one before anything is subscribed. */
+    cc.name = "command";
+    cc.client_name = "expiry-bridge:cmd";
+    cc.kind = EB_REDIS_CLIENT_COMMANDS;
+    cc.require_master = true;
+    cc.handlers = &cmd_handlers;
+    s->cmd = eb_redis_client_new(s->base, &cc, errstr, errstr_size);
+    return s->cmd != NULL;
 }
 
 eb_redis_source_t *eb_redis_source_new(struct event_base *base,
@@ -1084,36 +844,14 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
                                        size_t errstr_size) {
     if (!base || !conf || !conf->host || !*conf->host || !conf->on_notification) {
         eb_error_set(errstr, errstr_size, EB_EINVAL,
-                  "redis source needs an event base, a host and a notification callback");
+                     "redis source needs an event base, a host and a notification callback");
         return NULL;
     }
-    if (conf->port <= 0 || conf->port > 65535) {
-        eb_error_set(errstr, errstr_size, EB_EINVAL, "redis port %d is out of range", conf->port);
+    const char *bad = check_conf(conf);
+    if (bad) {
+        eb_error_set(errstr, errstr_size, EB_EINVAL, "%s", bad);
         return NULL;
     }
-    if (!conf->all_databases && (conf->ndatabases == 0 || !conf->databases)) {
-        eb_error_set(errstr, errstr_size, EB_EINVAL, "redis source needs databases (or all)");
-        return NULL;
-    }
-    for (size_t i = 0; !conf->all_databases && i < conf->ndatabases; i++) {
-        if (conf->databases[i] < 0) {
-            eb_error_set(errstr, errstr_size, EB_EINVAL, "redis database %d is negative",
-                      conf->databases[i]);
-            return NULL;
-        }
-    }
-    if (conf->events & ~valid_event_mask()) {
-        eb_error_set(errstr, errstr_size, EB_EINVAL, "unknown event id in mask 0x%" PRIx64,
-                  conf->events);
-        return NULL;
-    }
-    if (conf->connect_timeout_ms < 0 || conf->heartbeat_interval_ms < 0 ||
-        conf->heartbeat_timeout_ms < 0 || conf->reconnect_min_ms < 0 ||
-        conf->reconnect_max_ms < 0) {
-        eb_error_set(errstr, errstr_size, EB_EINVAL, "redis timings must not be negative");
-        return NULL;
-    }
-
     eb_redis_source_t *s = calloc(1, sizeof(*s));
     if (!s) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
@@ -1121,10 +859,12 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     }
     bool oom = false;
     s->base = base;
-    s->host = dup_or_null(conf->host, &oom);
+    s->host = strdup(conf->host);
+    oom |= !s->host;
     s->port = conf->port;
-    s->username = conf->username && *conf->username ? dup_or_null(conf->username, &oom) : NULL;
-    s->password = conf->password && *conf->password ? dup_or_null(conf->password, &oom) : NULL;
+    s->auth = (conf->username && *conf->username) || (conf->password && *conf->password);
+    if (conf->username && *conf->username)
+        oom |= !(s->username = strdup(conf->username));
     s->all_databases = conf->all_databases;
     if (!s->all_databases) {
         s->databases = malloc(conf->ndatabases * sizeof(int));
@@ -1136,9 +876,10 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     }
     s->events = conf->events;
     s->configure_notifications = conf->configure_notifications;
-    s->connect_timeout_ms = conf_ms(conf->connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
-    s->hb_interval_ms = conf_ms(conf->heartbeat_interval_ms, DEFAULT_HEARTBEAT_INTERVAL_MS);
-    s->hb_timeout_ms = conf_ms(conf->heartbeat_timeout_ms, DEFAULT_HEARTBEAT_TIMEOUT_MS);
+    s->hb_interval_ms = conf->heartbeat_interval_ms > 0 ? conf->heartbeat_interval_ms
+                                                        : EB_REDIS_DEFAULT_HEARTBEAT_INTERVAL_MS;
+    s->hb_timeout_ms = conf->heartbeat_timeout_ms > 0 ? conf->heartbeat_timeout_ms
+                                                      : EB_REDIS_DEFAULT_REPLY_TIMEOUT_MS;
     s->log = conf->log;
     s->on_notification = conf->on_notification;
     s->on_state = conf->on_state;
@@ -1149,19 +890,13 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free_fields;
     }
-
-    s->sess = eb_redis_session_new(
-        base, (uint32_t)conf_ms(conf->reconnect_min_ms, DEFAULT_RECONNECT_MIN_MS),
-        (uint32_t)conf_ms(conf->reconnect_max_ms, DEFAULT_RECONNECT_MAX_MS), &sess_handlers, s,
-        errstr, errstr_size);
-    if (!s->sess)
+    if (!make_clients(s, conf, errstr, errstr_size))
         goto err_free_fields;
     s->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, s);
     if (!s->ev_tick) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free_fields;
     }
-
     eb_metrics_t *m = conf->metrics;
     if (!m) {
         m = s->own_metrics = eb_metrics_new();
@@ -1184,11 +919,18 @@ int eb_redis_source_start(eb_redis_source_t *s) {
         return EB_ESTATE;
     s->started = true;
     s->start_ns = eb_mono_ns();
+    clock_resync(s);
     eb_log(s->log, EB_LOG_INFO, "redis source starting", eb_lf_str("host", s->host),
-           eb_lf_int("port", s->port), eb_lf_bool("auth", s->password != NULL),
+           eb_lf_int("port", s->port), eb_lf_bool("auth", s->auth),
            eb_lf_str("user", s->username ? s->username : ""),
            eb_lf_bool("all_databases", s->all_databases));
-    session_open(s);
+    struct timeval tick = eb_ms_tv(s->hb_interval_ms);
+    event_add(s->ev_tick, &tick);
+    set_state(s, EB_REDIS_CONNECTING);
+    if (s->stopped)
+        return 0; /* on_state stopped us */
+    eb_redis_client_start(s->sub);
+    eb_redis_client_start(s->cmd);
     return 0;
 }
 
@@ -1196,16 +938,14 @@ void eb_redis_source_stop(eb_redis_source_t *s) {
     if (!s || s->stopped)
         return;
     s->stopped = true;
-    eb_redis_session_stop(s->sess);
     event_del(s->ev_tick);
     if (s->gap_open) {
         /* Events were missed and no later subscription will say so. */
         close_gap(s, eb_mono_ns(), "stopped");
     }
-    if (s->cb_depth > 0)
-        eb_redis_session_condemn(s->sess); /* inside hiredis: close once control returns */
-    else
-        session_close(s);
+    /* The subscriber first: no notification once we decided to stop. */
+    eb_redis_client_stop(s->sub);
+    eb_redis_client_stop(s->cmd);
     set_state(s, EB_REDIS_STOPPED);
 }
 
@@ -1216,7 +956,7 @@ int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events) {
     if (events == old)
         return 0;
     s->events = events;
-    if (s->subs_sent && !s->failing) {
+    if (s->subs_sent) {
         uint64_t added = events & ~old, dropped = old & ~events;
         /* Subscribe first: on one connection Redis runs them in order, so
          * nothing kept is ever unsubscribed and nothing new is missed. */
@@ -1235,7 +975,7 @@ int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events) {
         if (dropped)
             (void)sub_command(s, false, dropped, false);
     }
-    if (s->role_ok && !s->failing)
+    if (eb_redis_client_state(s->cmd) == EB_REDIS_CLIENT_READY)
         flags_check(s);
     return 0;
 }
@@ -1248,25 +988,15 @@ int eb_redis_source_command(eb_redis_source_t *s, eb_redis_reply_cb *cb, void *o
                             const char **argv, const size_t *argvlen) {
     if (!s || !cb || argc < 1 || !argv)
         return EB_EINVAL;
-    if (!s->role_ok || s->failing || s->stopped || !eb_redis_conn_alive(s->cmd))
+    if (s->stopped)
         return EB_ESTATE;
-    struct cmd_req *req = cmd_send(s, REQ_USER, argc, argv, argvlen);
-    if (!req)
-        return eb_redis_conn_alive(s->cmd) ? EB_ENOMEM : EB_ESTATE;
-    req->cb = cb;
-    req->opaque = opaque;
-    return 0;
+    return eb_redis_client_command(s->cmd, -1, cb, opaque, argc, argv, argvlen);
 }
 
 void eb_redis_source_destroy(eb_redis_source_t *s) {
     if (!s)
         return;
-    if (s->cb_depth > 0) {
-        fprintf(stderr, "eb_redis_source_destroy() called from inside its own callback\n");
-        abort();
-    }
     s->destroying = true;
     s->stopped = true;
-    session_close(s);
     free_fields(s);
 }

@@ -1,14 +1,19 @@
 /* redis_source.h -- keyevent notifications from one Redis master.
  *
- * Holds two hiredis async connections on the caller's libevent base: a
+ * Holds two Redis clients (redis_client.h) on the caller's libevent base: a
  * subscriber (SUBSCRIBE __keyevent@<db>__:<event> for each configured db and
  * event, or PSUBSCRIBE __keyevent@*__:<event> for `databases: all`) and a
- * command connection (AUTH, ROLE, CONFIG, heartbeats; later the ledger).
+ * command client (CONFIG, heartbeats), on one name resolver. The clients
+ * connect, authenticate (AUTH whenever a user or password is set), name
+ * themselves, and the command client refuses a replica (replicas never
+ * announce `expired`); each failure is one log line naming its cause and
+ * the setting to fix. The two fail together: when one goes, the other is
+ * reset, and the session is rebuilt whole.
  *
- * On every (re)connect it authenticates, refuses a replica (replicas never
- * announce `expired`), checks notify-keyspace-events and, when allowed, adds
- * the missing flags with CONFIG SET (merging, never removing); where CONFIG
- * is forbidden it logs which flags an operator must set and goes on.
+ * On every (re)connect the source checks notify-keyspace-events and, when
+ * allowed, adds the missing flags with CONFIG SET (merging, never
+ * removing); where CONFIG is forbidden it logs which flags an operator must
+ * set and goes on.
  *
  * Liveness: hiredis 0.14 swallows PING replies on a subscribed connection,
  * so the source PUBLISHes a heartbeat on a private channel from the command
@@ -16,11 +21,13 @@
  * heartbeat means the subscriber is dead and both connections are rebuilt.
  *
  * Any loss of the subscription is a gap: from the moment it was lost to the
- * moment every channel is subscribed again. Gaps are logged with their
- * duration and counted (eb_redis_gaps_total, eb_redis_gap_seconds_total).
- * eb_redis_connected is a callback gauge: the newest source built on a
- * registry answers it (a reload's replacement), and destroy unbinds it.
- * Reconnects use capped exponential backoff with full jitter (backoff.h).
+ * moment every channel is subscribed again. A gap shows while it lasts
+ * (eb_redis_gap_open, eb_redis_gap_open_seconds), is logged with its
+ * duration when it ends and counted then (eb_redis_gaps_total,
+ * eb_redis_gap_seconds_total). eb_redis_connected and the open-gap gauges
+ * are callback gauges: the newest source built on a registry answers them
+ * (a reload's replacement), and destroy unbinds them. Reconnects use capped
+ * exponential backoff with full jitter (backoff.h).
  *
  * @locality every function and every callback runs on the loop thread.
  */
@@ -50,6 +57,10 @@ enum eb_redis_state {
 /* Called on every state change (not repeated for the same state). */
 typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 
+/* The source's own default (redis.heartbeat_interval); the connection
+ * defaults are redis_client.h's EB_REDIS_DEFAULT_*. */
+#define EB_REDIS_DEFAULT_HEARTBEAT_INTERVAL_MS 1000
+
 struct eb_redis_source_conf {
     const char *host; /* copied */
     int port;
@@ -60,7 +71,7 @@ struct eb_redis_source_conf {
     size_t ndatabases;
     uint64_t events; /* event-id mask to subscribe to */
     bool configure_notifications;
-    /* Timings; 0 takes the config defaults (5000, 1000, 5000, 100, 10000).
+    /* Timings; 0 takes the defaults (EB_REDIS_DEFAULT_*: the config's).
      * heartbeat_timeout_ms also bounds how long any reply may be overdue. */
     int connect_timeout_ms;
     int heartbeat_interval_ms;

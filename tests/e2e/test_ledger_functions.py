@@ -17,6 +17,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import ebtest  # noqa: E402
 from ebtest import EB_BIN, SOURCE_DIR, RedisServer, TempDir, bridge_config, wait_for  # noqa: E402
+from ledgertest import wait_ledger_ready  # noqa: E402
 
 LUA = os.path.join(SOURCE_DIR, "config", "redis", "eb_timers.lua")
 L = "expiry-bridge:ledger:{orders}"
@@ -445,6 +446,38 @@ class FunctionsLoadCommand(unittest.TestCase):
         lib = redis.client().function_list()[0]
         self.assertEqual(lib[lib.index(b"library_name") + 1], b"eb_timers_v1")
         self.assertEqual(self.run_load(cfg).returncode, 0, "loading again replaces it")
+
+    def test_acl_user_without_password_installs(self):
+        """`user ... on nopass` with the example config's empty
+        ${REDIS_PASSWORD:-}: AUTH must still name the user."""
+        redis = RedisServer().start()
+        self.addCleanup(redis.cleanup)
+        r = redis.client()
+        r.execute_command("ACL", "SETUSER", "bridge", "on", "nopass", "~*", "&*", "+@all")
+        r.execute_command("ACL", "SETUSER", "default", "off")
+        cfg = self.config(redis.port).replace(
+            "url: redis://", "username: bridge\n  password: ${EB_TEST_UNSET_PASSWORD:-}\n"
+            "  url: redis://")
+        p = self.run_load(cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = redis.client(username="bridge", password="x")
+        lib = r.function_list()[0]
+        self.assertEqual(lib[lib.index(b"library_name") + 1], b"eb_timers_v1")
+
+    def test_bridge_with_a_nopass_user_loads_the_library_and_subscribes(self):
+        redis = RedisServer().start()
+        self.addCleanup(redis.cleanup)
+        r = redis.client()
+        r.execute_command("ACL", "SETUSER", "bridge", "on", "nopass", "~*", "&*", "+@all")
+        r.execute_command("ACL", "SETUSER", "default", "off")
+        cfg = self.config(redis.port).replace(
+            "url: redis://", "username: bridge\n  password: ${EB_TEST_UNSET_PASSWORD:-}\n"
+            "  url: redis://")
+        b = ebtest.Bridge(cfg).start()
+        self.addCleanup(b.cleanup)
+        wait_ledger_ready(b)
+        start = b.find_log(lambda e: e.get("msg") == "redis source starting")
+        self.assertTrue(start["auth"], start)
 
     def test_unreachable_redis_exits_69(self):
         p = self.run_load(self.config(ebtest.free_port()))

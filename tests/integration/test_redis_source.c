@@ -34,6 +34,7 @@
 #include "core/notify.h"
 #include "fixture.h"
 #include "redis/redis_source.h"
+#include "loop_fixture.h"
 #include "redis_fixture.h"
 
 /* Fast expiry and short liveness limits keep the whole file well under a
@@ -120,19 +121,21 @@ static void on_state(enum eb_redis_state st, void *opaque) {
 
 typedef bool (*cond_fn)(struct t *t, const void *arg);
 
-/* Run the loop until cond holds or timeout_ms passes. Each turn runs the
- * loop for at most 5 ms so conditions on the outside world (redis-server
- * state, checked through the fixture's client) are seen promptly. */
+struct until {
+    struct t *t;
+    cond_fn cond;
+    const void *arg;
+};
+
+static bool until_holds(void *p) {
+    struct until *u = p;
+    return u->cond(u->t, u->arg);
+}
+
+/* Run the loop until cond holds or timeout_ms passes (loop_fixture.h). */
 static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    int64_t deadline = eb_fix_now_ms() + timeout_ms;
-    while (!cond(t, arg)) {
-        if (eb_fix_now_ms() >= deadline)
-            return false;
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(t->base, &tv);
-        event_base_dispatch(t->base);
-    }
-    return true;
+    struct until u = {t, cond, arg};
+    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
 }
 
 static bool is_state(struct t *t, const void *arg) {
@@ -182,30 +185,6 @@ static void wait_expired(struct t *t, const char *key) {
 /* ------------------------------------------------------------------------
  * Observation helpers
  * --------------------------------------------------------------------- */
-
-static bool log_contains(const struct t *t, const char *needle) {
-    FILE *f = fopen(t->log_path, "r");
-    if (!f)
-        return false;
-    char line[8192];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
-}
-
-/* The line containing needle, into out (for further checks). */
-static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
-    FILE *f = fopen(t->log_path, "r");
-    if (!f)
-        return false;
-    bool found = false;
-    while (!found && fgets(out, (int)out_size, f))
-        found = strstr(out, needle) != NULL;
-    fclose(f);
-    return found;
-}
 
 static double metric(const struct t *t, const char *name) {
     struct eb_buf b = EB_BUF_INIT;
@@ -270,6 +249,14 @@ static unsigned flag_set(const char *flags) {
 static void assert_no_events(struct t *t) {
     assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
     assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+}
+
+static bool log_contains(const struct t *t, const char *needle) {
+    return eb_fix_log_contains(t->log_path, needle);
+}
+
+static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
+    return eb_fix_log_line(t->log_path, needle, out, out_size);
 }
 
 /* ------------------------------------------------------------------------
@@ -519,8 +506,9 @@ static void test_acl_user_without_channel_access_is_told_which(void **state) {
     const struct metric_min retried = {"eb_redis_reconnects_total", 1};
     assert_true(run_until(t, metric_at_least, &retried, WAIT_MS));
     char line[4096];
-    assert_true(log_line(t, "redis refused the subscription", line, sizeof(line)));
+    assert_true(log_line(t, "\"cause\":\"permission denied\"", line, sizeof(line)));
     assert_non_null(strstr(line, "\"level\":\"error\""));
+    assert_non_null(strstr(line, "\"connection\":\"subscriber\""));
     assert_non_null(strstr(line, "&__keyevent@*"));
     assert_int_equal(t->states_seen[EB_REDIS_SUBSCRIBED], 0);
     finish(t);
@@ -576,14 +564,21 @@ static void test_auth_with_requirepass_subscribes(void **state) {
     finish(t);
 }
 
-static void test_auth_with_acl_user_subscribes(void **state) {
-    struct t *t = *state;
+/* A server whose only user is `bridge` with password rule pw_rule (">pw"
+ * or "nopass"); the fixture's client logs in with fixture_pw. */
+static void acl_user_only(struct t *t, const char *pw_rule, const char *fixture_pw) {
     eb_fix_redis_start(&t->redis, fast_expiry);
-    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER bridge on >acl-pw ~* &* +@all");
+    redisReply *rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER bridge on %s ~* &* +@all", pw_rule);
+    assert_non_null(rep);
     freeReplyObject(rep);
     rep = eb_fix_redis_cmd(&t->redis, "ACL SETUSER default off");
     freeReplyObject(rep);
-    eb_fix_redis_client_auth(&t->redis, "bridge", "acl-pw");
+    eb_fix_redis_client_auth(&t->redis, "bridge", fixture_pw);
+}
+
+static void test_auth_with_acl_user_subscribes(void **state) {
+    struct t *t = *state;
+    acl_user_only(t, ">acl-pw", "acl-pw");
     t->conf.username = "bridge";
     t->conf.password = "acl-pw";
     start_source(t);
@@ -592,6 +587,24 @@ static void test_auth_with_acl_user_subscribes(void **state) {
     wait_expired(t, "acl-user");
     assert_int_equal(metric(t, "eb_redis_notify_config_changes_total"), 1);
     assert_false(log_contains(t, "acl-pw"));
+    finish(t);
+}
+
+/* An ACL user with nopass (the example config's username with an empty
+ * ${REDIS_PASSWORD:-}): AUTH must still name the user. */
+static void test_acl_user_without_password_subscribes(void **state) {
+    struct t *t = *state;
+    acl_user_only(t, "nopass", "any");
+    t->conf.username = "bridge";
+    t->conf.password = "";
+    start_source(t);
+    wait_subscribed(t);
+    expire_key(t, "nopass-user");
+    wait_expired(t, "nopass-user");
+    char line[4096];
+    assert_true(log_line(t, "\"msg\":\"redis source starting\"", line, sizeof(line)));
+    assert_non_null(strstr(line, "\"auth\":true"));
+    assert_non_null(strstr(line, "\"user\":\"bridge\""));
     finish(t);
 }
 
@@ -604,7 +617,10 @@ static void test_wrong_password_is_retried_and_never_logged(void **state) {
     const struct metric_min two_retries = {"eb_redis_reconnects_total", 2};
     assert_true(run_until(t, metric_at_least, &two_retries, WAIT_MS));
     assert_int_equal(t->states_seen[EB_REDIS_SUBSCRIBED], 0);
-    assert_true(log_contains(t, "redis AUTH failed"));
+    char line[4096];
+    assert_true(log_line(t, "\"cause\":\"authentication refused\"", line, sizeof(line)));
+    assert_non_null(strstr(line, "\"setting\":\"redis.username, redis.password\""));
+    assert_non_null(strstr(line, "WRONGPASS"));
     assert_false(log_contains(t, "wrong-pw"));
     finish(t);
 }
@@ -673,6 +689,105 @@ static void test_server_killed_and_restarted_resubscribes_and_counts_gap(void **
     finish(t);
 }
 
+struct metric_is {
+    const char *name;
+    double v;
+};
+
+static bool metric_equals(struct t *t, const void *arg) {
+    const struct metric_is *m = arg;
+    return metric(t, m->name) == m->v;
+}
+
+/* The gap counters only move when a gap ends: while Redis stays down, the
+ * open gap must show all the same, and grow. */
+static void test_open_gap_is_visible_while_it_lasts(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    start_source(t);
+    wait_subscribed(t);
+    assert_int_equal(metric(t, "eb_redis_gap_open"), 0);
+    assert_int_equal(metric(t, "eb_redis_gap_open_seconds"), 0);
+
+    eb_fix_redis_kill9(&t->redis);
+    const struct metric_is open = {"eb_redis_gap_open", 1};
+    assert_true(run_until(t, metric_equals, &open, WAIT_MS));
+    const struct metric_min grown = {"eb_redis_gap_open_seconds", 1.0};
+    assert_true(run_until(t, metric_at_least, &grown, WAIT_MS));
+    assert_int_equal(metric(t, "eb_redis_gaps_total"), 0); /* not ended yet */
+
+    eb_fix_redis_restart(&t->redis);
+    const struct metric_min ended = {"eb_redis_gaps_total", 1};
+    assert_true(run_until(t, metric_at_least, &ended, WAIT_MS));
+    assert_int_equal(metric(t, "eb_redis_gap_open"), 0);
+    assert_int_equal(metric(t, "eb_redis_gap_open_seconds"), 0);
+    assert_true(metric(t, "eb_redis_gap_seconds_total") >= 1.0);
+    finish(t);
+}
+
+/* redis:// pointed at a TLS port: the hint is TLS, not the pub/sub output
+ * buffer of a slow subscriber. */
+static void test_tls_port_is_named_as_the_likely_cause(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start_tls(&t->redis);
+    start_source(t);
+    const struct metric_min retried = {"eb_redis_reconnects_total", 2};
+    assert_true(run_until(t, metric_at_least, &retried, WAIT_MS));
+    char line[4096];
+    assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
+    assert_non_null(strstr(line, "may expect TLS"));
+    assert_non_null(strstr(line, "\"setting\":\"redis.url\""));
+    assert_false(log_contains(t, "client-output-buffer-limit"));
+    assert_int_equal(t->states_seen[EB_REDIS_SUBSCRIBED], 0);
+    finish(t);
+}
+
+/* Lines at info or above that contain needle. */
+static int loud_lines(const struct t *t, const char *needle) {
+    FILE *f = fopen(t->log_path, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) && !strstr(line, "\"level\":\"debug\"");
+    fclose(f);
+    return n;
+}
+
+/* A failed connect once wrote four lines per attempt whose wording
+ * depended on the cause (state, failure, schedule, state), and none named
+ * the setting to fix. Now: one line, naming cause and redis.url, and the
+ * same cause repeated is held back. */
+static void test_failed_connect_is_one_line_naming_the_setting(void **state) {
+    struct t *t = *state;
+    t->redis.port = eb_fix_free_port();
+    start_source(t);
+    const struct metric_min retried = {"eb_redis_reconnects_total", 4};
+    assert_true(run_until(t, metric_at_least, &retried, WAIT_MS));
+    char line[4096];
+    assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
+    assert_non_null(strstr(line, "\"detail\":\"Connection refused\""));
+    assert_non_null(strstr(line, "\"setting\":\"redis.url\""));
+    assert_non_null(strstr(line, "\"retry_in_ms\":"));
+    /* Five attempts, both connections refused each time: one line. */
+    assert_int_equal(loud_lines(t, "redis connect failed"), 1);
+    assert_int_equal(loud_lines(t, "redis reconnect scheduled"), 0);
+    assert_int_equal(loud_lines(t, "\"to\":\"waiting\""), 0);
+    finish(t);
+}
+
+static void test_host_name_is_resolved_without_blocking(void **state) {
+    struct t *t = *state;
+    eb_fix_redis_start(&t->redis, fast_expiry);
+    t->conf.host = "localhost";
+    start_source(t);
+    wait_subscribed(t);
+    expire_key(t, "by-name");
+    wait_expired(t, "by-name");
+    finish(t);
+}
+
 static void test_subscriber_killed_by_server_reconnects(void **state) {
     struct t *t = *state;
     eb_fix_redis_start(&t->redis, fast_expiry);
@@ -687,7 +802,7 @@ static void test_subscriber_killed_by_server_reconnects(void **state) {
     assert_int_equal(eb_fix_redis_int(&t->redis, "CLIENT KILL TYPE pubsub"), 1);
     const struct metric_min one_gap = {"eb_redis_gaps_total", 1};
     assert_true(run_until(t, metric_at_least, &one_gap, WAIT_MS));
-    assert_true(log_contains(t, "redis connection lost (subscriber)"));
+    assert_true(log_contains(t, "\"msg\":\"redis connection lost\",\"connection\":\"subscriber\""));
     expire_key(t, "after-kill");
     wait_expired(t, "after-kill");
     finish(t);
@@ -710,7 +825,7 @@ static void test_heartbeat_detects_frozen_server_and_reconnects(void **state) {
     assert_true(detect_ms >= HB_TIMEOUT_MS - HB_INTERVAL_MS);
     /* Far below anything TCP keepalive could detect (15 s and more). */
     assert_true(detect_ms < HB_TIMEOUT_MS + 3000);
-    assert_true(log_contains(t, "\"msg\":\"redis connection dead\""));
+    assert_true(log_contains(t, "no heartbeat read for more than"));
 
     wait_subscribed(t);
     assert_int_equal(metric(t, "eb_redis_gaps_total"), 1);
@@ -746,7 +861,7 @@ static void test_connect_timeout_fires_on_a_hanging_connect(void **state) {
     start_source(t);
     const struct metric_min retried = {"eb_redis_reconnects_total", 1};
     bool ok = run_until(t, metric_at_least, &retried, WAIT_MS);
-    bool timed_out = log_contains(t, "\"msg\":\"redis connect timed out\"");
+    bool timed_out = log_contains(t, "\"cause\":\"connect timed out\"");
     finish(t);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
@@ -1033,9 +1148,14 @@ int main(void) {
         T(test_role_forbidden_falls_back_to_info_replication),
         T(test_auth_with_requirepass_subscribes),
         T(test_auth_with_acl_user_subscribes),
+        T(test_acl_user_without_password_subscribes),
         T(test_wrong_password_is_retried_and_never_logged),
         T(test_replica_is_refused_counted_and_retried),
         T(test_server_killed_and_restarted_resubscribes_and_counts_gap),
+        T(test_open_gap_is_visible_while_it_lasts),
+        T(test_tls_port_is_named_as_the_likely_cause),
+        T(test_failed_connect_is_one_line_naming_the_setting),
+        T(test_host_name_is_resolved_without_blocking),
         T(test_subscriber_killed_by_server_reconnects),
         T(test_heartbeat_detects_frozen_server_and_reconnects),
         T(test_connect_timeout_fires_on_a_hanging_connect),

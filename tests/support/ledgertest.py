@@ -3,6 +3,10 @@
 
   arm_spread()      arm N timers through FCALL eb1_arm, deadlines spread over
                     a window, pipelined; returns key -> deadline (ms)
+  arm_bulk()        the same for hundreds of thousands, through redis-cli --pipe
+  KeyCounter        a Kafka consumer that only counts messages per Kafka key
+                    (bursts too large to keep every message)
+  peak_rss_mb()     a process's peak resident set (VmHWM)
   TimerConsumer     a Kafka consumer that keeps every message with its
                     producer timestamp, and counts per timer key
   Tally             expected vs delivered, duplicates, lateness quantiles;
@@ -25,6 +29,22 @@ sys.path.insert(0, os.path.dirname(__file__))
 from ebtest import Consumer, bridge_config, wait_for  # noqa: E402
 
 LEDGER_PREFIX = "expiry-bridge:ledger:"
+
+
+def _sanitized():
+    """True when the bridge under test was built with EB_SANITIZE (its
+    memory figures then measure ASan, not the bridge)."""
+    try:
+        with open(os.path.join(os.environ.get("EB_BUILD_DIR", ""), "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("EB_SANITIZE:"):
+                    return line.split("=", 1)[1].strip() != ""
+    except OSError:
+        pass
+    return False
+
+
+SANITIZED = _sanitized()
 
 
 def ledger_key(route):
@@ -55,13 +75,14 @@ def wait_ledger_ready(bridge, timeout=20):
 
 
 def ledger_config(redis_port, brokers, route="orders", match="order:{id}", topic="orders",
-                  mode="armed", payload=None, extra="", ledger=FAST_LEDGER, stats="1s"):
+                  mode="armed", payload=None, extra="", ledger=FAST_LEDGER, stats="1s",
+                  queue=""):
     routes = '  - name: %s\n    match: "%s"\n    topic: %s\n    ledger: %s\n' % (
         route, match, topic, mode)
     if payload:
         routes += '    payload: "%s"\n' % payload
     return bridge_config(redis_port, brokers, routes, extra=ledger + extra, stats=stats,
-                         client=CLIENT)
+                         client=CLIENT, queue=queue)
 
 
 def arm_spread(client, n, first_s, span_s, key_fmt="order:%d", route="orders", payload=None,
@@ -92,6 +113,70 @@ def arm_spread(client, n, first_s, span_s, key_fmt="order:%d", route="orders", p
         for k, d in zip(keys[-rest:], pipe.execute()):
             out[k] = d
     return out
+
+
+def arm_bulk(port, n, first_ms, span_ms, key_fmt="order:%d", route="orders", tmpdir=None):
+    """Arm n timers (keys key_fmt % i) with FCALL eb1_arm, TTLs spread from
+    first_ms to first_ms + span_ms, written as RESP and sent with
+    `redis-cli --pipe` (a redis-py pipeline arms ~20k/s; this ~200k/s).
+    Returns how many Redis answered without error."""
+    import subprocess
+    import tempfile
+    lk = ledger_key(route).encode()
+
+    def bulk(b):
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+    head = b"*6\r\n" + bulk(b"FCALL") + bulk(b"eb1_arm") + bulk(b"2")
+    tail = bulk(lk)
+    with tempfile.NamedTemporaryFile(dir=tmpdir, suffix=".resp") as f:
+        for i in range(n):
+            ttl = first_ms + (span_ms * i // max(n - 1, 1))
+            f.write(head + bulk((key_fmt % i).encode()) + tail + bulk(str(ttl).encode()))
+        f.flush()
+        f.seek(0)
+        out = subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f,
+                             capture_output=True, text=True, timeout=300)
+    # "errors: 0, replies: 600000"
+    import re
+    m = re.search(r"errors: (\d+), replies: (\d+)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise AssertionError("redis-cli --pipe failed: %s %s" % (out.stdout, out.stderr))
+    return int(m.group(2)) - int(m.group(1))
+
+
+class KeyCounter(Consumer):
+    """ebtest's Consumer that keeps no message: it counts them per Kafka key
+    (the route's default key is the timer key) and per data.delivery, so a
+    burst of hundreds of thousands fits in a test's memory."""
+
+    def __init__(self, bootstrap, topics):
+        super().__init__(bootstrap, topics, group="keycounter-" + uuid.uuid4().hex[:8])
+        self.counts = {}
+        self.total = 0
+
+    def poll_once(self, timeout=0.2):
+        batch = self.consumer.consume(5000, timeout)
+        n = 0
+        for m in batch:
+            if m.error():
+                continue
+            k = m.key()
+            self.counts[k] = self.counts.get(k, 0) + 1
+            n += 1
+        self.total += n
+        return n
+
+    def until(self, cond, timeout, what):
+        wait_for(lambda: self.poll_once(0.1) >= 0 and cond(), timeout, interval=0, what=what)
+
+
+def peak_rss_mb(pid):
+    """The process's peak resident set so far (VmHWM), in MiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmHWM for pid %d" % pid)
 
 
 def deadline_ms(text):

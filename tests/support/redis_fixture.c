@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +79,17 @@ static bool exited(struct eb_fix_redis *r) {
     return false;
 }
 
+/* True when something accepts TCP connections on 127.0.0.1:port. */
+static bool port_accepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 static void spawn(struct eb_fix_redis *r) {
     char port[16], logfile[4096], pidfile[4096];
     snprintf(port, sizeof(port), "%d", r->port);
@@ -91,7 +105,11 @@ static void spawn(struct eb_fix_redis *r) {
     }
     argv[n++] = "redis-server";
     argv[n++] = "--port";
-    argv[n++] = port;
+    argv[n++] = r->tls ? "0" : port;
+    if (r->tls) {
+        argv[n++] = "--tls-port";
+        argv[n++] = port;
+    }
     argv[n++] = "--bind";
     argv[n++] = "127.0.0.1";
     argv[n++] = "--save";
@@ -121,7 +139,7 @@ static bool ready_or_dead(void *arg) {
         a->died = true;
         return true;
     }
-    return eb_fix_redis_ping(a->r);
+    return a->r->tls ? port_accepts(a->r->port) : eb_fix_redis_ping(a->r);
 }
 
 /* Start and wait for PING. Returns false when the server exited at once
@@ -169,6 +187,24 @@ void eb_fix_redis_start(struct eb_fix_redis *r, const char *const *extra_args) {
     start_with(r, NULL, extra_args);
 }
 
+void eb_fix_redis_start_tls(struct eb_fix_redis *r) {
+    char *dir = eb_fix_tempdir("eb-redis-tls");
+    char cmd[9000], cert[4200], key[4200];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+             "-keyout %s -out %s >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0)
+        redis_fail(r, "openssl could not make a test certificate");
+    const char *pre[] = {"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file",
+                         cert, "--tls-auth-clients", "no", NULL};
+    r->tls = true;
+    r->certs_dir = dir;
+    start_with(r, pre, NULL);
+}
+
 void eb_fix_redis_start_replica(struct eb_fix_redis *r, const struct eb_fix_redis *master,
                                 const char *const *extra_args) {
     char mport[16];
@@ -212,6 +248,11 @@ void eb_fix_redis_stop(struct eb_fix_redis *r) {
         eb_fix_rmtree(r->dir);
         free(r->dir);
         r->dir = NULL;
+    }
+    if (r->certs_dir) {
+        eb_fix_rmtree(r->certs_dir);
+        free(r->certs_dir);
+        r->certs_dir = NULL;
     }
     for (int i = 0; i < r->nargs; i++)
         free(r->args[i]);

@@ -30,6 +30,8 @@ struct eb_fix_redis {
     char *dir;                         /* temp dir (redis.log, pidfile) */
     char *args[EB_FIX_REDIS_MAX_ARGS]; /* extra server args, kept for restart */
     int nargs;
+    bool tls;        /* TLS only (eb_fix_redis_start_tls): no plaintext port */
+    char *certs_dir; /* its throwaway certificate, removed with the server */
     char user[64]; /* how the fixture's own client logs in */
     char password[128];
     struct redisContext *client; /* the fixture's own client, lazily connected */
@@ -45,6 +47,13 @@ void eb_fix_redis_start(struct eb_fix_redis *r, const char *const *extra_args);
 /* Start r as a replica of master (`--replicaof 127.0.0.1 <master port>`). */
 void eb_fix_redis_start_replica(struct eb_fix_redis *r, const struct eb_fix_redis *master,
                                 const char *const *extra_args);
+
+/* Start redis-server speaking TLS only on its port (`--port 0 --tls-port
+ * P`), with a throwaway self-signed certificate made by openssl in its dir
+ * and `--tls-auth-clients no`: what a plaintext client meets when redis.url
+ * says redis:// for a TLS server. Ready when the port accepts; the fixture's
+ * own client (plaintext) cannot talk to it. */
+void eb_fix_redis_start_tls(struct eb_fix_redis *r);
 
 /* Start the server again, on the same port with the same arguments, after
  * eb_fix_redis_kill9() or eb_fix_redis_crash_stop(). Runtime config (CONFIG

@@ -61,7 +61,7 @@ static void test_ledger_scan_pattern_escapes_glob_characters(void **state) {
     eb_buf_free(&b);
 }
 
-static void test_ledger_payload_json_text_is_embedded_as_it_is(void **state) {
+static void test_ledger_payload_json_text_is_embedded_as_json(void **state) {
     struct eb_ledger_bytes v[] = {B("{\"order\":7,\"lines\":[1,2]}")};
     bool e;
     assert_string_equal(payload("string", v, 1, &e), "{\"order\":7,\"lines\":[1,2]}");
@@ -69,7 +69,69 @@ static void test_ledger_payload_json_text_is_embedded_as_it_is(void **state) {
     struct eb_ledger_bytes n[] = {B("42")}, s[] = {B("\"x\"")}, w[] = {B(" [true] ")};
     assert_string_equal(payload("string", n, 1, NULL), "42");
     assert_string_equal(payload("string", s, 1, NULL), "\"x\"");
-    assert_string_equal(payload("string", w, 1, NULL), " [true] ");
+    assert_string_equal(payload("string", w, 1, NULL), "[true]");
+}
+
+/* json.dumps(..., indent=2): the Kafka value must stay one compact line
+ * (docs/event.md), whatever whitespace the application stored. */
+static void test_ledger_payload_json_with_newlines_is_embedded_compact(void **state) {
+    struct eb_ledger_bytes v[] = {B("{\n  \"order\": 7,\n  \"lines\": [\n    1,\r\n\t2\n  ]\n}\n")};
+    bool e;
+    assert_string_equal(payload("string", v, 1, &e), "{\"order\":7,\"lines\":[1,2]}");
+    assert_true(e);
+}
+
+static void test_ledger_payload_json_keeps_whitespace_inside_strings(void **state) {
+    struct eb_ledger_bytes v[] = {B("{ \"a b\" : \" x \\\" \\n y \" , \"c\" : [ \"\\\\\" , \" \" ] }")};
+    assert_string_equal(payload("string", v, 1, NULL),
+                        "{\"a b\":\" x \\\" \\n y \",\"c\":[\"\\\\\",\" \"]}");
+}
+
+/* True when position i of the JSON text p falls inside a string; *escape
+ * when it falls between a backslash and the character it escapes. */
+static bool inside_string(const char *p, size_t i, bool *escape) {
+    bool inside = false;
+    *escape = false;
+    for (size_t j = 0; j < i; j++) {
+        if (inside && p[j] == '\\') {
+            *escape = j + 1 == i;
+            j++;
+        } else if (p[j] == '"') {
+            inside = !inside;
+        }
+    }
+    return inside;
+}
+
+/* Whitespace at every split point of a JSON text: between tokens it goes
+ * (newlines and tabs too), inside a string it stays, and a split literal
+ * (tr ue, -2. 5) is no longer JSON and is embedded as a JSON string. */
+static void test_ledger_payload_json_compact_at_every_split_point(void **state) {
+    static const char compact[] = "{\"k\":[1,{\"s\":\"a\\\"b c\"},true,null,-2.5e3],\"t\":\"\"}";
+    const size_t n = sizeof(compact) - 1;
+    for (size_t i = 0; i <= n; i++) {
+        bool escape;
+        bool inside = inside_string(compact, i, &escape);
+        /* Raw newlines are not allowed in a JSON string: spaces there. */
+        const char *ws = inside ? "  " : " \n\t\r ";
+        size_t wn = strlen(ws);
+        char in[sizeof(compact) + 8];
+        memcpy(in, compact, i);
+        memcpy(in + i, ws, wn);
+        memcpy(in + i + wn, compact + i, n - i + 1);
+        struct eb_ledger_bytes v[] = {{in, n + wn}};
+        bool e;
+        const char *got = payload("string", v, 1, &e);
+        assert_true(e);
+        if (got[0] == '"') {
+            /* Only a split literal, number or escape turns it into text. */
+            assert_true(escape || (!inside && i > 0 && i < n &&
+                                   strchr("truenl-2.5e3", compact[i - 1]) &&
+                                   strchr("truenl-2.5e3", compact[i])));
+            continue;
+        }
+        assert_string_equal(got, inside ? in : compact);
+    }
 }
 
 static void test_ledger_payload_other_text_becomes_a_json_string(void **state) {
@@ -151,7 +213,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ledger_key_is_prefix_plus_hash_tagged_route),
         cmocka_unit_test(test_ledger_scan_pattern_escapes_glob_characters),
-        cmocka_unit_test(test_ledger_payload_json_text_is_embedded_as_it_is),
+        cmocka_unit_test(test_ledger_payload_json_text_is_embedded_as_json),
+        cmocka_unit_test(test_ledger_payload_json_with_newlines_is_embedded_compact),
+        cmocka_unit_test(test_ledger_payload_json_keeps_whitespace_inside_strings),
+        cmocka_unit_test(test_ledger_payload_json_compact_at_every_split_point),
         cmocka_unit_test(test_ledger_payload_other_text_becomes_a_json_string),
         cmocka_unit_test(test_ledger_payload_deeper_than_the_encoder_allows_becomes_a_string),
         cmocka_unit_test(test_ledger_payload_binary_string_is_base64),

@@ -1,0 +1,506 @@
+/* ledger_claims.c -- a timer's round trip through the bridge: claimed in
+ * Redis (eb1_claim for a live expiry; the sweep's eb1_collect comes back
+ * here too), handed to the pipeline with its deadline and payload, its
+ * claim renewed while Kafka has not confirmed it (eb1_renew), and
+ * acknowledged once Kafka did (eb1_ack), which removes the entry.
+ *
+ * Claims and acknowledgements are batched: what one turn of the event loop
+ * collects (a burst of expiries, a burst of delivery reports) becomes one
+ * FCALL per (ledger, database) -- Redis runs one Lua call instead of one
+ * per timer.
+ *
+ * @locality loop thread only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "core/clock.h"
+#include "ledger/ledger_internal.h"
+
+/* Timers per eb1_ack / eb1_claim: one burst of delivery reports or of
+ * expiries rarely holds more, and one call stays well under a millisecond
+ * of Redis time. */
+#define ACK_BATCH   256
+#define CLAIM_BATCH 256
+
+/* Members per eb1_renew call: one call stays well under a millisecond of
+ * Redis time. */
+#define RENEW_BATCH 500
+
+/* ------------------------------------------------------------------------
+ * Producing a claimed timer
+ * --------------------------------------------------------------------- */
+
+void eb_ledger_claims_payload_key(eb_ledger_t *l, eb_ledger_ticket_t *t, size_t route) {
+    if (route >= l->nroutes || !l->routes[route].cfg->payload || !l->payload_router)
+        return;
+    struct eb_match m;
+    t->has_payload = true;
+    if (!eb_router_match(l->payload_router, t->key, t->key_len, EB_EVENT_EXPIRED_ID, &m) ||
+        m.rule != route)
+        return;
+    eb_buf_reset(&l->pbuf);
+    eb_router_render_key(l->payload_router, &m, t->key, t->key_len, t->db, "expired", &l->pbuf);
+    if (!eb_buf_ok(&l->pbuf))
+        return;
+    t->pkey = malloc(l->pbuf.len + 1);
+    if (!t->pkey)
+        return;
+    memcpy(t->pkey, l->pbuf.data, l->pbuf.len);
+    t->pkey_len = l->pbuf.len;
+}
+
+/* The payload part of a claim reply (kind, values...) as JSON into l->jbuf;
+ * false when there was none to embed (null). */
+static bool payload_json(eb_ledger_t *l, const redisReply *const *vals, size_t nvals) {
+    struct eb_ledger_bytes b[64], *vb = b;
+    const char *kind = "missing";
+    size_t n = 0;
+    if (nvals >= 1 && vals[0]->type == REDIS_REPLY_STRING) {
+        kind = vals[0]->str;
+        n = nvals - 1;
+    }
+    if (n > sizeof(b) / sizeof(b[0]) && !(vb = calloc(n, sizeof(*vb))))
+        n = 0, kind = "missing", vb = b;
+    for (size_t i = 0; i < n; i++) {
+        vb[i].p = vals[i + 1]->str ? vals[i + 1]->str : "";
+        vb[i].len = vals[i + 1]->str ? vals[i + 1]->len : 0;
+    }
+    eb_buf_reset(&l->jbuf);
+    bool embedded = eb_ledger_payload_json(&l->jbuf, kind, vb, n);
+    if (vb != b)
+        free(vb);
+    return embedded;
+}
+
+/* Hand a claimed timer to the pipeline. vals: the payload part of the
+ * reply. The ticket may be gone when this returns. */
+static void emit(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *const *vals,
+                 size_t nvals) {
+    struct eb_ledger_timer tm = {
+        .db = t->db,
+        .key = t->key,
+        .key_len = t->key_len,
+        .delivery = t->recovered ? EB_DELIVERY_RECOVERED : EB_DELIVERY_LIVE,
+        .deadline_ms = t->deadline_ms,
+        .has_payload = t->has_payload,
+        .recv_mono_ns = t->recv_mono_ns,
+        .recv_real_us = t->recv_real_us,
+        .ticket = t,
+    };
+    if (t->has_payload) {
+        if (!payload_json(l, vals, nvals))
+            eb_metrics_inc(t->ls->payload_missing);
+        else if (eb_buf_ok(&l->jbuf)) {
+            tm.payload_json = l->jbuf.data;
+            tm.payload_len = l->jbuf.len;
+        }
+    }
+    t->state = T_PRODUCING;
+    t->claimed_ns = eb_mono_ns();
+    if (!t->recv_mono_ns) {
+        t->recv_mono_ns = tm.recv_mono_ns = t->claimed_ns;
+        t->recv_real_us = tm.recv_real_us = eb_real_us();
+    }
+    l->emit(&tm, l->emit_opaque);
+}
+
+/* ------------------------------------------------------------------------
+ * Batches: one FCALL per (ledger, database)
+ * --------------------------------------------------------------------- */
+
+static int cmp_ticket(const void *a, const void *b) {
+    const eb_ledger_ticket_t *x = *(eb_ledger_ticket_t *const *)a;
+    const eb_ledger_ticket_t *y = *(eb_ledger_ticket_t *const *)b;
+    if (x->ls != y->ls)
+        return (uintptr_t)x->ls < (uintptr_t)y->ls ? -1 : 1;
+    return (x->db > y->db) - (x->db < y->db);
+}
+
+/* One call of send per run of ts[0..n) that shares a ledger and a database
+ * (one FCALL names one ledger key, and runs in one database), at most max
+ * tickets each. Sorts ts. */
+static void send_batches(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n, size_t max,
+                         void (*send)(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n)) {
+    qsort(ts, n, sizeof(*ts), cmp_ticket);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && j - i < max && ts[j]->ls == ts[i]->ls && ts[j]->db == ts[i]->db)
+            j++;
+        send(l, ts + i, j - i);
+        i = j;
+    }
+}
+
+/* The head eb1_ack and eb1_claim share: the ledger key and the payload
+ * keys of ts[0..n) that have one (key slots 2, 3, ... in ts order), then
+ * arg. The caller appends one group per timer. */
+static void batch_head(struct eb_redis_argv *a, const char *fn, eb_ledger_ticket_t *const *ts,
+                       size_t n, int64_t arg) {
+    size_t npk = 0;
+    for (size_t i = 0; i < n; i++)
+        npk += ts[i]->pkey != NULL;
+    eb_ledger_fcall_head(a, fn, 1 + npk, ts[0]->ls);
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i]->pkey)
+            eb_redis_argv_add_bytes(a, ts[i]->pkey, ts[i]->pkey_len);
+    }
+    eb_redis_argv_add_i64(a, arg);
+}
+
+/* Send a batch built on batch_head() (freed here) for ts[0..n), which then
+ * belong to the request, in state st. False when nothing was sent: the
+ * caller still holds the tickets. */
+static bool batch_send(eb_ledger_t *l, eb_ledger_reply_fn *done, struct eb_redis_argv *a,
+                       eb_ledger_ticket_t **ts, size_t n, enum tstate st) {
+    eb_ledger_ticket_t **owned = malloc(n * sizeof(*owned));
+    if (!owned) {
+        eb_redis_argv_free(a);
+        return false;
+    }
+    struct lreq *r = eb_ledger_send(l, done, ts[0]->db, a);
+    if (!r) {
+        free(owned);
+        return false;
+    }
+    memcpy(owned, ts, n * sizeof(*owned));
+    r->ts = owned;
+    r->nts = n;
+    for (size_t i = 0; i < n; i++)
+        ts[i]->state = st;
+    return true;
+}
+
+/* Add t to q in state st; the first push schedules q's timer for the next
+ * turn of the loop. */
+static void tqueue_push(struct tqueue *q, eb_ledger_ticket_t *t, enum tstate st) {
+    static const struct timeval zero = {0, 0};
+    t->state = st;
+    t->wnext = q->head;
+    q->head = t;
+    if (q->n++ == 0)
+        evtimer_add(q->ev, &zero);
+}
+
+/* Empty q. Connected: its tickets as an array (*n of them; free it), links
+ * cleared. Not connected, or out of memory: NULL, and each ticket went to
+ * fallback instead. */
+static eb_ledger_ticket_t **tqueue_take(eb_ledger_t *l, struct tqueue *q, size_t *n,
+                                        void (*fallback)(eb_ledger_t *l, eb_ledger_ticket_t *t)) {
+    eb_ledger_ticket_t *t = q->head;
+    *n = q->n;
+    q->head = NULL;
+    q->n = 0;
+    eb_ledger_ticket_t **ts = l->link.ready ? malloc((*n ? *n : 1) * sizeof(*ts)) : NULL;
+    for (size_t m = 0; t; m++) {
+        eb_ledger_ticket_t *next = t->wnext;
+        t->wnext = NULL;
+        if (ts)
+            ts[m] = t;
+        else
+            fallback(l, t);
+        t = next;
+    }
+    return ts;
+}
+
+/* ------------------------------------------------------------------------
+ * Acknowledgements
+ * --------------------------------------------------------------------- */
+
+/* Redis is away: keep it for the next connection (the ticket stays in the
+ * table, so the sweep does not claim it again meanwhile). */
+static void ack_park(eb_ledger_t *l, eb_ledger_ticket_t *t) {
+    t->state = T_ACK_WAIT;
+    t->wnext = l->link.ack_wait;
+    l->link.ack_wait = t;
+}
+
+/* Acknowledgements wait at most one turn of the loop, so that one burst of
+ * delivery reports becomes one FCALL per (ledger, db). */
+static void ack_queue(eb_ledger_t *l, eb_ledger_ticket_t *t) {
+    tqueue_push(&l->acks, t, T_ACK_QUEUED);
+}
+
+static void on_del_payload(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
+    if (!r)
+        ack_park(l, req->t); /* the connection is going away */
+    else
+        eb_ledger_tickets_free(l, req->t);
+}
+
+/* A timer without a ledger entry: only its payload to delete. */
+static void ack_del_payload(eb_ledger_t *l, eb_ledger_ticket_t *t) {
+    struct lreq *r = NULL;
+    if (l->link.ready) {
+        struct eb_redis_argv a;
+        eb_redis_argv_init(&a);
+        eb_redis_argv_add_str(&a, "DEL");
+        eb_redis_argv_add_bytes(&a, t->pkey, t->pkey_len);
+        r = eb_ledger_send(l, on_del_payload, t->db, &a);
+    }
+    if (!r) {
+        ack_park(l, t);
+        return;
+    }
+    r->t = t;
+    t->state = T_ACKING;
+}
+
+static void ack_result(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *r,
+                       const char *detail) {
+    long long v;
+    enum ack_result res = ACK_ERROR;
+    if (r && eb_redis_reply_int(r, &v))
+        res = v == 1 ? ACK_REMOVED : v == 2 ? ACK_REARMED : ACK_GONE;
+    eb_metrics_inc(t->ls->acks[res]);
+    if (res == ACK_REMOVED)
+        l->total_acked++;
+    if (res == ACK_ERROR && eb_ledger_log_allow(l, LOGSLOT_ACK))
+        eb_log(l->log, EB_LOG_ERROR,
+               "ledger: acknowledgement refused; the timer stays in the ledger and will be "
+               "delivered again",
+               eb_lf_str("route", t->ls->route), eb_lf_bytes("key", t->key, t->key_len),
+               eb_lf_str("detail", detail));
+    eb_ledger_tickets_free(l, t);
+}
+
+static void on_acks(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
+    bool ok = r && !eb_redis_reply_is_error(r) && r->type == REDIS_REPLY_ARRAY &&
+              r->elements == req->nts;
+    for (size_t i = 0; i < req->nts; i++) {
+        if (!r)
+            ack_park(l, req->ts[i]);
+        else
+            ack_result(l, req->ts[i], ok ? r->element[i] : NULL, eb_ledger_reply_error(r));
+    }
+}
+
+/* One FCALL eb1_ack for ts[0..n) (one ledger, one db): remember_ms, then
+ * (member, deadline, payload slot or 0) per timer. */
+static void ack_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
+    struct eb_redis_argv a;
+    batch_head(&a, "eb1_ack", ts, n, l->remember_ms);
+    for (size_t i = 0, slot = 2; i < n; i++) {
+        eb_redis_argv_add_bytes(&a, ts[i]->key, ts[i]->key_len);
+        eb_redis_argv_add_i64(&a, ts[i]->deadline_ms);
+        eb_redis_argv_add_size(&a, ts[i]->pkey ? slot++ : 0);
+    }
+    if (!batch_send(l, on_acks, &a, ts, n, T_ACKING)) {
+        for (size_t i = 0; i < n; i++)
+            ack_park(l, ts[i]);
+    }
+}
+
+/* Send what ack_queue() collected. @locality loop thread (libevent timer). */
+void eb_ledger_claims_on_ack_timer(evutil_socket_t fd, short what, void *arg) {
+    eb_ledger_t *l = arg;
+    size_t n, m = 0;
+    /* Not connected: parked, sent when the ledger is back. */
+    eb_ledger_ticket_t **all = tqueue_take(l, &l->acks, &n, ack_park);
+    if (!all)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i]->deadline_ms < 0)
+            ack_del_payload(l, all[i]);
+        else
+            all[m++] = all[i];
+    }
+    send_batches(l, all, m, ACK_BATCH, ack_batch);
+    free(all);
+}
+
+void eb_ledger_claims_flush_acks(eb_ledger_t *l) {
+    eb_ledger_ticket_t *t = l->link.ack_wait;
+    l->link.ack_wait = NULL;
+    while (t) {
+        eb_ledger_ticket_t *next = t->wnext;
+        t->wnext = NULL;
+        ack_queue(l, t);
+        t = next;
+    }
+}
+
+void eb_ledger_done(eb_ledger_t *l, eb_ledger_ticket_t *t, bool delivered) {
+    if (!t)
+        return;
+    if (!delivered) {
+        /* Its claim runs out after claim_ttl; then the sweep retries. */
+        eb_ledger_tickets_free(l, t);
+        return;
+    }
+    if (t->recovered) {
+        eb_metrics_inc(t->ls->recovered);
+        l->total_recovered++;
+    }
+    if (t->deadline_ms < 0 && !t->pkey) {
+        eb_ledger_tickets_free(l, t);
+        return;
+    }
+    ack_queue(l, t);
+}
+
+/* ------------------------------------------------------------------------
+ * Claims
+ * --------------------------------------------------------------------- */
+
+/* Payload part of a claim reply: elements from index 2 on. */
+static void claim_payload(const redisReply *r, const redisReply *const **vals, size_t *n) {
+    *vals = r->elements > 2 ? (const redisReply *const *)r->element + 2 : NULL;
+    *n = r->elements > 2 ? r->elements - 2 : 0;
+}
+
+int eb_ledger_claims_status(const redisReply *r, int64_t *deadline) {
+    long long v;
+    if (eb_redis_reply_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        !eb_redis_reply_int(r->element[0], &v) || v < 0 || v >= ST_ERROR)
+        return ST_ERROR;
+    long long d = -1;
+    if (r->elements >= 2)
+        eb_redis_reply_int(r->element[1], &d);
+    *deadline = d;
+    return (int)v;
+}
+
+void eb_ledger_claims_on_claim(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *r,
+                               bool collect) {
+    if (!r) {
+        eb_ledger_tickets_free(l, t); /* the entry stays: a later sweep takes it */
+        return;
+    }
+    int64_t dl = -1;
+    int st = eb_ledger_claims_status(r, &dl);
+    eb_metrics_inc(t->ls->claims[collect ? PATH_SWEEP : PATH_LIVE][st]);
+    if (st == ST_ERROR) {
+        if (eb_ledger_log_allow(l, collect ? LOGSLOT_COLLECT : LOGSLOT_CLAIM))
+            eb_log(l->log, EB_LOG_ERROR, "ledger: claim refused by redis",
+                   eb_lf_str("route", t->ls->route), eb_lf_bytes("key", t->key, t->key_len),
+                   eb_lf_str("detail", eb_ledger_reply_error(r)));
+        eb_ledger_library_missing(l, r);
+        eb_ledger_tickets_free(l, t);
+        return;
+    }
+    if (st == ST_OWED || (st == ST_UNKNOWN && !collect)) {
+        const redisReply *const *vals;
+        size_t n;
+        t->deadline_ms = st == ST_OWED ? dl : -1;
+        claim_payload(r, &vals, &n);
+        emit(l, t, vals, n);
+        return;
+    }
+    eb_ledger_tickets_free(l, t);
+}
+
+static void on_claims(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
+    bool ok = r && !eb_redis_reply_is_error(r) && r->type == REDIS_REPLY_ARRAY &&
+              r->elements == req->nts;
+    for (size_t i = 0; i < req->nts; i++)
+        eb_ledger_claims_on_claim(l, req->ts[i], !r ? NULL : ok ? r->element[i] : r, false);
+}
+
+/* One FCALL eb1_claim for ts[0..n) (one ledger, one db): claim_ttl_ms,
+ * then (member, payload slot or 0) per timer. */
+static void claim_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
+    struct eb_redis_argv a;
+    batch_head(&a, "eb1_claim", ts, n, l->claim_ttl_ms);
+    for (size_t i = 0, slot = 2; i < n; i++) {
+        eb_redis_argv_add_bytes(&a, ts[i]->key, ts[i]->key_len);
+        eb_redis_argv_add_size(&a, ts[i]->pkey ? slot++ : 0);
+    }
+    if (!batch_send(l, on_claims, &a, ts, n, T_CLAIMING)) {
+        for (size_t i = 0; i < n; i++)
+            eb_ledger_tickets_free(l, ts[i]); /* the entries stay: a later sweep takes them */
+    }
+}
+
+/* Not connected when the claims were to go: the entries stay, left to the
+ * sweep. */
+static void claim_skip(eb_ledger_t *l, eb_ledger_ticket_t *t) {
+    eb_metrics_inc(l->m_skipped);
+    eb_ledger_tickets_free(l, t);
+}
+
+/* Send what eb_ledger_on_expired() collected during one turn of the loop:
+ * Redis expires keys in bursts, and one FCALL per burst costs it a
+ * fraction of one per timer. @locality loop thread (libevent timer). */
+void eb_ledger_claims_on_claim_timer(evutil_socket_t fd, short what, void *arg) {
+    eb_ledger_t *l = arg;
+    size_t n;
+    eb_ledger_ticket_t **ts = tqueue_take(l, &l->claims, &n, claim_skip);
+    if (!ts)
+        return;
+    send_batches(l, ts, n, CLAIM_BATCH, claim_batch);
+    free(ts);
+}
+
+void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notification *n) {
+    if (l->stopped || route >= l->nroutes || !l->routes[route].active)
+        return;
+    struct lroute *lr = &l->routes[route];
+    if (!l->link.ready) {
+        eb_metrics_inc(l->m_skipped);
+        return;
+    }
+    if (eb_ledger_tickets_find(l, lr->ls, n->db, n->key, n->key_len))
+        return; /* this bridge holds it already (its sweep is collecting it) */
+    if (lr->ledgered && !eb_ledger_tickets_room(l)) {
+        /* The bound: the entry stays in Redis, unclaimed, for the sweep. A
+         * route without a ledger (a payload only) has no entry to fall back
+         * on, so it is not held back here: Kafka's queue bound drops what
+         * it cannot hold, counted and logged, as for any route. */
+        eb_ledger_tickets_defer(l, lr->ls, "live");
+        return;
+    }
+    eb_ledger_ticket_t *t = eb_ledger_tickets_new(l, lr->ls, n->db, n->key, n->key_len);
+    if (!t)
+        return; /* out of memory: the sweep will deliver it */
+    t->recv_mono_ns = n->recv_mono_ns;
+    t->recv_real_us = n->recv_real_us;
+    eb_ledger_claims_payload_key(l, t, route);
+    tqueue_push(&l->claims, t, T_CLAIM_QUEUED);
+}
+
+/* ------------------------------------------------------------------------
+ * Claim renewals
+ * --------------------------------------------------------------------- */
+
+static void on_renew(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
+}
+
+/* One FCALL eb1_renew for ts[0..n) (one ledger, one db): claim_ttl_ms,
+ * then the members. */
+static void renew_batch(eb_ledger_t *l, eb_ledger_ticket_t **ts, size_t n) {
+    struct eb_redis_argv a;
+    eb_ledger_fcall_head(&a, "eb1_renew", 1, ts[0]->ls);
+    eb_redis_argv_add_i64(&a, l->claim_ttl_ms);
+    for (size_t i = 0; i < n; i++)
+        eb_redis_argv_add_bytes(&a, ts[i]->key, ts[i]->key_len);
+    (void)eb_ledger_send(l, on_renew, ts[0]->db, &a);
+}
+
+/* Every claim_ttl/3: extend the claims of timers Kafka has not confirmed
+ * yet, so an outage longer than a claim does not hand them to another
+ * replica. @locality loop thread (libevent timer). */
+void eb_ledger_claims_on_renew_timer(evutil_socket_t fd, short what, void *arg) {
+    eb_ledger_t *l = arg;
+    if (!l->link.ready || !l->ntickets)
+        return;
+    int64_t now = eb_mono_ns(), age = (int64_t)l->claim_ttl_ms * 1000000 / 3;
+    eb_ledger_ticket_t **due = malloc(l->ntickets * sizeof(*due));
+    size_t n = 0;
+    if (!due)
+        return;
+    for (size_t b = 0; b < l->nbuckets; b++) {
+        for (eb_ledger_ticket_t *t = l->buckets[b]; t; t = t->hnext) {
+            if (t->state == T_PRODUCING && t->deadline_ms >= 0 && now - t->claimed_ns >= age &&
+                n < l->ntickets) {
+                t->claimed_ns = now;
+                due[n++] = t;
+            }
+        }
+    }
+    send_batches(l, due, n, RENEW_BATCH, renew_batch);
+    free(due);
+}
