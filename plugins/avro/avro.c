@@ -59,7 +59,7 @@ static const char schema_head[] =
 
 struct avro_enc {
     const struct eb_plugin_host *h;
-    char *instance;
+    const eb_plugin_ctx_t *ctx; /* the registry thread logs with it; valid until destroy returns */
     char *registry_url, *subject;
     char **fields;
     size_t nfields;
@@ -84,7 +84,6 @@ static void enc_free(struct avro_enc *a) {
         avro_value_iface_decref(a->iface);
     if (a->schema)
         avro_schema_decref(a->schema);
-    free(a->instance);
     free(a->registry_url);
     free(a->subject);
     ebp_settings_strings_free(a->fields);
@@ -191,28 +190,29 @@ err_free:
     return NULL;
 }
 
-static int enc_check(const struct eb_plugin_host *h, const eb_plugin_settings_t *settings) {
+static int enc_check(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
+                     const eb_plugin_settings_t *settings) {
+    (void)ctx;
     struct avro_enc *a = enc_parse(h, settings);
     enc_free(a);
     return a ? 0 : -1;
 }
 
-static int enc_init(const struct eb_plugin_host *h, const char *instance,
+static int enc_init(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
                     const eb_plugin_settings_t *settings, void **state, char *errstr,
                     size_t errstr_size) {
     struct avro_enc *a = enc_parse(h, settings);
     if (!a)
         return -1;
-    a->instance = strdup(instance);
+    a->ctx = ctx;
     a->iface = avro_generic_class_from_schema(a->schema);
-    if (!a->instance || !a->iface || avro_generic_value_new(a->iface, &a->rec) != 0) {
+    if (!a->iface || avro_generic_value_new(a->iface, &a->rec) != 0) {
         snprintf(errstr, errstr_size, "cannot set up the Avro record: %s", avro_strerror());
         enc_free(a);
         return -1;
     }
     a->rec_ok = true;
-    a->reg = registry_start(h, a->instance, a->registry_url, a->subject, a->schema_json,
-                            a->timeout_ms);
+    a->reg = registry_start(h, ctx, a->registry_url, a->subject, a->schema_json, a->timeout_ms);
     if (!a->reg) {
         snprintf(errstr, errstr_size, "cannot start the schema registry thread");
         enc_free(a);

@@ -113,14 +113,15 @@ static int named_parse(const struct eb_plugin_host *h, const eb_plugin_settings_
         const char *name = h->settings_key(map, i);
         const eb_plugin_settings_t *val = h->settings_item(map, i);
         if (fields && (reserved_field(name) || strlen(name) > 128)) {
-            ebp_settings_errorf(h, val, "'%.64s' is a member data already has (or longer than "
-                                        "128 bytes); expected another field name", name);
+            ebp_settings_key_errorf(h, map, i, "'%.64s' is a member data already has (or longer "
+                                               "than 128 bytes); expected another field name",
+                                    name);
             bad = 1;
             continue;
         }
         if (!fields && (strcasecmp(name, "content-type") == 0 || strncasecmp(name, "ce_", 3) == 0)) {
-            ebp_settings_errorf(h, val, "content-type and ce_* belong to the format; expected "
-                                        "another header name");
+            ebp_settings_key_errorf(h, map, i, "content-type and ce_* belong to the format; "
+                                               "expected another header name");
             bad = 1;
             continue;
         }

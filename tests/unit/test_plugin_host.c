@@ -21,6 +21,7 @@
 
 #include "config/config.h"
 #include "core/event.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "core/notify.h"
 #include "plugin/plugin_host.h"
@@ -41,14 +42,29 @@ struct fx {
     "redis:\n  url: redis://localhost\nkafka:\n  brokers: localhost:9092\n"                        \
     "plugin_dir: ${EB_TEST_PLUGIN_DIR}\nplugins:\n"
 
-static struct eb_config *load(const char *yaml) {
+static struct eb_config *load_with(eb_plugin_loader_t *l, const char *yaml) {
     struct eb_config_checks checks = {.plugins = eb_plugin_loader_check_config,
-                                      .plugins_opaque = loader};
+                                      .plugins_opaque = l};
     struct eb_config *cfg = NULL;
     if (eb_config_load_string(yaml, strlen(yaml), "t.yaml", &checks, &cfg, errbuf,
                               sizeof(errbuf)) != 0)
         fail_msg("config does not load:\n%s", errbuf);
     return cfg;
+}
+
+static struct eb_config *load(const char *yaml) {
+    return load_with(loader, yaml);
+}
+
+/* The error a config that must not load gives (errbuf). */
+static const char *load_err(const char *yaml) {
+    struct eb_config_checks checks = {.plugins = eb_plugin_loader_check_config,
+                                      .plugins_opaque = loader};
+    struct eb_config *cfg = NULL;
+    if (eb_config_load_string(yaml, strlen(yaml), "t.yaml", &checks, &cfg, errbuf,
+                              sizeof(errbuf)) == 0)
+        fail_msg("config loads but must not:\n%s", yaml);
+    return errbuf;
 }
 
 /* One route "r" (match "order:{tenant}:{id}", topic "orders") through the
@@ -295,6 +311,67 @@ static void test_plugin_host_avro_fails_events_until_the_schema_id_is_known(void
     fx_teardown(&f);
 }
 
+/* ---- the host's context ------------------------------------------------ */
+
+#define LOGGER(name, settings)                                                                     \
+    HEAD "  - name: " name "\n    path: ${EB_TEST_BAD_PLUGIN_DIR}/logger.so\n    settings: "       \
+         settings "\nroutes:\n  - name: r\n    match: \"order:{id}\"\n    topic: orders\n"         \
+         "    plugins: [" name "]\n"
+
+/* Everything written to f so far, NUL-terminated (static storage). */
+static const char *file_text(FILE *f) {
+    static char text[8192];
+    size_t n;
+    fflush(f);
+    rewind(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    return text;
+}
+
+/* Two loaders, as two bridges in one process would have: each instance's
+ * log lines (here from a thread the plugin started) reach its own
+ * loader's log, named after the instance. */
+static void test_plugin_host_logs_reach_the_log_of_the_instances_loader(void **state) {
+    FILE *fa = tmpfile(), *fb = tmpfile();
+    assert_non_null(fa);
+    assert_non_null(fb);
+    eb_log_t *la = eb_log_new(fileno(fa), EB_LOG_DEBUG), *lb = eb_log_new(fileno(fb), EB_LOG_DEBUG);
+    eb_plugin_loader_t *a = eb_plugin_loader_new(la, NULL, NULL);
+    eb_plugin_loader_t *b = eb_plugin_loader_new(lb, NULL, NULL);
+    struct eb_config *ca = load_with(a, LOGGER("in-a", "{ message: hello-from-a }"));
+    struct eb_config *cb = load_with(b, LOGGER("in-b", "{ message: hello-from-b }"));
+    eb_plugin_set_t *sa = eb_plugin_set_new(a, ca, NULL, errbuf, sizeof(errbuf));
+    eb_plugin_set_t *sb = eb_plugin_set_new(b, cb, NULL, errbuf, sizeof(errbuf));
+    assert_non_null(sa);
+    assert_non_null(sb);
+    eb_plugin_set_destroy(sa); /* joins the plugin's thread */
+    eb_plugin_set_destroy(sb);
+    const char *ta = file_text(fa);
+    assert_contains(ta, "\"msg\":\"hello-from-a\"");
+    assert_contains(ta, "\"plugin\":\"in-a\"");
+    assert_null(strstr(ta, "hello-from-b"));
+    const char *tb = file_text(fb);
+    assert_contains(tb, "\"msg\":\"hello-from-b\"");
+    assert_contains(tb, "\"plugin\":\"in-b\"");
+    assert_null(strstr(tb, "hello-from-a"));
+    eb_config_free(ca);
+    eb_config_free(cb);
+    eb_plugin_loader_destroy(a);
+    eb_plugin_loader_destroy(b);
+    eb_log_destroy(la);
+    eb_log_destroy(lb);
+    fclose(fa);
+    fclose(fb);
+}
+
+/* A settings error finds its check through the node it is about, whatever
+ * thread reports it. */
+static void test_plugin_host_settings_error_from_a_plugin_thread_is_reported(void **state) {
+    const char *e = load_err(LOGGER("lg", "{ message: hi, fail_in_thread: refused in a thread }"));
+    assert_contains(e, "t.yaml:9:26: invalid plugins[0].settings.message: refused in a thread");
+}
+
 /* ---- sets -------------------------------------------------------------- */
 
 static void test_plugin_host_reload_keeps_unchanged_instances(void **state) {
@@ -340,6 +417,8 @@ int main(void) {
         cmocka_unit_test(test_plugin_host_error_return_names_instance_and_reason),
         cmocka_unit_test(test_plugin_host_crash_in_a_forked_child_spares_the_parent),
         cmocka_unit_test(test_plugin_host_avro_fails_events_until_the_schema_id_is_known),
+        cmocka_unit_test(test_plugin_host_logs_reach_the_log_of_the_instances_loader),
+        cmocka_unit_test(test_plugin_host_settings_error_from_a_plugin_thread_is_reported),
         cmocka_unit_test(test_plugin_host_reload_keeps_unchanged_instances),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
