@@ -4,7 +4,7 @@
  * bridge but the installed <expiry_bridge/plugin.h> (README.md: the
  * contract -- threading, ownership, what a plugin may and may not do).
  *
- *   settings: { tag: TEXT }   optional; when given, added to data as "tag"
+ *   settings: { tag: TEXT }   optional; when given, added to data.ext as "tag"
  */
 #include <stdlib.h>
 #include <string.h>

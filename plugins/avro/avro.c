@@ -6,8 +6,9 @@
  *   settings:
  *     registry: http://registry:8081          # Confluent API base (Apicurio: .../apis/ccompat/v7)
  *     subject: shop.order.payment-timeout-value
- *     fields: [region]                        # optional: fields added by earlier
- *                                             # plugins, each a nullable string
+ *     fields: [region]                        # optional: members of data.ext added
+ *                                             # by earlier plugins (enrich), each
+ *                                             # a nullable string
  *     timeout: 5s                             # per registry request (default 5s)
  *
  * Registry I/O never runs on the bridge's loop: init() starts a thread that
@@ -21,7 +22,7 @@
  * CloudEvent flattened: id, type, source, time (timestamp-micros), event,
  * key (bytes: Redis keys are binary), db, route, params (map), delivery
  * (enum), deadline (timestamp-millis or null), payload (the JSON text or
- * null), then the configured fields.
+ * null), then the configured fields (data.ext members, as nullable strings).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +282,9 @@ static int fill(struct avro_enc *a, eb_plugin_event_t *ev) {
     s = h->payload(ev, &len);
     rc |= set_opt_str(a, "payload", s, len);
     for (size_t i = 0; i < a->nfields; i++) {
-        s = h->field(ev, a->fields[i], &len);
+        char path[4 + 129];
+        snprintf(path, sizeof(path), "ext.%s", a->fields[i]);
+        s = h->field(ev, path, &len);
         if (s && len == 4 && memcmp(s, "null", 4) == 0)
             s = NULL;
         if (s && s[0] == '"') {

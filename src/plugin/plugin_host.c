@@ -28,6 +28,7 @@
 #include "config/config_schema.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/utf8.h"
 #include "plugin/plugin_host.h"
 
 _Static_assert(EB_PLUGIN_RUN_CONTINUE == EB_PLUGIN_CONTINUE && EB_PLUGIN_RUN_DROP == EB_PLUGIN_DROP &&
@@ -40,8 +41,12 @@ _Static_assert(EB_PLUGIN_RUN_CONTINUE == EB_PLUGIN_CONTINUE && EB_PLUGIN_RUN_DRO
 
 /* Longest name a descriptor may carry ([a-z0-9_-]): it labels metrics. */
 #define EB_PLUGIN_MAX_NAME 64
-/* Longest name of a field a plugin adds to data. */
+/* Longest name of a field a plugin adds to data.ext. */
 #define EB_PLUGIN_MAX_FIELD 128
+/* What struct eb_plugin_event.fields starts with once a plugin added a
+ * field: the fields live in data's extension member (docs/event.md). */
+#define EXT_HEAD     ",\"ext\":"
+#define EXT_HEAD_LEN (sizeof(EXT_HEAD) - 1)
 
 /* ------------------------------------------------------------------------ */
 /* Types                                                                    */
@@ -355,46 +360,51 @@ static bool builtin_field(struct eb_plugin_event *pe, const char *name, struct e
     return true;
 }
 
+/* The value at path in the document [doc, doc + dlen) whose own name is
+ * the first `head` bytes of path (the whole document when path is just
+ * that name). */
+static const char *sub_field(const char *doc, size_t dlen, const char *path, size_t head,
+                             size_t *len) {
+    const char *v;
+    if (!path[head]) {
+        *len = dlen;
+        return doc;
+    }
+    return ebp_json_get(doc, dlen, path + head + 1, &v, len) ? v : NULL;
+}
+
 static const char *h_field(const eb_plugin_event_t *e, const char *path, size_t *len) {
     struct eb_plugin_event *pe = PE(e);
-    struct eb_buf *b = &pe->scratch;
     if (!path || !*path)
         return NULL;
-    eb_buf_reset(b);
     size_t head = strcspn(path, ".");
     char top[EB_PLUGIN_MAX_FIELD + 1];
     if (head > EB_PLUGIN_MAX_FIELD)
         return NULL;
     memcpy(top, path, head);
     top[head] = '\0';
-    /* The payload is a document of its own; anything else is looked up in
-     * an object made of the built-in member asked for, or of the fields
-     * plugins added. */
-    const char *doc = NULL;
+    /* The payload and ext are documents of their own; anything else is
+     * looked up in an object made of the built-in member asked for. */
     size_t dlen = 0;
     if (strcmp(top, "payload") == 0) {
-        doc = h_payload(e, &dlen);
-        if (!doc)
-            return NULL;
-        if (!path[head]) {
-            *len = dlen;
-            return doc;
-        }
-        const char *v;
-        if (!ebp_json_get(doc, dlen, path + head + 1, &v, len))
-            return NULL;
-        return v;
+        const char *doc = h_payload(e, &dlen);
+        return doc ? sub_field(doc, dlen, path, head, len) : NULL;
     }
-    struct eb_buf *tmp = &pe->scratch2;
+    if (strcmp(top, "ext") == 0) {
+        if (!pe->fields.len)
+            return NULL;
+        return sub_field(pe->fields.data + EXT_HEAD_LEN, pe->fields.len - EXT_HEAD_LEN, path,
+                         head, len);
+    }
+    struct eb_buf *b = &pe->scratch, *tmp = &pe->scratch2;
+    eb_buf_reset(b);
     eb_buf_reset(tmp);
+    if (!builtin_field(pe, top, tmp))
+        return NULL;
     eb_buf_putc(b, '{');
-    if (builtin_field(pe, top, tmp)) {
-        eb_json_string(b, top, strlen(top));
-        eb_buf_putc(b, ':');
-        eb_buf_append(b, tmp->data, tmp->len);
-    } else if (pe->fields.len) {
-        eb_buf_append(b, pe->fields.data + 1, pe->fields.len - 1); /* past the first ',' */
-    }
+    eb_json_string(b, top, strlen(top));
+    eb_buf_putc(b, ':');
+    eb_buf_append(b, tmp->data, tmp->len);
     eb_buf_putc(b, '}');
     if (!eb_buf_ok(b))
         return NULL;
@@ -545,46 +555,49 @@ static int h_remove_header(eb_plugin_event_t *e, const char *name) {
     return 0;
 }
 
-static bool field_name_taken(struct eb_plugin_event *pe, const char *name) {
-    static const char *const builtin[] = {"event",    "key",      "key_base64", "db",
-                                          "route",    "params",   "params_base64",
-                                          "delivery", "deadline", "payload",    "id",
-                                          "time"};
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
-        if (strcmp(name, builtin[i]) == 0)
-            return true;
-    }
-    if (!pe->fields.len)
-        return false;
-    const char *v;
-    size_t vl;
-    struct eb_buf *obj = &pe->scratch2; /* the added fields as one object */
-    eb_buf_reset(obj);
-    eb_buf_putc(obj, '{');
-    eb_buf_append(obj, pe->fields.data + 1, pe->fields.len - 1);
-    eb_buf_putc(obj, '}');
-    if (!eb_buf_ok(obj))
-        return true;
-    return !strchr(name, '.') && ebp_json_get(obj->data, obj->len, name, &v, &vl);
+/* A name add_field() accepts: 1..EB_PLUGIN_MAX_FIELD bytes of UTF-8 that
+ * JSON writes as they are (no '"', '\\' or control character) and without
+ * '.', so a path "ext.NAME" names it and two names never collide once
+ * written. */
+static bool field_name_ok(const char *name, size_t nl) {
+    return nl > 0 && nl <= EB_PLUGIN_MAX_FIELD && eb_utf8_valid(name, nl) &&
+           ebp_json_plain_name(name, nl);
 }
 
 static int h_add_field(eb_plugin_event_t *e, const char *name, const char *json, size_t len) {
     struct eb_plugin_event *pe = PE(e);
+    struct eb_buf *f = &pe->fields;
     size_t nl = name ? strlen(name) : 0;
-    if (nl == 0 || nl > EB_PLUGIN_MAX_FIELD || !json || !eb_event_json_valid(json, len) ||
-        field_name_taken(pe, name))
+    const char *v;
+    size_t vl;
+    if (!field_name_ok(name, nl) || !json || !eb_event_json_valid(json, len))
         return -1;
-    size_t mark = pe->fields.len;
-    eb_buf_putc(&pe->fields, ',');
-    eb_json_string(&pe->fields, name, nl);
-    eb_buf_putc(&pe->fields, ':');
-    eb_buf_append(&pe->fields, json, len);
-    if (!eb_buf_ok(&pe->fields)) {
-        pe->fields.len = mark;
+    if (f->len && ebp_json_get(f->data + EXT_HEAD_LEN, f->len - EXT_HEAD_LEN, name, &v, &vl))
+        return -1; /* ext has it already */
+    /* `,"ext":{...}`: open it with the first field, else reopen it. */
+    size_t mark = f->len;
+    if (mark) {
+        f->len--;
+        eb_buf_putc(f, ',');
+    } else {
+        eb_buf_append(f, EXT_HEAD "{", EXT_HEAD_LEN + 1);
+    }
+    eb_buf_putc(f, '"');
+    eb_buf_append(f, name, nl);
+    eb_buf_append(f, "\":", 2);
+    eb_buf_append(f, json, len);
+    eb_buf_putc(f, '}');
+    if (!eb_buf_ok(f)) {
+        /* Refused, the fields added before stay: give the buffer back as
+         * it was (the '}' the reopening overwrote included). */
+        f->failed = false;
+        f->len = mark;
+        if (mark)
+            f->data[mark - 1] = '}';
         return -1;
     }
-    pe->ev.extra_json = pe->fields.data;
-    pe->ev.extra_len = pe->fields.len;
+    pe->ev.extra_json = f->data;
+    pe->ev.extra_len = f->len;
     return 0;
 }
 
@@ -1124,7 +1137,7 @@ void eb_plugin_event_begin(struct eb_plugin_event *pe, const struct eb_event *ev
     pe->id_ready = false;
     pe->failed = NULL;
     pe->reason[0] = '\0';
-    pe->fields.len = 0;
+    pe->fields.len = 0; /* never left failed: add_field() clears a refusal */
 }
 
 static int instance_failed(struct instance *in, struct eb_plugin_event *pe) {

@@ -188,9 +188,49 @@ static void test_plugin_host_enrich_adds_static_and_templated_fields(void **stat
     assert_int_equal(run(&f, "order:shop:7", "{\"user\":{\"name\":\"Ann \\\"A\\\"\"}}"),
                      EB_PLUGIN_RUN_CONTINUE);
     const char *v = encoded(&f);
-    assert_contains(v, ",\"payload\":{\"user\":{\"name\":\"Ann \\\"A\\\"\"}},\"region\":\"eu-west\","
-                       "\"ref\":\"shop/7\",\"who\":\"Ann \\\"A\\\"\"}}");
+    /* In data.ext, after the core members (docs/event.md, "Extensions"). */
+    assert_contains(v, ",\"payload\":{\"user\":{\"name\":\"Ann \\\"A\\\"\"}},\"ext\":{"
+                       "\"region\":\"eu-west\",\"ref\":\"shop/7\",\"who\":\"Ann \\\"A\\\"\"}}}");
     fx_teardown(&f);
+}
+
+/* A later plugin reads an added field as ext.NAME; core names are free
+ * for ext (they cannot collide), a name ext already has is refused. */
+static void test_plugin_host_added_fields_are_read_back_from_ext(void **state) {
+    struct fx f;
+    fx_setup(&f,
+             "  - name: e\n    path: enrich\n    settings: { fields: { region: \"{tenant}\", "
+             "key: k } }\n"
+             "  - name: f\n    path: filter\n    settings: { drop: [{ field: ext.region, equals: "
+             "test }, { field: region, exists: true }] }\n",
+             "e, f", false);
+    assert_int_equal(run(&f, "order:test:1", NULL), EB_PLUGIN_RUN_DROP);
+    assert_int_equal(run(&f, "order:shop:1", NULL), EB_PLUGIN_RUN_CONTINUE);
+    assert_contains(encoded(&f), "\"key\":\"order:shop:1\",");
+    assert_contains(encoded(&f), ",\"ext\":{\"region\":\"shop\",\"key\":\"k\"}}}");
+    fx_teardown(&f);
+}
+
+static void test_plugin_host_a_name_ext_already_has_is_refused(void **state) {
+    struct fx f;
+    fx_setup(&f,
+             "  - name: e1\n    path: enrich\n    settings: { fields: { region: a } }\n"
+             "  - name: e2\n    path: enrich\n    settings: { fields: { zone: z, region: b } }\n",
+             "e1, e2", false);
+    assert_int_equal(run(&f, "order:shop:1", NULL), EB_PLUGIN_RUN_ERROR);
+    assert_string_equal(f.pe.failed, "e2");
+    /* The refusal left what was added before intact and usable. */
+    assert_contains(encoded(&f), ",\"ext\":{\"region\":\"a\",\"zone\":\"z\"}}}");
+    fx_teardown(&f);
+}
+
+static void test_plugin_host_enrich_refuses_a_field_name_at_its_key(void **state) {
+    const char *e = load_err(HEAD "  - name: e\n    path: enrich\n    settings:\n"
+                                  "      fields: { ok: 1, \"a.b\": 2 }\n"
+                                  "routes:\n  - name: r\n    match: \"o:{id}\"\n    topic: o\n"
+                                  "    plugins: [e]\n");
+    assert_contains(e, "t.yaml:10:24: invalid plugins[0].settings.fields.a.b: 'a.b' is not a "
+                       "field name; expected 1 to 128 bytes without");
 }
 
 static void test_plugin_host_enrich_rewrites_topic_key_and_headers(void **state) {
@@ -411,6 +451,9 @@ int main(void) {
         cmocka_unit_test(test_plugin_host_enrich_adds_static_and_templated_fields),
         cmocka_unit_test(test_plugin_host_enrich_rewrites_topic_key_and_headers),
         cmocka_unit_test(test_plugin_host_fields_are_reset_between_events),
+        cmocka_unit_test(test_plugin_host_added_fields_are_read_back_from_ext),
+        cmocka_unit_test(test_plugin_host_a_name_ext_already_has_is_refused),
+        cmocka_unit_test(test_plugin_host_enrich_refuses_a_field_name_at_its_key),
         cmocka_unit_test(test_plugin_host_mask_redacts_fields_at_any_depth),
         cmocka_unit_test(test_plugin_host_mask_hash_is_keyed_and_stable),
         cmocka_unit_test(test_plugin_host_mask_leaves_routes_without_payload_alone),
