@@ -156,7 +156,7 @@ static struct avro_enc *enc_parse(const struct eb_plugin_host *h,
         for (size_t k = 0; taken[k]; k++)
             clash |= strcmp(taken[k], a->fields[i]) == 0;
         if (!avro_name(a->fields[i]) || clash || i >= MAX_FIELDS) {
-            ebp_settings_errorf(h, h->settings_get(settings, "fields"),
+            ebp_settings_errorf(h, ebp_settings_strings_at(h, settings, "fields", i),
                                 "'%.64s' is not usable: expected at most %d names of "
                                 "[A-Za-z_][A-Za-z0-9_]* that the schema does not already have",
                                 a->fields[i], MAX_FIELDS);

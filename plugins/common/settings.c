@@ -113,6 +113,13 @@ int ebp_settings_strings(const struct eb_plugin_host *h, const eb_plugin_setting
     return 0;
 }
 
+const eb_plugin_settings_t *ebp_settings_strings_at(const struct eb_plugin_host *h,
+                                                    const eb_plugin_settings_t *map,
+                                                    const char *key, size_t i) {
+    const eb_plugin_settings_t *node = h->settings_get(map, key);
+    return h->settings_kind(node) == EB_PLUGIN_SETTING_LIST ? h->settings_item(node, i) : node;
+}
+
 bool ebp_settings_bool(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
                        const char *key, bool def, bool *bad) {
     const char *s = ebp_settings_scalar(h, map, key, false, bad);

@@ -224,6 +224,16 @@ static void test_plugin_host_a_name_ext_already_has_is_refused(void **state) {
     fx_teardown(&f);
 }
 
+/* A bad value is reported at that value, down to the list item. */
+static void test_plugin_host_mask_reports_a_bad_field_at_its_item(void **state) {
+    const char *e = load_err(HEAD "  - name: m\n    path: mask\n    settings:\n"
+                                  "      fields: [email, \"a..b\"]\n"
+                                  "routes:\n  - name: r\n    match: \"o:{id}\"\n    topic: o\n"
+                                  "    plugins: [m]\n");
+    assert_contains(e, "t.yaml:10:23: invalid plugins[0].settings.fields[1]: 'a..b' is not a "
+                       "field name or dotted path");
+}
+
 static void test_plugin_host_enrich_refuses_a_field_name_at_its_key(void **state) {
     const char *e = load_err(HEAD "  - name: e\n    path: enrich\n    settings:\n"
                                   "      fields: { ok: 1, \"a.b\": 2 }\n"
@@ -454,6 +464,7 @@ int main(void) {
         cmocka_unit_test(test_plugin_host_added_fields_are_read_back_from_ext),
         cmocka_unit_test(test_plugin_host_a_name_ext_already_has_is_refused),
         cmocka_unit_test(test_plugin_host_enrich_refuses_a_field_name_at_its_key),
+        cmocka_unit_test(test_plugin_host_mask_reports_a_bad_field_at_its_item),
         cmocka_unit_test(test_plugin_host_mask_redacts_fields_at_any_depth),
         cmocka_unit_test(test_plugin_host_mask_hash_is_keyed_and_stable),
         cmocka_unit_test(test_plugin_host_mask_leaves_routes_without_payload_alone),

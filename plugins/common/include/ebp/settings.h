@@ -28,6 +28,12 @@ int ebp_settings_strings(const struct eb_plugin_host *h, const eb_plugin_setting
                          const char *key, bool required, char ***out, size_t *n);
 void ebp_settings_strings_free(char **v);
 
+/* The node of value i of what ebp_settings_strings() read at map.key: item
+ * i of the list, or the single value itself. For errors about one value. */
+const eb_plugin_settings_t *ebp_settings_strings_at(const struct eb_plugin_host *h,
+                                                    const eb_plugin_settings_t *map,
+                                                    const char *key, size_t i);
+
 /* A boolean scalar (true/false); absent: def. */
 bool ebp_settings_bool(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
                        const char *key, bool def, bool *bad);
