@@ -476,11 +476,9 @@ static struct eb_plugin_timer held_timer(const struct route_rt *rt, const struct
                                     .key_len = ev->key_len, .deadline_ms = ev->deadline_ms};
 }
 
-/* A ledgered timer (an entry with its deadline) that a plugin failed, on a
- * route without a dead_letter topic: at-least-once keeps it in the ledger,
- * retried each time its claim runs out, held in the gauge meanwhile
- * (docs/plugins.md). Forgotten after three retry periods without a new
- * failure (a sweep takes up to two intervals to hand it back). */
+/* Forget held timers not failed again for three retry periods (a claim
+ * runs out after claim_ttl, then a sweep takes up to two intervals to hand
+ * the timer back). Returns now. */
 static int64_t held_expire(eb_pipeline_t *p) {
     const struct eb_config_ledger *lc = &p->cfg->ledger;
     int64_t now = eb_mono_ns(), period_ms = lc->claim_ttl_ms + 2 * (int64_t)lc->sweep_interval_ms;
@@ -488,6 +486,10 @@ static int64_t held_expire(eb_pipeline_t *p) {
     return now;
 }
 
+/* A ledgered timer (an entry with its deadline) that a plugin failed, on a
+ * route without a dead_letter topic: at-least-once keeps it in the ledger,
+ * unacknowledged and retried each time its claim runs out, and held in the
+ * gauge meanwhile (docs/plugins.md). Not a drop. */
 static void plugin_held(eb_pipeline_t *p, const struct route_rt *rt, const struct eb_event *ev,
                         const struct eb_notification *n, eb_ledger_ticket_t *ticket) {
     struct eb_plugin_event *pe = &p->pe;

@@ -126,7 +126,7 @@ struct eb_plugin_host {
      * "FILE:LINE:COL: invalid plugins[i].settings.KEY: MSG"). Say what was
      * expected. node is a handle of this check()/init() call: the root
      * places the error at `settings:`; NULL reports nothing. Any thread,
-     * while check()/init() runs. */
+     * one call at a time, while check()/init() runs. */
     void (*settings_error)(const eb_plugin_settings_t *node, const char *msg);
     /* The same at the key of entry i of map, for a key that is wrong
      * itself (unknown, or not a name the plugin accepts): "colour: red"
