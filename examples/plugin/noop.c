@@ -4,7 +4,7 @@
  * bridge but the installed <expiry_bridge/plugin.h> (README.md: the
  * contract -- threading, ownership, what a plugin may and may not do).
  *
- *   settings: { tag: TEXT }   optional; when given, added to data as "tag"
+ *   settings: { tag: TEXT }   optional; when given, added to data.ext as "tag"
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +13,19 @@
 
 struct noop {
     const struct eb_plugin_host *host; /* valid for the life of the process */
+    const eb_plugin_ctx_t *ctx;        /* for host->log, any thread, until destroy() returns */
     char *tag_json;                    /* "\"TEXT\"", or NULL */
 };
 
 /* Validate settings, without side effects: runs at `expiry-bridge check`
- * and before every init(). Report problems at their file:line:col. */
-static int noop_check(const struct eb_plugin_host *h, const eb_plugin_settings_t *settings) {
+ * and before every init(). Report problems at their file:line:col: a bad
+ * key with settings_key_error(), a bad value with settings_error(). */
+static int noop_check(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
+                      const eb_plugin_settings_t *settings) {
+    (void)ctx;
     for (size_t i = 0; i < h->settings_count(settings); i++) {
         if (strcmp(h->settings_key(settings, i), "tag") != 0) {
-            h->settings_error(h->settings_item(settings, i), "unknown key; expected tag");
+            h->settings_key_error(settings, i, "unknown key; expected tag");
             return -1;
         }
     }
@@ -34,16 +38,16 @@ static int noop_check(const struct eb_plugin_host *h, const eb_plugin_settings_t
 }
 
 /* One instance. Copy what you keep from settings: they are borrowed. */
-static int noop_init(const struct eb_plugin_host *h, const char *instance,
+static int noop_init(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
                      const eb_plugin_settings_t *settings, void **state, char *errstr,
                      size_t errstr_size) {
-    (void)instance;
     (void)errstr;
     (void)errstr_size;
     struct noop *n = calloc(1, sizeof(*n));
     if (!n)
         return -1;
     n->host = h;
+    n->ctx = ctx;
     const char *tag = h->settings_string(h->settings_get(settings, "tag"));
     if (tag) {
         size_t len = strlen(tag);
@@ -55,6 +59,8 @@ static int noop_init(const struct eb_plugin_host *h, const char *instance,
         memcpy(n->tag_json + 1, tag, len);
         memcpy(n->tag_json + 1 + len, "\"", 2);
     }
+    /* One line in the bridge's log, naming this instance. */
+    h->log(ctx, EB_PLUGIN_LOG_DEBUG, tag ? "started; adds a tag to every event" : "started");
     *state = n;
     return 0;
 }

@@ -5,14 +5,16 @@
  * abidiff compares it with plugin-abi-1.xml, the ABI of release 1. */
 #include <expiry_bridge/plugin.h>
 
-static int check(const struct eb_plugin_host *h, const eb_plugin_settings_t *s) {
+static int check(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
+                 const eb_plugin_settings_t *s) {
+    (void)ctx;
     return h->settings_kind(s) == EB_PLUGIN_SETTING_MAP ? 0 : -1;
 }
 
-static int init(const struct eb_plugin_host *h, const char *instance,
+static int init(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
                 const eb_plugin_settings_t *s, void **state, char *errstr, size_t errstr_size) {
     (void)h;
-    (void)instance;
+    (void)ctx;
     (void)s;
     (void)errstr;
     (void)errstr_size;

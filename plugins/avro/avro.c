@@ -6,8 +6,9 @@
  *   settings:
  *     registry: http://registry:8081          # Confluent API base (Apicurio: .../apis/ccompat/v7)
  *     subject: shop.order.payment-timeout-value
- *     fields: [region]                        # optional: fields added by earlier
- *                                             # plugins, each a nullable string
+ *     fields: [region]                        # optional: members of data.ext added
+ *                                             # by earlier plugins (enrich), each
+ *                                             # a nullable string
  *     timeout: 5s                             # per registry request (default 5s)
  *
  * Registry I/O never runs on the bridge's loop: init() starts a thread that
@@ -21,7 +22,7 @@
  * CloudEvent flattened: id, type, source, time (timestamp-micros), event,
  * key (bytes: Redis keys are binary), db, route, params (map), delivery
  * (enum), deadline (timestamp-millis or null), payload (the JSON text or
- * null), then the configured fields.
+ * null), then the configured fields (data.ext members, as nullable strings).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ static const char schema_head[] =
 
 struct avro_enc {
     const struct eb_plugin_host *h;
-    char *instance;
+    const eb_plugin_ctx_t *ctx; /* the registry thread logs with it; valid until destroy returns */
     char *registry_url, *subject;
     char **fields;
     size_t nfields;
@@ -84,7 +85,6 @@ static void enc_free(struct avro_enc *a) {
         avro_value_iface_decref(a->iface);
     if (a->schema)
         avro_schema_decref(a->schema);
-    free(a->instance);
     free(a->registry_url);
     free(a->subject);
     ebp_settings_strings_free(a->fields);
@@ -156,7 +156,7 @@ static struct avro_enc *enc_parse(const struct eb_plugin_host *h,
         for (size_t k = 0; taken[k]; k++)
             clash |= strcmp(taken[k], a->fields[i]) == 0;
         if (!avro_name(a->fields[i]) || clash || i >= MAX_FIELDS) {
-            ebp_settings_errorf(h, h->settings_get(settings, "fields"),
+            ebp_settings_errorf(h, ebp_settings_strings_at(h, settings, "fields", i),
                                 "'%.64s' is not usable: expected at most %d names of "
                                 "[A-Za-z_][A-Za-z0-9_]* that the schema does not already have",
                                 a->fields[i], MAX_FIELDS);
@@ -191,28 +191,29 @@ err_free:
     return NULL;
 }
 
-static int enc_check(const struct eb_plugin_host *h, const eb_plugin_settings_t *settings) {
+static int enc_check(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
+                     const eb_plugin_settings_t *settings) {
+    (void)ctx;
     struct avro_enc *a = enc_parse(h, settings);
     enc_free(a);
     return a ? 0 : -1;
 }
 
-static int enc_init(const struct eb_plugin_host *h, const char *instance,
+static int enc_init(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
                     const eb_plugin_settings_t *settings, void **state, char *errstr,
                     size_t errstr_size) {
     struct avro_enc *a = enc_parse(h, settings);
     if (!a)
         return -1;
-    a->instance = strdup(instance);
+    a->ctx = ctx;
     a->iface = avro_generic_class_from_schema(a->schema);
-    if (!a->instance || !a->iface || avro_generic_value_new(a->iface, &a->rec) != 0) {
+    if (!a->iface || avro_generic_value_new(a->iface, &a->rec) != 0) {
         snprintf(errstr, errstr_size, "cannot set up the Avro record: %s", avro_strerror());
         enc_free(a);
         return -1;
     }
     a->rec_ok = true;
-    a->reg = registry_start(h, a->instance, a->registry_url, a->subject, a->schema_json,
-                            a->timeout_ms);
+    a->reg = registry_start(h, ctx, a->registry_url, a->subject, a->schema_json, a->timeout_ms);
     if (!a->reg) {
         snprintf(errstr, errstr_size, "cannot start the schema registry thread");
         enc_free(a);
@@ -281,7 +282,9 @@ static int fill(struct avro_enc *a, eb_plugin_event_t *ev) {
     s = h->payload(ev, &len);
     rc |= set_opt_str(a, "payload", s, len);
     for (size_t i = 0; i < a->nfields; i++) {
-        s = h->field(ev, a->fields[i], &len);
+        char path[4 + 129];
+        snprintf(path, sizeof(path), "ext.%s", a->fields[i]);
+        s = h->field(ev, path, &len);
         if (s && len == 4 && memcmp(s, "null", 4) == 0)
             s = NULL;
         if (s && s[0] == '"') {

@@ -22,7 +22,7 @@
 
 struct registry {
     const struct eb_plugin_host *h;
-    const char *instance;
+    const eb_plugin_ctx_t *ctx; /* valid until registry_stop() returns */
     char *url;    /* .../subjects/<subject>/versions */
     char *body;   /* {"schema": "..."} */
     long timeout_ms;
@@ -116,7 +116,7 @@ static void *run(void *arg) {
             atomic_store(&r->id, id);
             snprintf(msg, sizeof(msg), "avro schema registered: id %lld at %.300s",
                      (long long)id, r->url);
-            r->h->log(r->instance, EB_PLUGIN_LOG_INFO, msg);
+            r->h->log(r->ctx, EB_PLUGIN_LOG_INFO, msg);
             return NULL;
         }
         /* Say so at the first failure, then every tenth: a registry that
@@ -126,7 +126,7 @@ static void *run(void *arg) {
                      "schema registry not reached (events of this encoder fail until it is): "
                      "%.300s",
                      why);
-            r->h->log(r->instance, EB_PLUGIN_LOG_WARN, msg);
+            r->h->log(r->ctx, EB_PLUGIN_LOG_WARN, msg);
         }
         pthread_mutex_lock(&r->mu);
         struct timespec until;
@@ -147,7 +147,7 @@ static void *run(void *arg) {
     }
 }
 
-struct registry *registry_start(const struct eb_plugin_host *h, const char *instance,
+struct registry *registry_start(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
                                 const char *base_url, const char *subject, const char *schema,
                                 long timeout_ms) {
     pthread_once(&curl_once, curl_init);
@@ -155,7 +155,7 @@ struct registry *registry_start(const struct eb_plugin_host *h, const char *inst
     if (!r)
         return NULL;
     r->h = h;
-    r->instance = instance;
+    r->ctx = ctx;
     r->timeout_ms = timeout_ms;
     atomic_init(&r->id, -1);
     size_t n = strlen(base_url);

@@ -17,10 +17,10 @@
 struct registry;
 
 /* Start registering schema (JSON text, copied) under subject at base_url
- * (copied). The id becomes known through registry_id(). log and instance
- * are borrowed for the registry's life. NULL when out of memory or the
- * thread cannot start. */
-struct registry *registry_start(const struct eb_plugin_host *h, const char *instance,
+ * (copied). The id becomes known through registry_id(). h and ctx (the
+ * instance's, for host->log from the registry thread) are borrowed for the
+ * registry's life. NULL when out of memory or the thread cannot start. */
+struct registry *registry_start(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
                                 const char *base_url, const char *subject, const char *schema,
                                 long timeout_ms);
 

@@ -98,6 +98,15 @@ static bool name_eq(const char *k, size_t n, const char *c, size_t cn) {
     return n == cn && memcmp(k, c, n) == 0;
 }
 
+bool ebp_json_plain_name(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\' || c == '.')
+            return false;
+    }
+    return true;
+}
+
 bool ebp_json_get(const char *json, size_t len, const char *path, const char **out,
                   size_t *out_len) {
     const char *p = json, *end = json + len;

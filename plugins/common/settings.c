@@ -16,6 +16,16 @@ void ebp_settings_errorf(const struct eb_plugin_host *h, const eb_plugin_setting
     h->settings_error(node, msg);
 }
 
+void ebp_settings_key_errorf(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
+                             size_t i, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    h->settings_key_error(map, i, msg);
+}
+
 int ebp_settings_known(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,
                        const char *const *keys) {
     int bad = 0;
@@ -33,8 +43,8 @@ int ebp_settings_known(const struct eb_plugin_host *h, const eb_plugin_settings_
         while (keys[k] && strcmp(keys[k], key) != 0)
             k++;
         if (!keys[k]) {
-            ebp_settings_errorf(h, h->settings_item(map, i), "unknown key '%.64s'; expected one of %s",
-                                key, list);
+            ebp_settings_key_errorf(h, map, i, "unknown key '%.64s'; expected one of %s", key,
+                                    list);
             bad++;
         }
     }
@@ -101,6 +111,13 @@ int ebp_settings_strings(const struct eb_plugin_host *h, const eb_plugin_setting
     *out = v;
     *n = count;
     return 0;
+}
+
+const eb_plugin_settings_t *ebp_settings_strings_at(const struct eb_plugin_host *h,
+                                                    const eb_plugin_settings_t *map,
+                                                    const char *key, size_t i) {
+    const eb_plugin_settings_t *node = h->settings_get(map, key);
+    return h->settings_kind(node) == EB_PLUGIN_SETTING_LIST ? h->settings_item(node, i) : node;
 }
 
 bool ebp_settings_bool(const struct eb_plugin_host *h, const eb_plugin_settings_t *map,

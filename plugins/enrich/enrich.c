@@ -1,9 +1,9 @@
 /* enrich.c -- the `enrich` transform: add static or templated fields to
- * `data`, and optionally rewrite the topic, the Kafka key and headers from
- * templates (plugins/enrich/README.md).
+ * `data.ext`, and optionally rewrite the topic, the Kafka key and headers
+ * from templates (plugins/enrich/README.md).
  *
  *   settings:
- *     fields:                         # added to data as JSON strings
+ *     fields:                         # added to data.ext as JSON strings
  *       region: eu-west               # static
  *       order_url: "https://shop.example/orders/{order_id}"
  *     headers: { x-tenant: "{tenant}" }
@@ -14,6 +14,11 @@
  * a capture of the route's pattern ({order_id}, or params.order_id), and
  * payload.PATH (a string is inserted unquoted, anything else as its JSON
  * text). A variable without a value renders as nothing.
+ *
+ * The fields land in data.ext, the event's extension object, never beside
+ * the core members (docs/event.md, "Extensions"): {"ext":{"region":
+ * "eu-west","order_url":"https://..."}}. A field name is 1 to 128 bytes
+ * without '.', '"', '\\' or control characters.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,16 +86,10 @@ static int template_at(const struct eb_plugin_host *h, const eb_plugin_settings_
     return 0;
 }
 
-static bool reserved_field(const char *name) {
-    static const char *const builtin[] = {"event",    "key",      "key_base64", "db",
-                                          "route",    "params",   "params_base64",
-                                          "delivery", "deadline", "payload",    "id",
-                                          "time",     NULL};
-    for (size_t i = 0; builtin[i]; i++) {
-        if (strcmp(name, builtin[i]) == 0)
-            return true;
-    }
-    return false;
+/* A name the host's add_field() takes (plugin.h). */
+static bool field_name_ok(const char *name) {
+    size_t n = strlen(name);
+    return n > 0 && n <= 128 && ebp_json_plain_name(name, n);
 }
 
 static int named_parse(const struct eb_plugin_host *h, const eb_plugin_settings_t *settings,
@@ -112,15 +111,16 @@ static int named_parse(const struct eb_plugin_host *h, const eb_plugin_settings_
     for (size_t i = 0; i < count; i++) {
         const char *name = h->settings_key(map, i);
         const eb_plugin_settings_t *val = h->settings_item(map, i);
-        if (fields && (reserved_field(name) || strlen(name) > 128)) {
-            ebp_settings_errorf(h, val, "'%.64s' is a member data already has (or longer than "
-                                        "128 bytes); expected another field name", name);
+        if (fields && !field_name_ok(name)) {
+            ebp_settings_key_errorf(h, map, i, "'%.64s' is not a field name; expected 1 to 128 "
+                                               "bytes without '.', '\"', '\\' or control "
+                                               "characters", name);
             bad = 1;
             continue;
         }
         if (!fields && (strcasecmp(name, "content-type") == 0 || strncasecmp(name, "ce_", 3) == 0)) {
-            ebp_settings_errorf(h, val, "content-type and ce_* belong to the format; expected "
-                                        "another header name");
+            ebp_settings_key_errorf(h, map, i, "content-type and ce_* belong to the format; "
+                                               "expected another header name");
             bad = 1;
             continue;
         }
@@ -229,7 +229,7 @@ static int enrich_transform(void *state, eb_plugin_event_t *ev) {
         ebp_buf_json_string(&e->json, e->out.data ? e->out.data : "", e->out.len);
         if (!ebp_buf_ok(&e->out) || !ebp_buf_ok(&e->json) ||
             h->add_field(ev, e->fields[i].name, e->json.data, e->json.len) != 0)
-            return failed(e, "cannot add a field (already in data, or out of memory)");
+            return failed(e, "cannot add a field (already in data.ext, or out of memory)");
     }
     for (size_t i = 0; i < e->nheaders; i++) {
         render(e, &e->headers[i].t);

@@ -10,6 +10,8 @@
  *         in: [demo, sandbox]
  *       - field: payload.test
  *         exists: true
+ *       - field: ext.region          # a field an earlier plugin (enrich) added
+ *         equals: test
  *     keep: [...]                    # optional: events matching no keep rule are dropped
  *
  * Per event: a glob per key rule, a field lookup per field rule; nothing is

@@ -63,7 +63,7 @@ static struct mask *mask_parse(const struct eb_plugin_host *h,
     for (size_t i = 0; !bad && i < m->nfields; i++) {
         const char *f = m->fields[i];
         if (f[0] == '.' || f[strlen(f) - 1] == '.' || strstr(f, "..")) {
-            ebp_settings_errorf(h, h->settings_get(settings, "fields"),
+            ebp_settings_errorf(h, ebp_settings_strings_at(h, settings, "fields", i),
                                 "'%.64s' is not a field name or dotted path; expected e.g. "
                                 "email or customer.email", f);
             bad = true;

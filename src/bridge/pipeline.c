@@ -11,8 +11,9 @@
  * Routes with plugins (plugin_host.h) run them between routing and
  * producing: transforms may drop the event (counted as filtered), change
  * it, or fail it (counted; to the route's dead_letter topic as the plain
- * CloudEvent when it has one); an encoder writes the value. Routes without
- * plugins never touch the plugin host. */
+ * CloudEvent when it has one; a ledgered timer without one stays in the
+ * ledger, tracked by plugin_held.h); an encoder writes the value. Routes
+ * without plugins never touch the plugin host. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,7 @@ struct eb_pipeline {
     eb_plugin_loader_t *loader;
     eb_plugin_set_t *plugins; /* the instances of cfg */
     struct eb_plugin_event pe;
+    eb_plugin_held_t *held; /* ledgered timers a plugin failed, left in the ledger */
     char error[1024]; /* why the last set_config failed */
 };
 
@@ -123,7 +125,9 @@ static int register_families(eb_pipeline_t *p) {
     p->f_dropped = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_events_dropped_total",
                                   "Events not handed to Kafka: queue_full (the bound was hit), "
                                   "too_big (over message.max.bytes), error, plugin_error (a "
-                                  "plugin failed it and the route has no dead_letter topic).",
+                                  "plugin failed it and the route has no dead_letter topic; a "
+                                  "ledgered timer stays in the ledger instead: "
+                                  "eb_plugin_held_timers).",
                                   "route,topic,reason", NULL, 0);
     p->f_filtered = eb_metrics_register(m, EB_METRIC_COUNTER, "eb_events_filtered_total",
                                         "Events a plugin of the route dropped on purpose.",
@@ -333,7 +337,7 @@ eb_pipeline_t *eb_pipeline_new(const struct eb_pipeline_conf *conf, const struct
     p->loader = conf->plugins;
     eb_event_encoded_init(&p->enc);
     eb_plugin_event_init(&p->pe);
-    if (register_families(p)) {
+    if (register_families(p) || !(p->held = eb_plugin_held_new(p->metrics))) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the pipeline");
         eb_pipeline_destroy(p);
         return NULL;
@@ -466,9 +470,49 @@ static void forward(eb_pipeline_t *p, struct route_stats *rs, enum eb_event_form
             p->enc.value.data, p->enc.value.len, p->enc.headers, p->enc.nheaders, ev, n, ticket);
 }
 
+/* The identity of a ledgered timer for plugin_held.h. */
+static struct eb_plugin_timer held_timer(const struct route_rt *rt, const struct eb_event *ev) {
+    return (struct eb_plugin_timer){.route = rt->cfg->name, .db = ev->db, .key = ev->key,
+                                    .key_len = ev->key_len, .deadline_ms = ev->deadline_ms};
+}
+
+/* Forget held timers not failed again for three retry periods (a claim
+ * runs out after claim_ttl, then a sweep takes up to two intervals to hand
+ * the timer back). Returns now. */
+static int64_t held_expire(eb_pipeline_t *p) {
+    const struct eb_config_ledger *lc = &p->cfg->ledger;
+    int64_t now = eb_mono_ns(), period_ms = lc->claim_ttl_ms + 2 * (int64_t)lc->sweep_interval_ms;
+    eb_plugin_held_expire(p->held, now, 3 * period_ms * 1000000);
+    return now;
+}
+
+/* A ledgered timer (an entry with its deadline) that a plugin failed, on a
+ * route without a dead_letter topic: at-least-once keeps it in the ledger,
+ * unacknowledged and retried each time its claim runs out, and held in the
+ * gauge meanwhile (docs/plugins.md). Not a drop. */
+static void plugin_held(eb_pipeline_t *p, const struct route_rt *rt, const struct eb_event *ev,
+                        const struct eb_notification *n, eb_ledger_ticket_t *ticket) {
+    struct eb_plugin_event *pe = &p->pe;
+    uint64_t suppressed = 0;
+    bool untracked;
+    struct eb_plugin_timer t = held_timer(rt, ev);
+    size_t held = eb_plugin_held_fail(p->held, &t, held_expire(p), &untracked);
+    if (eb_log_limit_allow(&p->limit_plugin, 1000, &suppressed))
+        eb_log(p->log, EB_LOG_ERROR,
+               "plugin failed a ledgered timer; it stays in the ledger and is retried each time "
+               "its claim runs out (fix the plugin, or give the route a dead_letter topic)",
+               eb_lf_str("route", rt->cfg->name), eb_lf_str("plugin", pe->failed),
+               eb_lf_str("reason", pe->reason), eb_lf_bytes("key", n->key, n->key_len),
+               eb_lf_int("route_timers_held", (int64_t)held),
+               eb_lf_bool("held_at_least", untracked),
+               eb_lf_int("similar_suppressed", (int64_t)suppressed));
+    eb_ledger_done(p->ledger, ticket, false);
+}
+
 /* A plugin failed the event: to the dead_letter topic as the plain
  * CloudEvent (the event as it was before the plugins, in the route's
- * format) with an eb-plugin-error header, or counted and dropped. */
+ * format) with an eb-plugin-error header, or held in the ledger
+ * (plugin_held()), or counted and dropped. */
 static void plugin_failed(eb_pipeline_t *p, const struct route_rt *rt, struct route_stats *rs,
                           const struct eb_event *ev, const struct eb_match *m,
                           const struct eb_notification *n, eb_ledger_ticket_t *ticket) {
@@ -477,6 +521,10 @@ static void plugin_failed(eb_pipeline_t *p, const struct route_rt *rt, struct ro
     uint64_t suppressed = 0;
     snprintf(why, sizeof(why), "%s: %s", pe->failed, pe->reason);
     p->totals.plugin_errors++;
+    if (!rt->dlq && ticket && rt->cfg->ledger != EB_LEDGER_OFF && ev->deadline_ms >= 0) {
+        plugin_held(p, rt, ev, n, ticket);
+        return;
+    }
     if (eb_log_limit_allow(&p->limit_plugin, 1000, &suppressed))
         eb_log(p->log, EB_LOG_ERROR,
                rt->dlq ? "plugin failed an event; sent to the dead_letter topic"
@@ -510,6 +558,14 @@ static void forward_plugins(eb_pipeline_t *p, const struct route_rt *rt, const s
     struct route_stats *rs = rt->stats;
     eb_plugin_event_begin(pe, ev, rt->cfg->topic, p->cfg->router, m, rt->headers, rt->nheaders);
     int rc = eb_plugin_chain_run(rt->chain, pe);
+    if (ticket && eb_plugin_held_count(p->held)) {
+        /* A held timer the plugins let through now (or that goes to the
+         * dead_letter topic) is no longer held; an old one is forgotten. */
+        struct eb_plugin_timer t = held_timer(rt, ev);
+        if (rc != EB_PLUGIN_RUN_ERROR || rt->dlq)
+            eb_plugin_held_release(p->held, &t);
+        held_expire(p);
+    }
     if (rc == EB_PLUGIN_RUN_DROP) {
         eb_metrics_inc(rs->filtered);
         p->totals.filtered++;
@@ -680,6 +736,7 @@ void eb_pipeline_on_delivery(void *msg_opaque, int err, const char *reason, int6
 void eb_pipeline_stats(const eb_pipeline_t *p, struct eb_pipeline_stats *out) {
     *out = p->totals;
     out->inflight = p->sink ? eb_kafka_sink_inflight(p->sink) : 0;
+    out->plugin_held = eb_plugin_held_count(p->held);
 }
 
 /* Latency quantiles over every route, for the stats line. */
@@ -696,9 +753,10 @@ static void latency_quantiles(const eb_pipeline_t *p, double *p50, double *p99) 
     *p99 = worst ? eb_metrics_quantile(worst->latency, 0.99) : 0;
 }
 
-void eb_pipeline_log_stats(const eb_pipeline_t *p) {
+void eb_pipeline_log_stats(eb_pipeline_t *p) {
     struct eb_pipeline_stats s;
     double p50, p99;
+    held_expire(p); /* the gauge, fresh even when nothing fails any more */
     eb_pipeline_stats(p, &s);
     latency_quantiles(p, &p50, &p99);
     eb_log(p->log, EB_LOG_INFO, "stats", eb_lf_int("received", (int64_t)s.received),
@@ -707,6 +765,7 @@ void eb_pipeline_log_stats(const eb_pipeline_t *p) {
            eb_lf_int("dropped", (int64_t)s.dropped), eb_lf_int("inflight", (int64_t)s.inflight),
            eb_lf_int("filtered", (int64_t)s.filtered),
            eb_lf_int("plugin_errors", (int64_t)s.plugin_errors),
+           eb_lf_int("plugin_held", (int64_t)s.plugin_held),
            eb_lf_int("dead_lettered", (int64_t)s.dead_lettered),
            eb_lf_dbl("latency_p50_busiest_route_s", p50),
            eb_lf_dbl("latency_p99_busiest_route_s", p99));
@@ -733,5 +792,6 @@ void eb_pipeline_destroy(eb_pipeline_t *p) {
     eb_buf_free(&p->kbuf);
     eb_plugin_event_free(&p->pe);
     eb_plugin_set_destroy(p->plugins);
+    eb_plugin_held_destroy(p->held);
     free(p);
 }

@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "kafka/kafka_sink.h"
 #include "ledger/ledger.h"
+#include "plugin/plugin_held.h"
 #include "plugin/plugin_host.h"
 #include "redis/redis_source.h"
 
@@ -82,16 +83,19 @@ struct eb_pipeline_stats {
     uint64_t produced; /* acknowledged by Kafka */
     uint64_t failed;   /* final delivery failures */
     uint64_t dropped;  /* refused at the queue bound, too big, unencodable, or a plugin failed
-                          it without a dead_letter topic */
+                          it without a dead_letter topic (not a ledgered timer: plugin_held) */
     uint64_t filtered;      /* dropped on purpose by a plugin (a filter) */
     uint64_t plugin_errors; /* failed by a plugin (dropped, or dead-lettered) */
     uint64_t dead_lettered; /* of those, handed to the route's dead_letter topic */
+    uint64_t plugin_held;   /* ledgered timers a plugin failed, waiting in the ledger
+                               (now; docs/plugins.md) */
     uint64_t inflight;
 };
 void eb_pipeline_stats(const eb_pipeline_t *p, struct eb_pipeline_stats *out);
 
-/* Write a one-line summary with the stats and latency quantiles. */
-void eb_pipeline_log_stats(const eb_pipeline_t *p);
+/* Write a one-line summary with the stats and latency quantiles (and
+ * forget held timers that stopped failing, so their gauge is fresh). */
+void eb_pipeline_log_stats(eb_pipeline_t *p);
 
 /* NULL is a no-op. */
 void eb_pipeline_destroy(eb_pipeline_t *p);

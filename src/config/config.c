@@ -1103,6 +1103,7 @@ static void node_free(struct eb_config_node *n) {
     }
     free(n->kids);
     free(n->keys);
+    free(n->key_pos);
     free(n->str);
     free(n->path);
     free(n);
@@ -1132,9 +1133,11 @@ static struct eb_config_node *copy_settings(struct ctx *c, const struct ynode *n
     out->type = n->type == Y_SEQ ? EB_NODE_LIST : EB_NODE_MAP;
     size_t count = n->type == Y_SEQ ? n->nkids : n->nkids / 2;
     out->kids = calloc(count ? count : 1, sizeof(*out->kids));
-    if (n->type == Y_MAP)
+    if (n->type == Y_MAP) {
         out->keys = calloc(count ? count : 1, sizeof(*out->keys));
-    if (!out->kids || (n->type == Y_MAP && !out->keys)) {
+        out->key_pos = calloc(count ? count : 1, sizeof(*out->key_pos));
+    }
+    if (!out->kids || (n->type == Y_MAP && (!out->keys || !out->key_pos))) {
         c->oom = c->stop = true;
         goto err_free_node;
     }
@@ -1160,6 +1163,7 @@ static struct eb_config_node *copy_settings(struct ctx *c, const struct ynode *n
             snprintf(sub, sizeof(sub), "%.160s.%.80s", path, kn->str);
             if (!(out->keys[i] = xstrdup(c, kn->str)))
                 goto err_free_node;
+            out->key_pos[i] = (struct eb_srcpos){.line = kn->line, .col = kn->col};
         }
         out->nkids = i + 1;
         if (!(out->kids[i] = copy_settings(c, v, sub, depth + 1)))

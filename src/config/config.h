@@ -53,6 +53,7 @@ struct eb_config_node {
     char *path;                   /* "plugins[0].settings.fields[1]" */
     char *str;                    /* SCALAR: the text, NUL-terminated */
     char **keys;                  /* MAP: key i of entry i */
+    struct eb_srcpos *key_pos;    /* MAP: where key i is written (pos is the value's) */
     struct eb_config_node **kids; /* LIST: items; MAP: values */
     size_t nkids;
 };

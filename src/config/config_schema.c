@@ -175,7 +175,8 @@ static const struct eb_config_key route_keys[] = {
      "order: transforms first, then at most one encoder (docs/plugins.md)."},
     {EB_CT_TOPIC, "dead_letter", NULL, ROFF(dead_letter), 0, NULL,
      "Topic for events a plugin of this route failed: they go there as the plain CloudEvent "
-     "with an `eb-plugin-error` header, counted. Default: such events are dropped and counted."},
+     "with an `eb-plugin-error` header, counted. Default: such events are dropped and counted, "
+     "except ledgered timers, which stay in the ledger and are retried (docs/plugins.md)."},
     {0},
 };
 

@@ -7,6 +7,11 @@
  * that crashes (SIGSEGV) takes the process with it: in-process, a crash is
  * not recoverable (docs/plugins.md says so); the tests run crashing plugins
  * in a forked child.
+ *
+ * No state lives outside the handles (STYLE.md; unit.plugin_host_state
+ * checks the object file): a settings handle points to the check it
+ * belongs to, a context handle to its instance's name and loader's log,
+ * so loaders are independent and plugin threads need no host thread.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -23,6 +28,7 @@
 #include "config/config_schema.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/utf8.h"
 #include "plugin/plugin_host.h"
 
 _Static_assert(EB_PLUGIN_RUN_CONTINUE == EB_PLUGIN_CONTINUE && EB_PLUGIN_RUN_DROP == EB_PLUGIN_DROP &&
@@ -35,8 +41,12 @@ _Static_assert(EB_PLUGIN_RUN_CONTINUE == EB_PLUGIN_CONTINUE && EB_PLUGIN_RUN_DRO
 
 /* Longest name a descriptor may carry ([a-z0-9_-]): it labels metrics. */
 #define EB_PLUGIN_MAX_NAME 64
-/* Longest name of a field a plugin adds to data. */
+/* Longest name of a field a plugin adds to data.ext. */
 #define EB_PLUGIN_MAX_FIELD 128
+/* What struct eb_plugin_event.fields starts with once a plugin added a
+ * field: the fields live in data's extension member (docs/event.md). */
+#define EXT_HEAD     ",\"ext\":"
+#define EXT_HEAD_LEN (sizeof(EXT_HEAD) - 1)
 
 /* ------------------------------------------------------------------------ */
 /* Types                                                                    */
@@ -57,10 +67,18 @@ struct eb_plugin_loader {
     eb_metric_t *f_errors, *f_dropped;
 };
 
+/* The context handle (eb_plugin_ctx_t) of an instance, or of one check():
+ * immutable once made, so any thread may read it. */
+struct eb_plugin_ctx {
+    eb_log_t *log; /* NULL: the plugin's log lines go nowhere */
+    const char *instance;
+};
+
 struct instance {
     struct instance *next; /* in the loader's list of live instances */
     int refs;              /* sets holding it */
     char *name;
+    struct eb_plugin_ctx ctx; /* handed to init(); valid until destroy() returns */
     char *identity; /* module path + settings as text: equal means reusable */
     struct module *m;
     void *state;
@@ -85,24 +103,60 @@ struct eb_plugin_set {
 /* Settings accessors                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Where settings_error() reports while a plugin's check() runs. check()
- * has no context argument of its own (the ABI passes only the node), so
- * the hook in progress is kept per thread, set and cleared around the
- * call. */
+/* Where settings errors go while a plugin's check() or init() runs. Every
+ * settings handle of that call points back to it, so settings_error()
+ * needs nothing but the node: no "current check" is kept anywhere. */
 struct check_ctx {
-    eb_config_report_fn *report;
+    eb_config_report_fn *report; /* check: the config loader's reporter */
     void *rctx;
     const struct eb_config_plugin *cp;
     size_t index;
     int nerr;
-    char *init_err; /* during init(): the first settings_error, if any */
+    char *init_err; /* init (report NULL): the first error lands here */
     size_t init_err_size;
 };
-static _Thread_local struct check_ctx *tls_check;
+
+/* A settings handle (eb_plugin_settings_t): a node of the instance's
+ * settings and the call it belongs to. One array per call, a node's kids
+ * contiguous, built before and freed after check()/init(). */
+struct eb_plugin_settings {
+    const struct eb_config_node *node;
+    struct check_ctx *check;
+    struct eb_plugin_settings *kids; /* node->nkids of them */
+};
 
 static const struct eb_config_node empty_settings = {.type = EB_NODE_MAP};
 
-#define NODE(n) ((const struct eb_config_node *)(n))
+static size_t node_count(const struct eb_config_node *n) {
+    size_t c = 1;
+    for (size_t i = 0; i < n->nkids; i++)
+        c += node_count(n->kids[i]);
+    return c;
+}
+
+static void node_wrap(struct eb_plugin_settings *w, const struct eb_config_node *n,
+                      struct check_ctx *cc, struct eb_plugin_settings **next) {
+    w->node = n;
+    w->check = cc;
+    w->kids = *next;
+    *next += n->nkids;
+    for (size_t i = 0; i < n->nkids; i++)
+        node_wrap(&w->kids[i], n->kids[i], cc, next);
+}
+
+/* The handles of cp's settings for one call reporting to cc: the root,
+ * owned by the caller (free() it after the call); NULL when out of memory. */
+static struct eb_plugin_settings *settings_new(const struct eb_config_plugin *cp,
+                                               struct check_ctx *cc) {
+    const struct eb_config_node *root = cp->settings ? cp->settings : &empty_settings;
+    struct eb_plugin_settings *all = calloc(node_count(root), sizeof(*all));
+    struct eb_plugin_settings *next = all + 1;
+    if (all)
+        node_wrap(all, root, cc, &next);
+    return all;
+}
+
+#define NODE(n) ((n)->node)
 
 static int h_settings_kind(const eb_plugin_settings_t *n) {
     if (!n)
@@ -128,7 +182,7 @@ static size_t h_settings_count(const eb_plugin_settings_t *n) {
 static const eb_plugin_settings_t *h_settings_item(const eb_plugin_settings_t *n, size_t i) {
     if (!n || NODE(n)->type == EB_NODE_SCALAR || i >= NODE(n)->nkids)
         return NULL;
-    return (const eb_plugin_settings_t *)NODE(n)->kids[i];
+    return &n->kids[i];
 }
 
 static const char *h_settings_key(const eb_plugin_settings_t *n, size_t i) {
@@ -143,24 +197,15 @@ static const eb_plugin_settings_t *h_settings_get(const eb_plugin_settings_t *n,
         return NULL;
     for (size_t i = 0; i < NODE(n)->nkids; i++) {
         if (strcmp(NODE(n)->keys[i], key) == 0)
-            return (const eb_plugin_settings_t *)NODE(n)->kids[i];
+            return &n->kids[i];
     }
     return NULL;
 }
 
-static void h_settings_error(const eb_plugin_settings_t *n, const char *msg) {
-    struct check_ctx *c = tls_check;
-    if (!c)
-        return;
-    const struct eb_config_node *node = n && NODE(n) != &empty_settings ? NODE(n) : NULL;
-    char path[160], text[1024];
-    struct eb_srcpos pos = c->cp->settings ? c->cp->settings->pos : c->cp->pos;
-    if (node) {
-        snprintf(path, sizeof(path), "%s", node->path);
-        pos = node->pos;
-    } else {
-        snprintf(path, sizeof(path), "plugins[%zu].settings", c->index);
-    }
+/* One settings error of cc's call: "invalid PATH: MSG" at pos. */
+static void settings_report(struct check_ctx *c, const char *path, struct eb_srcpos pos,
+                            const char *msg) {
+    char text[1024];
     snprintf(text, sizeof(text), "invalid %s: %s", path, msg ? msg : "refused by the plugin");
     c->nerr++;
     if (c->report)
@@ -169,17 +214,32 @@ static void h_settings_error(const eb_plugin_settings_t *n, const char *msg) {
         snprintf(c->init_err, c->init_err_size, "%s", text);
 }
 
-/* The log handle of the loader whose instances run; plugins pass only
- * their instance name. One loader per process. */
-static eb_log_t *host_log;
+static void h_settings_error(const eb_plugin_settings_t *n, const char *msg) {
+    if (!n)
+        return;
+    struct check_ctx *c = n->check;
+    if (NODE(n) != &empty_settings) {
+        settings_report(c, NODE(n)->path, NODE(n)->pos, msg);
+        return;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "plugins[%zu].settings", c->index);
+    settings_report(c, path, c->cp->pos, msg);
+}
 
-static void h_log(const char *instance, int level, const char *msg) {
+static void h_settings_key_error(const eb_plugin_settings_t *map, size_t i, const char *msg) {
+    if (!map || NODE(map)->type != EB_NODE_MAP || i >= NODE(map)->nkids)
+        return;
+    settings_report(map->check, NODE(map)->kids[i]->path, NODE(map)->key_pos[i], msg);
+}
+
+static void h_log(const eb_plugin_ctx_t *ctx, int level, const char *msg) {
     static const enum eb_log_level levels[] = {EB_LOG_DEBUG, EB_LOG_INFO, EB_LOG_WARN,
                                                EB_LOG_ERROR};
-    if (!host_log)
+    if (!ctx || !ctx->log)
         return;
     enum eb_log_level lv = level >= 0 && level <= 3 ? levels[level] : EB_LOG_INFO;
-    eb_log(host_log, lv, msg ? msg : "", eb_lf_str("plugin", instance ? instance : ""));
+    eb_log(ctx->log, lv, msg ? msg : "", eb_lf_str("plugin", ctx->instance));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -300,46 +360,51 @@ static bool builtin_field(struct eb_plugin_event *pe, const char *name, struct e
     return true;
 }
 
+/* The value at path in the document [doc, doc + dlen) whose own name is
+ * the first `head` bytes of path (the whole document when path is just
+ * that name). */
+static const char *sub_field(const char *doc, size_t dlen, const char *path, size_t head,
+                             size_t *len) {
+    const char *v;
+    if (!path[head]) {
+        *len = dlen;
+        return doc;
+    }
+    return ebp_json_get(doc, dlen, path + head + 1, &v, len) ? v : NULL;
+}
+
 static const char *h_field(const eb_plugin_event_t *e, const char *path, size_t *len) {
     struct eb_plugin_event *pe = PE(e);
-    struct eb_buf *b = &pe->scratch;
     if (!path || !*path)
         return NULL;
-    eb_buf_reset(b);
     size_t head = strcspn(path, ".");
     char top[EB_PLUGIN_MAX_FIELD + 1];
     if (head > EB_PLUGIN_MAX_FIELD)
         return NULL;
     memcpy(top, path, head);
     top[head] = '\0';
-    /* The payload is a document of its own; anything else is looked up in
-     * an object made of the built-in member asked for, or of the fields
-     * plugins added. */
-    const char *doc = NULL;
+    /* The payload and ext are documents of their own; anything else is
+     * looked up in an object made of the built-in member asked for. */
     size_t dlen = 0;
     if (strcmp(top, "payload") == 0) {
-        doc = h_payload(e, &dlen);
-        if (!doc)
-            return NULL;
-        if (!path[head]) {
-            *len = dlen;
-            return doc;
-        }
-        const char *v;
-        if (!ebp_json_get(doc, dlen, path + head + 1, &v, len))
-            return NULL;
-        return v;
+        const char *doc = h_payload(e, &dlen);
+        return doc ? sub_field(doc, dlen, path, head, len) : NULL;
     }
-    struct eb_buf *tmp = &pe->scratch2;
+    if (strcmp(top, "ext") == 0) {
+        if (!pe->fields.len)
+            return NULL;
+        return sub_field(pe->fields.data + EXT_HEAD_LEN, pe->fields.len - EXT_HEAD_LEN, path,
+                         head, len);
+    }
+    struct eb_buf *b = &pe->scratch, *tmp = &pe->scratch2;
+    eb_buf_reset(b);
     eb_buf_reset(tmp);
+    if (!builtin_field(pe, top, tmp))
+        return NULL;
     eb_buf_putc(b, '{');
-    if (builtin_field(pe, top, tmp)) {
-        eb_json_string(b, top, strlen(top));
-        eb_buf_putc(b, ':');
-        eb_buf_append(b, tmp->data, tmp->len);
-    } else if (pe->fields.len) {
-        eb_buf_append(b, pe->fields.data + 1, pe->fields.len - 1); /* past the first ',' */
-    }
+    eb_json_string(b, top, strlen(top));
+    eb_buf_putc(b, ':');
+    eb_buf_append(b, tmp->data, tmp->len);
     eb_buf_putc(b, '}');
     if (!eb_buf_ok(b))
         return NULL;
@@ -490,46 +555,49 @@ static int h_remove_header(eb_plugin_event_t *e, const char *name) {
     return 0;
 }
 
-static bool field_name_taken(struct eb_plugin_event *pe, const char *name) {
-    static const char *const builtin[] = {"event",    "key",      "key_base64", "db",
-                                          "route",    "params",   "params_base64",
-                                          "delivery", "deadline", "payload",    "id",
-                                          "time"};
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
-        if (strcmp(name, builtin[i]) == 0)
-            return true;
-    }
-    if (!pe->fields.len)
-        return false;
-    const char *v;
-    size_t vl;
-    struct eb_buf *obj = &pe->scratch2; /* the added fields as one object */
-    eb_buf_reset(obj);
-    eb_buf_putc(obj, '{');
-    eb_buf_append(obj, pe->fields.data + 1, pe->fields.len - 1);
-    eb_buf_putc(obj, '}');
-    if (!eb_buf_ok(obj))
-        return true;
-    return !strchr(name, '.') && ebp_json_get(obj->data, obj->len, name, &v, &vl);
+/* A name add_field() accepts: 1..EB_PLUGIN_MAX_FIELD bytes of UTF-8 that
+ * JSON writes as they are (no '"', '\\' or control character) and without
+ * '.', so a path "ext.NAME" names it and two names never collide once
+ * written. */
+static bool field_name_ok(const char *name, size_t nl) {
+    return nl > 0 && nl <= EB_PLUGIN_MAX_FIELD && eb_utf8_valid(name, nl) &&
+           ebp_json_plain_name(name, nl);
 }
 
 static int h_add_field(eb_plugin_event_t *e, const char *name, const char *json, size_t len) {
     struct eb_plugin_event *pe = PE(e);
+    struct eb_buf *f = &pe->fields;
     size_t nl = name ? strlen(name) : 0;
-    if (nl == 0 || nl > EB_PLUGIN_MAX_FIELD || !json || !eb_event_json_valid(json, len) ||
-        field_name_taken(pe, name))
+    const char *v;
+    size_t vl;
+    if (!field_name_ok(name, nl) || !json || !eb_event_json_valid(json, len))
         return -1;
-    size_t mark = pe->fields.len;
-    eb_buf_putc(&pe->fields, ',');
-    eb_json_string(&pe->fields, name, nl);
-    eb_buf_putc(&pe->fields, ':');
-    eb_buf_append(&pe->fields, json, len);
-    if (!eb_buf_ok(&pe->fields)) {
-        pe->fields.len = mark;
+    if (f->len && ebp_json_get(f->data + EXT_HEAD_LEN, f->len - EXT_HEAD_LEN, name, &v, &vl))
+        return -1; /* ext has it already */
+    /* `,"ext":{...}`: open it with the first field, else reopen it. */
+    size_t mark = f->len;
+    if (mark) {
+        f->len--;
+        eb_buf_putc(f, ',');
+    } else {
+        eb_buf_append(f, EXT_HEAD "{", EXT_HEAD_LEN + 1);
+    }
+    eb_buf_putc(f, '"');
+    eb_buf_append(f, name, nl);
+    eb_buf_append(f, "\":", 2);
+    eb_buf_append(f, json, len);
+    eb_buf_putc(f, '}');
+    if (!eb_buf_ok(f)) {
+        /* Refused, the fields added before stay: give the buffer back as
+         * it was (the '}' the reopening overwrote included). */
+        f->failed = false;
+        f->len = mark;
+        if (mark)
+            f->data[mark - 1] = '}';
         return -1;
     }
-    pe->ev.extra_json = pe->fields.data;
-    pe->ev.extra_len = pe->fields.len;
+    pe->ev.extra_json = f->data;
+    pe->ev.extra_len = f->len;
     return 0;
 }
 
@@ -575,6 +643,7 @@ static const struct eb_plugin_host host = {
     .settings_key = h_settings_key,
     .settings_get = h_settings_get,
     .settings_error = h_settings_error,
+    .settings_key_error = h_settings_key_error,
     .log = h_log,
     .event_name = h_event_name,
     .key = h_key,
@@ -635,8 +704,6 @@ eb_plugin_loader_t *eb_plugin_loader_new(eb_log_t *log, eb_metrics_t *metrics,
         eb_plugin_loader_destroy(l);
         return NULL;
     }
-    if (log)
-        host_log = log;
     return l;
 }
 
@@ -650,8 +717,6 @@ void eb_plugin_loader_destroy(eb_plugin_loader_t *l) {
         free(m->path);
         free(m);
     }
-    if (host_log == l->log)
-        host_log = NULL;
     free(l->default_dir);
     free(l);
 }
@@ -783,8 +848,19 @@ static void reportf(eb_config_report_fn *report, void *rctx, struct eb_srcpos po
     report(rctx, pos, msg);
 }
 
-static const eb_plugin_settings_t *settings_of(const struct eb_config_plugin *cp) {
-    return (const eb_plugin_settings_t *)(cp->settings ? cp->settings : &empty_settings);
+/* Run cp's check() with settings handles reporting to cc. -1 when out of
+ * memory (reported). */
+static int run_check(const eb_plugin_loader_t *l, const struct module *m,
+                     const struct eb_config_plugin *cp, struct check_ctx *cc) {
+    struct eb_plugin_ctx ctx = {.log = l->log, .instance = cp->name};
+    struct eb_plugin_settings *settings = settings_new(cp, cc);
+    if (!settings) {
+        settings_report(cc, "plugins", cp->pos, "out of memory checking the settings");
+        return -1;
+    }
+    int rc = m->d->check(&host, &ctx, settings);
+    free(settings);
+    return rc;
 }
 
 int eb_plugin_loader_check_config(const struct eb_config *cfg, eb_config_report_fn *report,
@@ -817,9 +893,7 @@ int eb_plugin_loader_check_config(const struct eb_config *cfg, eb_config_report_
         if (!mods[i] || !mods[i]->d->check)
             continue;
         struct check_ctx cc = {.report = report, .rctx = rctx, .cp = cp, .index = i};
-        tls_check = &cc;
-        int rc = mods[i]->d->check(&host, settings_of(cp));
-        tls_check = NULL;
+        int rc = run_check(l, mods[i], cp, &cc);
         if (rc != 0 && cc.nerr == 0) {
             struct eb_srcpos pos = cp->settings ? cp->settings->pos : cp->pos;
             reportf(report, rctx, pos,
@@ -904,13 +978,16 @@ static struct instance *instance_new(eb_plugin_loader_t *l, const struct eb_conf
     }
     in->m = m;
     in->refs = 1;
+    in->ctx = (struct eb_plugin_ctx){.log = l->log, .instance = in->name};
     if (m->d->init) {
         /* settings_error() during init lands in err (init re-checks). */
         struct check_ctx cc = {.cp = cp, .index = idx, .init_err = err, .init_err_size = 512};
+        struct eb_plugin_settings *settings = settings_new(cp, &cc);
         err[0] = '\0';
-        tls_check = &cc;
-        int rc = m->d->init(&host, cp->name, settings_of(cp), &in->state, err, 512);
-        tls_check = NULL;
+        int rc = settings ? m->d->init(&host, &in->ctx, settings, &in->state, err, 512) : -1;
+        if (!settings)
+            snprintf(err, 512, "out of memory");
+        free(settings);
         if (rc != 0) {
             eb_error_set(errstr, errstr_size, EB_ECONFIG, "plugin '%s' (%s) did not start: %s",
                          cp->name, m->d->name, err[0] ? err : "init failed");
@@ -1060,7 +1137,7 @@ void eb_plugin_event_begin(struct eb_plugin_event *pe, const struct eb_event *ev
     pe->id_ready = false;
     pe->failed = NULL;
     pe->reason[0] = '\0';
-    pe->fields.len = 0;
+    pe->fields.len = 0; /* never left failed: add_field() clears a refusal */
 }
 
 static int instance_failed(struct instance *in, struct eb_plugin_event *pe) {

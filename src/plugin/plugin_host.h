@@ -40,8 +40,10 @@ typedef struct eb_plugin_loader eb_plugin_loader_t;
 typedef struct eb_plugin_set eb_plugin_set_t;
 typedef struct eb_plugin_chain eb_plugin_chain_t;
 
-/* log and metrics are borrowed and must outlive the loader; metrics may be
- * NULL (`check`). default_dir: where shipped plugins are found by name when
+/* log and metrics are borrowed and must outlive the loader; log receives
+ * the log lines of this loader's plugins (host->log, from any thread; NULL:
+ * discarded), metrics may be NULL (`check`). Loaders share nothing: a
+ * process may hold several. default_dir: where shipped plugins are found by name when
  * the config sets no plugin_dir (copied; NULL: the compiled-in directory).
  * NULL when out of memory. */
 eb_plugin_loader_t *eb_plugin_loader_new(eb_log_t *log, eb_metrics_t *metrics,

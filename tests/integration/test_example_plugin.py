@@ -6,7 +6,7 @@ import os
 import subprocess
 import unittest
 
-from ebtest import BridgeTestCase, TempDir
+from ebtest import BridgeTestCase, TempDir, validate_event
 
 BUILD = os.environ.get("EB_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..",
                                                     "build"))
@@ -50,7 +50,8 @@ class ExamplePluginTest(BridgeTestCase, unittest.TestCase):
         c = self.consumer(["orders"])
         self.redis.client().set("order:1", "x", px=10)
         m = c.collect(1)[0]
-        self.assertEqual(m["json"]["data"]["tag"], "copied")
+        self.assertEqual(m["json"]["data"]["ext"], {"tag": "copied"})
+        validate_event(m["json"])
 
 
 if __name__ == "__main__":

@@ -219,6 +219,12 @@ def main():
         dict(good, data=dict(good["data"], delivery="late")),
         dict(good, data=dict(good["data"], key_base64="not base64!")),
         dict(good, data=dict(good["data"], unknown=True)),
+        # plugin fields live in data.ext (docs/event.md, "Extensions"), only there
+        dict(good, data=dict(good["data"], region="eu-west")),
+        dict(good, data=dict(good["data"], ext={})),
+        dict(good, data=dict(good["data"], ext=["region"])),
+        dict(good, data=dict(good["data"], ext={"a.b": 1})),
+        dict(good, data=dict(good["data"], ext={"": 1})),
         {k: v for k, v in good.items() if k != "id"},
     ]
     for i, doc in enumerate(bad):

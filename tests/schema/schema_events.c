@@ -108,6 +108,8 @@ int main(void) {
     static const char payload_obj[] = "{\"lines\":[{\"sku\":\"A1\",\"qty\":2},{\"sku\":"
                                       "\"B\\u00e9\",\"qty\":1}],\"total\":-12.5e1}";
     static const char payload_str[] = " \"caf\\u00e9 \\ud83d\\uded2 \\n\" ";
+    static const char ext_json[] = ",\"ext\":{\"region\":\"eu-west\",\"key\":\"k\",\"n\":{\"a\":[1,"
+                                   "null]},\"caf\xC3\xA9\":true}";
     static const char payload_deep[] = "[[[[[[[[[[{\"a\":[[[[[]]]]]}]]]]]]]]]]";
 
     size_t big_n = 1u << 20;
@@ -165,6 +167,12 @@ int main(void) {
         EV.deadline_ms = INT64_MAX);
     ADD("extra_route_headers", EV = base_event(KEY("h:1")), cases[n].extra = extra,
         cases[n].nextra = 2);
+    /* What the plugin host writes after the core members once plugins
+     * added fields (unit.plugin_host checks the host writes exactly this). */
+    ADD("plugin_extensions", EV = base_event(KEY("order:shop:7")), EV.params = order_caps,
+        EV.nparams = 1, EV.has_payload = true, EV.payload_json = payload_obj,
+        EV.payload_len = sizeof(payload_obj) - 1, EV.extra_json = ext_json,
+        EV.extra_len = sizeof(ext_json) - 1);
     ADD("escaped_config_strings", EV = base_event(KEY("s:1")), EV.source = "redis://h:1/0?\"x\"",
         EV.route = "route\\with\"quotes\"");
 #undef EV

@@ -21,6 +21,7 @@
 
 #include "config/config.h"
 #include "core/event.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "core/notify.h"
 #include "plugin/plugin_host.h"
@@ -41,14 +42,29 @@ struct fx {
     "redis:\n  url: redis://localhost\nkafka:\n  brokers: localhost:9092\n"                        \
     "plugin_dir: ${EB_TEST_PLUGIN_DIR}\nplugins:\n"
 
-static struct eb_config *load(const char *yaml) {
+static struct eb_config *load_with(eb_plugin_loader_t *l, const char *yaml) {
     struct eb_config_checks checks = {.plugins = eb_plugin_loader_check_config,
-                                      .plugins_opaque = loader};
+                                      .plugins_opaque = l};
     struct eb_config *cfg = NULL;
     if (eb_config_load_string(yaml, strlen(yaml), "t.yaml", &checks, &cfg, errbuf,
                               sizeof(errbuf)) != 0)
         fail_msg("config does not load:\n%s", errbuf);
     return cfg;
+}
+
+static struct eb_config *load(const char *yaml) {
+    return load_with(loader, yaml);
+}
+
+/* The error a config that must not load gives (errbuf). */
+static const char *load_err(const char *yaml) {
+    struct eb_config_checks checks = {.plugins = eb_plugin_loader_check_config,
+                                      .plugins_opaque = loader};
+    struct eb_config *cfg = NULL;
+    if (eb_config_load_string(yaml, strlen(yaml), "t.yaml", &checks, &cfg, errbuf,
+                              sizeof(errbuf)) == 0)
+        fail_msg("config loads but must not:\n%s", yaml);
+    return errbuf;
 }
 
 /* One route "r" (match "order:{tenant}:{id}", topic "orders") through the
@@ -172,9 +188,59 @@ static void test_plugin_host_enrich_adds_static_and_templated_fields(void **stat
     assert_int_equal(run(&f, "order:shop:7", "{\"user\":{\"name\":\"Ann \\\"A\\\"\"}}"),
                      EB_PLUGIN_RUN_CONTINUE);
     const char *v = encoded(&f);
-    assert_contains(v, ",\"payload\":{\"user\":{\"name\":\"Ann \\\"A\\\"\"}},\"region\":\"eu-west\","
-                       "\"ref\":\"shop/7\",\"who\":\"Ann \\\"A\\\"\"}}");
+    /* In data.ext, after the core members (docs/event.md, "Extensions"). */
+    assert_contains(v, ",\"payload\":{\"user\":{\"name\":\"Ann \\\"A\\\"\"}},\"ext\":{"
+                       "\"region\":\"eu-west\",\"ref\":\"shop/7\",\"who\":\"Ann \\\"A\\\"\"}}}");
     fx_teardown(&f);
+}
+
+/* A later plugin reads an added field as ext.NAME; core names are free
+ * for ext (they cannot collide), a name ext already has is refused. */
+static void test_plugin_host_added_fields_are_read_back_from_ext(void **state) {
+    struct fx f;
+    fx_setup(&f,
+             "  - name: e\n    path: enrich\n    settings: { fields: { region: \"{tenant}\", "
+             "key: k } }\n"
+             "  - name: f\n    path: filter\n    settings: { drop: [{ field: ext.region, equals: "
+             "test }, { field: region, exists: true }] }\n",
+             "e, f", false);
+    assert_int_equal(run(&f, "order:test:1", NULL), EB_PLUGIN_RUN_DROP);
+    assert_int_equal(run(&f, "order:shop:1", NULL), EB_PLUGIN_RUN_CONTINUE);
+    assert_contains(encoded(&f), "\"key\":\"order:shop:1\",");
+    assert_contains(encoded(&f), ",\"ext\":{\"region\":\"shop\",\"key\":\"k\"}}}");
+    fx_teardown(&f);
+}
+
+static void test_plugin_host_a_name_ext_already_has_is_refused(void **state) {
+    struct fx f;
+    fx_setup(&f,
+             "  - name: e1\n    path: enrich\n    settings: { fields: { region: a } }\n"
+             "  - name: e2\n    path: enrich\n    settings: { fields: { zone: z, region: b } }\n",
+             "e1, e2", false);
+    assert_int_equal(run(&f, "order:shop:1", NULL), EB_PLUGIN_RUN_ERROR);
+    assert_string_equal(f.pe.failed, "e2");
+    /* The refusal left what was added before intact and usable. */
+    assert_contains(encoded(&f), ",\"ext\":{\"region\":\"a\",\"zone\":\"z\"}}}");
+    fx_teardown(&f);
+}
+
+/* A bad value is reported at that value, down to the list item. */
+static void test_plugin_host_mask_reports_a_bad_field_at_its_item(void **state) {
+    const char *e = load_err(HEAD "  - name: m\n    path: mask\n    settings:\n"
+                                  "      fields: [email, \"a..b\"]\n"
+                                  "routes:\n  - name: r\n    match: \"o:{id}\"\n    topic: o\n"
+                                  "    plugins: [m]\n");
+    assert_contains(e, "t.yaml:10:23: invalid plugins[0].settings.fields[1]: 'a..b' is not a "
+                       "field name or dotted path");
+}
+
+static void test_plugin_host_enrich_refuses_a_field_name_at_its_key(void **state) {
+    const char *e = load_err(HEAD "  - name: e\n    path: enrich\n    settings:\n"
+                                  "      fields: { ok: 1, \"a.b\": 2 }\n"
+                                  "routes:\n  - name: r\n    match: \"o:{id}\"\n    topic: o\n"
+                                  "    plugins: [e]\n");
+    assert_contains(e, "t.yaml:10:24: invalid plugins[0].settings.fields.a.b: 'a.b' is not a "
+                       "field name; expected 1 to 128 bytes without");
 }
 
 static void test_plugin_host_enrich_rewrites_topic_key_and_headers(void **state) {
@@ -295,6 +361,67 @@ static void test_plugin_host_avro_fails_events_until_the_schema_id_is_known(void
     fx_teardown(&f);
 }
 
+/* ---- the host's context ------------------------------------------------ */
+
+#define LOGGER(name, settings)                                                                     \
+    HEAD "  - name: " name "\n    path: ${EB_TEST_BAD_PLUGIN_DIR}/logger.so\n    settings: "       \
+         settings "\nroutes:\n  - name: r\n    match: \"order:{id}\"\n    topic: orders\n"         \
+         "    plugins: [" name "]\n"
+
+/* Everything written to f so far, NUL-terminated (static storage). */
+static const char *file_text(FILE *f) {
+    static char text[8192];
+    size_t n;
+    fflush(f);
+    rewind(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    return text;
+}
+
+/* Two loaders, as two bridges in one process would have: each instance's
+ * log lines (here from a thread the plugin started) reach its own
+ * loader's log, named after the instance. */
+static void test_plugin_host_logs_reach_the_log_of_the_instances_loader(void **state) {
+    FILE *fa = tmpfile(), *fb = tmpfile();
+    assert_non_null(fa);
+    assert_non_null(fb);
+    eb_log_t *la = eb_log_new(fileno(fa), EB_LOG_DEBUG), *lb = eb_log_new(fileno(fb), EB_LOG_DEBUG);
+    eb_plugin_loader_t *a = eb_plugin_loader_new(la, NULL, NULL);
+    eb_plugin_loader_t *b = eb_plugin_loader_new(lb, NULL, NULL);
+    struct eb_config *ca = load_with(a, LOGGER("in-a", "{ message: hello-from-a }"));
+    struct eb_config *cb = load_with(b, LOGGER("in-b", "{ message: hello-from-b }"));
+    eb_plugin_set_t *sa = eb_plugin_set_new(a, ca, NULL, errbuf, sizeof(errbuf));
+    eb_plugin_set_t *sb = eb_plugin_set_new(b, cb, NULL, errbuf, sizeof(errbuf));
+    assert_non_null(sa);
+    assert_non_null(sb);
+    eb_plugin_set_destroy(sa); /* joins the plugin's thread */
+    eb_plugin_set_destroy(sb);
+    const char *ta = file_text(fa);
+    assert_contains(ta, "\"msg\":\"hello-from-a\"");
+    assert_contains(ta, "\"plugin\":\"in-a\"");
+    assert_null(strstr(ta, "hello-from-b"));
+    const char *tb = file_text(fb);
+    assert_contains(tb, "\"msg\":\"hello-from-b\"");
+    assert_contains(tb, "\"plugin\":\"in-b\"");
+    assert_null(strstr(tb, "hello-from-a"));
+    eb_config_free(ca);
+    eb_config_free(cb);
+    eb_plugin_loader_destroy(a);
+    eb_plugin_loader_destroy(b);
+    eb_log_destroy(la);
+    eb_log_destroy(lb);
+    fclose(fa);
+    fclose(fb);
+}
+
+/* A settings error finds its check through the node it is about, whatever
+ * thread reports it. */
+static void test_plugin_host_settings_error_from_a_plugin_thread_is_reported(void **state) {
+    const char *e = load_err(LOGGER("lg", "{ message: hi, fail_in_thread: refused in a thread }"));
+    assert_contains(e, "t.yaml:9:26: invalid plugins[0].settings.message: refused in a thread");
+}
+
 /* ---- sets -------------------------------------------------------------- */
 
 static void test_plugin_host_reload_keeps_unchanged_instances(void **state) {
@@ -334,12 +461,18 @@ int main(void) {
         cmocka_unit_test(test_plugin_host_enrich_adds_static_and_templated_fields),
         cmocka_unit_test(test_plugin_host_enrich_rewrites_topic_key_and_headers),
         cmocka_unit_test(test_plugin_host_fields_are_reset_between_events),
+        cmocka_unit_test(test_plugin_host_added_fields_are_read_back_from_ext),
+        cmocka_unit_test(test_plugin_host_a_name_ext_already_has_is_refused),
+        cmocka_unit_test(test_plugin_host_enrich_refuses_a_field_name_at_its_key),
+        cmocka_unit_test(test_plugin_host_mask_reports_a_bad_field_at_its_item),
         cmocka_unit_test(test_plugin_host_mask_redacts_fields_at_any_depth),
         cmocka_unit_test(test_plugin_host_mask_hash_is_keyed_and_stable),
         cmocka_unit_test(test_plugin_host_mask_leaves_routes_without_payload_alone),
         cmocka_unit_test(test_plugin_host_error_return_names_instance_and_reason),
         cmocka_unit_test(test_plugin_host_crash_in_a_forked_child_spares_the_parent),
         cmocka_unit_test(test_plugin_host_avro_fails_events_until_the_schema_id_is_known),
+        cmocka_unit_test(test_plugin_host_logs_reach_the_log_of_the_instances_loader),
+        cmocka_unit_test(test_plugin_host_settings_error_from_a_plugin_thread_is_reported),
         cmocka_unit_test(test_plugin_host_reload_keeps_unchanged_instances),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,22 +20,31 @@
  *              message value in its own encoding (e.g. Avro) instead of the
  *              CloudEvent.
  *
- * Plugins never see a host struct: events, settings and encoder outputs
- * are opaque handles, read and changed only through the host vtable
- * (struct eb_plugin_host) the bridge hands to every entry point. Both
- * structs end in reserved slots, so functions can be added within one ABI
- * version without changing any size or offset.
+ * Plugins never see a host struct: events, settings, encoder outputs and
+ * the host's context of an instance are opaque handles, read and changed
+ * only through the host vtable (struct eb_plugin_host) the bridge hands to
+ * check() and init(). Both structs end in reserved slots, so functions can
+ * be added within one ABI version without changing any size or offset.
+ *
+ * The host keeps no per-process "current plugin": what a call is about
+ * travels in its handles. A settings node knows the check it belongs to
+ * (settings_error() needs nothing else); the context handle
+ * (eb_plugin_ctx_t) that check() and init() receive names the instance and
+ * the bridge it logs to (log() needs nothing else).
  *
  * Threading: every entry point and every event accessor runs on the
  * bridge's event-loop thread. A transform or encoder must not block (no
  * network or disk I/O per event): the loop also serves Redis, Kafka
  * delivery reports and /healthz. host->log may be called from any thread,
- * including threads the plugin starts.
+ * including threads the plugin starts, with the context init() received.
  *
  * Ownership: every pointer the host returns is borrowed -- an event's
  * until the entry point returns, a setting's until init()/check() returns
- * (copy what you keep). Every pointer a plugin passes in is borrowed for
- * the call: the host copies what it keeps.
+ * (copy what you keep). The context handle of init() stays valid until the
+ * instance's destroy() returns (keep it in the state: threads may use it
+ * until destroy() joins them); that of check() until check() returns. Every
+ * pointer a plugin passes in is borrowed for the call: the host copies what
+ * it keeps.
  *
  * Plain C99 (C++ too); nothing here depends on how the bridge is built.
  */
@@ -59,6 +68,7 @@ extern "C" {
 typedef struct eb_plugin_event eb_plugin_event_t;       /* one event in flight */
 typedef struct eb_plugin_settings eb_plugin_settings_t; /* a node of the instance's settings */
 typedef struct eb_plugin_output eb_plugin_output_t;     /* an encoder's output buffer */
+typedef struct eb_plugin_ctx eb_plugin_ctx_t;           /* the host's side of one instance */
 
 /* descriptor.kind */
 #define EB_PLUGIN_TRANSFORM 1u
@@ -85,12 +95,14 @@ typedef struct eb_plugin_output eb_plugin_output_t;     /* an encoder's output b
 #define EB_PLUGIN_HOST_RESERVED       24
 #define EB_PLUGIN_DESCRIPTOR_RESERVED 8
 
-/* The host vtable. Owned by the bridge, valid for the life of the process;
- * read struct_size before calling a member added after ABI 1's first
- * release (none yet). Every function is safe to call with the handles the
- * host passed to the current entry point only. Return conventions: int
- * functions return 0 on success and -1 on refusal (bad argument, out of
- * memory); const char * and const void * getters return NULL for "absent". */
+/* The host vtable. Owned by the bridge, valid for the life of the process
+ * (keep the pointer init() receives). Read struct_size before calling a
+ * member added after ABI 1's first release (none yet). Every function is
+ * safe to call with the handles the host passed to the current entry point
+ * only (log: with the context handle while it is valid). Return
+ * conventions: int functions return 0 on success and -1 on refusal (bad
+ * argument, out of memory); const char * and const void * getters return
+ * NULL for "absent". */
 struct eb_plugin_host {
     uint32_t struct_size; /* sizeof(struct eb_plugin_host) of the bridge */
     uint32_t abi_version; /* EB_PLUGIN_ABI_VERSION of the bridge */
@@ -110,14 +122,23 @@ struct eb_plugin_host {
     /* The value of `key` in a map; NULL when absent (or node is not a map). */
     const eb_plugin_settings_t *(*settings_get)(const eb_plugin_settings_t *node,
                                                 const char *key);
-    /* Report a settings error at node's file:line:col (`check` prints
+    /* Report a bad value at node's file:line:col (`check` prints
      * "FILE:LINE:COL: invalid plugins[i].settings.KEY: MSG"). Say what was
-     * expected. node may be NULL: the error is placed at `settings:`. */
+     * expected. node is a handle of this check()/init() call: the root
+     * places the error at `settings:`; NULL reports nothing. Any thread,
+     * one call at a time, while check()/init() runs. */
     void (*settings_error)(const eb_plugin_settings_t *node, const char *msg);
+    /* The same at the key of entry i of map, for a key that is wrong
+     * itself (unknown, or not a name the plugin accepts): "colour: red"
+     * is reported at "colour", not at "red". Nothing when map is not a map
+     * or i is past its end. */
+    void (*settings_key_error)(const eb_plugin_settings_t *map, size_t i, const char *msg);
 
     /* ---- logging (any thread) ---------------------------------------- */
-    /* One JSON log line with the instance name; msg is copied. */
-    void (*log)(const char *instance, int level, const char *msg);
+    /* One JSON log line naming the instance of ctx, in the log of the
+     * bridge that created it; msg is copied. ctx: the handle check() or
+     * init() received, while it is valid. */
+    void (*log)(const eb_plugin_ctx_t *ctx, int level, const char *msg);
 
     /* ---- reading an event -------------------------------------------- */
     const char *(*event_name)(const eb_plugin_event_t *ev); /* "expired" */
@@ -138,8 +159,8 @@ struct eb_plugin_host {
      * NULL when the route has none. */
     const char *(*payload)(const eb_plugin_event_t *ev, size_t *len);
     /* Any field of `data` by dotted path, as JSON text: "key", "db",
-     * "params.order_id", "payload.customer.email", or a field an earlier
-     * plugin added. NULL when absent. */
+     * "params.order_id", "payload.customer.email", or "ext.NAME", a field
+     * an earlier plugin added. NULL when absent. */
     const char *(*field)(const eb_plugin_event_t *ev, const char *path, size_t *len);
     const char *(*topic)(const eb_plugin_event_t *ev);                /* current topic */
     const void *(*kafka_key)(const eb_plugin_event_t *ev, size_t *len); /* current key */
@@ -155,9 +176,11 @@ struct eb_plugin_host {
      * refused (they belong to the format). */
     int (*set_header)(eb_plugin_event_t *ev, const char *name, const void *value, size_t len);
     int (*remove_header)(eb_plugin_event_t *ev, const char *name);
-    /* Add `name` to `data` with a value given as one JSON text (e.g.
-     * "\"eu-west\"", "42", "{\"a\":1}"). Refused: a name `data` already
-     * has, a name of 0 or more than 128 bytes, invalid JSON. */
+    /* Add `name` to `data.ext`, the event's extension object
+     * (docs/event.md), with a value given as one JSON text (e.g.
+     * "\"eu-west\"", "42", "{\"a\":1}"); field("ext.NAME") reads it back.
+     * Core members of data are never touched. Refused: a name ext already
+     * has, a name of 0 or more than 128 bytes or with a '.', invalid JSON. */
     int (*add_field)(eb_plugin_event_t *ev, const char *name, const char *json, size_t len);
     /* Replace data.payload with one JSON text (routes with a payload). */
     int (*set_payload)(eb_plugin_event_t *ev, const char *json, size_t len);
@@ -182,15 +205,19 @@ struct eb_plugin_descriptor {
 
     /* Validate an instance's settings without side effects (no I/O): runs
      * at `expiry-bridge check` and before every init(). Report each
-     * problem with host->settings_error(). Returns 0 when valid, -1
+     * problem with host->settings_error() or host->settings_key_error().
+     * ctx is valid until check() returns. Returns 0 when valid, -1
      * otherwise. May be NULL (any settings accepted). */
-    int (*check)(const struct eb_plugin_host *host, const eb_plugin_settings_t *settings);
+    int (*check)(const struct eb_plugin_host *host, const eb_plugin_ctx_t *ctx,
+                 const eb_plugin_settings_t *settings);
 
     /* Create an instance from settings that passed check(). *state is
-     * handed to every later call. May start threads (they must not touch
+     * handed to every later call; keep host and ctx in it to log. ctx is
+     * valid until destroy() returns (or until init() returns, when it
+     * fails). May start threads (they may log with ctx, must not touch
      * events). Must not block for long: it also runs on reload, on the
      * loop thread. Returns 0, or -1 with a reason in errstr. */
-    int (*init)(const struct eb_plugin_host *host, const char *instance,
+    int (*init)(const struct eb_plugin_host *host, const eb_plugin_ctx_t *ctx,
                 const eb_plugin_settings_t *settings, void **state, char *errstr,
                 size_t errstr_size);
 
@@ -224,6 +251,8 @@ EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_descriptor, name) == 8,
                         "descriptor: name follows two uint32_t");
 EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_descriptor, check) == 8 + 3 * EB_PLUGIN_PTR,
                         "descriptor: check is the 4th pointer");
+EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_descriptor, init) == 8 + 4 * EB_PLUGIN_PTR,
+                        "descriptor: init is the 5th pointer");
 EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_descriptor, destroy) == 8 + 7 * EB_PLUGIN_PTR,
                         "descriptor: destroy is the 8th pointer");
 EB_PLUGIN_STATIC_ASSERT(sizeof(struct eb_plugin_descriptor) ==
@@ -231,16 +260,19 @@ EB_PLUGIN_STATIC_ASSERT(sizeof(struct eb_plugin_descriptor) ==
                         "descriptor: 8 members and the reserved slots, no padding");
 EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, settings_kind) == 8,
                         "host: functions start after two uint32_t");
-EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, log) == 8 + 7 * EB_PLUGIN_PTR,
-                        "host: log is the 8th function");
-EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, event_name) == 8 + 8 * EB_PLUGIN_PTR,
-                        "host: event accessors start at the 9th function");
-EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, set_topic) == 8 + 28 * EB_PLUGIN_PTR,
-                        "host: setters start at the 29th function");
-EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, reserved) == 8 + 36 * EB_PLUGIN_PTR,
-                        "host: 36 functions before the reserved slots");
+EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, settings_key_error) ==
+                            8 + 7 * EB_PLUGIN_PTR,
+                        "host: settings_key_error is the 8th function");
+EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, log) == 8 + 8 * EB_PLUGIN_PTR,
+                        "host: log is the 9th function");
+EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, event_name) == 8 + 9 * EB_PLUGIN_PTR,
+                        "host: event accessors start at the 10th function");
+EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, set_topic) == 8 + 29 * EB_PLUGIN_PTR,
+                        "host: setters start at the 30th function");
+EB_PLUGIN_STATIC_ASSERT(offsetof(struct eb_plugin_host, reserved) == 8 + 37 * EB_PLUGIN_PTR,
+                        "host: 37 functions before the reserved slots");
 EB_PLUGIN_STATIC_ASSERT(sizeof(struct eb_plugin_host) ==
-                            8 + (36 + EB_PLUGIN_HOST_RESERVED) * EB_PLUGIN_PTR,
+                            8 + (37 + EB_PLUGIN_HOST_RESERVED) * EB_PLUGIN_PTR,
                         "host: no padding");
 
 /* ---- exporting ---------------------------------------------------------- */

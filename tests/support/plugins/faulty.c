@@ -24,10 +24,10 @@ static bool has(const void *key, size_t n, const char *word) {
     return false;
 }
 
-static int init(const struct eb_plugin_host *h, const char *instance,
+static int init(const struct eb_plugin_host *h, const eb_plugin_ctx_t *ctx,
                 const eb_plugin_settings_t *settings, void **state, char *errstr,
                 size_t errstr_size) {
-    (void)instance;
+    (void)ctx;
     (void)errstr;
     (void)errstr_size;
     struct faulty *f = calloc(1, sizeof(*f));

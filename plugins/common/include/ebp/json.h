@@ -32,6 +32,10 @@ const char *ebp_json_skip(const char *p, const char *end);
 bool ebp_json_get(const char *json, size_t len, const char *path, const char **out,
                   size_t *out_len);
 
+/* True when s[0..n) is a member name a path can name: written in JSON as
+ * it is (no '"', '\\' or control character) and without '.'. */
+bool ebp_json_plain_name(const char *s, size_t n);
+
 /* A JSON string value's content unescaped into out (appended, no quotes;
  * \u escapes as UTF-8). false when s is not a string. */
 bool ebp_json_unquote(const char *s, size_t n, struct ebp_buf *out);
