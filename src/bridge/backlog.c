@@ -36,9 +36,11 @@ struct record {
     int64_t recv_mono_ns;
     int64_t recv_real_us;
     const char *event; /* static storage (notify_flags) */
+    const char *node;  /* interned for the daemon's life (strpool.h) */
     uint32_t key_len;
     int32_t db;
     int32_t event_id;
+    int32_t unit;
     /* key bytes follow */
 };
 
@@ -230,6 +232,8 @@ void eb_backlog_push(const struct eb_notification *n, void *opaque) {
     r->recv_mono_ns = n->recv_mono_ns;
     r->recv_real_us = n->recv_real_us;
     r->event = n->event;
+    r->node = n->node;
+    r->unit = n->unit;
     r->key_len = (uint32_t)n->key_len;
     r->db = n->db;
     r->event_id = n->event_id;
@@ -257,6 +261,8 @@ static void deliver_one(eb_backlog_t *b) {
         .key_len = r->key_len,
         .recv_mono_ns = r->recv_mono_ns,
         .recv_real_us = r->recv_real_us,
+        .node = r->node,
+        .unit = r->unit,
     };
     b->deliver(&n, b->opaque);
     blk->head += record_size(r->key_len);

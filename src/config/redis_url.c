@@ -20,7 +20,7 @@
 
 static const struct {
     const char *name;
-    enum eb_redis_topology topology;
+    enum eb_redis_url_topology topology;
     bool tls;
 } schemes[] = {
     {"redis", EB_REDIS_STANDALONE, false},         {"rediss", EB_REDIS_STANDALONE, true},
@@ -66,7 +66,7 @@ static int oom(struct parse *p) {
     return eb_error_set(p->errstr, p->errstr_size, EB_ENOMEM, "out of memory");
 }
 
-const char *eb_redis_url_topology_name(enum eb_redis_topology t) {
+const char *eb_redis_url_topology_name(enum eb_redis_url_topology t) {
     switch (t) {
     case EB_REDIS_STANDALONE:
         return "standalone";
@@ -78,7 +78,7 @@ const char *eb_redis_url_topology_name(enum eb_redis_topology t) {
     return "?";
 }
 
-const char *eb_redis_url_scheme(enum eb_redis_topology t, bool tls) {
+const char *eb_redis_url_scheme(enum eb_redis_url_topology t, bool tls) {
     for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
         if (schemes[i].topology == t && schemes[i].tls == tls)
             return schemes[i].name;

@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum eb_redis_topology {
+enum eb_redis_url_topology {
     EB_REDIS_STANDALONE = 0, /* one master */
     EB_REDIS_SENTINEL,       /* nodes are sentinels; they name the master */
     EB_REDIS_CLUSTER,        /* nodes are seeds; every master is found from them */
@@ -39,7 +39,7 @@ struct eb_redis_addr {
 };
 
 struct eb_redis_url {
-    enum eb_redis_topology topology;
+    enum eb_redis_url_topology topology;
     bool tls;                    /* rediss, rediss-sentinel, rediss-cluster */
     char *username;              /* decoded, or NULL; owned */
     char *password;              /* decoded, or NULL; owned; a secret */
@@ -63,10 +63,10 @@ int eb_redis_url_parse(const char *url, struct eb_redis_url *out, size_t *err_of
 void eb_redis_url_free(struct eb_redis_url *u);
 
 /* "standalone", "sentinel", "cluster": static storage. */
-const char *eb_redis_url_topology_name(enum eb_redis_topology t);
+const char *eb_redis_url_topology_name(enum eb_redis_url_topology t);
 
 /* The URL's scheme for this topology and TLS ("redis-cluster", "rediss"):
  * static storage. */
-const char *eb_redis_url_scheme(enum eb_redis_topology t, bool tls);
+const char *eb_redis_url_scheme(enum eb_redis_url_topology t, bool tls);
 
 #endif

@@ -61,6 +61,7 @@ struct app {
     const char *path; /* borrowed from argv */
     struct eb_config_checks checks;
     eb_plugin_loader_t *plugins; /* the plugins loaded (plugin_host.h) */
+    eb_strpool_t *names;         /* Redis node names: outlives every notification */
 
     eb_pipeline_t *pipeline;
     eb_backlog_t *backlog; /* read-ahead: sources push, the pipeline drains */
@@ -395,6 +396,7 @@ static int build(struct app *a, struct eb_config *cfg, char *errstr, size_t errs
         .pipeline = a->pipeline,
         .backlog = a->backlog,
         .retire = a->retire,
+        .names = a->names,
         .apply = apply_process_settings,
         .opaque = a,
     };
@@ -430,6 +432,7 @@ static void teardown(struct app *a) {
     eb_config_watch_destroy(a->watch);
     free_loop_events(a);
     eb_metrics_destroy(a->metrics);
+    eb_strpool_destroy(a->names); /* last: anything left may still point into it */
     if (a->base)
         event_base_free(a->base);
 }
@@ -462,7 +465,8 @@ int eb_app_run(const char *path) {
         event_base_priority_init(a.base, EB_APP_PRIORITIES);
     a.plugins = eb_plugin_loader_new(a.log, a.metrics, NULL);
     a.checks = config_checks(a.plugins);
-    if (!a.base || !a.metrics || !a.plugins) {
+    a.names = eb_strpool_new();
+    if (!a.base || !a.metrics || !a.plugins || !a.names) {
         eb_log(a.log, EB_LOG_ERROR, "cannot start", eb_lf_str("error", "out of memory"));
         goto out_teardown;
     }

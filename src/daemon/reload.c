@@ -33,7 +33,7 @@
  * one a reload waits for, or one being retired). */
 struct source {
     eb_reload_t *r;
-    eb_redis_source_t *src;
+    eb_redis_topology_t *src;
 };
 
 /* A valid file whose event path waits for its new Redis connection. */
@@ -125,6 +125,21 @@ static void on_redis_state(enum eb_redis_state state, void *opaque) {
         eb_ledger_on_source_state(r->ledger, state); /* sweeps at once after a gap */
 }
 
+/* A unit (re)subscribed after a gap: its expiries meanwhile may have been
+ * lost, so the ledger sweeps at once.
+ * @locality loop thread. */
+static void on_unit_subscribed(const struct eb_redis_unit *u, void *opaque) {
+    struct source *s = opaque;
+    (void)u;
+    (void)s;
+}
+
+static const struct eb_redis_topology_handlers topology_handlers = {
+    .on_notification = on_notification,
+    .on_state = on_redis_state,
+    .on_unit_subscribed = on_unit_subscribed,
+};
+
 /* The deadline ledger, built when the first configuration needs it (a
  * ledgered route, or a payload) and kept from then on: timers in flight
  * hold tickets of it. */
@@ -155,29 +170,16 @@ static struct source *make_source(eb_reload_t *r, const struct eb_config *cfg, c
         return NULL;
     }
     s->r = r;
-    const struct eb_config_redis *rc = &cfg->redis;
-    struct eb_redis_source_conf sc = {
-        .host = rc->host,
-        .port = rc->port,
-        .username = rc->username,
-        .password = rc->password,
-        .all_databases = rc->all_databases,
-        .databases = rc->databases,
-        .ndatabases = rc->ndatabases,
+    struct eb_redis_topology_conf tc = {
+        .redis = &cfg->redis,
         .events = cfg->events,
-        .configure_notifications = rc->configure_notifications,
-        .connect_timeout_ms = rc->connect_timeout_ms,
-        .heartbeat_interval_ms = rc->heartbeat_interval_ms,
-        .heartbeat_timeout_ms = rc->heartbeat_timeout_ms,
-        .reconnect_min_ms = rc->reconnect_min_ms,
-        .reconnect_max_ms = rc->reconnect_max_ms,
+        .names = r->c.names,
         .log = r->c.log,
         .metrics = r->c.metrics,
-        .on_notification = on_notification,
-        .on_state = on_redis_state,
+        .handlers = &topology_handlers,
         .opaque = s,
     };
-    s->src = eb_redis_source_new(r->base, &sc, errstr, errstr_size);
+    s->src = eb_redis_topology_new(r->base, &tc, errstr, errstr_size);
     if (!s->src) {
         free(s);
         return NULL;
@@ -189,7 +191,7 @@ static struct source *make_source(eb_reload_t *r, const struct eb_config *cfg, c
 static void free_source(struct source *s) {
     if (!s)
         return;
-    eb_redis_source_destroy(s->src);
+    eb_redis_topology_destroy(s->src);
     free(s);
 }
 
@@ -261,7 +263,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
                           cfg->redis.read_ahead_max_bytes);
     /* A kept source subscribes to new event types before the routes that
      * need them exist, and drops old ones after: nothing is missed. */
-    if (!source && eb_redis_source_set_events(r->source->src, cfg->events) != 0)
+    if (!source && eb_redis_topology_set_events(r->source->src, cfg->events) != 0)
         return EB_ENOMEM;
     char lerr[256];
     bool new_ledger = !r->ledger;
@@ -269,12 +271,12 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         ensure_ledger(r, cfg, lerr, sizeof(lerr)) != 0) {
         eb_pipeline_set_config(r->c.pipeline, r->cfg);
         if (!source)
-            eb_redis_source_set_events(r->source->src, r->cfg->events);
+            eb_redis_topology_set_events(r->source->src, r->cfg->events);
         return EB_ENOMEM;
     }
     if (new_ledger && r->ledger) {
         eb_ledger_start(r->ledger);
-        eb_ledger_on_source_state(r->ledger, eb_redis_source_state(r->source->src));
+        eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(r->source->src));
     }
     if (sink) {
         eb_pipeline_set_sink(r->c.pipeline, sink);
@@ -289,7 +291,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         if (r->ledger) {
             /* Another server: its subscription counts as a new one. */
             eb_ledger_on_source_state(r->ledger, EB_REDIS_CONNECTING);
-            eb_ledger_on_source_state(r->ledger, eb_redis_source_state(source->src));
+            eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(source->src));
         }
     }
     eb_config_free(r->cfg);
@@ -303,7 +305,7 @@ static void handover(eb_reload_t *r, const char *why) {
     struct pending n = r->next;
     memset(&r->next, 0, sizeof(r->next));
     event_del(r->handover_ev);
-    enum eb_redis_state st = eb_redis_source_state(n.source->src);
+    enum eb_redis_state st = eb_redis_topology_state(n.source->src);
     if (commit(r, n.cfg, n.sink, n.source) != 0) {
         eb_metrics_inc(r->reload_failed);
         eb_metrics_set(r->last_reload_ok, 0);
@@ -336,7 +338,7 @@ static void on_handover_timeout(evutil_socket_t fd, short what, void *arg) {
            "names it): the old server is no longer read",
            eb_lf_int("waited_ms", eb_mono_ms() - r->next.since_ms),
            eb_lf_str("state",
-                     eb_redis_source_state_name(eb_redis_source_state(r->next.source->src))));
+                     eb_redis_source_state_name(eb_redis_topology_state(r->next.source->src))));
     handover(r, "handover deadline passed");
 }
 
@@ -352,9 +354,9 @@ static void defer(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         r->next.since_ms = eb_mono_ms();
         struct timeval tv = eb_ms_tv(EB_HANDOVER_TIMEOUT_MS);
         event_add(r->handover_ev, &tv);
-        eb_redis_source_start(source->src);
+        eb_redis_topology_start(source->src);
     } else {
-        eb_redis_source_set_events(r->next.source->src, cfg->events);
+        eb_redis_topology_set_events(r->next.source->src, cfg->events);
     }
     if (sink) {
         eb_retire_unused_sink(r->c.retire, r->next.sink);
@@ -446,7 +448,7 @@ err_destroy:
 }
 
 int eb_reload_start(eb_reload_t *r) {
-    int rc = eb_redis_source_start(r->source->src);
+    int rc = eb_redis_topology_start(r->source->src);
     if (rc == 0 && r->ledger)
         eb_ledger_start(r->ledger);
     return rc;
@@ -457,7 +459,7 @@ const struct eb_config *eb_reload_config(const eb_reload_t *r) {
 }
 
 void eb_reload_readiness(const eb_reload_t *r, struct eb_http_readiness *out) {
-    enum eb_redis_state st = r->source ? eb_redis_source_state(r->source->src) : EB_REDIS_STOPPED;
+    enum eb_redis_state st = r->source ? eb_redis_topology_state(r->source->src) : EB_REDIS_STOPPED;
     out->redis_ok = st == EB_REDIS_SUBSCRIBED;
     out->redis = eb_redis_source_state_name(st);
     out->kafka_ok = r->sink && eb_kafka_sink_reachable(r->sink);
@@ -478,10 +480,10 @@ void eb_reload_log_stats(const eb_reload_t *r) {
 
 void eb_reload_stop(eb_reload_t *r) {
     r->stopped = true;
-    eb_redis_source_stop(r->source->src);
+    eb_redis_topology_stop(r->source->src);
     eb_ledger_stop(r->ledger); /* no new sweep; acknowledgements go on */
     if (r->next.source)
-        eb_redis_source_stop(r->next.source->src);
+        eb_redis_topology_stop(r->next.source->src);
     event_del(r->handover_ev);
 }
 

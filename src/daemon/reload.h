@@ -43,6 +43,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/strpool.h"
 #include "daemon/http.h"
 #include "daemon/retire.h"
 
@@ -62,6 +63,7 @@ struct eb_reload_conf {
     eb_pipeline_t *pipeline;               /* every producer reports to it; borrowed */
     eb_backlog_t *backlog;                 /* every source's notifications go to it; borrowed */
     eb_retire_t *retire;                   /* takes what a reload replaces; borrowed */
+    eb_strpool_t *names;                   /* Redis node names (strpool.h); borrowed */
     eb_reload_apply_cb *apply;             /* required */
     void *opaque;                          /* passed to apply; borrowed */
 };

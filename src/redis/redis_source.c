@@ -88,6 +88,11 @@ struct eb_redis_source {
     /* conf, strings copied */
     char *host;
     int port;
+    const char *node; /* borrowed (interned) or node_own */
+    char *node_own;
+    int32_t unit;
+    int role_interval_ms;
+    bool refuse_cluster;
     bool auth; /* a user or a password is set: for the start line */
     char *username;
     bool all_databases;
@@ -108,6 +113,8 @@ struct eb_redis_source {
     eb_redis_client_t *cmd;        /* commands: role, flags, heartbeat */
     struct eb_redis_down_log down_log; /* one line per failure of the pair */
     struct event *ev_tick;             /* persistent: heartbeat + liveness checks */
+    struct event *ev_role;             /* persistent: is the node still a master? */
+    bool role_busy;                    /* a ROLE is in flight */
 
     enum eb_redis_state state;
     bool started;
@@ -149,8 +156,12 @@ struct eb_redis_source {
     unsigned cache_last, cache_next;
 
     eb_metrics_t *own_metrics; /* when conf->metrics was NULL */
-    eb_metrics_t *metrics;     /* the registry in use: the gauges are bound to us */
+    eb_metrics_t *metrics;     /* the registry in use */
     eb_series_t *m_gaps, *m_gap_seconds, *m_reconnects, *m_refusals, *m_config_changes;
+    eb_series_t *m_subscribed, *m_gap_open, *m_gap_open_seconds; /* {node} gauges */
+    /* What this source adds to the {node} gauges: two sources of one node
+     * (a reload's overlap) each count, so neither erases the other. */
+    bool counted_subscribed, counted_gap;
 };
 
 /* ------------------------------------------------------------------------
@@ -201,10 +212,26 @@ static void set_state(eb_redis_source_t *s, enum eb_redis_state st) {
         s->on_state(st, s->opaque);
 }
 
+/* This source's share of its node's gauges, after any change. */
+static void count_gauges(eb_redis_source_t *s) {
+    bool sub = s->subscribed && !s->stopped, gap = s->gap_open && !s->stopped;
+    if (sub != s->counted_subscribed) {
+        eb_metrics_add(s->m_subscribed, sub ? 1 : -1);
+        s->counted_subscribed = sub;
+    }
+    if (gap != s->counted_gap) {
+        eb_metrics_add(s->m_gap_open, gap ? 1 : -1);
+        s->counted_gap = gap;
+        if (!gap)
+            eb_metrics_set(s->m_gap_open_seconds, 0);
+    }
+}
+
 /* The state the two clients and the subscription add up to. */
 static void update_state(eb_redis_source_t *s) {
     enum eb_redis_client_state a = eb_redis_client_state(s->sub),
                                b = eb_redis_client_state(s->cmd);
+    count_gauges(s);
     if (s->stopped)
         set_state(s, EB_REDIS_STOPPED);
     else if (s->subscribed)
@@ -220,10 +247,11 @@ static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
     if (gap_ns < 0)
         gap_ns = 0;
     s->gap_open = false;
+    count_gauges(s);
     eb_metrics_inc(s->m_gaps);
     eb_metrics_add(s->m_gap_seconds, (double)gap_ns / 1e9);
     eb_log(s->log, EB_LOG_WARN, "redis subscription gap", eb_lf_int("gap_ms", gap_ns / 1000000),
-           eb_lf_str("host", s->host), eb_lf_int("port", s->port), eb_lf_str("ended_by", how),
+           eb_lf_str("node", s->node), eb_lf_str("ended_by", how),
            eb_lf_str("cause", s->loss_reason), eb_lf_int("attempts", (int64_t)s->gap_attempts));
 }
 
@@ -525,6 +553,8 @@ static void deliver(eb_redis_source_t *s, const redisReply *ch, const redisReply
         .key_len = payload->len,
         .recv_mono_ns = now,
         .recv_real_us = (now + s->real_minus_mono_ns) / 1000,
+        .node = s->node,
+        .unit = s->unit,
     };
     s->on_notification(&n, s->opaque);
 }
@@ -556,6 +586,74 @@ static void sub_on_message(eb_redis_client_t *c, const redisReply *r, void *opaq
         deliver(s, r->element[2], r->element[3]);
     else if (t->type == REDIS_REPLY_STRING)
         on_sub_control(s, r);
+}
+
+/* ------------------------------------------------------------------------
+ * Is the node (still) what we need? (command client)
+ * --------------------------------------------------------------------- */
+
+#define HINT_DEMOTED                                                                               \
+    "a failover made another node the master: redis-sentinel:// and redis-cluster:// URLs "       \
+    "follow it; with redis:// point redis.url at the new master"
+#define HINT_CLUSTER                                                                               \
+    "each Cluster master announces only its own keys: use redis-cluster://HOST:PORT so the "      \
+    "bridge subscribes to every master"
+
+/* ROLE's answer, every role_interval: a demoted master keeps its
+ * subscribers connected and goes silent, so this is the only sign. */
+static void on_role(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    s->role_busy = false;
+    if (!r || s->stopped || eb_redis_reply_is_error(r))
+        return; /* gone, or ROLE refused (an ACL): the connect-time check stands */
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        eb_redis_reply_is(r->element[0], "master", 6))
+        return;
+    char detail[96];
+    snprintf(detail, sizeof(detail), "ROLE says %.32s",
+             r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "?");
+    eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_ROLE, "redis node is no longer a master", detail,
+                         HINT_DEMOTED);
+}
+
+/* @locality loop thread (libevent timer). */
+static void on_role_tick(evutil_socket_t fd, short what, void *arg) {
+    eb_redis_source_t *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->stopped || s->role_busy || eb_redis_client_state(s->cmd) != EB_REDIS_CLIENT_READY)
+        return;
+    const char *argv[] = {"ROLE"};
+    if (eb_redis_client_command(s->cmd, -1, on_role, s, 1, argv, NULL) == 0)
+        s->role_busy = true;
+}
+
+/* INFO cluster's answer (standalone only): a Cluster node behind redis://
+ * would be heard for its own slots alone, silently. */
+static void on_info_cluster(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    if (!r || s->stopped)
+        return;
+    if (!eb_redis_reply_is_error(r) && r->type == REDIS_REPLY_STRING && r->str &&
+        strstr(r->str, "cluster_enabled:1")) {
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_ROLE, "redis.url points at a Redis Cluster node",
+                             "cluster_enabled:1", HINT_CLUSTER);
+        return;
+    }
+    flags_check(s);
+}
+
+/* The command connection is up: refuse a Cluster node where one is not
+ * expected, then check the notification flags. */
+static void cmd_ready(eb_redis_source_t *s) {
+    if (!s->refuse_cluster) {
+        flags_check(s);
+        return;
+    }
+    const char *argv[] = {"INFO", "cluster"};
+    if (eb_redis_client_command(s->cmd, -1, on_info_cluster, s, 2, argv, NULL) != 0)
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis command could not be queued",
+                             "INFO cluster", NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -596,7 +694,7 @@ static void on_client_state(eb_redis_client_t *c, enum eb_redis_client_state st,
         break;
     case EB_REDIS_CLIENT_READY:
         if (c == s->cmd)
-            flags_check(s);
+            cmd_ready(s);
         else
             maybe_subscribe(s);
         break;
@@ -651,6 +749,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     bool stalled = s->last_tick_ns && now - s->last_tick_ns > 2 * interval;
     s->last_tick_ns = now;
     clock_resync(s);
+    if (s->gap_open)
+        eb_metrics_set(s->m_gap_open_seconds, (double)eb_redis_source_gap_open_ns(s) / 1e9);
     if (s->stopped || eb_redis_client_state(s->sub) != EB_REDIS_CLIENT_READY)
         return;
     int64_t limit = (int64_t)s->hb_timeout_ms * 1000000;
@@ -674,24 +774,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
  * Metrics
  * --------------------------------------------------------------------- */
 
-static double gauge_connected(void *opaque) {
-    const eb_redis_source_t *s = opaque;
-    return s->state == EB_REDIS_SUBSCRIBED ? 1 : 0;
-}
-
-static double gauge_gap_open(void *opaque) {
-    const eb_redis_source_t *s = opaque;
-    return s->gap_open ? 1 : 0;
-}
-
-static double gauge_gap_open_seconds(void *opaque) {
-    const eb_redis_source_t *s = opaque;
+int64_t eb_redis_source_gap_open_ns(const eb_redis_source_t *s) {
     if (!s->gap_open)
         return 0;
     int64_t ns = eb_mono_ns() - s->gap_start_ns;
-    return ns > 0 ? (double)ns / 1e9 : 0;
+    return ns > 0 ? ns : 0;
 }
 
+/* Every family is labelled with the node, so the sources of a Cluster (one
+ * per master) count apart, and a reload's replacement of a source for the
+ * same node counts on where its predecessor stopped. */
 static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr,
                              size_t errstr_size) {
     static const struct {
@@ -700,61 +792,49 @@ static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr
         size_t off;
     } defs[] = {
         {EB_METRIC_COUNTER, "eb_redis_gaps_total",
-         "Times the keyevent subscription was lost after being established, counted when it "
-         "is restored (or the source stops first); eb_redis_gap_open shows one while it lasts",
+         "Times a node's keyevent subscription was lost after being established, counted when "
+         "it is restored (or the source stops first); eb_redis_node_gap_open shows one while "
+         "it lasts",
          offsetof(struct eb_redis_source, m_gaps)},
         {EB_METRIC_COUNTER, "eb_redis_gap_seconds_total",
-         "Seconds without a keyevent subscription, from the last sign of life of the lost one "
-         "to the restored one, counted when it is restored",
+         "Seconds without a node's keyevent subscription, from the last sign of life of the "
+         "lost one to the restored one, counted when it is restored",
          offsetof(struct eb_redis_source, m_gap_seconds)},
         {EB_METRIC_COUNTER, "eb_redis_reconnects_total",
-         "Redis connection attempts after the first one",
+         "Redis connection attempts after the first one, per node",
          offsetof(struct eb_redis_source, m_reconnects)},
         {EB_METRIC_COUNTER, "eb_redis_replica_refusals_total",
-         "Connections refused because redis.url points at a replica",
+         "Connections refused because the node is a replica (replicas never announce expired)",
          offsetof(struct eb_redis_source, m_refusals)},
         {EB_METRIC_COUNTER, "eb_redis_notify_config_changes_total",
          "CONFIG SET notify-keyspace-events issued to add flags the bridge needs",
          offsetof(struct eb_redis_source, m_config_changes)},
+        {EB_METRIC_GAUGE, "eb_redis_node_subscribed",
+         "Subscriptions to every keyevent channel of the node: 1 normally, 0 while it is not "
+         "subscribed, 2 for a moment while a reload hands over to new settings",
+         offsetof(struct eb_redis_source, m_subscribed)},
+        {EB_METRIC_GAUGE, "eb_redis_node_gap_open",
+         "1 while a subscription gap of the node lasts (the subscription was lost and is not "
+         "back yet), else 0",
+         offsetof(struct eb_redis_source, m_gap_open)},
+        {EB_METRIC_GAUGE, "eb_redis_node_gap_open_seconds",
+         "Seconds the node's current subscription gap has lasted so far (refreshed every "
+         "heartbeat interval); 0 when there is none",
+         offsetof(struct eb_redis_source, m_gap_open_seconds)},
     };
+    const char *const node[] = {s->node};
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         eb_metric_t *f =
-            eb_metrics_register(m, defs[i].type, defs[i].name, defs[i].help, NULL, NULL, 0);
-        if (!f) {
+            eb_metrics_register(m, defs[i].type, defs[i].name, defs[i].help, "node", NULL, 0);
+        eb_series_t *series = f ? eb_metrics_series(f, node) : NULL;
+        if (!series) {
             eb_error_set(errstr, errstr_size, EB_EINVAL,
                          "cannot register metric %s (out of memory, or registered already with "
                          "another type)",
                          defs[i].name);
             return false;
         }
-        *(eb_series_t **)((char *)s + defs[i].off) = eb_metrics_series0(f);
-    }
-    /* Callbacks, not series: when a reload replaces the source, the newest
-     * one answers, and the old one's stop/destroy cannot overwrite the new
-     * one's state with a 0. */
-    static const struct {
-        const char *name, *help;
-        double (*fn)(void *);
-    } gauges[] = {
-        {"eb_redis_connected",
-         "1 while every keyevent channel is subscribed, else 0 (during a reload's reconnect: "
-         "the new connection)",
-         gauge_connected},
-        {"eb_redis_gap_open",
-         "1 while a subscription gap lasts (the subscription was lost and is not back yet), "
-         "else 0",
-         gauge_gap_open},
-        {"eb_redis_gap_open_seconds",
-         "Seconds the current subscription gap has lasted so far, growing while it lasts; 0 "
-         "when there is none",
-         gauge_gap_open_seconds},
-    };
-    for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
-        if (!eb_metrics_register_gauge_fn(m, gauges[i].name, gauges[i].help, gauges[i].fn, s)) {
-            eb_error_set(errstr, errstr_size, EB_EINVAL, "cannot register metric %s",
-                         gauges[i].name);
-            return false;
-        }
+        *(eb_series_t **)((char *)s + defs[i].off) = series;
     }
     s->metrics = m;
     return true;
@@ -778,9 +858,14 @@ static void free_fields(eb_redis_source_t *s) {
     eb_redis_resolver_destroy(s->resolver);
     if (s->ev_tick)
         event_free(s->ev_tick);
-    if (s->metrics)
-        eb_metrics_unbind(s->metrics, s);
+    if (s->ev_role)
+        event_free(s->ev_role);
+    if (s->m_subscribed) {
+        s->stopped = true;
+        count_gauges(s); /* take this source's share back */
+    }
     eb_metrics_destroy(s->own_metrics);
+    free(s->node_own);
     free(s->host);
     free(s->username);
     free(s->databases);
@@ -862,6 +947,25 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     s->host = strdup(conf->host);
     oom |= !s->host;
     s->port = conf->port;
+    s->unit = conf->unit;
+    s->role_interval_ms = conf->role_interval_ms > 0 ? conf->role_interval_ms : 0;
+    s->refuse_cluster = conf->refuse_cluster;
+    if (conf->gap_since_ns > 0) {
+        s->gap_open = true;
+        s->ever_subscribed = true; /* its first subscription ends a gap, not a start-up */
+        s->gap_start_ns = conf->gap_since_ns;
+        snprintf(s->loss_reason, sizeof(s->loss_reason), "%s",
+                 conf->gap_cause ? conf->gap_cause : "the master changed");
+    }
+    if (conf->node) {
+        s->node = conf->node;
+    } else {
+        char buf[300];
+        bool v6 = strchr(conf->host, ':') != NULL;
+        snprintf(buf, sizeof(buf), "%s%.256s%s:%d", v6 ? "[" : "", conf->host, v6 ? "]" : "",
+                 conf->port);
+        oom |= !(s->node = s->node_own = strdup(buf));
+    }
     s->auth = (conf->username && *conf->username) || (conf->password && *conf->password);
     if (conf->username && *conf->username)
         oom |= !(s->username = strdup(conf->username));
@@ -893,7 +997,8 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     if (!make_clients(s, conf, errstr, errstr_size))
         goto err_free_fields;
     s->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, s);
-    if (!s->ev_tick) {
+    s->ev_role = event_new(base, -1, EV_PERSIST, on_role_tick, s);
+    if (!s->ev_tick || !s->ev_role) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free_fields;
     }
@@ -926,6 +1031,10 @@ int eb_redis_source_start(eb_redis_source_t *s) {
            eb_lf_bool("all_databases", s->all_databases));
     struct timeval tick = eb_ms_tv(s->hb_interval_ms);
     event_add(s->ev_tick, &tick);
+    if (s->role_interval_ms) {
+        struct timeval role = eb_ms_tv(s->role_interval_ms);
+        event_add(s->ev_role, &role);
+    }
     set_state(s, EB_REDIS_CONNECTING);
     if (s->stopped)
         return 0; /* on_state stopped us */
@@ -934,11 +1043,21 @@ int eb_redis_source_start(eb_redis_source_t *s) {
     return 0;
 }
 
+int64_t eb_redis_source_stop_handover(eb_redis_source_t *s) {
+    if (!s || s->stopped)
+        return 0;
+    int64_t since = s->gap_open ? s->gap_start_ns : s->subscribed ? eb_mono_ns() : 0;
+    s->gap_open = false; /* the successor counts it */
+    eb_redis_source_stop(s);
+    return since;
+}
+
 void eb_redis_source_stop(eb_redis_source_t *s) {
     if (!s || s->stopped)
         return;
     s->stopped = true;
     event_del(s->ev_tick);
+    event_del(s->ev_role);
     if (s->gap_open) {
         /* Events were missed and no later subscription will say so. */
         close_gap(s, eb_mono_ns(), "stopped");
@@ -946,6 +1065,7 @@ void eb_redis_source_stop(eb_redis_source_t *s) {
     /* The subscriber first: no notification once we decided to stop. */
     eb_redis_client_stop(s->sub);
     eb_redis_client_stop(s->cmd);
+    count_gauges(s);
     set_state(s, EB_REDIS_STOPPED);
 }
 

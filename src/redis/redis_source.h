@@ -57,6 +57,9 @@ enum eb_redis_state {
 /* Called on every state change (not repeated for the same state). */
 typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 
+/* An open gap: how long it has lasted (0 when none). */
+int64_t eb_redis_source_gap_open_ns(const eb_redis_source_t *s);
+
 /* The source's own default (redis.heartbeat_interval); the connection
  * defaults are redis_client.h's EB_REDIS_DEFAULT_*. */
 #define EB_REDIS_DEFAULT_HEARTBEAT_INTERVAL_MS 1000
@@ -64,6 +67,23 @@ typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 struct eb_redis_source_conf {
     const char *host; /* copied */
     int port;
+    /* The node's name in notifications and metric labels ("host:port"),
+     * borrowed for as long as any notification may carry it (interned:
+     * strpool.h); NULL: made from host and port, for metrics only. */
+    const char *node;
+    int32_t unit; /* stamped on every notification (docs/topology.md) */
+    /* Ask ROLE every this many ms: a master demoted by a failover keeps its
+     * subscribers and goes silent, and only ROLE tells. 0: never. */
+    int role_interval_ms;
+    /* Standalone: refuse a node with cluster_enabled:1 (it announces only
+     * its own slots' keys), saying to use redis-cluster://. */
+    bool refuse_cluster;
+    /* A gap already open (CLOCK_MONOTONIC ns of its start; 0: none) that
+     * this source's first subscription closes: it replaces a source whose
+     * master was failed over (eb_redis_source_stop_handover()). gap_cause
+     * says why it opened; copied. */
+    int64_t gap_since_ns;
+    const char *gap_cause;
     const char *username; /* ACL user or NULL; copied */
     const char *password; /* or NULL; copied, never logged */
     bool all_databases;
@@ -98,6 +118,12 @@ int eb_redis_source_start(eb_redis_source_t *s);
 /* Stop reading: no notification callback runs after this returns. Safe to
  * call from inside a callback. */
 void eb_redis_source_stop(eb_redis_source_t *s);
+
+/* Stop, handing any gap to a successor instead of counting it: returns the
+ * start of the gap the successor's first subscription should close (the
+ * open gap's start; now when the source was subscribed, as a demoted
+ * master is; 0 when it never subscribed). Then as eb_redis_source_stop(). */
+int64_t eb_redis_source_stop_handover(eb_redis_source_t *s);
 
 /* Change the subscribed events (a reload named new ones or dropped some):
  * subscribes first, then unsubscribes, so an event kept by both configs is

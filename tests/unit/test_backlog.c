@@ -76,7 +76,7 @@ static int teardown(void **state) {
 }
 
 static void push(eb_backlog_t *b, const char *key, size_t len, int db) {
-    struct eb_notification n = {"expired", 0, db, key, len, 1, 2};
+    struct eb_notification n = {"expired", 0, db, key, len, 1, 2, NULL, 0};
     eb_backlog_push(&n, b);
 }
 

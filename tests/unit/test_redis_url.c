@@ -95,7 +95,7 @@ static void test_redis_url_cluster_accepts_database_zero(void **state) {
 
 static void test_redis_url_rediss_schemes_ask_for_tls(void **state) {
     const char *urls[] = {"rediss://h", "rediss-sentinel://s/m", "rediss-cluster://n"};
-    const enum eb_redis_topology topo[] = {EB_REDIS_STANDALONE, EB_REDIS_SENTINEL,
+    const enum eb_redis_url_topology topo[] = {EB_REDIS_STANDALONE, EB_REDIS_SENTINEL,
                                            EB_REDIS_CLUSTER};
     for (size_t i = 0; i < 3; i++) {
         parse_ok(urls[i]);
