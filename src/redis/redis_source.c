@@ -115,6 +115,8 @@ struct eb_redis_source {
     struct event *ev_tick;             /* persistent: heartbeat + liveness checks */
     struct event *ev_role;             /* persistent: is the node still a master? */
     bool role_busy;                    /* a ROLE is in flight */
+    int64_t role_sent_ns;              /* when that ROLE went out */
+    int64_t master_seen_ns;            /* the last time the node said it was a master */
 
     enum eb_redis_state state;
     bool started;
@@ -255,6 +257,17 @@ static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
            eb_lf_str("cause", s->loss_reason), eb_lf_int("attempts", (int64_t)s->gap_attempts));
 }
 
+/* The start of a gap on a node that may have been demoted: a demoted master
+ * keeps its subscribers (its heartbeats still arrive) but announces no
+ * expiry from the moment it stopped being a master, which happened after
+ * it last said it was one. With ROLE polled, that is the honest start;
+ * `alive` (the last proof the subscriber worked) otherwise. */
+static int64_t demoted_since(const eb_redis_source_t *s, int64_t alive) {
+    if (s->role_interval_ms && s->master_seen_ns && s->master_seen_ns < alive)
+        return s->master_seen_ns;
+    return alive;
+}
+
 /* The session is over (a client failed, or was reset): forget what it
  * had. When the subscription was up, a gap starts at the last moment the
  * subscriber was known alive: anything published after that may be lost,
@@ -262,7 +275,7 @@ static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
 static void session_lost(eb_redis_source_t *s, const char *cause, const char *detail) {
     if (s->subscribed && !s->stopped) {
         s->gap_open = true;
-        s->gap_start_ns = s->last_sub_read_ns;
+        s->gap_start_ns = demoted_since(s, s->last_sub_read_ns);
         s->gap_attempts = 0;
         snprintf(s->loss_reason, sizeof(s->loss_reason), "%s%s%s", cause, *detail ? ": " : "",
                  detail);
@@ -458,6 +471,7 @@ static void maybe_subscribe(eb_redis_source_t *s) {
 
 static void on_subscribed(eb_redis_source_t *s) {
     int64_t now = eb_mono_ns();
+    s->master_seen_ns = now; /* the command connection checked ROLE at connect */
     s->last_sub_read_ns = now;
     clock_resync(s);
     eb_redis_client_established(s->sub);
@@ -606,9 +620,12 @@ static void on_role(const redisReply *r, void *opaque) {
     s->role_busy = false;
     if (!r || s->stopped || eb_redis_reply_is_error(r))
         return; /* gone, or ROLE refused (an ACL): the connect-time check stands */
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        eb_redis_reply_is(r->element[0], "master", 6))
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
         return;
+    if (eb_redis_reply_is(r->element[0], "master", 6)) {
+        s->master_seen_ns = s->role_sent_ns;
+        return;
+    }
     char detail[96];
     snprintf(detail, sizeof(detail), "ROLE says %.32s",
              r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "?");
@@ -624,8 +641,10 @@ static void on_role_tick(evutil_socket_t fd, short what, void *arg) {
     if (s->stopped || s->role_busy || eb_redis_client_state(s->cmd) != EB_REDIS_CLIENT_READY)
         return;
     const char *argv[] = {"ROLE"};
-    if (eb_redis_client_command(s->cmd, -1, on_role, s, 1, argv, NULL) == 0)
+    if (eb_redis_client_command(s->cmd, -1, on_role, s, 1, argv, NULL) == 0) {
         s->role_busy = true;
+        s->role_sent_ns = eb_mono_ns();
+    }
 }
 
 /* INFO cluster's answer (standalone only): a Cluster node behind redis://
@@ -1046,7 +1065,9 @@ int eb_redis_source_start(eb_redis_source_t *s) {
 int64_t eb_redis_source_stop_handover(eb_redis_source_t *s) {
     if (!s || s->stopped)
         return 0;
-    int64_t since = s->gap_open ? s->gap_start_ns : s->subscribed ? eb_mono_ns() : 0;
+    int64_t since = s->gap_open     ? s->gap_start_ns
+                    : s->subscribed ? demoted_since(s, eb_mono_ns())
+                                    : 0;
     s->gap_open = false; /* the successor counts it */
     eb_redis_source_stop(s);
     return since;

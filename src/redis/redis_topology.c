@@ -43,6 +43,10 @@ struct unit {
     struct eb_redis_unit info; /* info.host points at host */
     char *host;
     int lowest_slot; /* Cluster: the slot it is ranked by; -1 otherwise */
+    /* When the question was sent whose answer last named this node the
+     * master (Sentinel, Cluster; 0 standalone): a failover that replaced it
+     * happened after that, so a gap handed over starts no later. */
+    int64_t confirmed_ns;
     eb_redis_source_t *src;
     enum eb_redis_state state;
 };
@@ -91,6 +95,7 @@ struct eb_redis_topology {
     struct eb_redis_addr *candidates; /* sentinels, or seeds + masters seen */
     size_t ncandidates, next_candidate;
     bool probe_busy, poll_again, rotate, use_nodes;
+    int64_t asked_ns; /* when the question in flight was sent */
     int64_t last_error_log_ms;
     char last_error[160];
 
@@ -289,6 +294,10 @@ static bool unit_add(eb_redis_topology_t *t, int32_t id, const char *host, int p
 static int64_t unit_remove(eb_redis_topology_t *t, size_t i) {
     struct unit *u = t->units[i];
     int64_t since = unit_retire(t, u);
+    /* The master it served was replaced no earlier than the last answer
+     * naming it: expiries the successor announced since then were missed. */
+    if (since > 0 && u->confirmed_ns > 0 && u->confirmed_ns < since)
+        since = u->confirmed_ns;
     memmove(&t->units[i], &t->units[i + 1], (t->nunits - i - 1) * sizeof(*t->units));
     t->nunits--;
     eb_metrics_inc(t->m_removed);
@@ -303,8 +312,10 @@ static int64_t unit_remove(eb_redis_topology_t *t, size_t i) {
 /* Sentinel: the master is at host:port now. */
 static void apply_master(eb_redis_topology_t *t, const char *host, int port) {
     if (t->nunits == 1 && t->units[0]->info.port == port &&
-        strcasecmp(t->units[0]->host, host) == 0)
+        strcasecmp(t->units[0]->host, host) == 0) {
+        t->units[0]->confirmed_ns = t->asked_ns;
         return;
+    }
     const char *was = t->nunits ? t->units[0]->info.node : NULL;
     int64_t since = t->nunits ? unit_remove(t, 0) : 0;
     eb_log(t->log, was ? EB_LOG_WARN : EB_LOG_INFO,
@@ -312,7 +323,8 @@ static void apply_master(eb_redis_topology_t *t, const char *host, int port) {
                : "redis sentinel: master found",
            eb_lf_str("master_name", t->target.master_name), eb_lf_str("was", was ? was : ""),
            eb_lf_str("host", host), eb_lf_int("port", port));
-    unit_add(t, 0, host, port, -1, since, "failover (Sentinel switched the master)");
+    if (unit_add(t, 0, host, port, -1, since, "failover (Sentinel switched the master)"))
+        t->units[t->nunits - 1]->confirmed_ns = t->asked_ns;
     update_state(t);
 }
 
@@ -401,6 +413,7 @@ static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
         if (u) {
             u->info.id = (int32_t)k; /* ranks shift when masters come and go */
             u->lowest_slot = lowest;
+            u->confirmed_ns = t->asked_ns;
             continue;
         }
         int64_t since = take_handover(ho, nho, lowest);
@@ -409,8 +422,9 @@ static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
                      : "redis cluster: master found; subscribing to it",
                eb_lf_str("host", cm->host), eb_lf_int("port", cm->port), eb_lf_int("unit", (int64_t)k),
                eb_lf_int("slots", (int64_t)cm->nslots), eb_lf_bool("failed", cm->failed));
-        unit_add(t, (int32_t)k, cm->host, cm->port, lowest, since,
-                 "failover (another node serves the slots now)");
+        if (unit_add(t, (int32_t)k, cm->host, cm->port, lowest, since,
+                     "failover (another node serves the slots now)"))
+            t->units[t->nunits - 1]->confirmed_ns = t->asked_ns;
     }
     remember_masters(t, m);
     update_state(t);
@@ -517,6 +531,7 @@ static void probe_query(eb_redis_topology_t *t) {
         rc = eb_redis_client_command(t->probe, -1, on_cluster_reply, t, 2, argv, NULL);
     }
     t->probe_busy = rc == 0;
+    t->asked_ns = eb_mono_ns();
 }
 
 /* @locality loop thread (a client's timer or hiredis callback). */
@@ -543,8 +558,10 @@ static void on_hint_message(eb_redis_client_t *c, const redisReply *r, void *opa
     (void)c;
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
         eb_redis_reply_is(r->element[0], "message", 7)) {
-        eb_log(t->log, EB_LOG_INFO, "redis sentinel: +switch-master announced; asking",
-               eb_lf_str("master_name", t->target.master_name));
+        eb_log(t->log, EB_LOG_INFO, "redis sentinel: a failover step announced; asking",
+               eb_lf_str("master_name", t->target.master_name),
+               eb_lf_str("event", r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str
+                                                                            : "?"));
         poll_now(t);
     }
 }
@@ -554,8 +571,13 @@ static void on_hint_state(eb_redis_client_t *c, enum eb_redis_client_state st,
     eb_redis_topology_t *t = opaque;
     (void)d;
     if (c == t->hint && st == EB_REDIS_CLIENT_READY) {
-        const char *argv[] = {"SUBSCRIBE", "+switch-master"};
-        eb_redis_client_subscribe(c, 2, argv, NULL);
+        /* The failover's steps: a sentinel names the promoted replica as
+         * the master from +failover-state-reconf-slaves on, well before
+         * +switch-master ends the failover (measured: ~1 s earlier), and
+         * every announcement missed meanwhile is lost. */
+        const char *argv[] = {"SUBSCRIBE", "+switch-master", "+promoted-slave",
+                              "+failover-state-reconf-slaves"};
+        eb_redis_client_subscribe(c, 4, argv, NULL);
         eb_redis_client_established(c);
     }
 }

@@ -224,6 +224,11 @@ class RedisCluster:
             return True
         wait_for(ok, timeout, interval=0.1, what="cluster healthy")
 
+    def writer(self):
+        """A small key writer that follows MOVED and failovers by itself
+        (redis-py's cluster client keeps retrying dead nodes for minutes)."""
+        return ClusterWriter(self)
+
     def client(self):
         """A redis-py cluster client (follows MOVED)."""
         from redis.cluster import RedisCluster as RC
@@ -265,14 +270,57 @@ class RedisCluster:
                  what="node %d joined" % n.port)
         return n.port
 
+    def forget_failed(self):
+        """Make every live node forget failed nodes (a SIGKILLed master that
+        was replaced): redis-cli --cluster refuses to reshard while one is
+        listed."""
+        n = self._any_alive()
+        text = n.client().execute_command("CLUSTER", "NODES")
+        if isinstance(text, bytes):
+            text = text.decode()
+        dead = [l.split()[0] for l in text.strip().splitlines() if "fail" in l.split()[2].split(",")]
+        for d in dead:
+            for node in self.nodes.values():
+                if node.alive():
+                    try:
+                        node.client().execute_command("CLUSTER", "FORGET", d)
+                    except Exception:
+                        pass  # the node itself, or it forgot already
+        return len(dead)
+
+    def _agrees(self, port):
+        """Every live node knows every other live node, and redis-cli's
+        check passes."""
+        live = [n for n in self.nodes.values() if n.alive()]
+        views = []
+        for n in live:
+            text = n.client().execute_command("CLUSTER", "NODES")
+            if isinstance(text, bytes):
+                text = text.decode()
+            views.append({l.split()[0] for l in text.strip().splitlines()
+                          if "fail" not in l.split()[2].split(",")})
+        if any(v != views[0] for v in views) or len(views[0]) != len(live):
+            return False
+        r = subprocess.run([CLI, "--cluster", "check", "127.0.0.1:%d" % port],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=30)
+        return r.returncode == 0 and "[ERR]" not in r.stdout
+
     def move_slots(self, to_port, count, timeout=120):
-        """Move `count` slots (with their keys, by MIGRATE) to a master."""
+        """Move `count` slots (with their keys, by MIGRATE) to a master, once
+        every node agrees on the configuration (redis-cli refuses before)."""
+        self.forget_failed()
+        wait_for(lambda: self._agrees(to_port), timeout, interval=0.2,
+                 what="cluster nodes agree before resharding")
+        self.wait_healthy(timeout)
         ids = self.node_ids()
-        subprocess.run([CLI, "--cluster", "reshard", "127.0.0.1:%d" % to_port,
-                        "--cluster-from", "all", "--cluster-to", ids[to_port],
-                        "--cluster-slots", str(count), "--cluster-yes"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       timeout=timeout)
+        r = subprocess.run([CLI, "--cluster", "reshard", "127.0.0.1:%d" % to_port,
+                            "--cluster-from", "all", "--cluster-to", ids[to_port],
+                            "--cluster-slots", str(count), "--cluster-yes"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout)
+        if r.returncode != 0:
+            raise AssertionError("redis-cli --cluster reshard failed: %s" % r.stdout[-2000:])
         self.wait_healthy(timeout)
 
     def node_ids(self):
@@ -404,3 +452,75 @@ class SentinelGroup:
 
     def __exit__(self, *a):
         self.cleanup()
+
+
+def crc16_slot(key):
+    """The Cluster slot of key (bytes or str): CRC16-XMODEM of the hash tag
+    or the key, mod 16384 -- what core/keyslot.c computes."""
+    if isinstance(key, str):
+        key = key.encode()
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    crc = 0
+    for b in key:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc & 16383
+
+
+class ClusterWriter:
+    """Writes keys to the master that serves their slot; on MOVED, ASK or a
+    refused connection it re-reads the slot map from any live node and
+    tries again (up to `timeout` seconds per key)."""
+
+    def __init__(self, cluster, timeout=20):
+        self.cluster = cluster
+        self.timeout = timeout
+        self.owner = {}
+        self.conns = {}
+        self.refresh()
+
+    def refresh(self):
+        owner = {}
+        for n in self.cluster.nodes.values():
+            if not n.alive():
+                continue
+            try:
+                for lo, hi, master, *_ in n.client().execute_command("CLUSTER", "SLOTS"):
+                    port = master[1]
+                    for s in range(lo, hi + 1):
+                        owner[s] = port
+                break
+            except Exception:
+                continue
+        self.owner = owner
+
+    def _conn(self, port):
+        if port not in self.conns:
+            self.conns[port] = redis_client(port, socket_timeout=2)
+        return self.conns[port]
+
+    def execute(self, *args):
+        """Run a one-key command (the key is args[1]) on its master."""
+        deadline = time.monotonic() + self.timeout
+        slot = crc16_slot(args[1])
+        while True:
+            port = self.owner.get(slot)
+            try:
+                if port is None:
+                    raise ConnectionError("slot %d unserved" % slot)
+                return self._conn(port).execute_command(*args)
+            except Exception as e:
+                if time.monotonic() > deadline:
+                    raise AssertionError("cannot write %r: %s" % (args[1], e))
+                self.conns.pop(port, None)
+                time.sleep(0.05)
+                self.refresh()
+
+    def set(self, key, value, px):
+        return self.execute("SET", key, value, "PX", px)
