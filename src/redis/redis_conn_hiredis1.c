@@ -10,8 +10,8 @@
  *    only removes the libevent events; the disconnect callback and the
  *    pending reply callbacks run only from redisAsyncFree(), so a lost
  *    connection would be noticed only by our heartbeat, seconds later
- *    (tests/unit/test_redis_conn_hiredis.c, "a killed server is reported"
- *    shows the loss is reported at once with the default). Without it,
+ *    (tests/integration/test_redis_conn.c,
+ *    test_conn_a_killed_server_is_reported_at_once, fails with it). Without it,
  *    1.x frees the context exactly as 0.14 does -- right after a failed
  *    connect callback and right after the disconnect callback -- so the
  *    freeing rules below are the same as redis_conn.c's.

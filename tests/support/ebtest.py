@@ -332,11 +332,20 @@ class Consumer:
         self.consumer = KConsumer(c)
         self.consumer.subscribe(list(topics))
         self.messages = []
+        self._seen = set()
 
     def poll_once(self, timeout=0.2):
         m = self.consumer.poll(timeout)
         if m is None or m.error():
             return None
+        # Nothing is committed, so a rebalance (librdkafka >= 2.x rebalances
+        # when a subscribed topic is created) reads a partition again from
+        # the start: the same offset twice is the consumer's, not the
+        # bridge's, duplicate. A message the bridge sent twice has two offsets.
+        where = (m.topic(), m.partition(), m.offset())
+        if where in self._seen:
+            return None
+        self._seen.add(where)
         value = m.value()
         try:
             parsed = json.loads(value) if value is not None else None
