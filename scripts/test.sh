@@ -99,7 +99,13 @@ fi
 
 # ------------------------------------------------------------ Debian 13
 if [ "$layers" != debian12 ]; then
-    [ "$layers" = full ] && stage "Debian 13 plain (Redis 8.0, Valkey 8.1)" scripts/debian13.sh
+    if [ "$layers" = full ]; then
+        stage "Debian 13 plain (Redis 8.0, Valkey 8.1)" scripts/debian13.sh
+    else
+        # The image is Debian 13: its package check needs a plain build there.
+        stage "Debian 13 image packaging (helm.packaging)" \
+            scripts/debian13.sh -- -R '^helm\.packaging$'
+    fi
     stage "Debian 13 ASan+UBSan (Redis 8.0, Valkey 8.1)" scripts/debian13.sh --asan
 fi
 
