@@ -137,6 +137,11 @@ mnt() { # mnt TARGET MOUNT-ARGS...
     # Private: nothing mounted or unmounted under it reaches the host's tree.
     mount --make-private "$target"
 }
+# Mounts left by a run that was SIGKILLed (no trap ran): we hold the lock,
+# so nothing else is using them.
+findmnt -rn -o TARGET | grep -F "$ROOT/" | sort -r | while read -r stale; do
+    umount -l "$stale" || true
+done
 mnt /proc -t proc proc
 mnt /sys --bind -o ro /sys
 mnt /dev --bind /dev
