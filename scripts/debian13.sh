@@ -8,6 +8,7 @@
 #   scripts/debian13.sh -- -L unit -j2   extra ctest arguments after --
 #   scripts/debian13.sh --setup          only make or refresh the root
 #   scripts/debian13.sh --shell          a shell in the root, the checkout mounted
+#   scripts/debian13.sh --exec -- CMD... run CMD there, in the checkout
 #
 # The root is made once with debootstrap and kept outside the repository,
 # so later runs (CI's too) only refresh it:
@@ -51,8 +52,9 @@ while [ $# -gt 0 ]; do
         ;;
     --setup) mode=setup ;;
     --shell) mode=shell ;;
+    --exec) mode=exec ;;
     --) shift; ctest_args=("$@"); break ;;
-    *) echo "usage: $0 [--asan|--setup|--shell] [-- CTEST_ARGS...]" >&2; exit 64 ;;
+    *) echo "usage: $0 [--asan|--setup|--shell|--exec] [-- CTEST_ARGS...|CMD...]" >&2; exit 64 ;;
     esac
     shift
 done
@@ -139,7 +141,7 @@ mnt() { # mnt TARGET MOUNT-ARGS...
 }
 # Mounts left by a run that was SIGKILLed (no trap ran): we hold the lock,
 # so nothing else is using them.
-findmnt -rn -o TARGET | grep -F "$ROOT/" | sort -r | while read -r stale; do
+findmnt -rn -o TARGET | { grep -F "$ROOT/" || true; } | sort -r | while read -r stale; do
     umount -l "$stale" || true
 done
 mnt /proc -t proc proc
@@ -192,6 +194,7 @@ in_root sh -c 'printf "  debian %s, hiredis %s, librdkafka %s, %s, %s\n" "$(cat 
 case "$mode" in
 setup) exit 0 ;;
 shell) in_root bash -c "cd '$EB_ROOT' && exec bash -i" || true; exit 0 ;;
+exec) in_root bash -c 'cd "$0" && exec "$@"' "$EB_ROOT" "${ctest_args[@]}"; exit $? ;;
 esac
 
 # ------------------------------------------------------------ build + test
