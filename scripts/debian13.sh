@@ -202,8 +202,8 @@ eb_say "debian13: build ($build, gcc, -Werror)"
 t_build=$(date +%s)
 in_root cmake -S "$EB_ROOT" -B "$EB_ROOT/$build" -DEB_WERROR=ON "${cmake_extra[@]}" >/dev/null
 # -k: one run lists every error (a newer compiler warns in new places).
-in_root cmake --build "$EB_ROOT/$build" -j "$(nproc)" -- -k >"$EB_ROOT/$build.log" 2>&1 ||
-    { grep -E -A4 'error:' "$EB_ROOT/$build.log" | head -200; echo "(full log: $build.log)"; exit 1; }
+in_root cmake --build "$EB_ROOT/$build" -j "$(nproc)" -- -k >"$EB_ROOT/$build/build.log" 2>&1 ||
+    { grep -E -A4 'error:' "$EB_ROOT/$build/build.log" | head -200; echo "(full log: $build/build.log)"; exit 1; }
 eb_say "debian13: built in $(($(date +%s) - t_build))s"
 
 eb_say "debian13: ctest ${ctest_args[*]}"

@@ -27,12 +27,17 @@
 # (expiries, Kafka group joins) far more than they compute, and each picks
 # its own free ports and temp dirs: with 2 jobs the Debian 12 suite took
 # 388 s instead of 873 s and passed, with an ASan suite running beside it.
+# EB_CTEST_REPEAT (default empty): e.g. until-pass:2 retries a failed test
+# once (ctest --repeat); off unless asked, so a flaky test stays visible.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$EB_ROOT"
 
 layers=${EB_CI_LAYERS:-ci}
 jobs=${EB_CTEST_JOBS:-2}
+# Extra ctest arguments for every suite: parallel jobs, optional retry.
+ctest_extra=(-j "$jobs")
+[ -n "${EB_CTEST_REPEAT:-}" ] && ctest_extra+=(--repeat "$EB_CTEST_REPEAT")
 [ "${1:-}" = "--quick" ] && layers=quick
 case "$layers" in
 ci | full | debian12 | quick) ;;
@@ -74,7 +79,7 @@ debian12_plain() {
     eb_say "Debian 12: build (gcc, -Werror)"
     eb_build build "${valkey_args[@]}"
     eb_say "Debian 12: test suite"
-    ctest --test-dir build --output-on-failure --timeout 900 -j "$jobs"
+    ctest --test-dir build --output-on-failure --timeout 900 "${ctest_extra[@]}"
 }
 stage "Debian 12 plain (Redis 7.0, Valkey 9.x)" debian12_plain
 
@@ -85,7 +90,7 @@ debian12_asan() {
     eb_build build-asan -DEB_SANITIZE=address,undefined -DEB_BUILD_BENCH=OFF
     eb_say "Debian 12: test suite under ASan+UBSan"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir build-asan --output-on-failure --timeout 900 -LE 'helm|valkey' -j "$jobs"
+        ctest --test-dir build-asan --output-on-failure --timeout 900 -LE 'helm|valkey' "${ctest_extra[@]}"
 }
 if [ "$layers" = full ] || [ "$layers" = debian12 ]; then
     stage "Debian 12 ASan+UBSan (Redis 7.0)" debian12_asan
@@ -96,7 +101,7 @@ if [ "$layers" = full ]; then
         local vk
         vk=$(scripts/valkey.sh backports)
         cmake -S . -B build -DEB_VALKEY_SERVER="$vk" >/dev/null
-        ctest --test-dir build --output-on-failure --timeout 900 -L valkey -j "$jobs"
+        ctest --test-dir build --output-on-failure --timeout 900 -L valkey "${ctest_extra[@]}"
         cmake -S . -B build "${valkey_args[@]}" >/dev/null
     }
     stage "Debian 12 valkey.* (bookworm-backports 8.0)" backports_valkey
@@ -105,13 +110,13 @@ fi
 # ------------------------------------------------------------ Debian 13
 if [ "$layers" != debian12 ]; then
     if [ "$layers" = full ]; then
-        stage "Debian 13 plain (Redis 8.0, Valkey 8.1)" scripts/debian13.sh -- -j "$jobs"
+        stage "Debian 13 plain (Redis 8.0, Valkey 8.1)" scripts/debian13.sh -- "${ctest_extra[@]}"
     else
         # The image is Debian 13: its package check needs a plain build there.
         stage "Debian 13 image packaging (helm.packaging)" \
             scripts/debian13.sh -- -R '^helm\.packaging$'
     fi
-    stage "Debian 13 ASan+UBSan (Redis 8.0, Valkey 8.1)" scripts/debian13.sh --asan -- -j "$jobs"
+    stage "Debian 13 ASan+UBSan (Redis 8.0, Valkey 8.1)" scripts/debian13.sh --asan -- "${ctest_extra[@]}"
 fi
 
 # ------------------------------------------------------------ libFuzzer
