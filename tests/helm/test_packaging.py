@@ -4,19 +4,23 @@
 No Docker engine or hadolint exists on these machines, so this checks the
 Dockerfile as text, and checks it against what is real here:
 
-- .ci/packages-build.txt and .ci/packages-runtime.txt are plain lists (one
-  Debian package a line: `xargs apt-get install < FILE` reads them), every
-  name exists in Debian 12, and CI's entry point (.ci/run and the scripts it
-  runs) installs from packages-build.txt;
-- every pkg-config module CMake asks for is provided by a package in
-  packages-build.txt (dpkg -S of its .pc file);
-- every shared library the installed binaries link directly (cmake
+- the package lists, one pair per Debian release the project builds on
+  (.ci/packages-{build,runtime}.txt: Debian 12, this CI machine;
+  .ci/debian13/packages-*.txt: Debian 13, scripts/debian13.sh's root and the
+  image), are plain lists (one Debian package a line: `xargs apt-get
+  install < FILE` reads them), and CI's entry point (.ci/run and the scripts
+  it runs) installs from each build list;
+- on the machine this runs on (Debian 12 or 13), with that release's lists:
+  every name exists in its Debian, every pkg-config module CMake asks for
+  is provided by a package in the build list (dpkg -S of its .pc file), and
+  every shared library the installed binaries link directly (cmake
   --install of this build tree, readelf NEEDED) is provided by a package in
-  packages-runtime.txt or by libc6, so the runtime image has it;
+  the runtime list or by libc6, so an image of that release has it;
 - `cmake --install --prefix D` installs the bridge and every file it ships
   (the example and demo configs, the config's and the event's JSON Schemas,
   the Redis Function library), byte for byte;
-- the Dockerfile: Debian 12 slim in every stage, apt-get only from those
+- the Dockerfile: Debian 13 slim in every stage, apt-get only from the
+  Debian 13 lists
   files (the same command line in both stages), unit tests run in the build
   stage, cmake --install into a staging root and nothing copied from the
   source tree by hand, a non-root numeric USER, the plugins folder,
@@ -46,10 +50,26 @@ from counted import Counted, assertions
 SRC = os.environ.get("EB_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("EB_BUILD_DIR") or os.path.join(SRC, "build")
-PKG_BUILD = ".ci/packages-build.txt"
-PKG_RUNTIME = ".ci/packages-runtime.txt"
+# (build list, runtime list) per Debian release.
+LISTS = {"12": (".ci/packages-build.txt", ".ci/packages-runtime.txt"),
+         "13": (".ci/debian13/packages-build.txt", ".ci/debian13/packages-runtime.txt")}
+# The image's release: the Dockerfile installs its lists.
+BASE_IMAGE = "debian:13-slim"
+PKG_BUILD, PKG_RUNTIME = LISTS["13"]
 APT_LINE = "xargs apt-get install -y --no-install-recommends < %s"
-BASE_IMAGE = "debian:12-slim"
+
+
+def host_release():
+    """The Debian major release this runs on ("12", "13"), from /etc/debian_version."""
+    try:
+        with open("/etc/debian_version") as f:
+            return f.read().strip().split(".")[0]
+    except OSError:
+        return None
+
+
+# The lists of the machine this runs on (checked against its apt and dpkg).
+HOST_BUILD, HOST_RUNTIME = LISTS.get(host_release(), LISTS["12"])
 # Libraries every Debian image has (the C library and the GCC runtime).
 BASE_PACKAGES = {"libc6", "libgcc-s1"}
 
@@ -103,7 +123,7 @@ def dockerignored(rel, patterns):
 
 class PackageListsTest(Counted):
     def test_package_lists_are_one_plain_name_a_line(self):
-        for rel in (PKG_BUILD, PKG_RUNTIME):
+        for rel in [r for pair in LISTS.values() for r in pair]:
             text = read(rel)
             self.assertTrue(text.endswith("\n"), rel)
             names = package_list(rel)
@@ -115,18 +135,21 @@ class PackageListsTest(Counted):
             self.assertEqual(len(names), len(set(names)), "%s has duplicates" % rel)
 
     def test_package_lists_hold_what_the_design_asks(self):
-        build = set(package_list(PKG_BUILD))
-        for p in ("build-essential", "cmake", "pkg-config", "libhiredis-dev", "librdkafka-dev",
-                  "libyaml-dev", "libevent-dev", "libcmocka-dev", "libpq-dev"):
-            self.assertIn(p, build)
-        runtime = set(package_list(PKG_RUNTIME))
-        self.assertIn("ca-certificates", runtime, "Kafka over TLS needs the CA bundle")
-        self.assertFalse({p for p in runtime if p.endswith("-dev")}, "no -dev in the runtime image")
+        for rel_build, rel_runtime in LISTS.values():
+            build = set(package_list(rel_build))
+            for p in ("build-essential", "cmake", "pkg-config", "libhiredis-dev",
+                      "librdkafka-dev", "libyaml-dev", "libevent-dev", "libcmocka-dev",
+                      "libpq-dev"):
+                self.assertIn(p, build, rel_build)
+            runtime = set(package_list(rel_runtime))
+            self.assertIn("ca-certificates", runtime, "Kafka over TLS needs the CA bundle")
+            self.assertFalse({p for p in runtime if p.endswith("-dev")},
+                             "no -dev in the runtime image")
 
     def test_every_package_exists_in_debian(self):
         if not shutil.which("apt-cache"):
             self.skipTest("no apt-cache here")
-        names = package_list(PKG_BUILD) + package_list(PKG_RUNTIME)
+        names = package_list(HOST_BUILD) + package_list(HOST_RUNTIME)
         p = subprocess.run(["apt-cache", "policy"] + names, capture_output=True, text=True)
         blocks = re.split(r"^(?=\S)", p.stdout, flags=re.M)
         cand = {}
@@ -144,22 +167,24 @@ class PackageListsTest(Counted):
         if not os.path.exists(os.path.join(SRC, ".ci", "run")):
             self.skipTest(".ci/run does not exist yet")
         # Follow .ci/run into the repository scripts it names.
-        seen, todo, found = set(), [".ci/run"], []
+        seen, todo, found = set(), [".ci/run"], {}
         while todo:
             rel = todo.pop()
             if rel in seen or not os.path.isfile(os.path.join(SRC, rel)):
                 continue
             seen.add(rel)
             text = read(rel)
-            if PKG_BUILD in text:
-                found.append(rel)
+            for build, _ in LISTS.values():
+                if build in text:
+                    found.setdefault(build, rel)
             todo += re.findall(r"\b(scripts/[\w.-]+|\.ci/[\w.-]+)", text)
             d = os.path.dirname(rel)
             todo += [os.path.normpath(os.path.join(d, x))
                      for x in re.findall(r"\$\(dirname [^)]*\)/([\w.-]+)", text)]
-        self.assertTrue(found, "CI (%s) must install the packages of %s, as the Dockerfile "
-                        "does, so the image cannot drift from what CI tests" % (
-                            " -> ".join(sorted(seen)), PKG_BUILD))
+        for build, _ in LISTS.values():
+            self.assertIn(build, found, "CI (%s) must install the packages of %s, as the "
+                          "Dockerfile does, so the image cannot drift from what CI tests" % (
+                              " -> ".join(sorted(seen)), build))
 
 
 class CMakeDependenciesTest(Counted):
@@ -179,7 +204,7 @@ class CMakeDependenciesTest(Counted):
                                                   "GLOBAL", "NO_CMAKE_PATH",
                                                   "NO_CMAKE_ENVIRONMENT_PATH")}
         self.assertIn("hiredis", mods)
-        build = set(package_list(PKG_BUILD))
+        build = set(package_list(HOST_BUILD))
         for mod in sorted(mods):
             p = subprocess.run(["pkg-config", "--variable=pcfiledir", mod],
                                capture_output=True, text=True)
@@ -188,7 +213,7 @@ class CMakeDependenciesTest(Counted):
             pkg = dpkg_owner(pc)
             self.assertIsNotNone(pkg, "%s (%s) belongs to no Debian package" % (mod, pc))
             self.assertIn(pkg, build, "CMake needs pkg-config module %s from %s: add it to %s"
-                          % (mod, pkg, PKG_BUILD))
+                          % (mod, pkg, HOST_BUILD))
 
     def test_installed_binaries_link_only_runtime_packages(self):
         for tool in ("cmake", "readelf", "dpkg", "ldconfig"):
@@ -212,7 +237,7 @@ class CMakeDependenciesTest(Counted):
             names = [os.path.basename(e) for e in elves]
             self.assertIn("expiry-bridge", names, "the install must contain the bridge")
             libs = ldconfig_map()
-            runtime = set(package_list(PKG_RUNTIME)) | BASE_PACKAGES
+            runtime = set(package_list(HOST_RUNTIME)) | BASE_PACKAGES
             for elf in elves:
                 out = subprocess.run(["readelf", "-d", elf], capture_output=True, text=True).stdout
                 for lib in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out):
@@ -221,7 +246,7 @@ class CMakeDependenciesTest(Counted):
                         os.path.basename(elf), lib))
                     pkg = dpkg_owner(path)
                     self.assertIn(pkg, runtime, "%s links %s from package %s: add it to %s"
-                                  % (os.path.basename(elf), lib, pkg, PKG_RUNTIME))
+                                  % (os.path.basename(elf), lib, pkg, HOST_RUNTIME))
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -304,7 +329,7 @@ class DockerfileTest(Counted):
     def expand(self, s):
         return re.sub(r"\$\{?(\w+)\}?", lambda m: self.args.get(m.group(1), m.group(0)), s)
 
-    def test_every_stage_is_debian_12_slim(self):
+    def test_every_stage_is_debian_13_slim(self):
         froms = [self.expand(arg.split()[0]) for _, ins, arg in self.instr if ins == "FROM"]
         self.assertGreaterEqual(len(froms), 2, "multi-stage")
         for f in froms:
