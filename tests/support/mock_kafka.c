@@ -109,6 +109,16 @@ int main(int argc, char **argv) {
             }
         }
     }
+    for (int i = 1; i < argc; i++) {
+        int key, lo, hi;
+        if (strcmp(argv[i], "--api-version") == 0 && i + 1 < argc &&
+            sscanf(argv[++i], "%d:%d:%d", &key, &lo, &hi) == 3) {
+            if (rd_kafka_mock_set_apiversion(mc, (int16_t)key, (int16_t)lo, (int16_t)hi)) {
+                fprintf(stderr, "eb_mock_kafka: cannot set the versions of API %d\n", key);
+                return 1;
+            }
+        }
+    }
     printf("BOOTSTRAP %s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
 
