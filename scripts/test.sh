@@ -17,6 +17,7 @@ cd "$EB_ROOT"
 eb_install .ci/packages-build.txt .ci/packages-test.txt
 eb_say "fetching helm, the CloudEvents SDKs and Maven artifacts (cache: $EB_CACHE)"
 scripts/fetch-helm.sh >/dev/null
+scripts/fetch-sdks.sh
 # Every test that needs a fetched tool now fails instead of skipping without it.
 export EB_REQUIRE_FETCHED=1
 

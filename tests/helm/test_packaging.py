@@ -381,7 +381,7 @@ class WorkflowTest(Counted):
 
     def test_test_script_fetches_before_testing_and_requires_what_it_fetched(self):
         text = read("scripts/test.sh")
-        for needed in ("scripts/fetch-helm.sh",
+        for needed in ("scripts/fetch-helm.sh", "scripts/fetch-sdks.sh",
                        "export EB_REQUIRE_FETCHED=1"):
             self.assertIn(needed, text)
         self.assertLess(text.index("EB_REQUIRE_FETCHED=1"), text.index("ctest"))

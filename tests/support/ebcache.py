@@ -60,3 +60,26 @@ def missing(test, what, script):
         "FAIL" if required else "SKIP", test, what, cache_dir(), script,
         os.environ.get("EB_CACHE", "unset")), flush=True)
     sys.exit(1 if required else 77)
+
+
+# What scripts/fetch-sdks.sh names each SDK directory after: a digest of its
+# input files (eb_hash in scripts/lib.sh: sha256 of their contents, 16 hex).
+SDK_INPUTS = {
+    "python": ["tests/sdk/python/requirements.txt"],
+    "js": ["tests/sdk/js/package.json", "tests/sdk/js/package-lock.json"],
+    "java": ["tests/sdk/java/pom.xml"],
+}
+
+
+def input_hash(*rel):
+    import hashlib
+    h = hashlib.sha256()
+    for r in rel:
+        with open(os.path.join(SOURCE_DIR, r), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def sdk(kind):
+    """The fetched SDK directory of kind python|js|java, or None."""
+    return fetched("sdk", "%s-%s" % (kind, input_hash(*SDK_INPUTS[kind])))
