@@ -6,8 +6,8 @@
 # Debian ships no helm. `go install helm.sh/helm/v4/cmd/helm@<version>`
 # builds it with the machine's Go (helm v4.3 needs Go >= 1.26; Debian 12's
 # golang-go is 1.19, so the Go first on PATH must be newer) from the Go module
-# proxy; the module and build caches live under $EB_CACHE/go. Cold: about
-# 2.5 minutes on 2 cores; warm: nothing is fetched or built.
+# proxy; the module and build caches live under $EB_CACHE/go. Cold: 3 to 4.5
+# minutes on 2 cores (measured); warm: nothing is fetched or built.
 #
 #   scripts/fetch-helm.sh          build once, print the path
 #   EB_CACHE=DIR scripts/fetch-helm.sh
@@ -24,7 +24,7 @@ command -v go >/dev/null ||
     eb_fetch_failed "helm" /dev/null "No Go toolchain on PATH: helm $HELM_VERSION builds with Go >= 1.26."
 mkdir -p "$dir" "$EB_CACHE/go"
 log="$dir/build.log"
-eb_say "building helm $HELM_VERSION from its Go module with $(go version | cut -d' ' -f3) (cold: ~2.5 min)"
+eb_say "building helm $HELM_VERSION from its Go module with $(go version | cut -d' ' -f3) (cold: 3 to 4.5 min on 2 cores)"
 # -X: `helm version` then tells the exact release (the module alone says v4.3).
 if ! GOBIN="$dir" GOMODCACHE="$EB_CACHE/go/mod" GOCACHE="$EB_CACHE/go/build" \
         GOFLAGS=-modcacherw GOTOOLCHAIN=local CGO_ENABLED=0 \
