@@ -16,23 +16,20 @@ consumer with -Dkafka.version=2.3.1 and runs the mock with
 `--api-version 2:0:3`; the shipped default (pom.xml) is a current 3.9
 client, compiled by the fetch step against the same sources.
 
-One contract test runs in a variant here: two consumers in one group. This
-mock elects the oldest member leader and finishes a rebalance as soon as
-the leader's SyncGroup carries every member's assignment; a follower whose
-own SyncGroup arrives after that gets REBALANCE_IN_PROGRESS with a null
-assignment. librdkafka rejoins; the Java client cannot parse a null
+This mock also strains the Java client's group membership in ways a real
+broker does not: it elects the oldest member leader even when that member
+is gone (a consumer killed by the crash test stays a member until its
+session times out), finishes a rebalance as soon as the leader's SyncGroup
+carries every assignment, and answers a follower's late SyncGroup with a
+null assignment. librdkafka rejoins; kafka-clients cannot parse a null
 assignment (SchemaException: "Error reading field 'assignment': Bytes size
--1 cannot be negative") and its group membership never recovers (seen with
-EB_MOCK_DEBUG=mock: "awaiting 2/2 syncing members", the leader's response,
-then the follower's SyncGroup answered in state Up). Which SyncGroup wins is
-a race: two Java members formed a group in 3 of 13 runs here. The mock also
-refuses an offset commit during a rebalance, on which kafka-clients 2.3.1
-forgets its member id and rejoins as a new member while the mock keeps the
-old one (a real broker accepts that commit). So the variant hands the
-partitions from one member to the next -- the first stops (SIGTERM: commit,
-leave), the second resumes exactly at the committed offsets -- and
-the stock balances as in the contract. Two Java members at once need a
-real broker (the 3-broker test cluster).
+-1 cannot be negative") and its membership never recovers by itself (seen
+with EB_MOCK_DEBUG=mock; before the consumer learnt to recover, two Java
+members formed a group in 3 of 13 runs here, and the crash test's restart
+failed once). The consumer now replaces its client after such an error
+(commit what is done, close -- leaving the group --, create it anew):
+the whole contract, two consumers at once included, passes (5 of 5 runs of
+the two-consumer test; the re-reads show up as duplicates, never as a gap).
 """
 
 import os
@@ -87,43 +84,6 @@ class JavaConsumerTest(test_consumer.ConsumerContract, unittest.TestCase):
 
     def consumer_argv(self, args):
         return ["java", "-jar", JAR] + list(args)
-
-    def test_two_consumers_in_one_group_share_partitions_and_stock_balances(self):
-        """(variant, see the module doc) One member stops mid-stream: its
-        offsets are committed on SIGTERM (then it leaves); the next member of
-        the group resumes exactly there; nothing lost, nothing doubled."""
-        self.create_topic(4)
-        self.migrate()
-        self.shop.seed(orders=200, products=8)
-        paid = {o for o in self.shop.lines if o % 7 == 0}
-        self.shop.pay(paid)
-        events = [test_consumer.make_event(o) for o in sorted(self.shop.lines)]
-        a = self.start_consumer()
-        self.wait_assigned(a)
-        test_consumer.produce(self.kafka.bootstrap, self.topic,
-                              [test_consumer.event_message(e) for e in events[:100]])
-        self.wait_processed(100, [a], timeout=60)
-        sa = self.stop_consumer(a)
-        offsets = self.group_offsets(self.topic, 4)
-        self.assertEqual(sum(c or 0 for c, _ in offsets.values()), 100,
-                         "every handled offset committed by the stop: %s" % offsets)
-
-        b = self.start_consumer()
-        self.wait_assigned(b)
-        test_consumer.produce(self.kafka.bootstrap, self.topic,
-                              [test_consumer.event_message(e) for e in events[100:]])
-        self.wait_processed(len(events), [b], timeout=60)
-        self.assertEqual(self.shop.cancelled(), set(self.shop.lines) - paid)
-        expected = self.assert_stock_balances()
-        sb = self.stop_consumer(b)
-        self.assertEqual((sa["events"], sb["events"]), (100, 100), "b re-read nothing")
-        self.assertEqual(sa["duplicates"] + sb["duplicates"], 0)
-        self.assertEqual(sa["cancelled"] + sb["cancelled"], len(self.shop.lines) - len(paid))
-        print("two consumers, one after the other: %d + %d events (%d + %d duplicates); stock "
-              "total %d == initial %d - %d held by paid orders" % (
-                  sa["events"], sb["events"], sa["duplicates"], sb["duplicates"],
-                  sum(expected.values()), sum(self.shop.initial.values()),
-                  self.shop.returned_qty(paid)))
 
     def test_help_documents_every_flag_and_environment_variable(self):
         p = subprocess.run(self.consumer_argv(["--help"]), capture_output=True, text=True,

@@ -60,7 +60,9 @@ public final class Main {
 
     private final Options opts;
     private final Database db;
-    private final KafkaConsumer<byte[], byte[]> consumer;
+    private final Properties consumerProps = new Properties();
+    /** Replaced (closed, then created anew) after a client error; see run(). */
+    private volatile KafkaConsumer<byte[], byte[]> consumer;
     private final KafkaProducer<byte[], byte[]> dlq;
     private final CountDownLatch stop = new CountDownLatch(1);
     /** Offsets of fully handled messages, not yet committed ("stored"). */
@@ -76,7 +78,7 @@ public final class Main {
                                       "duplicates", "dead_letters", "retries"}) {
             stats.put(k, 0L);
         }
-        Properties c = new Properties();
+        Properties c = consumerProps;
         // A new group starts at the oldest event; -X may change that, not
         // the settings after it, on which the guarantees rest.
         c.put("auto.offset.reset", "earliest");
@@ -84,7 +86,7 @@ public final class Main {
         c.put("bootstrap.servers", opts.brokers);
         c.put("group.id", opts.group);
         c.put("enable.auto.commit", "false");
-        consumer = new KafkaConsumer<>(c, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+        consumer = newConsumer();
         Properties p = new Properties();
         p.putAll(opts.props);
         p.put("bootstrap.servers", opts.brokers);
@@ -94,6 +96,11 @@ public final class Main {
         p.put("request.timeout.ms", "4000");
         p.put("delivery.timeout.ms", "5000");
         dlq = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+    }
+
+    private KafkaConsumer<byte[], byte[]> newConsumer() {
+        return new KafkaConsumer<>(consumerProps, new ByteArrayDeserializer(),
+                                   new ByteArrayDeserializer());
     }
 
     // ---- offsets ------------------------------------------------------------
@@ -302,20 +309,43 @@ public final class Main {
                     Log.error("kafka fatal error", "error", String.valueOf(e));
                     return 1;
                 }
-                // Anything else (a broker gone, a coordinator moving, a reply
-                // the client could not read) the client recovers from on the
-                // next poll: no message was handled half, none is skipped.
-                Log.warn("kafka error", "error", String.valueOf(e), "retry_in_ms", errorDelay);
+                // poll() throws what the client does not retry by itself, and
+                // may leave its group membership stuck (e.g. a reply it could
+                // not parse): replace the client. What is done is committed
+                // if possible; the rest is read again -- duplicates, which the
+                // event id makes harmless, never a gap.
+                Log.warn("kafka error: replacing the consumer", "error", String.valueOf(e),
+                         "retry_in_ms", errorDelay);
+                replaceConsumer();
                 try {
-                    stop.await(errorDelay, TimeUnit.MILLISECONDS);
+                    if (stop.await(errorDelay, TimeUnit.MILLISECONDS)) {
+                        break;
+                    }
                 } catch (InterruptedException ie) {
                     Thread.currentThread().interrupt();
                     return 1;
                 }
                 errorDelay = Math.min(errorDelay * 2, RETRY_MAX_MS);
+                consumer = newConsumer();
+                consumer.subscribe(opts.topics, rebalance);
             }
         }
         return 0;
+    }
+
+    /** Close the current client (leaving the group), committing what is done first. */
+    private void replaceConsumer() {
+        try {
+            commit(true, null);
+        } catch (KafkaException e) {
+            Log.warn("offset commit failed", "error", String.valueOf(e));
+        }
+        done.clear();
+        try {
+            consumer.close(Duration.ofSeconds(5));
+        } catch (KafkaException e) {
+            Log.warn("consumer close failed", "error", String.valueOf(e));
+        }
     }
 
     private void close() {
