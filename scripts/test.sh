@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # scripts/test.sh -- the test command (what CI runs): every test layer (unit,
 # integration, e2e, kafka = a real 3-broker cluster, registry = the Avro
-# plugin against a real schema registry, fuzz corpus replay, schema, helm)
-# on two platforms and two servers, one sanitizer build, then the libFuzzer
-# targets. The Kafka broker jars are resolved by scripts/fetch-kafka.sh
-# into a cache outside the repo.
+# plugin against a real schema registry, sdk = the official CloudEvents SDKs,
+# java = the Java sample consumer, fuzz corpus replay, schema, helm = the
+# real helm) on two platforms and two servers, one sanitizer build, then the
+# libFuzzer targets. What Debian does not ship is fetched into a cache
+# outside the repository ($EB_CACHE): Kafka's jars (scripts/fetch-kafka.sh),
+# helm (scripts/fetch-helm.sh), the SDKs and the Java consumer's artifacts
+# (scripts/fetch-sdks.sh).
 #
 #   scripts/test.sh            what CI runs (EB_CI_LAYERS, default "ci")
 #   scripts/test.sh --quick    the plain Debian 12 suite only
@@ -71,6 +74,11 @@ print_summary() {
 trap print_summary EXIT
 
 eb_install .ci/packages-build.txt .ci/packages-test.txt
+eb_say "fetching helm, the CloudEvents SDKs and Maven artifacts (cache: $EB_CACHE)"
+scripts/fetch-helm.sh >/dev/null
+scripts/fetch-sdks.sh
+# Every test that needs a fetched tool now fails instead of skipping without it.
+export EB_REQUIRE_FETCHED=1
 
 # ------------------------------------------------------------ Debian 12
 valkey_args=()
@@ -95,7 +103,7 @@ debian12_asan() {
     eb_build build-asan -DEB_SANITIZE=address,undefined -DEB_BUILD_BENCH=OFF
     eb_say "Debian 12: test suite under ASan+UBSan"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir build-asan --output-on-failure --timeout 900 -LE 'helm|valkey|kafka|registry' \
+        ctest --test-dir build-asan --output-on-failure --timeout 900 -LE 'helm|valkey|kafka|registry|sdk|java' \
         "${ctest_extra[@]}"
 }
 if [ "$layers" = full ] || [ "$layers" = debian12 ]; then

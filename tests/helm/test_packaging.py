@@ -26,8 +26,10 @@ Dockerfile as text, and checks it against what is real here:
   source tree by hand, a non-root numeric USER, the plugins folder,
   ENTRYPOINT/CMD matching the Helm chart's config path and port, COPY
   sources that exist and are not dockerignored;
-- .github/workflows/ci.yml runs .ci/run on debian:12, helm lint and helm
-  template with tests/helm/values-full.yaml.
+- .github/workflows/ci.yml runs .ci/run on debian:12 (with Go >= 1.26 for
+  helm and Node.js >= 20 for the JavaScript SDK), and helm lint and helm
+  template with tests/helm/values-full.yaml on the helm that
+  scripts/fetch-helm.sh builds; scripts/test.sh fetches before it tests.
 
 Environment: EB_SOURCE_DIR, EB_BUILD_DIR (set by ctest).
 """
@@ -419,7 +421,7 @@ class DockerfileTest(Counted):
 
 
 class WorkflowTest(Counted):
-    def test_workflow_runs_ci_helm_lint_and_template(self):
+    def test_workflow_runs_ci_and_the_real_helm_built_from_its_go_module(self):
         wf = yaml.safe_load(read(".github/workflows/ci.yml"))
         jobs = wf["jobs"]
         runs = {name: "\n".join(s.get("run", "") for s in job["steps"]) for name, job in jobs.items()}
@@ -427,15 +429,27 @@ class WorkflowTest(Counted):
         ci = [n for n, r in runs.items() if re.search(r"(^|\s)\.ci/run\b", r)]
         self.assertTrue(ci, "a job runs .ci/run")
         self.assertIn(jobs[ci[0]].get("container"), ("debian:12", {"image": "debian:12"}))
-        helm = [n for n, u in uses.items() if any(x.startswith("azure/setup-helm@") for x in u)]
-        self.assertTrue(helm, "a job installs helm with azure/setup-helm")
+        # .ci/run builds helm with Go >= 1.26 and runs the JS SDK on Node >= 20.
+        self.assertTrue(any(u.startswith("actions/setup-go@") for u in uses[ci[0]]))
+        self.assertTrue(any(u.startswith("actions/setup-node@") for u in uses[ci[0]]))
+        helm = [n for n, r in runs.items() if "scripts/fetch-helm.sh" in r]
+        self.assertTrue(helm, "a job builds helm with scripts/fetch-helm.sh, as .ci/run does")
+        self.assertFalse(any(x.startswith("azure/setup-helm@") for u in uses.values() for x in u),
+                         "one helm: the one built from its Go module")
         r = runs[helm[0]]
-        self.assertIn("helm lint", r)
-        self.assertRegex(r, r"helm lint[^\n]* helm/expiry-bridge")
-        self.assertRegex(r, r"helm template [^\n]*helm/expiry-bridge")
-        self.assertRegex(r, r"helm template [^\n]*helm/expiry-bridge[^\n]*\n?[^\n]*-f tests/helm/values-full.yaml")
-        self.assertIn("tests/helm/compare_helm.py", r, "helm output is compared with the renderer")
+        self.assertRegex(r, r"lint --strict helm/expiry-bridge\n")
+        self.assertRegex(r, r"lint --strict helm/expiry-bridge -f tests/helm/values-full.yaml")
+        self.assertRegex(r, r"template [^\n]*helm/expiry-bridge")
+        self.assertRegex(r, r"template [^\n]*helm/expiry-bridge[^\n]*\n?[^\n]*-f tests/helm/values-full.yaml")
+        self.assertIn("tests/helm/bad-values/*.yaml", r, "every bad values file is refused")
         self.assertTrue(any("docker build" in x for x in runs.values()), "a job builds the image")
+
+    def test_test_script_fetches_before_testing_and_requires_what_it_fetched(self):
+        text = read("scripts/test.sh")
+        for needed in ("scripts/fetch-helm.sh", "scripts/fetch-sdks.sh",
+                       "export EB_REQUIRE_FETCHED=1"):
+            self.assertIn(needed, text)
+        self.assertLess(text.index("EB_REQUIRE_FETCHED=1"), text.index("ctest"))
 
 
 def main():

@@ -162,9 +162,10 @@ class RedisServer:
 class MockKafka:
     """librdkafka's mock cluster in its own process (eb_mock_kafka)."""
 
-    def __init__(self, brokers=3, topics=()):
+    def __init__(self, brokers=3, topics=(), args=()):
         self.brokers = brokers
         self.topics = list(topics)  # "name:partitions"
+        self.args = list(args)      # more eb_mock_kafka options (--api-version ...)
         self.proc = None
         self.bootstrap = None
 
@@ -172,6 +173,7 @@ class MockKafka:
         cmd = [EB_MOCK_KAFKA, "--brokers", str(self.brokers)]
         for t in self.topics:
             cmd += ["--topic", t]
+        cmd += self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1)
         line = self.proc.stdout.readline().strip()
