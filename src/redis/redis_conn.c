@@ -1,6 +1,17 @@
-/* redis_conn.c -- hiredis 0.14.1 async connection on libevent: connect,
- * attach, AUTH, keepalive, and the context freeing rules (see redis_conn.h,
- * which also lists what changes for hiredis 1.x). */
+/* redis_conn.c -- a hiredis async connection on libevent: connect, attach,
+ * AUTH, keepalive, and the context freeing rules (see redis_conn.h).
+ *
+ * One file for hiredis 0.14 (Debian 12) and 1.x (Debian 13: 1.2): every
+ * call used here has the same meaning in both. In particular the context is
+ * opened with redisAsyncConnect(), which in 1.x leaves REDIS_OPT_NOAUTOFREE
+ * unset: with that option 1.0-1.2 would also hold back the disconnect
+ * callback and the pending replies' NULLs until the context is freed, so a
+ * lost connection would only be noticed by a heartbeat, seconds later
+ * (tests/integration/test_redis_conn.c,
+ * test_conn_a_killed_server_is_reported_at_once, fails with it). Without
+ * it, 1.x frees the context exactly when 0.14 does. What differs between
+ * the versions -- TLS, with hiredis_ssl -- is told by EB_HIREDIS_SSL, a
+ * constant src/CMakeLists.txt sets (cmake/EbHiredis.cmake). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,8 +42,11 @@ const char *eb_redis_conn_version(void) {
 }
 
 const char *eb_redis_conn_tls_unavailable(void) {
+    if (EB_HIREDIS_SSL)
+        return NULL;
     return "TLS to Redis needs hiredis >= 1.0 with hiredis_ssl (Debian 13); this build has "
-           "hiredis " EB_STR(HIREDIS_MAJOR) "." EB_STR(HIREDIS_MINOR) "." EB_STR(HIREDIS_PATCH);
+           "hiredis " EB_STR(HIREDIS_MAJOR) "." EB_STR(HIREDIS_MINOR) "." EB_STR(HIREDIS_PATCH)
+           " without it";
 }
 
 static const char *ctx_err(const redisAsyncContext *ac) {

@@ -90,6 +90,13 @@ static bool port_accepts(int port) {
     return ok;
 }
 
+/* The server binary: redis-server, or EB_REDIS_SERVER (valkey-server or a
+ * path; the `valkey` ctest label sets it, as tests/support/ebtest.py reads). */
+static const char *server_binary(void) {
+    const char *s = getenv("EB_REDIS_SERVER");
+    return s && *s ? s : "redis-server";
+}
+
 static void spawn(struct eb_fix_redis *r) {
     char port[16], logfile[4096], pidfile[4096];
     snprintf(port, sizeof(port), "%d", r->port);
@@ -103,7 +110,7 @@ static void spawn(struct eb_fix_redis *r) {
         argv[n++] = "--pdeathsig";
         argv[n++] = "KILL";
     }
-    argv[n++] = "redis-server";
+    argv[n++] = server_binary();
     argv[n++] = "--port";
     argv[n++] = r->tls ? "0" : port;
     if (r->tls) {

@@ -2,7 +2,8 @@
  * loopback port in its own temp dir, ready when it answers PING (polled,
  * never slept on), restartable on the same port, killable with SIGKILL or
  * freezable with SIGSTOP, as master or replica, with a password or ACL
- * users; always stopped by PID.
+ * users; always stopped by PID. The binary is redis-server, or the one
+ * EB_REDIS_SERVER names (valkey-server, or a path).
  *
  * Test-only code, built on fixture.h. Functions abort the test program
  * (with a message and the tail of redis.log on stderr) when the server
