@@ -226,6 +226,12 @@ static const struct eb_config_key ledger_keys[] = {
      "How long a delivered timer is remembered, so a late notification of it (another "
      "replica's, or the one a sweep caused) is recognised and not produced again. Costs Redis "
      "memory: about 100 bytes per timer delivered in this window."},
+    {EB_CT_COUNT, "buckets", "1", OFF(ledger.buckets), 0, NULL,
+     "Ledgers per `armed` route: 1 keeps one ledger `<key_prefix>{<route>}`; N > 1 splits "
+     "it into `<key_prefix>{<route>:<b>}` for b in 0..N-1, and a timer key names its bucket "
+     "in its hash tag (`order:{<route>:<b>}:7`). On Redis Cluster use e.g. 16-64 so a "
+     "route's timers spread over the masters (docs/ledger.md, \"Redis Cluster\"). 1 to 1024; "
+     "`observed` routes ignore it."},
     {0},
 };
 

@@ -126,18 +126,27 @@ static void on_redis_state(enum eb_redis_state state, void *opaque) {
 }
 
 /* A unit (re)subscribed after a gap: its expiries meanwhile may have been
- * lost, so the ledger sweeps at once.
+ * lost, so the ledger sweeps that master's ledgers at once.
  * @locality loop thread. */
 static void on_unit_subscribed(const struct eb_redis_unit *u, void *opaque) {
     struct source *s = opaque;
-    (void)u;
-    (void)s;
+    if (s == s->r->source)
+        eb_ledger_on_unit_subscribed(s->r->ledger, u);
+}
+
+/* Masters came or went, or slots moved: the ledger's connections follow.
+ * @locality loop thread. */
+static void on_units_changed(void *opaque) {
+    struct source *s = opaque;
+    if (s == s->r->source && s->r->ledger)
+        eb_ledger_on_units_changed(s->r->ledger);
 }
 
 static const struct eb_redis_topology_handlers topology_handlers = {
     .on_notification = on_notification,
     .on_state = on_redis_state,
     .on_unit_subscribed = on_unit_subscribed,
+    .on_units_changed = on_units_changed,
 };
 
 /* The deadline ledger, built when the first configuration needs it (a
@@ -275,6 +284,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         return EB_ENOMEM;
     }
     if (new_ledger && r->ledger) {
+        eb_ledger_set_topology(r->ledger, r->source->src);
         eb_ledger_start(r->ledger);
         eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(r->source->src));
     }
@@ -290,6 +300,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         eb_metrics_inc(r->reconnect_redis);
         if (r->ledger) {
             /* Another server: its subscription counts as a new one. */
+            eb_ledger_set_topology(r->ledger, source->src);
             eb_ledger_on_source_state(r->ledger, EB_REDIS_CONNECTING);
             eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(source->src));
         }
@@ -439,6 +450,8 @@ eb_reload_t *eb_reload_new(struct event_base *base, const struct eb_reload_conf 
         goto err_destroy;
     if (!(r->source = make_source(r, cfg, errstr, errstr_size)))
         goto err_destroy;
+    if (r->ledger)
+        eb_ledger_set_topology(r->ledger, r->source->src);
     r->cfg = cfg;
     return r;
 
@@ -490,6 +503,8 @@ void eb_reload_stop(eb_reload_t *r) {
 void eb_reload_destroy(eb_reload_t *r) {
     if (!r)
         return;
+    if (r->ledger)
+        eb_ledger_set_topology(r->ledger, NULL); /* it borrows the source's topology */
     free_source(r->source);
     free_source(r->next.source);
     eb_kafka_sink_destroy(r->next.sink);

@@ -57,6 +57,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "redis/redis_source.h"
+#include "redis/redis_topology.h"
 
 struct event_base;
 typedef struct eb_ledger eb_ledger_t;
@@ -146,6 +147,26 @@ void eb_ledger_done(eb_ledger_t *l, eb_ledger_ticket_t *ticket, bool delivered);
  * observed routes SCAN their prefixes. */
 void eb_ledger_on_source_state(eb_ledger_t *l, enum eb_redis_state state);
 
+/* Where the masters are (redis_topology.h): the ledger keeps one
+ * connection per master the topology reports, and routes each command to
+ * the master serving its ledger's slot. Must be called before
+ * eb_ledger_start() (no master is known before), and again when a reload
+ * replaces the source (its subscription counts as a new one: everything is
+ * swept). t is borrowed until replaced or the ledger is destroyed. */
+void eb_ledger_set_topology(eb_ledger_t *l, eb_redis_topology_t *t);
+
+/* The topology's on_units_changed: masters came or went, or on Cluster
+ * which master serves which slot changed. Links follow; waiting
+ * acknowledgements and redirected commands go to the new owners. */
+void eb_ledger_on_units_changed(eb_ledger_t *l);
+
+/* The topology's on_unit_subscribed: master u was (re)subscribed, so what
+ * it announced meanwhile was lost; its ledgers are swept at once (timers
+ * whose notification a failover hid come out as `recovered`), observed
+ * routes SCAN it, and on Cluster its slot ledgers are probed. NULL l is a
+ * no-op. */
+void eb_ledger_on_unit_subscribed(eb_ledger_t *l, const struct eb_redis_unit *u);
+
 /* One summary line in the log (pending, overdue, recovered, ...). */
 void eb_ledger_log_stats(const eb_ledger_t *l);
 
@@ -169,6 +190,37 @@ int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_s
 
 /* A route's ledger key: prefix "{" route "}". Appended to out. */
 void eb_ledger_key(struct eb_buf *out, const char *prefix, const char *route);
+
+/* Bucket b's ledger key (ledger.buckets > 1): prefix "{" route ":" b "}",
+ * b in decimal. Appended to out. */
+void eb_ledger_bucket_key(struct eb_buf *out, const char *prefix, const char *route,
+                          unsigned bucket);
+
+/* The bucket a timer key names: its hash tag (the text between its first
+ * '{' and the first '}' after it, as Cluster hashes it) must be
+ * `<route>:<b>` with b in canonical decimal (no sign, no leading zero)
+ * below nbuckets. Returns b, or -1 when the key has no such tag. */
+int eb_ledger_bucket_of(const char *key, size_t len, const char *route, unsigned nbuckets);
+
+/* Observed mode on Cluster keeps one ledger per slot, in that slot, so that
+ * recording a timer (which reads the key) is one single-slot FCALL:
+ * prefix "{" tag "}:" route, where tag hashes to the slot. */
+void eb_ledger_slot_key(struct eb_buf *out, const char *prefix, const char *route,
+                        const char *tag);
+
+/* Longest slot tag: every slot has one of at most this many characters. */
+#define EB_LEDGER_SLOT_TAG_MAX 4
+
+/* tag[s]: the first string over [0-9a-z] -- by length, then in
+ * lexicographic order -- whose CRC16 slot (keyslot.h) is s. A fixed
+ * function: ledgers named with it stay found by every version. */
+struct eb_ledger_slot_tags {
+    char tag[16384][EB_LEDGER_SLOT_TAG_MAX + 1];
+};
+
+/* Fill t (about 170,000 CRCs of at most 4 bytes: a millisecond or two).
+ * 0, or EB_EINVAL if a slot had no tag (it never happens). */
+int eb_ledger_slot_tags_build(struct eb_ledger_slot_tags *t);
 
 /* A SCAN MATCH pattern for keys starting with prefix[0..len): glob
  * metacharacters escaped, then '*'. Appended to out. */

@@ -84,6 +84,7 @@ struct eb_redis_topology {
 
     struct unit **units;
     size_t nunits, cap;
+    struct eb_cluster_map *map; /* Cluster: the last map applied, for slot owners */
     struct retired *retired;
     struct event *ev_reap; /* destroys what was retired; rotates the probe */
     struct event *ev_poll; /* every topology_interval */
@@ -106,6 +107,12 @@ struct eb_redis_topology {
 
 static void poll_now(eb_redis_topology_t *t);
 static void probe_query(eb_redis_topology_t *t);
+
+/* Tell the owner the units (or, on Cluster, the slots' owners) changed. */
+static void units_changed(eb_redis_topology_t *t) {
+    if (t->h->on_units_changed && !t->destroying)
+        t->h->on_units_changed(t->opaque);
+}
 
 /* ------------------------------------------------------------------------
  * Aggregate state
@@ -148,6 +155,28 @@ size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *subscribed)
     return t->nunits;
 }
 
+const struct eb_redis_unit *eb_redis_topology_unit(const eb_redis_topology_t *t, size_t i) {
+    return i < t->nunits ? &t->units[i]->info : NULL;
+}
+
+bool eb_redis_topology_is_cluster(const eb_redis_topology_t *t) {
+    return t->target.topology == EB_REDIS_CLUSTER;
+}
+
+const struct eb_redis_unit *eb_redis_topology_node_for_slot(const eb_redis_topology_t *t,
+                                                            unsigned slot) {
+    if (t->target.topology != EB_REDIS_CLUSTER)
+        return t->nunits ? &t->units[0]->info : NULL;
+    const struct eb_cluster_master *cm = t->map ? eb_cluster_map_owner(t->map, slot) : NULL;
+    if (!cm)
+        return NULL;
+    for (size_t i = 0; i < t->nunits; i++) {
+        if (t->units[i]->info.port == cm->port && strcasecmp(t->units[i]->host, cm->host) == 0)
+            return &t->units[i]->info;
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------
  * Units
  * --------------------------------------------------------------------- */
@@ -163,6 +192,7 @@ static void unit_state(enum eb_redis_state st, void *opaque) {
     struct unit *u = opaque;
     eb_redis_topology_t *t = u->t;
     u->state = st;
+    u->info.subscribed = st == EB_REDIS_SUBSCRIBED;
     if (st == EB_REDIS_SUBSCRIBED && t->h->on_unit_subscribed && !t->destroying)
         t->h->on_unit_subscribed(&u->info, t->opaque);
     /* A unit that lost its master may be looking at a failed-over node:
@@ -325,6 +355,7 @@ static void apply_master(eb_redis_topology_t *t, const char *host, int port) {
            eb_lf_str("host", host), eb_lf_int("port", port));
     if (unit_add(t, 0, host, port, -1, since, "failover (Sentinel switched the master)"))
         t->units[t->nunits - 1]->confirmed_ns = t->asked_ns;
+    units_changed(t);
     update_state(t);
 }
 
@@ -385,10 +416,26 @@ static void remember_masters(eb_redis_topology_t *t, const struct eb_cluster_map
     t->ncandidates = n;
 }
 
-/* Cluster: make the units the masters of m, as a difference. */
-static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
+/* True when a and b name the same masters (in the same order) serving
+ * the same slots. */
+static bool same_map(const struct eb_cluster_map *a, const struct eb_cluster_map *b) {
+    if (!a || !b || a->nmasters != b->nmasters ||
+        memcmp(a->owner, b->owner, sizeof(a->owner)) != 0)
+        return false;
+    for (size_t i = 0; i < a->nmasters; i++) {
+        if (a->masters[i].port != b->masters[i].port ||
+            strcasecmp(a->masters[i].host, b->masters[i].host) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Cluster: make the units the masters of m (taken), as a difference; m is
+ * kept as the map slots are looked up in. */
+static void apply_map(eb_redis_topology_t *t, struct eb_cluster_map *m) {
     struct handover ho[64];
-    size_t nho = 0;
+    size_t nho = 0, before = t->nunits;
+    bool changed = !same_map(t->map, m);
     /* Gone first: a master no longer listed (failed and replaced, removed,
      * demoted) hands its gap to whoever serves its lowest slot now. */
     for (size_t i = t->nunits; i-- > 0;) {
@@ -403,6 +450,7 @@ static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
                eb_lf_str("node", u->info.node), eb_lf_int("unit", u->info.id));
         int lowest = u->lowest_slot;
         int64_t since = unit_remove(t, i);
+        changed = true;
         if (nho < sizeof(ho) / sizeof(ho[0]))
             ho[nho++] = (struct handover){lowest, since};
     }
@@ -425,8 +473,13 @@ static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
         if (unit_add(t, (int32_t)k, cm->host, cm->port, lowest, since,
                      "failover (another node serves the slots now)"))
             t->units[t->nunits - 1]->confirmed_ns = t->asked_ns;
+        changed = true;
     }
     remember_masters(t, m);
+    eb_cluster_map_free(t->map);
+    t->map = m;
+    if (changed || t->nunits != before)
+        units_changed(t);
     update_state(t);
 }
 
@@ -514,7 +567,6 @@ static void on_cluster_reply(const redisReply *r, void *opaque) {
         return;
     }
     apply_map(t, m);
-    eb_cluster_map_free(m);
     reply_done(t);
 }
 
@@ -665,6 +717,11 @@ static void poll_now(eb_redis_topology_t *t) {
         t->poll_again = true;
     else
         probe_query(t);
+}
+
+void eb_redis_topology_poll_now(eb_redis_topology_t *t) {
+    if (t && t->started)
+        poll_now(t);
 }
 
 /* @locality loop thread (libevent timer). */
@@ -912,6 +969,7 @@ void eb_redis_topology_destroy(eb_redis_topology_t *t) {
     eb_redis_client_destroy(t->old_probe);
     eb_redis_client_destroy(t->old_hint);
     eb_redis_resolver_destroy(t->resolver);
+    eb_cluster_map_free(t->map);
     if (t->ev_reap)
         event_free(t->ev_reap);
     if (t->ev_poll)

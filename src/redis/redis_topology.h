@@ -56,6 +56,7 @@ struct eb_redis_unit {
     const char *node; /* "host:port", interned in the conf's names pool */
     const char *host;
     int port;
+    bool subscribed; /* its keyevent subscription is up now */
 };
 
 struct eb_redis_topology_handlers {
@@ -67,6 +68,13 @@ struct eb_redis_topology_handlers {
      * it was not subscribed is lost, so its ledgers may be swept now. May
      * be NULL. */
     void (*on_unit_subscribed)(const struct eb_redis_unit *u, void *opaque);
+    /* The set of units changed (a master found, replaced, added or
+     * removed), or, on Cluster, which master serves which slot: read them
+     * again (eb_redis_topology_unit(), eb_redis_topology_node_for_slot()).
+     * Not called for the standalone unit, which exists from _new() on. May
+     * be NULL. It may run inside a connection's callback: it must not
+     * destroy connections there (redis_client.h). */
+    void (*on_units_changed)(void *opaque);
 };
 
 struct eb_redis_topology_conf {
@@ -104,6 +112,27 @@ enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t);
 
 /* Units now, and how many of them are subscribed. */
 size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *subscribed);
+
+/* Unit i (< eb_redis_topology_units()), in no particular order, or NULL. Borrowed
+ * until the next on_units_changed or the topology's destruction. */
+const struct eb_redis_unit *eb_redis_topology_unit(const eb_redis_topology_t *t, size_t i);
+
+/* The unit of the master serving `slot` (0..16383) as far as the topology
+ * knows: on Cluster the owner in the last map read (NULL when no master
+ * serves it, or before the first map), elsewhere the one unit whatever the
+ * slot (NULL before the sentinels named a master). Borrowed like
+ * eb_redis_topology_unit(). */
+const struct eb_redis_unit *eb_redis_topology_node_for_slot(const eb_redis_topology_t *t,
+                                                            unsigned slot);
+
+/* True for a redis-cluster:// URL: keys live on the master of their slot. */
+bool eb_redis_topology_is_cluster(const eb_redis_topology_t *t);
+
+/* Ask the sentinels or the cluster now rather than at the next interval:
+ * a MOVED, ASK, CLUSTERDOWN or READONLY reply on another connection says
+ * the map it has is stale. on_units_changed follows if anything changed.
+ * A no-op for standalone and once stopped. */
+void eb_redis_topology_poll_now(eb_redis_topology_t *t);
 
 /* NULL is a no-op. Must not be called from inside one of its callbacks.
  * Leaves no event registered on the base. */
