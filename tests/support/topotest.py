@@ -476,7 +476,8 @@ def crc16_slot(key):
 class ClusterWriter:
     """Writes keys to the master that serves their slot; on MOVED, ASK or a
     refused connection it re-reads the slot map from any live node and
-    tries again (up to `timeout` seconds per key)."""
+    tries again (up to `timeout` seconds per key). pipelined() batches many
+    commands per master, for arming thousands of timers."""
 
     def __init__(self, cluster, timeout=20):
         self.cluster = cluster
@@ -507,8 +508,13 @@ class ClusterWriter:
 
     def execute(self, *args):
         """Run a one-key command (the key is args[1]) on its master."""
+        return self.execute_for(args[1], *args)
+
+    def execute_for(self, key, *args):
+        """Run a command on the master of key's slot (every key the command
+        names must share that slot: FCALL with hash-tagged keys)."""
         deadline = time.monotonic() + self.timeout
-        slot = crc16_slot(args[1])
+        slot = crc16_slot(key)
         while True:
             port = self.owner.get(slot)
             try:
@@ -524,3 +530,38 @@ class ClusterWriter:
 
     def set(self, key, value, px):
         return self.execute("SET", key, value, "PX", px)
+
+    def pipelined(self, calls):
+        """Run calls [(key, args), ...] pipelined per master; the ones a
+        master refused (MOVED in a slot migration, a failover) are run
+        again one by one with execute_for(). Returns the replies in order."""
+        by_port = {}
+        for i, (key, args) in enumerate(calls):
+            by_port.setdefault(self.owner.get(crc16_slot(key)), []).append(i)
+        out = [None] * len(calls)
+        for port, idx in by_port.items():
+            replies = None
+            if port is not None:
+                try:
+                    pipe = self._conn(port).pipeline(transaction=False)
+                    for i in idx:
+                        pipe.execute_command(*calls[i][1])
+                    replies = pipe.execute(raise_on_error=False)
+                except Exception:
+                    self.conns.pop(port, None)
+            for j, i in enumerate(idx):
+                r = replies[j] if replies is not None else None
+                if replies is None or isinstance(r, Exception):
+                    self.refresh()
+                    r = self.execute_for(calls[i][0], *calls[i][1])
+                out[i] = r
+        return out
+
+    def wait_replicated(self, timeout_ms=2000):
+        """WAIT 1 on every master: what was written so far survives the
+        loss of any one master (its replica has it)."""
+        self.refresh()
+        for port in sorted(set(self.owner.values())):
+            n = self._conn(port).execute_command("WAIT", 1, timeout_ms)
+            if n < 1:
+                raise AssertionError("master %d: no replica acknowledged the writes" % port)
