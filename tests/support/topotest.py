@@ -118,7 +118,8 @@ class Node:
 
 
 class RedisCluster:
-    """masters x (1 + replicas) cluster nodes; slots spread by redis-cli."""
+    """masters x (1 + replicas) cluster nodes; slots spread by redis-cli
+    (by hand below 3 masters, which redis-cli refuses)."""
 
     def __init__(self, masters=3, replicas=1, node_timeout_ms=2000, args=()):
         self.nmasters = masters
@@ -143,17 +144,46 @@ class RedisCluster:
         try:
             for _ in range(self.nmasters * (1 + self.nreplicas)):
                 self._start_node()
-            addrs = ["127.0.0.1:%d" % p for p in self.nodes]
-            subprocess.run([CLI, "--cluster", "create"] + addrs +
-                           ["--cluster-replicas", str(self.nreplicas), "--cluster-yes"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           timeout=60)
+            if self.nmasters >= 3:
+                addrs = ["127.0.0.1:%d" % p for p in self.nodes]
+                subprocess.run([CLI, "--cluster", "create"] + addrs +
+                               ["--cluster-replicas", str(self.nreplicas), "--cluster-yes"],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               timeout=60)
+            else:
+                self._create_small()
             self.wait_healthy()
             wait_for(self._replicas_placed, 30, interval=0.1, what="replicas attached")
         except BaseException:
             self.cleanup()
             raise
         return self
+
+    def _create_small(self):
+        """redis-cli --cluster create wants 3 masters at least: build a
+        1- or 2-master cluster by hand (slots split evenly, MEET, then
+        each replica REPLICATEs its master)."""
+        ports = sorted(self.nodes)
+        masters = ports[:self.nmasters]
+        per = 16384 // self.nmasters
+        for i, p in enumerate(masters):
+            hi = 16383 if i == self.nmasters - 1 else (i + 1) * per - 1
+            self.nodes[p].client().execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, hi)
+        for p in ports[1:]:
+            self.nodes[p].client().execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0])
+        wait_for(lambda: all(len(self.node_ids_of(p)) == len(ports) for p in ports), 20,
+                 interval=0.1, what="every node met")
+        ids = self.node_ids_of(ports[0])
+        for j, p in enumerate(ports[self.nmasters:]):
+            master = masters[j % self.nmasters]
+            self.nodes[p].client().execute_command("CLUSTER", "REPLICATE", ids[master])
+
+    def node_ids_of(self, port):
+        text = self.nodes[port].client().execute_command("CLUSTER", "NODES")
+        if isinstance(text, bytes):
+            text = text.decode()
+        return {int(l.split()[1].split("@")[0].rsplit(":", 1)[1]): l.split()[0]
+                for l in text.strip().splitlines()}
 
     # ---- state, as the cluster reports it ------------------------------
 
