@@ -146,8 +146,13 @@ int eb_app_functions_load(const char *path) {
     size_t len;
     eb_log_redact_url(cfg->redis.url, url, sizeof(url));
     eb_ledger_library(&len);
-    int rc = eb_ledger_install(cfg, errstr, sizeof(errstr));
-    if (rc == 0)
+    size_t nodes = 0;
+    int rc = eb_ledger_install(cfg, &nodes, errstr, sizeof(errstr));
+    if (rc == 0 && cfg->redis.target.topology == EB_REDIS_CLUSTER)
+        printf("%s: loaded eb_timers_v1 on %zu masters (%zu bytes; FCALL eb1_arm, eb1_disarm, "
+               "eb1_rearm)\n",
+               url, nodes, len);
+    else if (rc == 0)
         printf("%s: loaded eb_timers_v1 (%zu bytes; FCALL eb1_arm, eb1_disarm, eb1_rearm)\n", url,
                len);
     else

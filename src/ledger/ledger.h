@@ -182,9 +182,13 @@ void eb_ledger_destroy(eb_ledger_t *l);
 const char *eb_ledger_library(size_t *len);
 
 /* Connect to cfg's Redis (blocking, with redis.connect_timeout), AUTH, and
- * FUNCTION LOAD REPLACE the library. Returns 0, EB_EIO when Redis cannot
- * be reached, or EB_EREDIS when it refused (the reason in errstr). */
-int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_size);
+ * FUNCTION LOAD REPLACE the library -- on Redis Cluster on every master
+ * CLUSTER NODES of the first seed that answers lists (functions are per
+ * node). *nodes (may be NULL) receives on how many servers it was loaded.
+ * Returns 0, EB_EIO when Redis cannot be reached, or EB_EREDIS when it
+ * refused (the reason in errstr, naming the master on Cluster). */
+int eb_ledger_install(const struct eb_config *cfg, size_t *nodes, char *errstr,
+                      size_t errstr_size);
 
 /* ---- pure helpers (unit-tested) --------------------------------------- */
 

@@ -27,13 +27,13 @@ the application's own write, which no bridge can see.
 """
 
 import os
-import signal
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from ebtest import Bridge, MockKafka, free_port, http_get, wait_for  # noqa: E402
+from ebtest import Bridge, MockKafka, TempDir, free_port, http_get, wait_for  # noqa: E402
 from ledgertest import CLIENT, Tally, TimerConsumer, scrape_metric  # noqa: E402
 import topotest  # noqa: E402
 
@@ -229,6 +229,34 @@ class LedgerCluster(unittest.TestCase):
                  what="the ledger's link to the dead master closed")
         self.assertGreater(self.metric("eb_ledger_recovered_total"), 0,
                            "timers whose expiry the failover hid come out as recovered")
+
+
+class FunctionsLoadOnCluster(unittest.TestCase):
+    """`expiry-bridge functions load` with a redis-cluster:// URL installs the
+    library on every master (functions are per node), before any bridge
+    runs."""
+
+    def test_loads_the_library_on_every_master(self):
+        cluster = topotest.RedisCluster(masters=3, replicas=1).start()
+        self.addCleanup(cluster.cleanup)
+        d = TempDir("fload")
+        self.addCleanup(d.cleanup)
+        seed = "127.0.0.1:%d" % cluster.master_ports()[0]
+        path = d.file("c.yaml", config(seed, "127.0.0.1:9", free_port()))
+        p = subprocess.run([os.environ["EB_BIN"], "functions", "load", "-c", path],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("loaded eb_timers_v1 on 3 masters", p.stdout)
+        for port in cluster.master_ports():
+            libs = topotest.redis_client(port).function_list()
+            self.assertEqual([l[l.index(b"library_name") + 1] for l in libs], [b"eb_timers_v1"],
+                             "master %d" % port)
+        # an application can arm at once, on any master
+        w = cluster.writer()
+        for b in range(BUCKETS):
+            i = b + BUCKETS
+            self.assertGreater(w.execute_for(order_key(i), "FCALL", "eb1_arm", 2, order_key(i),
+                                             order_ledger(i), 60000), 0)
 
 
 if __name__ == "__main__":
