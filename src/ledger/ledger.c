@@ -370,8 +370,10 @@ static void place_route(const struct eb_config *cfg, struct lroute *lr) {
         lr->kind = LK_SLOT;
         lr->nparts = EB_KEYSLOT_COUNT;
     } else if (lr->ledgered && !lr->observed && buckets > 1) {
+        /* the buckets, then the route's own ledger: timers armed there
+         * before ledger.buckets was raised are still swept */
         lr->kind = LK_BUCKET;
-        lr->nparts = (unsigned)buckets;
+        lr->nparts = (unsigned)buckets + 1;
     } else {
         lr->kind = LK_ROUTE;
         lr->nparts = 1;

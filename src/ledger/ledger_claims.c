@@ -52,7 +52,7 @@ static void untagged(eb_ledger_t *l, const struct lroute *lr, const char *key, s
     ls->warned_untagged = true;
     char want[320];
     if (lr->kind == LK_BUCKET)
-        snprintf(want, sizeof(want), "{%s:<bucket 0..%u>}", ls->route, lr->nparts - 1);
+        snprintf(want, sizeof(want), "{%s:<bucket 0..%u>}", ls->route, lr->nparts - 2);
     else
         snprintf(want, sizeof(want), "the hash tag of its ledger %s", ls->lkey);
     eb_log(l->log, EB_LOG_WARN,
@@ -75,9 +75,17 @@ bool eb_ledger_claims_part(eb_ledger_t *l, size_t route, const char *key, size_t
         return true;
     }
     if (lr->kind == LK_BUCKET) {
-        int b = eb_ledger_bucket_of(key, len, lr->cfg->name, lr->nparts);
+        int b = eb_ledger_bucket_of(key, len, lr->cfg->name, lr->nparts - 1);
         if (b >= 0) {
             part->n = (uint16_t)b;
+            return true;
+        }
+        /* `{<route>}`: armed into the route's own ledger (before buckets) */
+        size_t tlen;
+        const char *tag = eb_keyslot_hashed_part(key, len, &tlen);
+        if ((tag != key || tlen != len) && tlen == strlen(lr->cfg->name) &&
+            memcmp(tag, lr->cfg->name, tlen) == 0) {
+            *part = (struct lpart){LK_ROUTE, 0};
             return true;
         }
     } else if (!l->cluster || !lr->ledgered || eb_keyslot_of(key, len) == lr->ls->lkey_slot) {

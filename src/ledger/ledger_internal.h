@@ -118,7 +118,10 @@ struct lroute {
     bool ledgered; /* ledger != off: swept, acknowledged */
     bool observed;
     uint8_t kind;    /* enum lkind of its ledgers: LK_ROUTE, LK_BUCKET, LK_SLOT */
-    unsigned nparts; /* buckets (LK_BUCKET), 16384 (LK_SLOT), else 1 */
+    /* LK_BUCKET: buckets + 1 (the last is the route's own ledger, where
+     * timers armed before ledger.buckets was raised wait); LK_SLOT: 16384;
+     * else 1 */
+    unsigned nparts;
     char *scan_match; /* SCAN MATCH pattern of the route's literal prefix */
     size_t scan_match_len;
 };

@@ -126,8 +126,11 @@ bool eb_ledger_pass_current(const struct pass *p, const struct lreq *req) {
     return p->running && req->gen == p->gen;
 }
 
+/* Ledger i of lr: a bucket's last one is the route's own (ledger_internal.h). */
 static struct lpart part_of(const struct lroute *lr, unsigned i) {
-    return (struct lpart){lr->kind, (uint16_t)(lr->kind == LK_ROUTE ? 0 : i)};
+    if (lr->kind == LK_ROUTE || (lr->kind == LK_BUCKET && i + 1 == lr->nparts))
+        return (struct lpart){LK_ROUTE, 0};
+    return (struct lpart){lr->kind, (uint16_t)i};
 }
 
 struct lpart eb_ledger_pass_part(const eb_ledger_t *l, const struct pass *p) {
