@@ -229,9 +229,10 @@ static const struct eb_config_key ledger_keys[] = {
     {EB_CT_COUNT, "buckets", "1", OFF(ledger.buckets), 0, NULL,
      "Ledgers per `armed` route: 1 keeps one ledger `<key_prefix>{<route>}`; N > 1 splits "
      "it into `<key_prefix>{<route>:<b>}` for b in 0..N-1, and a timer key names its bucket "
-     "in its hash tag (`order:{<route>:<b>}:7`). On Redis Cluster use e.g. 16-64 so a "
-     "route's timers spread over the masters (docs/ledger.md, \"Redis Cluster\"). 1 to 1024; "
-     "`observed` routes ignore it."},
+     "in its hash tag (`order:{<route>:<b>}:7`); the route's own ledger is still swept. On "
+     "Redis Cluster use e.g. 16-64 so a route's timers spread over the masters "
+     "(docs/ledger.md, \"Redis Cluster\"). Raise it, never lower it: buckets at or above a "
+     "lower N are no longer swept. 1 to 1024; `observed` routes ignore it."},
     {0},
 };
 

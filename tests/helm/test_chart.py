@@ -612,7 +612,8 @@ class ChartTest(Counted):
         self.assertEqual(cfg["redis"]["read_ahead"], {"max_events": 1000000, "max_bytes": "64MiB"})
         self.assertEqual(cfg["ledger"], {
             "key_prefix": "expiry-bridge:ledger:", "sweep_interval": "1s", "sweep_grace": "250ms",
-            "sweep_batch": 500, "claim_ttl": "10s", "remember_delivered": "30s"})
+            "sweep_batch": 500, "claim_ttl": "10s", "remember_delivered": "30s",
+            "buckets": 1})
         # The chart writes its defaults out, so they must be the loader's
         # (config/config.schema.json is generated from src/config/config_schema.c).
         path = os.path.join(SRC, "config", "config.schema.json")
@@ -635,7 +636,8 @@ class ChartTest(Counted):
         self.assertEqual(cfg["redis"]["read_ahead"], {"max_events": 3000000, "max_bytes": "128MiB"})
         self.assertEqual(cfg["ledger"], {
             "key_prefix": "{timers}:shop:", "sweep_interval": "2s", "sweep_grace": "500ms",
-            "sweep_batch": 10000, "claim_ttl": "1500ms", "remember_delivered": "2m"})
+            "sweep_batch": 10000, "claim_ttl": "1500ms", "remember_delivered": "2m",
+            "buckets": 1})
         # "{key}:payload" and "{timers}:..." unquoted would be YAML flow mappings.
         self.assertIn('    payload: "{key}:payload"\n', text)
         self.assertIn('  key_prefix: "{timers}:shop:"\n', text)

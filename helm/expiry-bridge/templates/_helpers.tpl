@@ -363,6 +363,7 @@ ledger:
   sweep_batch: {{ int64 $l.sweepBatch }}
   claim_ttl: {{ toJson $l.claimTtl }}
   remember_delivered: {{ toJson $l.rememberDelivered }}
+  buckets: {{ int64 $l.buckets }}
 log:
   level: {{ toJson .Values.log.level }}
   stats_interval: {{ toJson .Values.log.statsInterval }}
