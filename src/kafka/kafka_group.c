@@ -84,6 +84,10 @@ bool eb_kafka_group_leased(const eb_kafka_group_t *g) {
     return eb_mono_ns() - g->lease_from_ns < lease_ns(g);
 }
 
+bool eb_kafka_group_assigned(const eb_kafka_group_t *g, int32_t u) {
+    return u >= 0 && u < EB_KAFKA_GROUP_MAX_UNITS && g->owned[u];
+}
+
 bool eb_kafka_group_owns(const eb_kafka_group_t *g, int32_t u) {
     return u >= 0 && u < EB_KAFKA_GROUP_MAX_UNITS && g->owned[u] && eb_kafka_group_leased(g);
 }

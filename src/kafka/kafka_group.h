@@ -97,7 +97,12 @@ int eb_kafka_group_start(eb_kafka_group_t *g, char *errstr, size_t errstr_size);
  * partitions. */
 void eb_kafka_group_set_units(eb_kafka_group_t *g, int units);
 
-/* True while this replica owns unit u and its lease holds (see above). */
+/* True while unit u is assigned to this replica (whatever the lease says):
+ * what it should be subscribed to. */
+bool eb_kafka_group_assigned(const eb_kafka_group_t *g, int32_t u);
+
+/* True while this replica owns unit u and its lease holds (see above): what
+ * it may produce for. */
 bool eb_kafka_group_owns(const eb_kafka_group_t *g, int32_t u);
 
 /* True while the lease holds: the last accepted commit was sent less than

@@ -106,6 +106,10 @@ struct eb_redis_topology {
 
 static void poll_now(eb_redis_topology_t *t);
 static void probe_query(eb_redis_topology_t *t);
+static bool owned(const eb_redis_topology_t *t, const struct unit *u);
+static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u);
+static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_ns,
+                      const char *gap_cause);
 
 /* ------------------------------------------------------------------------
  * Aggregate state
@@ -117,11 +121,16 @@ static enum eb_redis_state aggregate(const eb_redis_topology_t *t) {
     size_t subscribed = 0;
     bool waiting = t->probe && eb_redis_client_state(t->probe) == EB_REDIS_CLIENT_WAITING &&
                    t->nunits == 0;
+    size_t mine = 0;
     for (size_t i = 0; i < t->nunits; i++) {
+        if (!t->units[i]->src)
+            continue; /* another replica's */
+        mine++;
         subscribed += t->units[i]->state == EB_REDIS_SUBSCRIBED;
         waiting |= t->units[i]->state == EB_REDIS_WAITING;
     }
-    if (t->nunits > 0 && subscribed == t->nunits)
+    /* Owning nothing while others own everything is a standby: ready. */
+    if ((mine > 0 && subscribed == mine) || (mine == 0 && t->nunits > 0 && t->h->owns))
         return EB_REDIS_SUBSCRIBED;
     return waiting ? EB_REDIS_WAITING : EB_REDIS_CONNECTING;
 }
@@ -139,13 +148,37 @@ enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t) {
     return t->state;
 }
 
-size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *subscribed) {
-    size_t n = 0;
-    for (size_t i = 0; i < t->nunits; i++)
-        n += t->units[i]->state == EB_REDIS_SUBSCRIBED;
+size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned_n,
+                                size_t *subscribed) {
+    size_t n = 0, o = 0;
+    for (size_t i = 0; i < t->nunits; i++) {
+        o += t->units[i]->src != NULL;
+        n += t->units[i]->src && t->units[i]->state == EB_REDIS_SUBSCRIBED;
+    }
+    if (owned_n)
+        *owned_n = o;
     if (subscribed)
         *subscribed = n;
     return t->nunits;
+}
+
+void eb_redis_topology_ownership_changed(eb_redis_topology_t *t) {
+    if (t->stopped)
+        return;
+    for (size_t i = 0; i < t->nunits; i++) {
+        struct unit *u = t->units[i];
+        if (u->src && !owned(t, u)) {
+            eb_log(t->log, EB_LOG_INFO, "redis topology: unit given up; unsubscribing",
+                   eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+            unit_retire(t, u);
+            u->state = EB_REDIS_STOPPED;
+        } else if (!u->src && owned(t, u)) {
+            eb_log(t->log, EB_LOG_INFO, "redis topology: unit taken over; subscribing",
+                   eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+            unit_open(t, u, 0, NULL);
+        }
+    }
+    update_state(t);
 }
 
 /* ------------------------------------------------------------------------
@@ -200,8 +233,7 @@ static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u) {
 }
 
 static struct unit *unit_new(eb_redis_topology_t *t, int32_t id, const char *host, int port,
-                             int lowest_slot, int64_t gap_since_ns, const char *gap_cause,
-                             char *errstr, size_t errstr_size) {
+                             int lowest_slot) {
     char node[300];
     bool v6 = strchr(host, ':') != NULL;
     snprintf(node, sizeof(node), "%s%.256s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
@@ -213,19 +245,33 @@ static struct unit *unit_new(eb_redis_topology_t *t, int32_t id, const char *hos
     }
     if (!u || !u->host || !u->info.node) {
         unit_free(u);
-        eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         return NULL;
     }
     u->info.id = id;
     u->info.host = u->host;
     u->info.port = port;
     u->lowest_slot = lowest_slot;
-    u->state = EB_REDIS_CONNECTING;
+    u->state = EB_REDIS_STOPPED;
+    return u;
+}
+
+static bool owned(const eb_redis_topology_t *t, const struct unit *u) {
+    return !t->h->owns || t->h->owns(u->info.id, t->opaque);
+}
+
+/* Give u its keyevent source and start it (a started topology), when this
+ * replica owns u and it has none. gap_since_ns/gap_cause: a gap it takes
+ * over (redis_source.h). false when out of memory (logged). */
+static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_ns,
+                      const char *gap_cause) {
+    if (u->src || !owned(t, u))
+        return true;
+    char err[256];
     struct eb_redis_source_conf sc = {
-        .host = host,
-        .port = port,
+        .host = u->host,
+        .port = u->info.port,
         .node = u->info.node,
-        .unit = id,
+        .unit = u->info.id,
         .role_interval_ms = t->interval_ms,
         .refuse_cluster = t->target.topology == EB_REDIS_STANDALONE,
         .gap_since_ns = gap_since_ns,
@@ -248,12 +294,16 @@ static struct unit *unit_new(eb_redis_topology_t *t, int32_t id, const char *hos
         .on_state = unit_state,
         .opaque = u,
     };
-    u->src = eb_redis_source_new(t->base, &sc, errstr, errstr_size);
+    u->src = eb_redis_source_new(t->base, &sc, err, sizeof(err));
     if (!u->src) {
-        unit_free(u);
-        return NULL;
+        eb_log(t->log, EB_LOG_ERROR, "redis topology: cannot subscribe to a master",
+               eb_lf_str("node", u->info.node), eb_lf_str("error", err));
+        return false;
     }
-    return u;
+    u->state = EB_REDIS_CONNECTING;
+    if (t->started && !t->stopped)
+        eb_redis_source_start(u->src);
+    return true;
 }
 
 static bool units_reserve(eb_redis_topology_t *t, size_t n) {
@@ -270,23 +320,20 @@ static bool units_reserve(eb_redis_topology_t *t, size_t n) {
     return true;
 }
 
-/* Add a unit and start it (started topologies only). */
+/* Add a unit, and open it when this replica owns it. */
 static bool unit_add(eb_redis_topology_t *t, int32_t id, const char *host, int port,
                      int lowest_slot, int64_t gap_since_ns, const char *cause) {
-    char err[256];
     if (!units_reserve(t, t->nunits + 1))
         return false;
-    struct unit *u =
-        unit_new(t, id, host, port, lowest_slot, gap_since_ns, cause, err, sizeof(err));
+    struct unit *u = unit_new(t, id, host, port, lowest_slot);
     if (!u) {
-        eb_log(t->log, EB_LOG_ERROR, "redis topology: cannot add a master",
-               eb_lf_str("host", host), eb_lf_int("port", port), eb_lf_str("error", err));
+        eb_log(t->log, EB_LOG_ERROR, "redis topology: cannot add a master (out of memory)",
+               eb_lf_str("host", host), eb_lf_int("port", port));
         return false;
     }
     t->units[t->nunits++] = u;
     eb_metrics_inc(t->m_added);
-    if (t->started && !t->stopped)
-        eb_redis_source_start(u->src);
+    unit_open(t, u, gap_since_ns, cause);
     return true;
 }
 
@@ -427,6 +474,8 @@ static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
             t->units[t->nunits - 1]->confirmed_ns = t->asked_ns;
     }
     remember_masters(t, m);
+    if (t->h->on_units)
+        t->h->on_units(t->nunits, t->opaque);
     update_state(t);
 }
 
@@ -834,10 +883,11 @@ eb_redis_topology_t *eb_redis_topology_new(struct event_base *base,
     /* Standalone: its one unit exists from the start. */
     if (!units_reserve(t, 1))
         goto err_free;
-    struct unit *u = unit_new(t, 0, t->target.nodes[0].host, t->target.nodes[0].port, -1, 0, NULL,
-                              errstr, errstr_size);
-    if (!u)
+    struct unit *u = unit_new(t, 0, t->target.nodes[0].host, t->target.nodes[0].port, -1);
+    if (!u) {
+        eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free;
+    }
     t->units[t->nunits++] = u;
     return t;
 
@@ -857,7 +907,7 @@ int eb_redis_topology_start(eb_redis_topology_t *t) {
            eb_lf_str("master_name", t->target.master_name ? t->target.master_name : ""));
     for (size_t i = 0; i < t->nunits; i++) {
         eb_metrics_inc(t->m_added);
-        eb_redis_source_start(t->units[i]->src);
+        unit_open(t, t->units[i], 0, NULL);
     }
     if (t->target.topology != EB_REDIS_STANDALONE) {
         struct timeval tv = eb_ms_tv(t->interval_ms);
@@ -872,8 +922,10 @@ void eb_redis_topology_stop(eb_redis_topology_t *t) {
         return;
     t->stopped = true;
     event_del(t->ev_poll);
-    for (size_t i = 0; i < t->nunits; i++)
-        eb_redis_source_stop(t->units[i]->src);
+    for (size_t i = 0; i < t->nunits; i++) {
+        if (t->units[i]->src)
+            eb_redis_source_stop(t->units[i]->src);
+    }
     eb_redis_client_stop(t->probe);
     eb_redis_client_stop(t->hint);
     update_state(t);
@@ -882,7 +934,7 @@ void eb_redis_topology_stop(eb_redis_topology_t *t) {
 int eb_redis_topology_set_events(eb_redis_topology_t *t, uint64_t events) {
     int rc = 0;
     for (size_t i = 0; i < t->nunits; i++) {
-        int r = eb_redis_source_set_events(t->units[i]->src, events);
+        int r = t->units[i]->src ? eb_redis_source_set_events(t->units[i]->src, events) : 0;
         if (r)
             rc = r;
     }

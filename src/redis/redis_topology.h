@@ -24,8 +24,10 @@
  * A gap (redis_source.h) follows a unit's slots across a failover: the
  * replacement's first subscription closes the predecessor's gap.
  *
- * The aggregate state is SUBSCRIBED when every unit is; eb_redis_connected
- * says the same, eb_redis_masters how many units there are.
+ * The aggregate state is SUBSCRIBED when every unit this replica owns is
+ * (with coordination, owning none -- a standby -- counts as ready);
+ * eb_redis_connected says the same, eb_redis_masters how many units there
+ * are.
  *
  * Ownership: the handle is owned by its creator (eb_redis_topology_destroy());
  * everything of the conf is copied except log, metrics, names, handlers
@@ -67,6 +69,13 @@ struct eb_redis_topology_handlers {
      * it was not subscribed is lost, so its ledgers may be swept now. May
      * be NULL. */
     void (*on_unit_subscribed)(const struct eb_redis_unit *u, void *opaque);
+    /* Does this replica own unit `unit` (coordination, kafka_group.h)? Asked
+     * whenever a unit appears and after eb_redis_topology_ownership_changed();
+     * only owned units are subscribed to. NULL: every unit is owned. */
+    bool (*owns)(int32_t unit, void *opaque);
+    /* The number of units changed (Cluster: masters added or removed), for
+     * the coordination's control topic. May be NULL. */
+    void (*on_units)(size_t nunits, void *opaque);
 };
 
 struct eb_redis_topology_conf {
@@ -102,8 +111,14 @@ int eb_redis_topology_set_events(eb_redis_topology_t *t, uint64_t events);
  * CONNECTING; STOPPED after stop. */
 enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t);
 
-/* Units now, and how many of them are subscribed. */
-size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *subscribed);
+/* Units known now; how many of them this replica owns (their sources exist)
+ * and how many of those are subscribed (each may be NULL). */
+size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned, size_t *subscribed);
+
+/* Ownership changed (the coordination assigned or revoked units): units no
+ * longer owned stop being read at once (and their sources are destroyed on
+ * the next turn of the loop); units now owned are subscribed to. */
+void eb_redis_topology_ownership_changed(eb_redis_topology_t *t);
 
 /* NULL is a no-op. Must not be called from inside one of its callbacks.
  * Leaves no event registered on the base. */
