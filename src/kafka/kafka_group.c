@@ -471,6 +471,9 @@ static rd_kafka_conf_t *build_conf(eb_kafka_group_t *g, const struct eb_kafka_gr
         set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         set(conf, "allow.auto.create.topics", "false", errstr, errstr_size) ||
         set(conf, "session.timeout.ms", ms, errstr, errstr_size) ||
+        /* Partitions added for new masters are seen (and assigned) within
+         * a session timeout, not librdkafka's default five minutes. */
+        set(conf, "topic.metadata.refresh.interval.ms", ms, errstr, errstr_size) ||
         set(conf, "heartbeat.interval.ms", hb, errstr, errstr_size) ||
         set(conf, "log.connection.close", "false", errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
