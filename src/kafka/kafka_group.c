@@ -177,10 +177,12 @@ static void assign_units(eb_kafka_group_t *g, rd_kafka_t *rk, rd_kafka_topic_par
     /* An assignment is the coordinator's word that we are a member now. */
     g->lease_from_ns = eb_mono_ns();
     set_owned(g, units, n, true);
-    if (n == 0)
-        return;
-    eb_metrics_add(g->m_assigned, (double)n);
-    log_units(g, "coordination: units assigned", units, n);
+    if (n > 0) {
+        eb_metrics_add(g->m_assigned, (double)n);
+        log_units(g, "coordination: units assigned", units, n);
+    }
+    /* Even an empty one: the first says this replica is a member -- a
+     * standby, ready -- when the others own every unit. */
     g->h->on_assigned(units, n, g->opaque);
 }
 

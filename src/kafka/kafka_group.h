@@ -61,8 +61,10 @@ typedef struct eb_kafka_group eb_kafka_group_t;
 #define EB_KAFKA_GROUP_MAX_UNITS 1024
 
 struct eb_kafka_group_handlers {
-    /* Units gained (ascending), once per rebalance that gave any. The
-     * owner subscribes to them and sweeps their ledgers. */
+    /* Units gained (ascending), once per assignment -- n may be 0: the
+     * first assignment makes this replica a member even when it gains
+     * nothing (a standby). The owner subscribes to them and sweeps their
+     * ledgers. */
     void (*on_assigned)(const int32_t *units, size_t n, void *opaque);
     /* Units lost (ascending): revoked in a rebalance (lost == false: this
      * replica may finish what it has in flight) or taken away without

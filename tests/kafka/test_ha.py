@@ -76,7 +76,17 @@ class Replica:
             return False
 
     def wait_ready(self, timeout=60):
-        wait_for(self.ready, timeout, interval=0.05, what="%s /readyz 200" % self.name)
+        try:
+            wait_for(self.ready, timeout, interval=0.05, what="%s /readyz 200" % self.name)
+        except AssertionError as e:
+            try:
+                body = http_get(self.http_port, "/readyz")[2][:300]
+            except OSError as oe:
+                body = repr(oe)
+            with self.bridge._lock:
+                tail = [(x.get("msg"), {k: v for k, v in x.items() if k not in ("ts", "msg")})
+                        for x in self.bridge.logs[-15:]]
+            raise AssertionError("%s\n/readyz: %s\nlog tail: %s" % (e, body, tail)) from None
 
     def metric(self, name, **labels):
         m = scrape(self.http_port)[0]
@@ -105,7 +115,7 @@ class Stream(threading.Thread):
         self.client, self.rate, self.ttl_ms = client, rate, ttl_ms
         self.ledgered, self.prefix, self.cluster = ledgered, prefix, cluster
         self.plain, self.timers = {}, {}  # key -> deadline (epoch s)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.error = None
 
     def batch(self, first, n):
@@ -132,16 +142,16 @@ class Stream(threading.Thread):
         per_step = max(1, int(self.rate * step))
         next_t = time.monotonic()
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 self.batch(i, per_step)
                 i += per_step
                 next_t += step
-                self._stop.wait(max(0.0, next_t - time.monotonic()))
+                self._halt.wait(max(0.0, next_t - time.monotonic()))
         except Exception as e:  # reported by stop()
             self.error = e
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(10)
         if self.error:
             raise AssertionError("the key writer failed: %r" % (self.error,))
