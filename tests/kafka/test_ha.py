@@ -348,13 +348,15 @@ class TwoReplicas(HATestCase, unittest.TestCase):
         took = other.turns(PRODUCES, since=stopped_at)[0]
         msgs = self.read(self.topic, list(stream.plain))
         t = Tally(msgs, stream.plain)
+        # What followed the marker in the paused replica's buffer is skipped,
+        # or not read at all: the release ends at the marker and the source
+        # stops there (redis_topology.h).
         skipped = paused.metric("eb_redis_handover_skipped_total")
         t.report("ha_sigstop", paused_ms=round((resumed_at - stopped_at) * 1000),
                  takeover_ms=round((took - stopped_at) * 1000), skipped_by_paused=skipped)
         self.assertEqual(t.messages - t.delivered, 0, "copies produced")
         self.assertEqual(t.lost, [], "the paused replica produces what it read before the "
                          "taker's marker, the taker from it on: nothing falls between")
-        self.assertGreater(skipped, 0, "the resumed replica skipped what followed the marker")
 
 
 class ThreeReplicasOverACluster(HATestCase, unittest.TestCase):
