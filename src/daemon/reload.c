@@ -155,7 +155,11 @@ static bool owns_unit(int32_t unit, void *opaque) {
  * not cut the new owner's turn. @locality loop thread. */
 static bool may_claim_unit(int32_t unit, void *opaque) {
     const struct source *s = opaque;
-    return !s->r->group || (!s->r->leaving && eb_kafka_group_owns(s->r->group, unit));
+    const eb_reload_t *r = s->r;
+    /* A reload's old connection never claims again once a new one exists:
+     * the new one's marker ends its turn for good (reload.h). */
+    bool newest = s == r->next.source || (s == r->source && !r->next.source);
+    return !r->group || (newest && !r->leaving && eb_kafka_group_owns(r->group, unit));
 }
 
 /* A unit given up was handed over. Leaving, the last one ends the wait.

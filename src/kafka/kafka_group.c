@@ -499,8 +499,8 @@ static bool register_metrics(eb_kafka_group_t *g, eb_metrics_t *m) {
         "kind", NULL, 0);
     eb_metric_t *lapses = eb_metrics_register(
         m, EB_METRIC_COUNTER, "eb_coordination_lease_lapses_total",
-        "Times no commit was accepted for longer than the lease: events were held until Kafka "
-        "confirmed ownership again",
+        "Times no commit was accepted for longer than the lease: until Kafka confirmed "
+        "ownership again, this replica took no master over (docs/ha.md)",
         NULL, NULL, 0);
     if (!owned || !changes || !lapses)
         return false;
