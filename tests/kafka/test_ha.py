@@ -289,15 +289,20 @@ class TwoReplicas(HATestCase, unittest.TestCase):
         self.assertEqual(tt.lost, [], "ledgered timers lost")
         self.assertEqual(tt.ids, tt.expected, "one id per ledgered timer")
 
-    def test_rolling_restart_loses_nothing_and_copies_nothing(self):
+    def two_replicas_streaming(self):
+        """Two ready replicas on the Redis, and keys expiring at 200/s:
+        (the one producing, the standby, the stream)."""
         a = self.replica("a", self.url)
         a.wait_ready()
         b = self.replica("b", self.url)
         b.wait_ready()
-        first = self.active([a, b])
-        second = b if first is a else a
+        active = self.active([a, b])
         stream = Stream(self.redis.client(), rate=200, ttl_ms=200)
         stream.start()
+        return active, (b if active is a else a), stream
+
+    def test_rolling_restart_loses_nothing_and_copies_nothing(self):
+        first, second, stream = self.two_replicas_streaming()
         handovers = []
         try:
             for victim, taker in ((first, second), (second, first)):
@@ -321,14 +326,7 @@ class TwoReplicas(HATestCase, unittest.TestCase):
         self.assertEqual(t.messages, t.expected, "every key produced exactly once")
 
     def test_a_paused_replica_produces_nothing_after_the_takers_marker(self):
-        a = self.replica("a", self.url)
-        a.wait_ready()
-        b = self.replica("b", self.url)
-        b.wait_ready()
-        paused = self.active([a, b])
-        other = b if paused is a else a
-        stream = Stream(self.redis.client(), rate=200, ttl_ms=200)
-        stream.start()
+        paused, other, stream = self.two_replicas_streaming()
         try:
             hold(1.0)
             stopped_at = time.time()
