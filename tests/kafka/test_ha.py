@@ -20,7 +20,6 @@ that master (src/redis/handover.h), with exact counts.
 Each test prints RESULT lines with its counts and times.
 """
 
-import os
 import signal
 import statistics
 import threading
@@ -28,7 +27,6 @@ import time
 import unittest
 import uuid
 
-import redis
 
 from ebtest import Bridge, RedisServer, free_port, http_get, scrape, wait_for
 from kafkatest import RealKafkaTestCase, Tally, hold
