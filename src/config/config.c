@@ -1563,6 +1563,21 @@ static void check_redis(struct ctx *c, const struct seen *s) {
 #define LEDGER_MIN_CLAIM_TTL_MS 1000
 
 /* After the ledger section: value ranges and relations. */
+/* The group's timings: a session that survives two missed heartbeats and a
+ * lease (session - 2 heartbeats, kafka_group.h) left to produce in. */
+static void check_coordination(struct ctx *c, const struct seen *s) {
+    const struct eb_config_coordination *co = &c->cfg->coordination;
+    if (co->session_timeout_ms < 3 * co->heartbeat_interval_ms) {
+        const struct ynode *at = seen_get(s, "session_timeout");
+        err_at(c, at ? at : seen_get(s, "heartbeat_interval") ? seen_get(s, "heartbeat_interval")
+                                                                : s->map,
+               "invalid coordination.session_timeout: %d ms is less than three "
+               "coordination.heartbeat_interval (%d ms); expected at least three heartbeats per "
+               "session",
+               co->session_timeout_ms, co->heartbeat_interval_ms);
+    }
+}
+
 static void check_ledger(struct ctx *c, const struct seen *s) {
     const struct eb_config_ledger *l = &c->cfg->ledger;
     const struct ynode *at;
@@ -1612,6 +1627,8 @@ static void set_value(struct ctx *c, const struct eb_config_key *k, const struct
             check_redis(c, &s);
         else if (strcmp(what, "ledger") == 0 && !c->stop)
             check_ledger(c, &s);
+        else if (strcmp(what, "coordination") == 0 && !c->stop)
+            check_coordination(c, &s);
         return;
     }
     case EB_CT_ROUTES:
@@ -1927,6 +1944,8 @@ void eb_config_free(struct eb_config *cfg) {
     free(cfg->ledger.key_prefix);
     free(cfg->unrouted_topic);
     free(cfg->http_listen);
+    free(cfg->coordination.group);
+    free(cfg->coordination.topic);
     eb_router_destroy(cfg->router);
     free(cfg);
 }

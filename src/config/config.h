@@ -140,11 +140,24 @@ struct eb_config_ledger {
     size_t buckets;            /* armed routes: ledgers per route (hash tags {route:b}); default 1 */
 };
 
+/* Several replicas splitting the work (docs/operations.md, "Several
+ * replicas"): a Kafka consumer group on a control topic decides which
+ * replica owns which unit (redis_topology.h). */
+struct eb_config_coordination {
+    bool enabled;              /* default false: this replica owns every unit */
+    char *group;               /* consumer group; default "expiry-bridge" */
+    char *topic;               /* control topic; default "expiry-bridge.units" */
+    int session_timeout_ms;    /* default 6000 */
+    int heartbeat_interval_ms; /* default 1000 */
+    int handover_grace_ms;     /* SIGTERM: keep reading this long after leaving; default 5000 */
+};
+
 struct eb_config {
     char *path; /* file loaded, or the name given */
     struct eb_config_redis redis;
     struct eb_config_kafka kafka;
     struct eb_config_ledger ledger;
+    struct eb_config_coordination coordination;
     struct eb_config_route *routes;
     size_t nroutes;
     bool unrouted_drop;   /* unrouted: drop (default) */

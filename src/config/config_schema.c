@@ -236,6 +236,36 @@ static const struct eb_config_key ledger_keys[] = {
     {0},
 };
 
+static const struct eb_config_key coordination_keys[] = {
+    {EB_CT_BOOL, "enabled", "false", OFF(coordination.enabled), 0, NULL,
+     "Run as one of several replicas that split the work: each unit (one Redis master's "
+     "notifications and ledgers) is owned by exactly one live replica, as assigned by a Kafka "
+     "consumer group. Off: this replica serves every unit (one replica per deployment)."},
+    {EB_CT_STRING, "group", "expiry-bridge", OFF(coordination.group), 0, NULL,
+     "The Kafka consumer group the replicas join: the same on every replica of one "
+     "deployment, different between deployments on one Kafka."},
+    {EB_CT_TOPIC, "topic", "expiry-bridge.units", OFF(coordination.topic), 0, NULL,
+     "The control topic whose partition i stands for unit i. Nothing is written to it. The "
+     "bridge creates it (and adds partitions as masters are added) when it may; otherwise "
+     "create it with at least as many partitions as Redis masters."},
+    {EB_CT_DURATION, "session_timeout", "6s", OFF(coordination.session_timeout_ms),
+     EB_CK_NONZERO, NULL,
+     "How long the group waits for a silent replica (a crash, a network partition) before "
+     "giving its units to the others: a takeover takes about this long. A replica stops "
+     "producing for its units when it has not been able to confirm them for this long minus "
+     "two heartbeat intervals."},
+    {EB_CT_DURATION, "heartbeat_interval", "1s", OFF(coordination.heartbeat_interval_ms),
+     EB_CK_NONZERO, NULL,
+     "How often a replica tells the group it is alive and confirms its units. Less than a "
+     "third of `session_timeout`."},
+    {EB_CT_DURATION, "handover_grace", "5s", OFF(coordination.handover_grace_ms), 0, NULL,
+     "On SIGTERM a replica leaves the group at once, so the others take its units, and reads "
+     "each unit on until the next owner's handover marker comes through on that master "
+     "(docs/operations.md): the stream passes with neither gap nor copy. This is the longest "
+     "it waits; a unit nobody took over by then stops being read."},
+    {0},
+};
+
 static const struct eb_config_key http_keys[] = {
     {EB_CT_LISTEN, "listen", "\"\"", OFF(http_listen), 0, NULL,
      "Address of the HTTP server for `/metrics`, `/healthz` and `/readyz`, e.g. "
@@ -264,6 +294,8 @@ const struct eb_config_key eb_config_schema[] = {
     {EB_CT_SECTION, "ledger", NULL, 0, 0, ledger_keys,
      "The deadline ledger (durable timers) of routes with `ledger: armed` or `observed`, and "
      "companion payloads (docs/ledger.md)."},
+    {EB_CT_SECTION, "coordination", NULL, 0, 0, coordination_keys,
+     "Several replicas splitting the work without duplicating it (docs/operations.md)."},
     {EB_CT_SECTION, "http", NULL, 0, 0, http_keys, "Metrics and health endpoints."},
     {EB_CT_SECTION, "log", NULL, 0, 0, log_keys, "Logging (JSON lines on stderr)."},
     {EB_CT_PLUGINS, "plugins", NULL, OFF(plugins), 0, plugin_keys,

@@ -74,6 +74,7 @@ struct app {
 
     struct event *sig_term, *sig_int, *sig_hup, *stats_ev;
     int stats_interval_ms; /* what stats_ev is armed with; 0: off */
+    struct event *leave_ev; /* SIGTERM with coordination: the handover grace */
     bool stopping;
 };
 
@@ -240,6 +241,9 @@ static void on_file_changed(const char *trigger, void *opaque) {
  * no Redis read is ready.
  * @locality loop thread (lowest-priority event). */
 static void on_backlog(const struct eb_notification *n, void *opaque) {
+    /* With coordination, what reaches here was read in this replica's turn
+     * (handover.h): it is produced even if the unit has moved on since --
+     * the next owner produces from its own marker only. */
     eb_pipeline_on_notification(n, ((struct app *)opaque)->pipeline);
 }
 
@@ -286,15 +290,13 @@ static size_t total_inflight(const struct app *a) {
  * after a restart. */
 static bool drained(void *opaque) {
     struct app *a = opaque;
-    return total_inflight(a) == 0 && !eb_reload_ledger_busy(a->reload);
+    return total_inflight(a) == 0 && !eb_reload_ledger_busy(a->reload) &&
+           eb_reload_left(a->reload);
 }
 
 /* Stop reading Redis, then keep the loop turning (delivery reports, /metrics)
  * until Kafka acknowledged everything or the drain budget is spent. */
-static void begin_shutdown(struct app *a, const char *why) {
-    if (a->stopping)
-        return;
-    a->stopping = true;
+static void stop_and_drain(struct app *a, const char *why) {
     int timeout_ms = eb_reload_config(a->reload)->kafka.drain_timeout_ms;
     eb_log(a->log, EB_LOG_INFO, "shutting down: no longer reading Redis, draining in-flight events",
            eb_lf_str("signal", why), eb_lf_int("inflight", (int64_t)total_inflight(a)),
@@ -302,6 +304,48 @@ static void begin_shutdown(struct app *a, const char *why) {
     eb_reload_stop(a->reload);
     eb_retire_stop(a->retire);
     a->drain = eb_drain_start(a->base, timeout_ms, drained, a);
+}
+
+/* @locality loop thread (timer): the handover grace is over; units not
+ * taken over by then stopped producing at its end (handover.h). */
+static void on_leave_grace(evutil_socket_t fd, short what, void *arg) {
+    struct app *a = arg;
+    (void)fd;
+    (void)what;
+    if (!a->drain)
+        stop_and_drain(a, "handover grace over");
+}
+
+/* eb_reload_conf.handed_over: the last unit given up was taken over.
+ * @locality loop thread. */
+static void on_handed_over(void *opaque) {
+    struct app *a = opaque;
+    if (!a->stopping || a->drain)
+        return;
+    event_del(a->leave_ev);
+    stop_and_drain(a, "every unit handed over");
+}
+
+/* With coordination, leave the group first -- the other replicas take
+ * this one's units at once -- and read each unit on until its next owner's
+ * handover marker (at most coordination.handover_grace), so the stream
+ * passes from one to the other with neither gap nor copy (a rolling
+ * update); then stop and drain. */
+static void begin_shutdown(struct app *a, const char *why) {
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    int grace_ms = eb_reload_leave(a->reload);
+    if (grace_ms > 0 && a->leave_ev && !eb_reload_handed_over(a->reload)) {
+        eb_log(a->log, EB_LOG_INFO,
+               "shutting down: left the coordination group; reading on until the others "
+               "have taken over, then draining",
+               eb_lf_str("signal", why), eb_lf_int("handover_grace_ms", grace_ms));
+        struct timeval tv = eb_ms_tv(grace_ms);
+        evtimer_add(a->leave_ev, &tv);
+        return;
+    }
+    stop_and_drain(a, why);
 }
 
 /* @locality loop thread (libevent signal event). */
@@ -336,7 +380,8 @@ static int add_loop_events(struct app *a) {
     a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a);
     a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a);
     a->stats_ev = event_new(a->base, -1, EV_PERSIST, on_stats, a);
-    if (!a->sig_term || !a->sig_int || !a->sig_hup || !a->stats_ev ||
+    a->leave_ev = evtimer_new(a->base, on_leave_grace, a);
+    if (!a->sig_term || !a->sig_int || !a->sig_hup || !a->stats_ev || !a->leave_ev ||
         evsignal_add(a->sig_term, NULL) || evsignal_add(a->sig_int, NULL) ||
         evsignal_add(a->sig_hup, NULL))
         return EB_ENOMEM;
@@ -345,7 +390,7 @@ static int add_loop_events(struct app *a) {
 }
 
 static void free_loop_events(struct app *a) {
-    struct event *evs[] = {a->sig_term, a->sig_int, a->sig_hup, a->stats_ev};
+    struct event *evs[] = {a->sig_term, a->sig_int, a->sig_hup, a->stats_ev, a->leave_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -403,6 +448,7 @@ static int build(struct app *a, struct eb_config *cfg, char *errstr, size_t errs
         .retire = a->retire,
         .names = a->names,
         .apply = apply_process_settings,
+        .handed_over = on_handed_over,
         .opaque = a,
     };
     if (!(a->reload = eb_reload_new(a->base, &rc, cfg, errstr, errstr_size)))

@@ -16,6 +16,8 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "daemon/reload.h"
+#include "kafka/kafka_group.h"
+#include "redis/handover.h"
 #include "ledger/ledger.h"
 
 /* After the new Redis connection is subscribed, the old one keeps reading
@@ -53,6 +55,11 @@ struct eb_reload {
     eb_kafka_sink_t *sink;
     struct source *source;
     eb_ledger_t *ledger; /* NULL until a file needs it */
+    /* Several replicas (coordination.enabled): which units are ours. Built
+     * from the first file; its settings apply at the next restart. */
+    eb_kafka_group_t *group;
+    char handover_channel[256]; /* the group's (handover.h) */
+    bool leaving; /* SIGTERM: giving every unit up */
     struct pending next;
     struct event *handover_ev;
     bool stopped;
@@ -142,12 +149,106 @@ static void on_units_changed(void *opaque) {
         eb_ledger_on_units_changed(s->r->ledger);
 }
 
+/* The topology asks which units this replica owns: with coordination, the
+ * ones the group assigned, none once leaving; without, every one.
+ * @locality loop thread. */
+static bool owns_unit(int32_t unit, void *opaque) {
+    const struct source *s = opaque;
+    return !s->r->group || (!s->r->leaving && eb_kafka_group_assigned(s->r->group, unit));
+}
+
+/* May a unit's source publish its handover marker (take the master's
+ * stream over)? Only while the group's lease confirms the assignment: a
+ * replica cut off from Kafka, which may have been replaced already, does
+ * not cut the new owner's turn. @locality loop thread. */
+static bool may_claim_unit(int32_t unit, void *opaque) {
+    const struct source *s = opaque;
+    const eb_reload_t *r = s->r;
+    /* A reload's old connection never claims again once a new one exists:
+     * the new one's marker ends its turn for good (reload.h). */
+    bool newest = s == r->next.source || (s == r->source && !r->next.source);
+    return !r->group || (newest && !r->leaving && eb_kafka_group_owns(r->group, unit));
+}
+
+/* A unit given up was handed over. Leaving, the last one ends the wait.
+ * @locality loop thread. */
+static void on_unit_released(const struct eb_redis_unit *u, void *opaque) {
+    struct source *s = opaque;
+    (void)u;
+    if (s->r->leaving && eb_reload_handed_over(s->r) && s->r->c.handed_over)
+        s->r->c.handed_over(s->r->c.opaque);
+}
+
+static void on_units(size_t n, void *opaque) {
+    struct source *s = opaque;
+    if (s->r->group && s == s->r->source)
+        eb_kafka_group_set_units(s->r->group, (int)n);
+}
+
 static const struct eb_redis_topology_handlers topology_handlers = {
     .on_notification = on_notification,
     .on_state = on_redis_state,
     .on_unit_subscribed = on_unit_subscribed,
     .on_units_changed = on_units_changed,
+    .owns = owns_unit,
+    .may_claim = may_claim_unit,
+    .on_units = on_units,
+    .on_unit_released = on_unit_released,
 };
+
+/* The group assigned or took units, or this replica leaves: every topology
+ * in use follows (a unit given up is read on until the next owner's
+ * handover marker, handover.h). */
+static void ownership_changed(eb_reload_t *r) {
+    if (r->source)
+        eb_redis_topology_ownership_changed(r->source->src);
+    if (r->next.source)
+        eb_redis_topology_ownership_changed(r->next.source->src);
+}
+
+/* @locality loop thread (the group's events, served on the loop). */
+static void on_assigned(const int32_t *units, size_t n, void *opaque) {
+    (void)units;
+    (void)n;
+    ownership_changed(opaque);
+}
+
+static void on_revoked(const int32_t *units, size_t n, bool lost, void *opaque) {
+    (void)units;
+    (void)n;
+    (void)lost; /* the topology stops reading them at once either way */
+    ownership_changed(opaque);
+}
+
+static const struct eb_kafka_group_handlers group_handlers = {on_assigned, on_revoked};
+
+static int make_group(eb_reload_t *r, const struct eb_config *cfg, char *errstr,
+                      size_t errstr_size) {
+    const struct eb_config_coordination *co = &cfg->coordination;
+    if (!co->enabled)
+        return 0;
+    struct eb_kafka_group_conf gc = {
+        .brokers = cfg->kafka.brokers,
+        .client = cfg->kafka.client,
+        .nclient = cfg->kafka.nclient,
+        .group_id = co->group,
+        .topic = co->topic,
+        .units = 1,
+        .session_timeout_ms = co->session_timeout_ms,
+        .heartbeat_interval_ms = co->heartbeat_interval_ms,
+        .replication_factor = -1,
+        .log = r->c.log,
+        .metrics = r->c.metrics,
+        .handlers = &group_handlers,
+        .opaque = r,
+    };
+    if (!eb_handover_channel(co->group, r->handover_channel, sizeof(r->handover_channel))) {
+        eb_error_set(errstr, errstr_size, EB_EINVAL, "coordination.group is too long");
+        return EB_EINVAL;
+    }
+    r->group = eb_kafka_group_new(r->base, &gc, errstr, errstr_size);
+    return r->group ? 0 : EB_EKAFKA;
+}
 
 /* The deadline ledger, built when the first configuration needs it (a
  * ledgered route, or a payload) and kept from then on: timers in flight
@@ -186,6 +287,8 @@ static struct source *make_source(eb_reload_t *r, const struct eb_config *cfg, c
         .log = r->c.log,
         .metrics = r->c.metrics,
         .handlers = &topology_handlers,
+        .handover_channel = r->group ? r->handover_channel : NULL,
+        .handover_grace_ms = cfg->coordination.handover_grace_ms,
         .opaque = s,
     };
     s->src = eb_redis_topology_new(r->base, &tc, errstr, errstr_size);
@@ -448,6 +551,8 @@ eb_reload_t *eb_reload_new(struct event_base *base, const struct eb_reload_conf 
     eb_pipeline_set_sink(r->c.pipeline, r->sink);
     if (ensure_ledger(r, cfg, errstr, errstr_size) != 0)
         goto err_destroy;
+    if (make_group(r, cfg, errstr, errstr_size) != 0)
+        goto err_destroy;
     if (!(r->source = make_source(r, cfg, errstr, errstr_size)))
         goto err_destroy;
     if (r->ledger)
@@ -464,7 +569,33 @@ int eb_reload_start(eb_reload_t *r) {
     int rc = eb_redis_topology_start(r->source->src);
     if (rc == 0 && r->ledger)
         eb_ledger_start(r->ledger);
+    if (rc == 0 && r->group) {
+        char err[512];
+        size_t units = eb_redis_topology_units(r->source->src, NULL, NULL);
+        eb_kafka_group_set_units(r->group, units ? (int)units : 1);
+        rc = eb_kafka_group_start(r->group, err, sizeof(err));
+        if (rc)
+            eb_log(r->c.log, EB_LOG_ERROR, "coordination cannot start", eb_lf_str("error", err));
+    }
     return rc;
+}
+
+int eb_reload_leave(eb_reload_t *r) {
+    if (!r->group || r->leaving)
+        return 0;
+    r->leaving = true;
+    eb_kafka_group_leave(r->group);
+    ownership_changed(r);
+    return r->cfg->coordination.handover_grace_ms;
+}
+
+bool eb_reload_handed_over(const eb_reload_t *r) {
+    return (!r->source || eb_redis_topology_sources(r->source->src) == 0) &&
+           (!r->next.source || eb_redis_topology_sources(r->next.source->src) == 0);
+}
+
+bool eb_reload_left(const eb_reload_t *r) {
+    return eb_kafka_group_left(r->group);
 }
 
 const struct eb_config *eb_reload_config(const eb_reload_t *r) {
@@ -473,8 +604,15 @@ const struct eb_config *eb_reload_config(const eb_reload_t *r) {
 
 void eb_reload_readiness(const eb_reload_t *r, struct eb_http_readiness *out) {
     enum eb_redis_state st = r->source ? eb_redis_topology_state(r->source->src) : EB_REDIS_STOPPED;
+    size_t owned = 0;
+    if (r->source)
+        eb_redis_topology_units(r->source->src, &owned, NULL);
     out->redis_ok = st == EB_REDIS_SUBSCRIBED;
-    out->redis = eb_redis_source_state_name(st);
+    /* A replica that owns nothing (the others own every unit) is ready: a
+     * standby, counted by a PodDisruptionBudget, taking over on demand. */
+    out->redis = r->group && owned == 0 && st == EB_REDIS_SUBSCRIBED
+                     ? "standby"
+                     : eb_redis_source_state_name(st);
     out->kafka_ok = r->sink && eb_kafka_sink_reachable(r->sink);
 }
 
@@ -512,6 +650,7 @@ void eb_reload_destroy(eb_reload_t *r) {
     if (r->ledger)
         eb_pipeline_set_ledger(r->c.pipeline, NULL);
     eb_ledger_destroy(r->ledger); /* after the producers: their leftovers hand tickets back */
+    eb_kafka_group_destroy(r->group, NULL, NULL);
     if (r->handover_ev)
         event_free(r->handover_ev);
     eb_config_free(r->next.cfg);

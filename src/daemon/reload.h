@@ -65,7 +65,8 @@ struct eb_reload_conf {
     eb_retire_t *retire;                   /* takes what a reload replaces; borrowed */
     eb_strpool_t *names;                   /* Redis node names (strpool.h); borrowed */
     eb_reload_apply_cb *apply;             /* required */
-    void *opaque;                          /* passed to apply; borrowed */
+    void (*handed_over)(void *opaque);     /* after eb_reload_leave(); may be NULL */
+    void *opaque;                          /* passed to both; borrowed */
 };
 
 /* Build cfg's event path: the producer, the deadline ledger (when a route
@@ -104,6 +105,18 @@ void eb_reload_log_stats(const eb_reload_t *r);
  * waits for), stop the ledger's sweeps (its acknowledgements go on), and
  * ignore reloads from now on. */
 void eb_reload_stop(eb_reload_t *r);
+
+/* Coordination. SIGTERM: leave the group now, so the others take this
+ * replica's units, and give every unit up: each is read on until the next
+ * owner's handover marker comes through (handover.h), then conf.handed_over
+ * runs once none is left. Returns the longest that may take
+ * (coordination.handover_grace; 0 without coordination: stop now). */
+int eb_reload_leave(eb_reload_t *r);
+/* No unit is being read any more (true without coordination once stopped,
+ * and at once for a replica that owned nothing). */
+bool eb_reload_handed_over(const eb_reload_t *r);
+/* The group has been left (or there is none): its consumer can go. */
+bool eb_reload_left(const eb_reload_t *r);
 
 /* Sources first, then producers (one still holding events purges them and
  * reports them to the pipeline, which must still exist), then the ledger.

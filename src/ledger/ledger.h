@@ -79,6 +79,9 @@ struct eb_ledger_timer {
     size_t payload_len;
     int64_t recv_mono_ns; /* when the bridge learnt of it (CLOCK_MONOTONIC) */
     int64_t recv_real_us; /* the same, CLOCK_REALTIME µs: the event's time */
+    /* "host:port" of the master that announced it (live) or whose ledger
+     * held it (recovered), or NULL when unknown. */
+    const char *node;
     eb_ledger_ticket_t *ticket;
 };
 

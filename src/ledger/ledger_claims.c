@@ -159,9 +159,10 @@ static bool payload_json(eb_ledger_t *l, const redisReply *const *vals, size_t n
 
 /* Hand a claimed timer to the pipeline. vals: the payload part of the
  * reply. The ticket may be gone when this returns. */
-static void emit(eb_ledger_t *l, eb_ledger_ticket_t *t, const redisReply *const *vals,
-                 size_t nvals) {
+static void emit(eb_ledger_t *l, eb_ledger_ticket_t *t, const char *node,
+                 const redisReply *const *vals, size_t nvals) {
     struct eb_ledger_timer tm = {
+        .node = node,
         .db = t->db,
         .key = t->key,
         .key_len = t->key_len,
@@ -474,7 +475,7 @@ void eb_ledger_claims_on_claim(eb_ledger_t *l, const struct lreq *req, eb_ledger
         size_t n;
         t->deadline_ms = st == ST_OWED ? dl : -1;
         claim_payload(r, &vals, &n);
-        emit(l, t, vals, n);
+        emit(l, t, t->node ? t->node : req && req->link ? req->link->node : NULL, vals, n);
         return;
     }
     eb_ledger_tickets_free(l, t);
@@ -537,7 +538,7 @@ static void emit_unplaced(eb_ledger_t *l, struct lroute *lr, const struct eb_not
     t->recv_real_us = n->recv_real_us;
     t->has_payload = lr->cfg->payload != NULL;
     eb_metrics_inc(lr->ls->claims[PATH_LIVE][ST_UNKNOWN]);
-    emit(l, t, NULL, 0);
+    emit(l, t, n->node, NULL, 0);
 }
 
 void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notification *n) {
@@ -570,6 +571,7 @@ void eb_ledger_on_expired(eb_ledger_t *l, size_t route, const struct eb_notifica
     t->recv_mono_ns = n->recv_mono_ns;
     t->recv_real_us = n->recv_real_us;
     t->part = part;
+    t->node = n->node;
     eb_ledger_claims_payload_key(l, t, route);
     tqueue_push(&l->claims, t, T_CLAIM_QUEUED);
 }

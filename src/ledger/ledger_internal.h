@@ -144,6 +144,7 @@ struct eb_ledger_ticket {
     int64_t deadline_ms; /* < 0: no entry (only a payload to delete) */
     int64_t recv_mono_ns, recv_real_us;
     int64_t claimed_ns; /* last claim or renewal */
+    const char *node;   /* live: the announcing master ("host:port", interned), or NULL */
     char *pkey;         /* payload key, or NULL */
     size_t pkey_len;
     size_t key_len;
@@ -253,6 +254,7 @@ struct lgauge {
 struct ledger_link {
     eb_ledger_t *l;
     struct ledger_link *next; /* the ledger's links, or the retired ones */
+    char *node; /* "host:port" (IPv6 in brackets), for events it recovers */
     char *host;
     int port;
     eb_redis_client_t *client;

@@ -466,6 +466,7 @@ static void link_free(struct ledger_link *k) {
     eb_redis_client_destroy(k->client);
     free(k->sw.p.dbs);
     free(k->sc.p.dbs);
+    free(k->node);
     free(k->host);
     free(k->slots);
     free(k->obs_seq);
@@ -475,8 +476,11 @@ static void link_free(struct ledger_link *k) {
 
 static struct ledger_link *link_new(eb_ledger_t *l, const char *host, int port) {
     char err[256];
+    char node[300];
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(node, sizeof(node), "%s%.256s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
     struct ledger_link *k = calloc(1, sizeof(*k));
-    if (!k || !(k->host = strdup(host)))
+    if (!k || !(k->host = strdup(host)) || !(k->node = strdup(node)))
         goto err_free;
     k->l = l;
     k->port = port;
@@ -587,7 +591,7 @@ static bool link_slots(eb_ledger_t *l, struct ledger_link *k) {
 static void sync_links(eb_ledger_t *l) {
     if (!l->topo || l->destroying)
         return;
-    size_t n = eb_redis_topology_units(l->topo, NULL);
+    size_t n = eb_redis_topology_units(l->topo, NULL, NULL);
     for (struct ledger_link *k = l->links, *next; k; k = next) {
         next = k->next;
         bool listed = false;

@@ -118,7 +118,7 @@ static void on_info_scan(eb_ledger_t *l, struct lreq *req, const redisReply *r) 
 
 /* True while k's master is subscribed (what it announces is heard). */
 static bool subscribed(const eb_ledger_t *l, const struct ledger_link *k) {
-    size_t n = l->topo ? eb_redis_topology_units(l->topo, NULL) : 0;
+    size_t n = l->topo ? eb_redis_topology_units(l->topo, NULL, NULL) : 0;
     for (size_t i = 0; i < n; i++) {
         const struct eb_redis_unit *u = eb_redis_topology_unit(l->topo, i);
         if (u->port == k->port && strcmp(u->host, k->host) == 0)

@@ -49,6 +49,7 @@ struct unit {
     int64_t confirmed_ns;
     eb_redis_source_t *src;
     enum eb_redis_state state;
+    bool releasing; /* given up; src reads on until the next owner's marker */
 };
 
 /* A stopped unit's source, destroyed on the next turn of the loop. */
@@ -76,6 +77,8 @@ struct eb_redis_topology {
     bool configure_notifications;
     int connect_timeout_ms, heartbeat_interval_ms, heartbeat_timeout_ms;
     int reconnect_min_ms, reconnect_max_ms, interval_ms;
+    char *handover_channel; /* NULL without coordination */
+    int handover_grace_ms;
     eb_strpool_t *names;
     eb_log_t *log;
     eb_metrics_t *metrics;
@@ -107,6 +110,11 @@ struct eb_redis_topology {
 
 static void poll_now(eb_redis_topology_t *t);
 static void probe_query(eb_redis_topology_t *t);
+static bool owned(const eb_redis_topology_t *t, const struct unit *u);
+static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u);
+static void unit_released(eb_redis_topology_t *t, struct unit *u);
+static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_ns,
+                      const char *gap_cause);
 
 /* Tell the owner the units (or, on Cluster, the slots' owners) changed. */
 static void units_changed(eb_redis_topology_t *t) {
@@ -118,17 +126,28 @@ static void units_changed(eb_redis_topology_t *t) {
  * Aggregate state
  * --------------------------------------------------------------------- */
 
+/* An owned unit is ready once subscribed and (coordination) producing. */
+static bool unit_ready(const struct unit *u) {
+    return u->state == EB_REDIS_SUBSCRIBED && eb_redis_source_producing(u->src);
+}
+
 static enum eb_redis_state aggregate(const eb_redis_topology_t *t) {
     if (t->stopped)
         return EB_REDIS_STOPPED;
     size_t subscribed = 0;
     bool waiting = t->probe && eb_redis_client_state(t->probe) == EB_REDIS_CLIENT_WAITING &&
                    t->nunits == 0;
+    size_t mine = 0;
     for (size_t i = 0; i < t->nunits; i++) {
-        subscribed += t->units[i]->state == EB_REDIS_SUBSCRIBED;
-        waiting |= t->units[i]->state == EB_REDIS_WAITING;
+        const struct unit *u = t->units[i];
+        if (!u->src || u->releasing)
+            continue; /* another replica's, or becoming so */
+        mine++;
+        subscribed += unit_ready(u);
+        waiting |= u->state == EB_REDIS_WAITING;
     }
-    if (t->nunits > 0 && subscribed == t->nunits)
+    /* Owning nothing while others own everything is a standby: ready. */
+    if ((mine > 0 && subscribed == mine) || (mine == 0 && t->nunits > 0 && t->h->owns))
         return EB_REDIS_SUBSCRIBED;
     return waiting ? EB_REDIS_WAITING : EB_REDIS_CONNECTING;
 }
@@ -146,10 +165,17 @@ enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t) {
     return t->state;
 }
 
-size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *subscribed) {
-    size_t n = 0;
-    for (size_t i = 0; i < t->nunits; i++)
-        n += t->units[i]->state == EB_REDIS_SUBSCRIBED;
+size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned_n,
+                                size_t *subscribed) {
+    size_t n = 0, o = 0;
+    for (size_t i = 0; i < t->nunits; i++) {
+        const struct unit *u = t->units[i];
+        bool mine = u->src && !u->releasing;
+        o += mine;
+        n += mine && unit_ready(u);
+    }
+    if (owned_n)
+        *owned_n = o;
     if (subscribed)
         *subscribed = n;
     return t->nunits;
@@ -177,6 +203,46 @@ const struct eb_redis_unit *eb_redis_topology_node_for_slot(const eb_redis_topol
     return NULL;
 }
 
+/* A unit given up: hand it over (redis_source.h) -- at once when nothing of
+ * it is being produced, else when the next owner's marker comes through. */
+static void unit_give_up(eb_redis_topology_t *t, struct unit *u) {
+    if (u->releasing)
+        return;
+    eb_log(t->log, EB_LOG_INFO, "redis topology: unit given up; handing it over",
+           eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+    u->releasing = true;
+    if (eb_redis_source_release(u->src, t->handover_grace_ms))
+        unit_released(t, u);
+}
+
+size_t eb_redis_topology_sources(const eb_redis_topology_t *t) {
+    size_t n = 0;
+    for (size_t i = 0; i < t->nunits; i++)
+        n += t->units[i]->src != NULL;
+    return n;
+}
+
+void eb_redis_topology_ownership_changed(eb_redis_topology_t *t) {
+    if (t->stopped)
+        return;
+    for (size_t i = 0; i < t->nunits; i++) {
+        struct unit *u = t->units[i];
+        if (u->src && !owned(t, u)) {
+            unit_give_up(t, u);
+        } else if (u->src && u->releasing) {
+            eb_log(t->log, EB_LOG_INFO, "redis topology: unit owned again before its handover ended",
+                   eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+            u->releasing = false;
+            eb_redis_source_reclaim(u->src);
+        } else if (!u->src && owned(t, u)) {
+            eb_log(t->log, EB_LOG_INFO, "redis topology: unit taken over; subscribing",
+                   eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+            unit_open(t, u, 0, NULL);
+        }
+    }
+    update_state(t);
+}
+
 /* ------------------------------------------------------------------------
  * Units
  * --------------------------------------------------------------------- */
@@ -199,6 +265,43 @@ static void unit_state(enum eb_redis_state st, void *opaque) {
      * ask the sentinels or the cluster now rather than at the next poll. */
     if (st == EB_REDIS_WAITING)
         poll_now(t);
+    update_state(t);
+}
+
+/* The unit's turn began or ended (handover.h): readiness follows it.
+ * @locality loop thread, inside a unit's source. */
+static void unit_turn(bool producing, void *opaque) {
+    struct unit *u = opaque;
+    (void)producing;
+    update_state(u->t);
+}
+
+/* May the unit's source claim it (publish its handover marker)? Only
+ * while this replica owns it. @locality loop thread, inside the source. */
+static bool unit_may_claim(void *opaque) {
+    const struct unit *u = opaque;
+    const eb_redis_topology_t *t = u->t;
+    return !u->releasing && owned(t, u) &&
+           (!t->h->may_claim || t->h->may_claim(u->info.id, t->opaque));
+}
+
+/* The handover of a unit given up is over: its source goes.
+ * @locality loop thread, inside the unit's source. */
+static void unit_source_released(void *opaque) {
+    struct unit *u = opaque;
+    unit_released(u->t, u);
+}
+
+static void unit_released(eb_redis_topology_t *t, struct unit *u) {
+    if (!u->releasing || !u->src)
+        return;
+    eb_log(t->log, EB_LOG_INFO, "redis topology: unit handed over; unsubscribing",
+           eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+    unit_retire(t, u);
+    u->releasing = false;
+    u->state = EB_REDIS_STOPPED;
+    if (t->h->on_unit_released && !t->destroying)
+        t->h->on_unit_released(&u->info, t->opaque);
     update_state(t);
 }
 
@@ -226,12 +329,12 @@ static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u) {
         }
         u->src = NULL;
     }
+    u->releasing = false;
     return since;
 }
 
 static struct unit *unit_new(eb_redis_topology_t *t, int32_t id, const char *host, int port,
-                             int lowest_slot, int64_t gap_since_ns, const char *gap_cause,
-                             char *errstr, size_t errstr_size) {
+                             int lowest_slot) {
     char node[300];
     bool v6 = strchr(host, ':') != NULL;
     snprintf(node, sizeof(node), "%s%.256s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
@@ -243,19 +346,33 @@ static struct unit *unit_new(eb_redis_topology_t *t, int32_t id, const char *hos
     }
     if (!u || !u->host || !u->info.node) {
         unit_free(u);
-        eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         return NULL;
     }
     u->info.id = id;
     u->info.host = u->host;
     u->info.port = port;
     u->lowest_slot = lowest_slot;
-    u->state = EB_REDIS_CONNECTING;
+    u->state = EB_REDIS_STOPPED;
+    return u;
+}
+
+static bool owned(const eb_redis_topology_t *t, const struct unit *u) {
+    return !t->h->owns || t->h->owns(u->info.id, t->opaque);
+}
+
+/* Give u its keyevent source and start it (a started topology), when this
+ * replica owns u and it has none. gap_since_ns/gap_cause: a gap it takes
+ * over (redis_source.h). false when out of memory (logged). */
+static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_ns,
+                      const char *gap_cause) {
+    if (u->src || !owned(t, u))
+        return true;
+    char err[256];
     struct eb_redis_source_conf sc = {
-        .host = host,
-        .port = port,
+        .host = u->host,
+        .port = u->info.port,
         .node = u->info.node,
-        .unit = id,
+        .unit = u->info.id,
         .role_interval_ms = t->interval_ms,
         .refuse_cluster = t->target.topology == EB_REDIS_STANDALONE,
         .gap_since_ns = gap_since_ns,
@@ -274,16 +391,24 @@ static struct unit *unit_new(eb_redis_topology_t *t, int32_t id, const char *hos
         .reconnect_max_ms = t->reconnect_max_ms,
         .log = t->log,
         .metrics = t->metrics,
+        .handover_channel = t->handover_channel,
+        .may_claim = unit_may_claim,
+        .on_turn = unit_turn,
+        .on_released = unit_source_released,
         .on_notification = unit_notification,
         .on_state = unit_state,
         .opaque = u,
     };
-    u->src = eb_redis_source_new(t->base, &sc, errstr, errstr_size);
+    u->src = eb_redis_source_new(t->base, &sc, err, sizeof(err));
     if (!u->src) {
-        unit_free(u);
-        return NULL;
+        eb_log(t->log, EB_LOG_ERROR, "redis topology: cannot subscribe to a master",
+               eb_lf_str("node", u->info.node), eb_lf_str("error", err));
+        return false;
     }
-    return u;
+    u->state = EB_REDIS_CONNECTING;
+    if (t->started && !t->stopped)
+        eb_redis_source_start(u->src);
+    return true;
 }
 
 static bool units_reserve(eb_redis_topology_t *t, size_t n) {
@@ -300,23 +425,20 @@ static bool units_reserve(eb_redis_topology_t *t, size_t n) {
     return true;
 }
 
-/* Add a unit and start it (started topologies only). */
+/* Add a unit, and open it when this replica owns it. */
 static bool unit_add(eb_redis_topology_t *t, int32_t id, const char *host, int port,
                      int lowest_slot, int64_t gap_since_ns, const char *cause) {
-    char err[256];
     if (!units_reserve(t, t->nunits + 1))
         return false;
-    struct unit *u =
-        unit_new(t, id, host, port, lowest_slot, gap_since_ns, cause, err, sizeof(err));
+    struct unit *u = unit_new(t, id, host, port, lowest_slot);
     if (!u) {
-        eb_log(t->log, EB_LOG_ERROR, "redis topology: cannot add a master",
-               eb_lf_str("host", host), eb_lf_int("port", port), eb_lf_str("error", err));
+        eb_log(t->log, EB_LOG_ERROR, "redis topology: cannot add a master (out of memory)",
+               eb_lf_str("host", host), eb_lf_int("port", port));
         return false;
     }
     t->units[t->nunits++] = u;
     eb_metrics_inc(t->m_added);
-    if (t->started && !t->stopped)
-        eb_redis_source_start(u->src);
+    unit_open(t, u, gap_since_ns, cause);
     return true;
 }
 
@@ -480,6 +602,8 @@ static void apply_map(eb_redis_topology_t *t, struct eb_cluster_map *m) {
     t->map = m;
     if (changed || t->nunits != before)
         units_changed(t);
+    if (t->h->on_units)
+        t->h->on_units(t->nunits, t->opaque);
     update_state(t);
 }
 
@@ -845,6 +969,8 @@ static bool copy_conf(eb_redis_topology_t *t, const struct eb_redis_topology_con
     t->reconnect_min_ms = r->reconnect_min_ms;
     t->reconnect_max_ms = r->reconnect_max_ms;
     t->interval_ms = r->topology_interval_ms > 0 ? r->topology_interval_ms : 1000;
+    t->handover_channel = dup_or_null(c->handover_channel, &oom);
+    t->handover_grace_ms = c->handover_grace_ms;
     /* Discovery starts from the URL's nodes: the sentinels, or the seeds. */
     t->candidates = t->target.nodes;
     t->ncandidates = t->target.topology == EB_REDIS_STANDALONE ? 0 : t->target.nnodes;
@@ -891,10 +1017,11 @@ eb_redis_topology_t *eb_redis_topology_new(struct event_base *base,
     /* Standalone: its one unit exists from the start. */
     if (!units_reserve(t, 1))
         goto err_free;
-    struct unit *u = unit_new(t, 0, t->target.nodes[0].host, t->target.nodes[0].port, -1, 0, NULL,
-                              errstr, errstr_size);
-    if (!u)
+    struct unit *u = unit_new(t, 0, t->target.nodes[0].host, t->target.nodes[0].port, -1);
+    if (!u) {
+        eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free;
+    }
     t->units[t->nunits++] = u;
     return t;
 
@@ -914,7 +1041,7 @@ int eb_redis_topology_start(eb_redis_topology_t *t) {
            eb_lf_str("master_name", t->target.master_name ? t->target.master_name : ""));
     for (size_t i = 0; i < t->nunits; i++) {
         eb_metrics_inc(t->m_added);
-        eb_redis_source_start(t->units[i]->src);
+        unit_open(t, t->units[i], 0, NULL);
     }
     if (t->target.topology != EB_REDIS_STANDALONE) {
         struct timeval tv = eb_ms_tv(t->interval_ms);
@@ -929,8 +1056,10 @@ void eb_redis_topology_stop(eb_redis_topology_t *t) {
         return;
     t->stopped = true;
     event_del(t->ev_poll);
-    for (size_t i = 0; i < t->nunits; i++)
-        eb_redis_source_stop(t->units[i]->src);
+    for (size_t i = 0; i < t->nunits; i++) {
+        if (t->units[i]->src)
+            eb_redis_source_stop(t->units[i]->src);
+    }
     eb_redis_client_stop(t->probe);
     eb_redis_client_stop(t->hint);
     update_state(t);
@@ -939,7 +1068,7 @@ void eb_redis_topology_stop(eb_redis_topology_t *t) {
 int eb_redis_topology_set_events(eb_redis_topology_t *t, uint64_t events) {
     int rc = 0;
     for (size_t i = 0; i < t->nunits; i++) {
-        int r = eb_redis_source_set_events(t->units[i]->src, events);
+        int r = t->units[i]->src ? eb_redis_source_set_events(t->units[i]->src, events) : 0;
         if (r)
             rc = r;
     }
@@ -987,5 +1116,6 @@ void eb_redis_topology_destroy(eb_redis_topology_t *t) {
     free(t->sentinel_username);
     free_secret(t->sentinel_password);
     free(t->databases);
+    free(t->handover_channel);
     free(t);
 }

@@ -24,8 +24,11 @@
  * A gap (redis_source.h) follows a unit's slots across a failover: the
  * replacement's first subscription closes the predecessor's gap.
  *
- * The aggregate state is SUBSCRIBED when every unit is; eb_redis_connected
- * says the same, eb_redis_masters how many units there are.
+ * The aggregate state is SUBSCRIBED when every unit this replica owns is
+ * (with coordination: and produces, its handover marker having come back;
+ * owning none -- a standby -- counts as ready);
+ * eb_redis_connected says the same, eb_redis_masters how many units there
+ * are.
  *
  * Ownership: the handle is owned by its creator (eb_redis_topology_destroy());
  * everything of the conf is copied except log, metrics, names, handlers
@@ -75,6 +78,20 @@ struct eb_redis_topology_handlers {
      * be NULL. It may run inside a connection's callback: it must not
      * destroy connections there (redis_client.h). */
     void (*on_units_changed)(void *opaque);
+    /* Does this replica own unit `unit` (coordination, kafka_group.h)? Asked
+     * whenever a unit appears and after eb_redis_topology_ownership_changed();
+     * only owned units are subscribed to. NULL: every unit is owned. */
+    bool (*owns)(int32_t unit, void *opaque);
+    /* May this replica take an owned unit's stream over now (publish its
+     * handover marker)? Asked before every claim. NULL: when owned. */
+    bool (*may_claim)(int32_t unit, void *opaque);
+    /* The number of units changed (Cluster: masters added or removed), for
+     * the coordination's control topic. May be NULL. */
+    void (*on_units)(size_t nunits, void *opaque);
+    /* A unit given up (owns() turned false) was handed over: the next
+     * owner's handover marker came through, or the conf's handover grace
+     * passed. Its source is gone. May be NULL. */
+    void (*on_unit_released)(const struct eb_redis_unit *u, void *opaque);
 };
 
 struct eb_redis_topology_conf {
@@ -84,6 +101,12 @@ struct eb_redis_topology_conf {
     eb_log_t *log;
     eb_metrics_t *metrics;
     const struct eb_redis_topology_handlers *handlers;
+    /* Coordination (handover.h): the deployment's handover channel (copied),
+     * or NULL when this replica is the only reader. With it, a unit's source
+     * produces from its own marker on; a unit given up is read on until the
+     * next owner's marker, at most handover_grace_ms. */
+    const char *handover_channel;
+    int handover_grace_ms;
     void *opaque;
 };
 
@@ -110,8 +133,20 @@ int eb_redis_topology_set_events(eb_redis_topology_t *t, uint64_t events);
  * CONNECTING; STOPPED after stop. */
 enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t);
 
-/* Units now, and how many of them are subscribed. */
-size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *subscribed);
+/* Units known now; how many of them this replica owns (a source exists
+ * that is not being handed over) and how many of those are subscribed and,
+ * with coordination, producing (each may be NULL). */
+size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned, size_t *subscribed);
+
+/* Units that still have a source: owned, or being handed over. */
+size_t eb_redis_topology_sources(const eb_redis_topology_t *t);
+
+/* Ownership changed (the coordination assigned or revoked units): units now
+ * owned are subscribed to (and claimed, handover.h); units no longer owned
+ * are read on until the next owner's marker (on_unit_released), or stop at
+ * once when nothing of theirs is being produced; a unit owned again before
+ * its release ended is claimed again. */
+void eb_redis_topology_ownership_changed(eb_redis_topology_t *t);
 
 /* Unit i (< eb_redis_topology_units()), in no particular order, or NULL. Borrowed
  * until the next on_units_changed or the topology's destruction. */

@@ -185,6 +185,12 @@ class LedgerCluster(unittest.TestCase):
             self.assertEqual(t.bad_ids, [], "every copy of a timer carries one id")
             self.assertEqual(t.bad_deadlines, [], "every event carries its timer's deadline")
             tallies.append(t)
+        # which master announced a timer, or held the ledger it was
+        # recovered from (the source names the cluster, for stable ids)
+        masters = {"127.0.0.1:%d" % p for p in self.cluster.nodes}
+        nodes = {m["json"].get("redisnode") for m in self.consumer.messages}
+        self.assertTrue(nodes <= masters, nodes - masters)
+        self.assertEqual(len({m["json"]["source"] for m in self.consumer.messages}), 1)
         return tallies
 
     # ---- scenarios -------------------------------------------------------

@@ -16,7 +16,8 @@ import os
 import time
 import unittest
 
-from ebtest import (Bridge, MockKafka, Consumer, free_port, http_get, scrape, wait_for)
+from ebtest import (Bridge, MockKafka, Consumer, free_port, http_get, scrape, validate_event,
+                    wait_for)
 import topotest
 
 # Redis announces an expiry when its sampler finds the key, not at its
@@ -155,9 +156,14 @@ class ClusterTest(TopologyCase, unittest.TestCase):
         got = self.collect_until(list(deadlines), 30)
         report("cluster_every_master", keys=len(deadlines), delivered=len(got))
         self.assertEqual(len(got), len(deadlines))
-        # one CloudEvents source for the whole cluster, stable across nodes
-        sources = {m["json"]["source"] for m in self.consumer.messages if m["json"]}
-        self.assertEqual(len(sources), 1, sources)
+        # one CloudEvents source for the whole cluster, stable across nodes;
+        # the announcing master in redisnode; the contract's schema holds
+        events = [m["json"] for m in self.consumer.messages if m["json"]]
+        self.assertEqual(len({e["source"] for e in events}), 1)
+        masters = {"127.0.0.1:%d" % p for p in self.cluster.master_ports()}
+        self.assertEqual({e["redisnode"] for e in events}, masters)
+        for e in events[:50]:
+            validate_event(e)
 
     def test_cluster_failover_loses_only_the_reported_gap(self):
         deadlines = self.arm("fo", 1500, 1000, 5000)
