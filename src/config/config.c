@@ -1856,20 +1856,24 @@ static void build_router(struct ctx *c) {
 }
 
 /* Observed routes on Cluster keep one ledger per slot, whose name's first
- * hash tag places it there (docs/ledger.md): a key_prefix with a tag of
- * its own would put them all in its slot instead. */
+ * hash tag places it there (docs/ledger.md), and so do routes with a
+ * payload but no ledger (their claim reads the payload key in its slot): a
+ * key_prefix with a tag of its own would put them all in its slot
+ * instead. */
 static void check_slot_ledgers(struct ctx *c) {
     const struct eb_config *cfg = c->cfg;
     if (cfg->redis.target.topology != EB_REDIS_CLUSTER || !cfg->ledger.key_prefix ||
         !strpbrk(cfg->ledger.key_prefix, "{}"))
         return;
     for (size_t i = 0; i < cfg->nroutes; i++) {
-        if (cfg->routes[i].ledger == EB_LEDGER_OBSERVED) {
+        const struct eb_config_route *r = &cfg->routes[i];
+        if (r->ledger == EB_LEDGER_OBSERVED || (r->ledger == EB_LEDGER_OFF && r->payload)) {
             err_at(c, c->ledger_prefix ? c->ledger_prefix : c->routes[i].map,
                    "invalid ledger.key_prefix: it holds a '{' or '}', but on Redis Cluster "
-                   "route '%s' (ledger: observed) keeps one ledger per slot whose own hash tag "
-                   "must be the first in its name; expected a prefix without braces",
-                   cfg->routes[i].name);
+                   "route '%s' (%s) keeps one ledger per slot whose own hash tag must be the "
+                   "first in its name; expected a prefix without braces",
+                   r->name, r->ledger == EB_LEDGER_OBSERVED ? "ledger: observed"
+                                                            : "a payload without a ledger");
             return;
         }
     }
