@@ -135,11 +135,11 @@ wins would be a guess.
 
 {{/* "true" when the sentinels' own password is configured. */}}
 {{- define "expiry-bridge.sentinelPasswordEnabled" -}}
-{{- $s := .Values.redis.sentinel }}
-{{- if and $s.existingSecret $s.password }}
+{{- $sn := .Values.redis.sentinel }}
+{{- if and $sn.existingSecret $sn.password }}
 {{- fail "redis.sentinel: set either existingSecret or password, not both (prefer existingSecret)" }}
 {{- end }}
-{{- if or $s.existingSecret $s.password }}true{{ end }}
+{{- if or $sn.existingSecret $sn.password }}true{{ end }}
 {{- end }}
 
 {{/* "true" when Kafka SASL is enabled; checks its settings. */}}
