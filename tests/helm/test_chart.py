@@ -4,18 +4,26 @@
 helm (v4, built from its Go module by scripts/fetch-helm.sh into the cache,
 see tests/support/ebcache.py; or $EB_HELM) runs `helm lint --strict` and
 `helm template` on helm/expiry-bridge with its defaults, with
-tests/helm/values-full.yaml (every optional object on) and with every
-tests/helm/bad-values/*.yaml (each must be refused by values.schema.json,
-through helm itself). Then every manifest is parsed and checked for what
-matters in production: labels and selectors, probes, the securityContext,
-the ConfigMap mounted as a directory (so hot reload sees route edits), the
-restart checksum (routes, connections, read-ahead and ledger excluded),
-secrets only by reference, replicas 1, optional objects only when enabled,
-the read-ahead and ledger values (the bridge's defaults, the loader's
-limits: what the schema accepts `expiry-bridge check` accepts, and what it
-refuses the bridge refuses), NOTES.txt (`helm install --dry-run=client`),
-the chart README (every value documented, defaults in sync), and finally
-that `expiry-bridge check` accepts the bridge config the chart renders.
+tests/helm/values-full.yaml (every optional object on), with each Redis
+topology of tests/helm/topologies/ (standalone, Sentinel, Cluster, each
+with and without TLS) and with every tests/helm/bad-values/*.yaml (each
+must be refused by values.schema.json, through helm itself). Then every
+manifest is parsed and checked for what matters in production: labels and
+selectors, probes, the securityContext, the ConfigMap mounted as a
+directory (so hot reload sees route edits), the restart checksum (routes,
+connections, read-ahead and ledger excluded; coordination and, with it, the
+Kafka connection included), secrets only by reference (Redis, sentinels,
+Kafka), several replicas only with coordination, the PodDisruptionBudget
+and pod anti-affinity, a grace period covering handover and drain, the Redis
+TLS Secret mounted as a directory, settings of one topology refused with
+another, the read-ahead and ledger values (the bridge's defaults, the
+loader's limits: what the schema accepts `expiry-bridge check` accepts, and
+what it refuses the bridge refuses), NOTES.txt (`helm install
+--dry-run=client`), the chart README (every value documented, defaults in
+sync). And every bridge config any test renders -- about 90 distinct ones --
+must pass `expiry-bridge check` (render()); on a build without TLS
+(hiredis 0.14) a rediss... config must be refused for that reason alone and
+pass without TLS.
 
 Exit 77 (ctest: skipped) when helm is not fetched yet -- exit 1 instead
 under EB_REQUIRE_FETCHED=1 (scripts/test.sh). Environment: EB_BIN (the
@@ -969,7 +977,8 @@ class ChartTest(Counted):
                   "topic: expiry-bridge.units.shop-prod.shop-expiry-bridge",
                   "Replicas that own nothing are standbys",
                   "coordination.handoverGrace (5s): copies, one id each, no gap",
-                  "coordination.sessionTimeout\n    (6s)",
+                  "The units of a replica that dies move after coordination.sessionTimeout\n"
+                  "    (6s): plain routes lose what expires in that window",
                   '/readyz (readiness) means "the units I own are subscribed and Kafka is\n'
                   '    reachable", or "standby" when it owns none',
                   "eb_coordination_units_owned",
