@@ -976,7 +976,7 @@ class ChartTest(Counted):
                   "group: expiry-bridge.shop-prod.shop-expiry-bridge",
                   "topic: expiry-bridge.units.shop-prod.shop-expiry-bridge",
                   "Replicas that own nothing are standbys",
-                  "coordination.handoverGrace (5s): copies, one id each, no gap",
+                  "coordination.handoverGrace (5s): an overlap, not a gap",
                   "The units of a replica that dies move after coordination.sessionTimeout\n"
                   "    (6s): plain routes lose what expires in that window",
                   '/readyz (readiness) means "the units I own are subscribed and Kafka is\n'
