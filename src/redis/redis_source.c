@@ -31,6 +31,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/notify.h"
+#include "redis/handover.h"
 #include "redis/redis_argv.h"
 #include "redis/redis_client.h"
 #include "redis/redis_reply.h"
@@ -54,6 +55,7 @@
 /* Pseudo event ids in the channel cache. */
 #define EV_UNKNOWN   (-1) /* not a keyevent channel of ours: ignored */
 #define EV_HEARTBEAT (-2) /* our private heartbeat channel */
+#define EV_HANDOVER  (-3) /* the coordination's handover channel (handover.h) */
 
 #define HB_PREFIX "__expiry_bridge:hb:"
 
@@ -154,6 +156,16 @@ struct eb_redis_source {
 
     char hb_channel[sizeof(HB_PREFIX) + 16];
     size_t hb_len;
+
+    /* coordination (handover.h); NULL/0 without */
+    eb_handover_t *handover;
+    char *ho_channel;
+    size_t ho_len;
+    int64_t release_deadline_ns; /* a release in progress: when it ends at the latest */
+    bool releasing, released;
+    bool (*may_claim)(void *opaque);
+    void (*on_turn)(bool producing, void *opaque);
+    void (*on_released)(void *opaque);
     struct chan_entry cache[CHAN_CACHE_SIZE];
     unsigned cache_last, cache_next;
 
@@ -161,9 +173,10 @@ struct eb_redis_source {
     eb_metrics_t *metrics;     /* the registry in use */
     eb_series_t *m_gaps, *m_gap_seconds, *m_reconnects, *m_refusals, *m_config_changes;
     eb_series_t *m_subscribed, *m_gap_open, *m_gap_open_seconds; /* {node} gauges */
+    eb_series_t *m_producing, *m_skipped;                         /* {node}, coordination */
     /* What this source adds to the {node} gauges: two sources of one node
      * (a reload's overlap) each count, so neither erases the other. */
-    bool counted_subscribed, counted_gap;
+    bool counted_subscribed, counted_gap, counted_producing;
 };
 
 /* ------------------------------------------------------------------------
@@ -214,9 +227,20 @@ static void set_state(eb_redis_source_t *s, enum eb_redis_state st) {
         s->on_state(st, s->opaque);
 }
 
+/* Is what is read now this source's to produce? Always without
+ * coordination; with it, from this source's handover marker on (handover.h). */
+static bool producing(const eb_redis_source_t *s) {
+    return !s->handover || eb_handover_producing(s->handover);
+}
+
 /* This source's share of its node's gauges, after any change. */
 static void count_gauges(eb_redis_source_t *s) {
     bool sub = s->subscribed && !s->stopped, gap = s->gap_open && !s->stopped;
+    bool prod = sub && producing(s);
+    if (prod != s->counted_producing) {
+        eb_metrics_add(s->m_producing, prod ? 1 : -1);
+        s->counted_producing = prod;
+    }
     if (sub != s->counted_subscribed) {
         eb_metrics_add(s->m_subscribed, sub ? 1 : -1);
         s->counted_subscribed = sub;
@@ -281,6 +305,8 @@ static void session_lost(eb_redis_source_t *s, const char *cause, const char *de
                  detail);
     }
     s->subscribed = s->cmd_ready = s->subs_sent = s->hb_confirmed = false;
+    if (s->handover)
+        eb_handover_unsubscribed(s->handover);
     s->flags_again = false;
     s->sub_pending = 0;
     s->sub_wait_since_ns = 0;
@@ -441,6 +467,8 @@ static int sub_command(eb_redis_source_t *s, bool subscribe, uint64_t mask, bool
     }
     if (hb_here)
         eb_redis_argv_add_bytes(&a, s->hb_channel, s->hb_len);
+    if (hb_here && s->ho_channel)
+        eb_redis_argv_add_bytes(&a, s->ho_channel, s->ho_len);
     int n = a.argc - 1, rc = 0;
     if (!eb_redis_argv_ok(&a))
         rc = EB_ENOMEM;
@@ -456,8 +484,9 @@ static void maybe_subscribe(eb_redis_source_t *s) {
         return;
     int n = sub_command(s, true, s->events, true);
     if (n >= 0 && s->all_databases) {
-        const char *argv[] = {"SUBSCRIBE", s->hb_channel};
-        n = eb_redis_client_subscribe(s->sub, 2, argv, NULL) == 0 ? n + 1 : EB_ESTATE;
+        const char *argv[] = {"SUBSCRIBE", s->hb_channel, s->ho_channel};
+        int argc = s->ho_channel ? 3 : 2;
+        n = eb_redis_client_subscribe(s->sub, argc, argv, NULL) == 0 ? n + argc - 1 : EB_ESTATE;
     }
     if (n < 0) {
         eb_redis_client_fail(s->sub, EB_REDIS_DOWN_OWNER, "redis subscribe could not be sent",
@@ -467,6 +496,65 @@ static void maybe_subscribe(eb_redis_source_t *s) {
     s->subs_sent = true;
     s->sub_pending += n;
     s->sub_wait_since_ns = eb_mono_ns();
+}
+
+/* ------------------------------------------------------------------------
+ * Handover (coordination: handover.h)
+ * --------------------------------------------------------------------- */
+
+static void on_claim_reply(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    if (r && !s->stopped && eb_redis_reply_is_error(r))
+        eb_log(s->log, EB_LOG_ERROR,
+               "redis refused the handover marker; this replica cannot take the master over",
+               eb_lf_str("node", s->node), eb_lf_str("error", eb_redis_reply_text(r)),
+               eb_lf_str("hint", "the ACL user needs PUBLISH on the channel "
+                                 "__expiry_bridge:handover:<coordination.group>"));
+}
+
+/* Publish this source's marker when it may take the master over: it is
+ * subscribed, has not claimed on this subscription, and the owner says the
+ * unit is this replica's (with its lease held). What it reads produces from
+ * the moment the marker comes back. */
+static void try_claim(eb_redis_source_t *s) {
+    if (!s->handover || s->stopped || !s->subscribed || s->releasing ||
+        eb_redis_client_state(s->cmd) != EB_REDIS_CLIENT_READY ||
+        (s->may_claim && !s->may_claim(s->opaque)))
+        return;
+    char marker[EB_HANDOVER_MARKER_MAX(300)];
+    size_t len = eb_handover_claim(s->handover, marker, sizeof(marker));
+    if (!len)
+        return;
+    const char *argv[] = {"PUBLISH", s->ho_channel, marker};
+    size_t argvlen[] = {7, s->ho_len, len};
+    if (eb_redis_client_command(s->cmd, -1, on_claim_reply, s, 3, argv, argvlen) != 0)
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis command could not be queued",
+                             "PUBLISH", NULL);
+}
+
+/* A release is complete once nothing read is this source's any more. */
+static void check_released(eb_redis_source_t *s, int64_t now) {
+    if (!s->releasing || s->released || !eb_handover_released(s->handover, now))
+        return;
+    s->released = true;
+    count_gauges(s);
+    if (s->on_released && !s->destroying)
+        s->on_released(s->opaque);
+}
+
+/* A message on the handover channel, in stream order with the keyevents. */
+static void on_marker(eb_redis_source_t *s, const redisReply *payload) {
+    if (!eb_handover_on_marker(s->handover, payload->str, payload->len))
+        return;
+    bool mine = eb_handover_producing(s->handover);
+    eb_log(s->log, EB_LOG_INFO,
+           mine ? "handover: this replica produces the master's notifications from here"
+                : "handover: another replica produces the master's notifications from here",
+           eb_lf_str("node", s->node), eb_lf_int("unit", s->unit));
+    count_gauges(s);
+    if (s->on_turn && !s->destroying)
+        s->on_turn(mine, s->opaque);
+    check_released(s, eb_mono_ns());
 }
 
 static void on_subscribed(eb_redis_source_t *s) {
@@ -487,6 +575,10 @@ static void on_subscribed(eb_redis_source_t *s) {
                eb_lf_bool("all_databases", s->all_databases));
     }
     s->ever_subscribed = true;
+    if (s->handover) {
+        eb_handover_subscribed(s->handover);
+        try_claim(s);
+    }
     update_state(s);
 }
 
@@ -532,6 +624,8 @@ static int resolve_channel(eb_redis_source_t *s, const char *p, size_t len, int 
     int d = 0, id;
     if (len == s->hb_len && memcmp(p, s->hb_channel, len) == 0)
         id = EV_HEARTBEAT;
+    else if (s->ho_channel && len == s->ho_len && memcmp(p, s->ho_channel, len) == 0)
+        id = EV_HANDOVER;
     else
         id = parse_channel(p, len, &d);
     if (len && len < CHAN_MAX) {
@@ -557,8 +651,15 @@ static void deliver(eb_redis_source_t *s, const redisReply *ch, const redisReply
     s->last_sub_read_ns = now;
     int db;
     int id = resolve_channel(s, ch->str, ch->len, &db);
-    if (id < 0 || !((s->events >> id) & 1))
+    if (id < 0 || !((s->events >> id) & 1)) {
+        if (id == EV_HANDOVER)
+            on_marker(s, payload);
         return; /* heartbeat, foreign channel, or an event just dropped */
+    }
+    if (s->handover && !eb_handover_producing(s->handover)) {
+        eb_metrics_inc(s->m_skipped); /* another replica's turn */
+        return;
+    }
     struct eb_notification n = {
         .event = eb_notify_event_name(id),
         .event_id = id,
@@ -770,6 +871,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     clock_resync(s);
     if (s->gap_open)
         eb_metrics_set(s->m_gap_open_seconds, (double)eb_redis_source_gap_open_ns(s) / 1e9);
+    if (s->handover) {
+        check_released(s, now);
+        try_claim(s);
+    }
     if (s->stopped || eb_redis_client_state(s->sub) != EB_REDIS_CLIENT_READY)
         return;
     int64_t limit = (int64_t)s->hb_timeout_ms * 1000000;
@@ -836,6 +941,15 @@ static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr
          "1 while a subscription gap of the node lasts (the subscription was lost and is not "
          "back yet), else 0",
          offsetof(struct eb_redis_source, m_gap_open)},
+        {EB_METRIC_GAUGE, "eb_redis_node_producing",
+         "1 while this replica produces the node's notifications (coordination: its turn, "
+         "between its own handover marker and another replica's; without coordination: while "
+         "subscribed)",
+         offsetof(eb_redis_source_t, m_producing)},
+        {EB_METRIC_COUNTER, "eb_redis_handover_skipped_total",
+         "Notifications read but left to another replica: they came before this replica's "
+         "handover marker or after another's (coordination, docs/operations.md)",
+         offsetof(eb_redis_source_t, m_skipped)},
         {EB_METRIC_GAUGE, "eb_redis_node_gap_open_seconds",
          "Seconds the node's current subscription gap has lasted so far (refreshed every "
          "heartbeat interval); 0 when there is none",
@@ -863,12 +977,29 @@ static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr
  * Public API
  * --------------------------------------------------------------------- */
 
-static void make_hb_channel(eb_redis_source_t *s) {
+static uint64_t random_id(const eb_redis_source_t *s) {
     uint64_t id = 0;
     if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id))
         id = (uint64_t)eb_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
-    int n = snprintf(s->hb_channel, sizeof(s->hb_channel), HB_PREFIX "%016" PRIx64, id);
+    return id;
+}
+
+static void make_hb_channel(eb_redis_source_t *s) {
+    int n = snprintf(s->hb_channel, sizeof(s->hb_channel), HB_PREFIX "%016" PRIx64, random_id(s));
     s->hb_len = (size_t)n;
+}
+
+/* Coordination: the handover channel and this source's marker token. */
+static bool make_handover(eb_redis_source_t *s, const struct eb_redis_source_conf *conf) {
+    if (!conf->handover_channel)
+        return true;
+    s->ho_channel = strdup(conf->handover_channel);
+    s->ho_len = s->ho_channel ? strlen(s->ho_channel) : 0;
+    s->handover = eb_handover_new(s->node, random_id(s) | 1);
+    s->may_claim = conf->may_claim;
+    s->on_turn = conf->on_turn;
+    s->on_released = conf->on_released;
+    return s->ho_channel && s->handover;
 }
 
 static void free_fields(eb_redis_source_t *s) {
@@ -884,6 +1015,8 @@ static void free_fields(eb_redis_source_t *s) {
         count_gauges(s); /* take this source's share back */
     }
     eb_metrics_destroy(s->own_metrics);
+    eb_handover_destroy(s->handover);
+    free(s->ho_channel);
     free(s->node_own);
     free(s->host);
     free(s->username);
@@ -1009,6 +1142,7 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     s->opaque = conf->opaque;
     s->state = EB_REDIS_STOPPED;
     make_hb_channel(s);
+    oom |= !make_handover(s, conf);
     if (oom) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free_fields;
@@ -1123,6 +1257,38 @@ int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events) {
 
 enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s) {
     return s->state;
+}
+
+bool eb_redis_source_producing(const eb_redis_source_t *s) {
+    return s->subscribed && !s->stopped && producing(s);
+}
+
+bool eb_redis_source_release(eb_redis_source_t *s, int grace_ms) {
+    if (!s->handover || s->stopped)
+        return true;
+    if (!s->releasing) {
+        s->releasing = true;
+        s->released = false;
+        eb_handover_release(s->handover, eb_mono_ns() + (int64_t)grace_ms * 1000000);
+        eb_log(s->log, EB_LOG_INFO,
+               "handover: master given up; producing until another replica's marker",
+               eb_lf_str("node", s->node), eb_lf_int("unit", s->unit),
+               eb_lf_bool("producing", eb_handover_producing(s->handover)),
+               eb_lf_int("grace_ms", grace_ms));
+    }
+    if (!eb_handover_released(s->handover, eb_mono_ns()))
+        return false;
+    s->released = true;
+    count_gauges(s);
+    return true;
+}
+
+void eb_redis_source_reclaim(eb_redis_source_t *s) {
+    if (!s->handover || !s->releasing || s->released)
+        return;
+    s->releasing = false;
+    eb_handover_reclaim(s->handover);
+    try_claim(s);
 }
 
 int eb_redis_source_command(eb_redis_source_t *s, eb_redis_reply_cb *cb, void *opaque, int argc,

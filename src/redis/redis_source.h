@@ -100,9 +100,22 @@ struct eb_redis_source_conf {
     int reconnect_max_ms;
     eb_log_t *log;         /* borrowed; must outlive the source */
     eb_metrics_t *metrics; /* borrowed; must outlive the source */
+    /* Coordination (handover.h): the deployment's handover channel
+     * (eb_handover_channel(); copied), or NULL to produce everything read.
+     * With it, the source produces what follows its own marker, which it
+     * publishes once per subscription when may_claim() says the master is
+     * this replica's (NULL: always). */
+    const char *handover_channel;
+    bool (*may_claim)(void *opaque);
+    /* Its turn began (producing) or ended (another replica's marker). May
+     * be NULL. */
+    void (*on_turn)(bool producing, void *opaque);
+    /* A release (eb_redis_source_release()) that did not end at once has
+     * ended: stop and retire the source. May be NULL. */
+    void (*on_released)(void *opaque);
     eb_notification_cb *on_notification;
     eb_redis_state_cb *on_state; /* may be NULL */
-    void *opaque;                /* passed to both callbacks; borrowed */
+    void *opaque;                /* passed to every callback; borrowed */
 };
 
 /* Create (does not connect yet). NULL + errstr on bad arguments or OOM.
@@ -133,6 +146,21 @@ int64_t eb_redis_source_stop_handover(eb_redis_source_t *s);
 int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events);
 
 enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s);
+
+/* Subscribed, and (with coordination) in its turn: what it reads now is
+ * produced. */
+bool eb_redis_source_producing(const eb_redis_source_t *s);
+
+/* Coordination: the master was given to another replica. Produce on until
+ * that replica's handover marker comes through (the exact cut, handover.h)
+ * or grace_ms pass, claiming no more. true when that is already so (nothing
+ * was being produced, or no coordination): retire it now; else on_released
+ * says when. */
+bool eb_redis_source_release(eb_redis_source_t *s, int grace_ms);
+
+/* Coordination: the master is this replica's again before the release
+ * ended: claim it once more. */
+void eb_redis_source_reclaim(eb_redis_source_t *s);
 
 /* "connecting", "subscribed", "waiting", "stopped": for logs and /readyz.
  * Static storage, never NULL. */
