@@ -976,11 +976,14 @@ class ChartTest(Counted):
                   "group: expiry-bridge.shop-prod.shop-expiry-bridge",
                   "topic: expiry-bridge.units.shop-prod.shop-expiry-bridge",
                   "Replicas that own nothing are standbys",
-                  "coordination.handoverGrace (5s): an overlap, not a gap",
+                  "(at most coordination.handoverGrace, 5s): neither gap nor copy",
+                  "PUBLISH and SUBSCRIBE on the\n    channel "
+                  "__expiry_bridge:handover:expiry-bridge.shop-prod.shop-expiry-bridge",
                   "The units of a replica that dies move after coordination.sessionTimeout\n"
                   "    (6s): plain routes lose what expires in that window",
-                  '/readyz (readiness) means "the units I own are subscribed and Kafka is\n'
-                  '    reachable", or "standby" when it owns none',
+                  '/readyz (readiness) means "the units I own are subscribed, my handover\n'
+                  '    marker came back on each, and Kafka is reachable", or "standby" when it\n'
+                  '    owns none',
                   "eb_coordination_units_owned",
                   "Read on the group; Describe and Read on the topic; Create and Alter"):
             self.assertIn(s, notes)
