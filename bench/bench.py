@@ -37,6 +37,9 @@ PARTITIONS = 32  # the mock trims each partition at ~5 MB: spread the flood
 REAL_KAFKA_HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                  "support", "kafka_cluster.py")
 WARMUP = 10
+# kafka_sink.c's linger.ms default; the references at a steady rate and
+# under callgrind produce with it (librdkafka's own default is 5).
+BRIDGE_LINGER_MS = "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -290,16 +293,19 @@ def parse_ts(ts):
 class Bridge:
     """The daemon; its JSON-lines stderr is kept in a file and parsed."""
 
-    def __init__(self, ctx, name, queue_events=1000000, queue_bytes="1GiB"):
+    def __init__(self, ctx, name, queue_events=1000000, queue_bytes="1GiB", wrapper=(),
+                 stats_interval="20ms"):
         self.ctx = ctx
         self.config = os.path.join(ctx.rundir, name + ".yaml")
         with open(self.config, "w") as f:
-            f.write(bridge_config(ctx.redis.port, ctx.mock.bootstrap, queue_events, queue_bytes))
+            f.write(bridge_config(ctx.redis.port, ctx.mock.bootstrap, queue_events, queue_bytes,
+                                  stats_interval))
         self.logfile = open(os.path.join(ctx.rundir, name + ".log"), "w")
         self.stats = []  # (bridge ts as epoch seconds, stats dict)
         self.errors = []
         self.lock = threading.Lock()
-        self.proc = ctx.procs.start([ctx.bin, "run", "-c", self.config], stdin=subprocess.DEVNULL,
+        self.proc = ctx.procs.start(list(wrapper) + [ctx.bin, "run", "-c", self.config],
+                                    stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.pid = self.proc.pid
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -407,7 +413,7 @@ def stats_brief(s):
 CLIENT_PROPS = {}  # --client NAME=VALUE: librdkafka properties for bridge and references
 
 
-def bridge_config(redis_port, brokers, queue_events, queue_bytes):
+def bridge_config(redis_port, brokers, queue_events, queue_bytes, stats_interval="20ms"):
     """Production defaults except the queue bound (sized for the burst) and a
     fast stats line (the bench reads progress from it)."""
     client = ""
@@ -427,8 +433,8 @@ routes:
     key: "{order_id}"
 log:
   level: info
-  stats_interval: 20ms
-""" % (redis_port, brokers, client, queue_events, queue_bytes, TOPIC)
+  stats_interval: %s
+""" % (redis_port, brokers, client, queue_events, queue_bytes, TOPIC, stats_interval)
 
 
 # ------------------------------------------------------------------ tools
@@ -522,7 +528,7 @@ class Ctx:
 
 # ------------------------------------------------------------ bridge life
 
-def start_bridge(ctx, name, **kw):
+def start_bridge(ctx, name, warmup_s=60, **kw):
     """A bridge that is subscribed (seen from Redis: PUBSUB NUMPAT) and has
     delivered WARMUP events (so Kafka connections, metadata and the producer
     id exist, as they do before any real burst). Returns (bridge, idle RSS
@@ -533,7 +539,7 @@ def start_bridge(ctx, name, **kw):
     b = Bridge(ctx, name, **kw)
     try:
         wait_for(lambda: b.proc.poll() is not None or
-                 ctx.redis.r.execute_command("PUBSUB", "NUMPAT") >= 1, 30,
+                 ctx.redis.r.execute_command("PUBSUB", "NUMPAT") >= 1, max(30, warmup_s),
                  "the bridge to subscribe (PUBSUB NUMPAT)")
         check(b.proc.poll() is None, "bridge exited (%s) at start; see %s" % (
             b.proc.returncode, b.logfile.name))
@@ -542,7 +548,8 @@ def start_bridge(ctx, name, **kw):
         for i in range(WARMUP):
             n = ctx.redis.r.publish(CHANNEL, "%s%d" % (PREFIX, 900000000 + i))
             check(n == 1, "warm-up PUBLISH reached %d subscribers, expected the bridge only" % n)
-        b.wait_stats(lambda s: s["produced"] >= WARMUP, "warm-up events delivered", max_s=60)
+        b.wait_stats(lambda s: s["produced"] >= WARMUP, "warm-up events delivered",
+                     stall_s=max(15, warmup_s / 2), max_s=warmup_s)
         return b, idle
     except BaseException:
         b.kill()
@@ -915,6 +922,213 @@ def s5_profile(ctx, n, out):
     log("profile: perf reports in %s/profile-*.txt" % ctx.rundir)
 
 
+# ------------------------------------------------------------- callgrind
+
+CG_N = 50000  # --cg-n: events per program under callgrind
+
+
+def callgrind_total(path):
+    """Instructions (Ir) in one callgrind dump: its 'totals:' (or 'summary:')
+    line, summed over every thread (callgrind's default)."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+    raise BenchError("no totals in %s" % path)
+
+
+# Frames that were on a stack when the counters were zeroed: callgrind_annotate
+# shows their whole inclusive cost as their own after a mid-run zero, so the
+# profile leaves them out (their real self cost is a loop's few instructions).
+CG_OPEN_FRAMES = ("main ", "(below main)", "__libc_start_main", "libc_start_call_main",
+                  "start_thread", "clone ", "eb_app_run ", "event_base_dispatch ",
+                  "event_base_loop ", "0x000000000001ab70 [/usr/lib/x86_64-linux-gnu/ld-linux")
+
+
+def callgrind_functions(path):
+    """{function: self Ir} of a dump, from callgrind_annotate (names as it
+    prints them, 'file:function [object]' trimmed to 'function [object]'),
+    without the frames open at the zero (CG_OPEN_FRAMES)."""
+    txt = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path],
+                         capture_output=True, text=True, check=True).stdout
+    fns, started = {}, False
+    for line in txt.splitlines():
+        if "file:function" in line:
+            started = True
+            continue
+        if not started or not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2 or not parts[0].replace(",", "").isdigit():
+            if fns:
+                break
+            continue
+        ir = int(parts[0].replace(",", ""))
+        rest = parts[1]
+        if rest.startswith("("):  # "(12.34%)"
+            rest = rest.split(")", 1)[1].strip()
+        name = (rest.split(":", 1)[1] if ":" in rest.split(" [")[0] else rest).strip()
+        if any(name.startswith(f) for f in CG_OPEN_FRAMES):
+            continue
+        fns[name] = fns.get(name, 0) + ir
+    return fns
+
+
+class Callgrind:
+    """One program under valgrind --tool=callgrind; its counters are zeroed
+    and dumped around the measured part with callgrind_control (vgdb), so
+    start-up, warm-up and shutdown are left out."""
+
+    def __init__(self, ctx, name):
+        self.ctx, self.name = ctx, name
+        self.out = os.path.join(ctx.rundir, "callgrind.%s.out" % name)
+
+    def argv(self, argv):
+        return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + self.out,
+                "--dump-instr=no", "--log-file=" + self.out + ".log"] + argv
+
+    def control(self, pid, what):
+        r = subprocess.run(["callgrind_control", what, str(pid)], capture_output=True,
+                           text=True, timeout=120)
+        check(r.returncode == 0 and "OK" in r.stdout,
+              "callgrind_control %s %d: %s %s" % (what, pid, r.stdout, r.stderr))
+
+    def zero(self, pid):
+        self.control(pid, "--zero")
+
+    def dump(self, pid):
+        before = set(os.listdir(self.ctx.rundir))
+        self.control(pid, "--dump")
+        base = os.path.basename(self.out) + "."
+        new = [f for f in wait_for(lambda: [f for f in set(os.listdir(self.ctx.rundir)) - before
+                                            if f.startswith(base) and f[len(base):].isdigit()],
+                                   60, "the callgrind dump of " + self.name)]
+        self.dumpfile = os.path.join(self.ctx.rundir, sorted(new)[-1])
+        time.sleep(0.5)  # callgrind writes the file in one go; let it finish
+        return self.dumpfile
+
+
+def cg_subscriber(ctx, n):
+    cg = Callgrind(ctx, "subscriber")
+    p = ctx.procs.start(cg.argv([ctx.tool("bench_sub_count"), "-p", str(ctx.redis.port),
+                                 "-P", PATTERN, "-n", str(n), "--prefix", PREFIX,
+                                 "--max-id", str(n), "--idle-ms", "60000",
+                                 "--timeout-ms", "900000"]),
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    check(line == "READY", "subscriber under callgrind did not get ready: %r" % line)
+    cg.zero(p.pid)
+    ld = ctx.load("burst", "-n", str(n))
+    check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
+          "callgrind subscriber: PUBLISH reached %s subscribers" % ld["receivers_min"])
+    out, err = p.communicate(timeout=900)
+    ctx.procs.stop(p)
+    res = json_line(out)
+    check(res and res["count"] == n and res["distinct"] == n,
+          "callgrind subscriber counted %s" % res)
+    return cg.out  # the final dump: everything since the zero
+
+
+def cg_reference(ctx, n):
+    cg = Callgrind(ctx, "reference")
+    argv = [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t", REF_TOPIC,
+            "-n", str(n), "--source", "redis://127.0.0.1:%d/0" % ctx.redis.port,
+            "--route", "order-confirm", "--prefix", PREFIX, "--hold", "1"]
+    for kv in sorted(bridge_producer_props().items()):
+        argv += ["-X", "%s=%s" % kv]
+    p = ctx.procs.start(cg.argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    check(line == "READY", "reference under callgrind did not get ready: %r" % line)
+    cg.zero(p.pid)
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    line = p.stdout.readline().strip()
+    check(line == "DONE", "reference under callgrind did not finish: %r" % line)
+    dump = cg.dump(p.pid)
+    out, err = p.communicate("go\n", timeout=300)
+    ctx.procs.stop(p)
+    res = json_line(out)
+    check(res and res["delivered"] == n and res["failed"] == 0,
+          "callgrind reference delivered %s" % res)
+    return dump
+
+
+def cg_bridge(ctx, n):
+    cg = Callgrind(ctx, "bridge")
+    # A stats line a second, not the bench's 50: under callgrind the run
+    # lasts ~100x longer, and 50 lines a second would be counted as the
+    # bridge's per-event work.
+    b, _ = start_bridge(ctx, "callgrind", wrapper=cg.argv([]), warmup_s=300,
+                        stats_interval="1s")
+    try:
+        cg.zero(b.pid)
+        ld = ctx.load("burst", "-n", str(n))
+        check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
+              "callgrind bridge: PUBLISH reached %s subscribers" % ld["receivers_min"])
+        b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the callgrind burst delivered",
+                     stall_s=120, max_s=1800)
+        dump = cg.dump(b.pid)
+    except BaseException:
+        b.kill()
+        raise
+    stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+    return dump
+
+
+def bridge_producer_props():
+    """The bridge's own producer settings that librdkafka does not default
+    to the same (kafka_sink.c), for the references at the bridge's pace."""
+    props = {"linger.ms": BRIDGE_LINGER_MS}
+    props.update(CLIENT_PROPS)
+    return props
+
+
+def s6_callgrind(ctx, n, runs, out):
+    """Instructions per event, deterministic: the counting subscriber, the
+    Kafka reference (the bridge's producer settings) and the bridge, each
+    under callgrind on the same n-event burst; floor = subscriber +
+    reference. Plus the bridge's functions above the floor."""
+    ctx.fresh_mock()
+    rows = []
+    for run in range(runs):
+        log("callgrind run %d/%d: the counting subscriber (%d events)" % (run + 1, runs, n))
+        wait_for(lambda: ctx.redis.r.execute_command("PUBSUB", "NUMPAT") == 0, 10,
+                 "no pattern subscriber left")
+        sub = cg_subscriber(ctx, n)
+        log("callgrind run %d/%d: the Kafka reference" % (run + 1, runs))
+        ref = cg_reference(ctx, n)
+        log("callgrind run %d/%d: the bridge" % (run + 1, runs))
+        br = cg_bridge(ctx, n)
+        row = {"run": run + 1, "n": n,
+               "sub_ir_per_event": callgrind_total(sub) / n,
+               "ref_ir_per_event": callgrind_total(ref) / n,
+               "bridge_ir_per_event": callgrind_total(br) / n}
+        row["floor_ir_per_event"] = row["sub_ir_per_event"] + row["ref_ir_per_event"]
+        row["ratio"] = row["bridge_ir_per_event"] / row["floor_ir_per_event"]
+        row["files"] = {"subscriber": sub, "reference": ref, "bridge": br}
+        log("callgrind run %d: instructions/event: subscriber %.0f + reference %.0f = floor "
+            "%.0f; bridge %.0f (x%.2f)" % (run + 1, row["sub_ir_per_event"],
+                                           row["ref_ir_per_event"], row["floor_ir_per_event"],
+                                           row["bridge_ir_per_event"], row["ratio"]))
+        rows.append(row)
+        ctx.raw("s6_row", row)
+    last = rows[-1]["files"]
+    fb, fs, fr = (callgrind_functions(last[k]) for k in ("bridge", "subscriber", "reference"))
+    above = {f: (ir - fs.get(f, 0) - fr.get(f, 0)) / n for f, ir in fb.items()}
+    top = sorted(above.items(), key=lambda kv: -kv[1])[:25]
+    out["callgrind"] = {"runs": rows, "median": medians([{k: v for k, v in r.items()
+                                                           if k != "files"} for r in rows]),
+                        "bridge_top_self": sorted(((f, ir / n) for f, ir in fb.items()),
+                                                  key=lambda kv: -kv[1])[:25],
+                        "above_floor_top": top}
+    with open(os.path.join(ctx.rundir, "callgrind-profile.txt"), "w") as f:
+        f.write("bridge self instructions per event by function, minus the same function's in "
+                "the subscriber and the reference (%d events)\n" % n)
+        for fn, v in top:
+            f.write("%10.1f  %s\n" % (v, fn))
+
+
 def cpu_snapshot(ctx, bridge=None):
     """CPU seconds so far of redis-server, the mock Kafka and the bridge
     (loop thread and librdkafka's threads apart): who used the 2 cores."""
@@ -936,6 +1150,10 @@ def medians(rows):
 def verdicts(out, t):
     """(name, measured, target, pass) per target of issue 3 item 10."""
     v = []
+    if "callgrind" in out:
+        m = out["callgrind"]["median"]
+        v.append(("bridge instructions/event <= 1.3 x floor (callgrind)", "x%.2f" % m["ratio"],
+                  "<= x%.2f" % t["ir_ratio"], m["ratio"] <= t["ir_ratio"]))
     if "burst" in out:
         m = out["burst"]["median"]
         runs = out["burst"]["runs"]
@@ -1068,6 +1286,20 @@ def summary_text(out, v, runs):
             m["redis_events_per_s"]))
         L.append("   bridge: last event on Kafka +%.3f s   ratio x%.3f   CPU %.2f us/event" % (
             m["bridge_done_s"], m["ratio"], m["bridge_cpu_us_per_event"]))
+    if "callgrind" in out:
+        m = out["callgrind"]["median"]
+        L.append("")
+        L.append("5. Instructions per event under callgrind (%d-event burst, deterministic)" %
+                 m["n"])
+        L.append("   counting subscriber %10.0f" % m["sub_ir_per_event"])
+        L.append("   Kafka reference     %10.0f   (linger.ms %s, as the bridge)" % (
+            m["ref_ir_per_event"], BRIDGE_LINGER_MS))
+        L.append("   floor (sum)         %10.0f" % m["floor_ir_per_event"])
+        L.append("   bridge              %10.0f   ratio x%.2f" % (m["bridge_ir_per_event"],
+                                                               m["ratio"]))
+        L.append("   bridge functions above the floor (self instructions/event):")
+        for fn, ir in out["callgrind"]["above_floor_top"][:10]:
+            L.append("     %8.0f  %s" % (ir, fn[:90]))
     L.append("")
     L.append("Targets (issue 3, item 10)")
     for name, measured, target, ok in v:
@@ -1102,6 +1334,10 @@ def main():
                     help="scenarios to run; 'refs' runs only the burst's references; "
                     "'profile' (not in the default) records the bridge under perf")
     ap.add_argument("--burst-n", type=int, default=500000)
+    ap.add_argument("--cg-n", type=int, default=CG_N,
+                    help="events per program in the callgrind scenario")
+    ap.add_argument("--cg-runs", type=int, default=1,
+                    help="callgrind runs (the counts barely move: 1 is enough)")
     ap.add_argument("--rate", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--bounds", default="20000,100000")
@@ -1122,7 +1358,7 @@ def main():
         k, _, v = kv.partition("=")
         CLIENT_PROPS[k] = v
     targets = {"eps_ratio": 0.5, "cpu_ratio": 1.5, "p99_ms": 10, "idle_rss_mb": 30,
-               "mass_ratio": 1.1}
+               "mass_ratio": 1.1, "ir_ratio": 1.3, "steady_ratio": 1.3}
 
     def on_term(sig, frame):
         raise SystemExit("bench.py: signal %d" % sig)
@@ -1155,6 +1391,8 @@ def main():
             s4_mass_expiry(ctx, args.expiry_n, args.lead_ms, args.runs, out)
         if "profile" in only:
             s5_profile(ctx, args.burst_n, out)
+        if "callgrind" in only:
+            s6_callgrind(ctx, args.cg_n, args.cg_runs, out)
     except BenchError as e:
         print("\nBENCH FAILED: %s\n(raw results and logs: %s)" % (e, args.rundir),
               file=sys.stderr, flush=True)
