@@ -1,8 +1,14 @@
 /* redis_conn.c -- hiredis 0.14.1 async connection on libevent: connect,
- * attach, AUTH, keepalive, and the context freeing rules (see redis_conn.h,
- * which also lists what changes for hiredis 1.x). */
+ * attach, AUTH, keepalive, the context freeing rules, and replies built in
+ * a per-connection pool (see redis_conn.h, which also lists what changes
+ * for hiredis 1.x). */
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <sanitizer/asan_interface.h>
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -11,6 +17,242 @@
 #include "core/error.h"
 #include "redis/redis_argv.h"
 #include "redis/redis_conn.h"
+
+/* ------------------------------------------------------------------------
+ * Replies built in a pool
+ *
+ * hiredis's default reply functions make every reply a tree of separate
+ * allocations: a pub/sub message ["pmessage", pattern, channel, key] is
+ * nine mallocs and nine frees (four strings, four reply objects, the
+ * element array), and the bridge's profile showed malloc and free as the
+ * largest cost of reading Redis (docs/performance.md). These functions
+ * build the same redisReply tree, field for field, in a pool owned by the
+ * connection: hiredis holds at most one reply tree per reader at a time (a
+ * complete reply goes to its callback and is freed before the next one is
+ * parsed; a partial one waits in the reader), and it frees only roots, so
+ * freeing a root rewinds the pool. Replies stay borrowed until their
+ * callback returns, as they always were.
+ * --------------------------------------------------------------------- */
+
+/* The first chunk is kept from reply to reply: a pub/sub message or a
+ * short command reply takes a few hundred bytes of it. A larger reply (a
+ * SCAN page, INFO) chains chunks, each twice the last up to 1 MiB (fewer
+ * mallocs than hiredis makes for it), freed with the reply. */
+#define POOL_FIRST_CHUNK 4096
+#define POOL_MAX_CHUNK   (1024 * 1024)
+
+struct pool_chunk {
+    struct pool_chunk *next;
+    size_t cap, used;
+    alignas(max_align_t) unsigned char data[];
+};
+
+struct reply_pool {
+    struct pool_chunk *first; /* kept; NULL until the first reply */
+    struct pool_chunk *cur;   /* where the next object goes */
+};
+
+/* Memory of a rewound pool is poisoned under AddressSanitizer (the macros
+ * are no-ops otherwise), so a reply used after its callback returned is
+ * still reported as the use-after-free it would be with hiredis's own
+ * functions. */
+
+/* Put before every root object: freeObject() is handed only the root. */
+struct pool_root {
+    struct reply_pool *pool;
+    alignas(max_align_t) redisReply reply;
+};
+
+static void *pool_alloc(struct reply_pool *p, size_t n) {
+    n = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+    struct pool_chunk *c = p->cur;
+    if (c && c->cap - c->used >= n) {
+        void *o = c->data + c->used;
+        c->used += n;
+        ASAN_UNPOISON_MEMORY_REGION(o, n);
+        return o;
+    }
+    size_t cap = !c ? POOL_FIRST_CHUNK : c->cap < POOL_MAX_CHUNK / 2 ? 2 * c->cap : POOL_MAX_CHUNK;
+    if (cap < n)
+        cap = n;
+    if (cap > SIZE_MAX - sizeof(*c))
+        return NULL;
+    struct pool_chunk *nc = malloc(sizeof(*nc) + cap);
+    if (!nc)
+        return NULL;
+    nc->next = NULL;
+    nc->cap = cap;
+    nc->used = n;
+    ASAN_POISON_MEMORY_REGION(nc->data + n, cap - n);
+    if (c)
+        c->next = nc;
+    else
+        p->first = nc;
+    p->cur = nc;
+    return nc->data;
+}
+
+/* The tree was freed: rewind to an empty first chunk, free the others. */
+static void pool_rewind(struct reply_pool *p) {
+    if (!p->first)
+        return;
+    for (struct pool_chunk *c = p->first->next, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    p->first->next = NULL;
+    p->first->used = 0;
+    ASAN_POISON_MEMORY_REGION(p->first->data, p->first->cap);
+    p->cur = p->first;
+}
+
+static void pool_free(struct reply_pool *p) {
+    pool_rewind(p);
+    if (p->first)
+        ASAN_UNPOISON_MEMORY_REGION(p->first->data, p->first->cap);
+    free(p->first);
+    p->first = p->cur = NULL;
+}
+
+/* One reply object (plus extra bytes after it) in the task's pool, linked
+ * into its parent array as hiredis's own functions do. The reader copies
+ * its privdata, the pool, into every task. */
+static redisReply *pool_reply(const redisReadTask *task, int type, size_t extra) {
+    struct reply_pool *p = task->privdata;
+    redisReply *r;
+    if (extra > SIZE_MAX - sizeof(struct pool_root))
+        return NULL;
+    if (task->parent) {
+        r = pool_alloc(p, sizeof(*r) + extra);
+        if (!r)
+            return NULL;
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    } else {
+        struct pool_root *root = pool_alloc(p, sizeof(*root) + extra);
+        if (!root)
+            return NULL;
+        root->pool = p;
+        r = &root->reply;
+    }
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    return r;
+}
+
+static void *pool_create_string(const redisReadTask *task, char *str, size_t len) {
+    if (len >= SIZE_MAX / 2)
+        return NULL;
+    redisReply *r = pool_reply(task, task->type, len + 1);
+    if (!r)
+        return NULL;
+    r->str = (char *)(r + 1);
+    if (len)
+        memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *pool_create_array(const redisReadTask *task, int elements) {
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    redisReply *r = pool_reply(task, REDIS_REPLY_ARRAY, n * sizeof(redisReply *));
+    if (!r)
+        return NULL;
+    if (n) {
+        r->element = (redisReply **)(r + 1);
+        memset(r->element, 0, n * sizeof(redisReply *));
+    }
+    r->elements = n;
+    return r;
+}
+
+static void *pool_create_integer(const redisReadTask *task, long long value) {
+    redisReply *r = pool_reply(task, REDIS_REPLY_INTEGER, 0);
+    if (r)
+        r->integer = value;
+    return r;
+}
+
+static void *pool_create_nil(const redisReadTask *task) {
+    return pool_reply(task, REDIS_REPLY_NIL, 0);
+}
+
+static void pool_free_object(void *obj) {
+    struct pool_root *root =
+        (struct pool_root *)((unsigned char *)obj - offsetof(struct pool_root, reply));
+    pool_rewind(root->pool);
+}
+
+/* Not const: hiredis 0.14's reader holds a plain pointer. */
+static redisReplyObjectFunctions pool_fns = {
+    pool_create_string, pool_create_array, pool_create_integer, pool_create_nil, pool_free_object,
+};
+
+/* Make reader build its replies in p. */
+static void pool_attach(redisReader *reader, struct reply_pool *p) {
+    reader->fn = &pool_fns;
+    reader->privdata = p;
+}
+
+/* ------------------------------------------------------------------------
+ * A reader alone (redis_conn.h: eb_redis_reader_*), for tests and fuzzing
+ * --------------------------------------------------------------------- */
+
+struct eb_redis_reader {
+    redisReader *r;
+    struct reply_pool pool;
+    bool holding;        /* the last reply handed out is still in the pool */
+    void *holding_reply; /* that reply */
+};
+
+eb_redis_reader_t *eb_redis_reader_new(void) {
+    eb_redis_reader_t *rd = calloc(1, sizeof(*rd));
+    if (!rd)
+        return NULL;
+    rd->r = redisReaderCreate();
+    if (!rd->r) {
+        free(rd);
+        return NULL;
+    }
+    pool_attach(rd->r, &rd->pool);
+    return rd;
+}
+
+int eb_redis_reader_feed(eb_redis_reader_t *rd, const void *buf, size_t len) {
+    return redisReaderFeed(rd->r, buf, len) == REDIS_OK ? 0 : EB_EREDIS;
+}
+
+int eb_redis_reader_next(eb_redis_reader_t *rd, const redisReply **out) {
+    void *reply = NULL;
+    *out = NULL;
+    if (rd->holding) {
+        pool_free_object(rd->holding_reply);
+        rd->holding = false;
+    }
+    if (redisReaderGetReply(rd->r, &reply) != REDIS_OK)
+        return EB_EREDIS;
+    if (reply) {
+        rd->holding = true;
+        rd->holding_reply = reply;
+    }
+    *out = reply;
+    return 0;
+}
+
+const char *eb_redis_reader_error(const eb_redis_reader_t *rd) {
+    return rd->r->err ? rd->r->errstr : "";
+}
+
+void eb_redis_reader_free(eb_redis_reader_t *rd) {
+    if (!rd)
+        return;
+    if (rd->holding)
+        pool_free_object(rd->holding_reply);
+    redisReaderFree(rd->r);
+    pool_free(&rd->pool);
+    free(rd);
+}
 
 struct eb_redis_conn {
     /* The hiredis context, or NULL once hiredis freed it (failed connect,
@@ -21,6 +263,7 @@ struct eb_redis_conn {
     void *opaque;                           /* borrowed */
     int depth;                              /* > 0 while one of our hiredis callbacks runs */
     bool destroying;                        /* eb_redis_conn_destroy() is freeing the context */
+    struct reply_pool pool;                 /* the replies of ac's reader; outlives ac */
 };
 
 #define EB_STR2(x) #x
@@ -103,6 +346,7 @@ eb_redis_conn_t *eb_redis_conn_new(struct event_base *base, const char *host, in
     /* Dead peers behind a NAT or a silently dropped route are caught by the
      * heartbeat too; keepalive also tells the kernel to give up on them. */
     redisEnableKeepAlive(&ac->c);
+    pool_attach(ac->c.reader, &c->pool);
     ac->data = c;
     if (redisLibeventAttach(ac, base) != REDIS_OK) {
         eb_error_set(errstr, errstr_size, EB_EREDIS, "cannot attach to the event loop");
@@ -117,6 +361,7 @@ err_free_ac:
     /* Not connected and no callbacks yet: nothing runs during this free. */
     redisAsyncFree(ac);
 err_free_conn:
+    pool_free(&c->pool);
     free(c);
     return NULL;
 }
@@ -188,5 +433,6 @@ void eb_redis_conn_destroy(eb_redis_conn_t *c) {
          * the disconnect callback (silenced by c->destroying). */
         redisAsyncFree(ac);
     }
+    pool_free(&c->pool);
     free(c);
 }

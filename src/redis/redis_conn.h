@@ -41,8 +41,22 @@
  *  - keepalive: redisEnableKeepAliveWithInterval() lets the interval be set;
  *  - PING works on a subscribed context from 1.1 and RESP3 push replies
  *    exist; the heartbeat channel keeps working, so nothing above changes.
+ *  - replies built in a pool: the same five redisReplyObjectFunctions are
+ *    installed through redisReaderCreateWithFunctions()/reader->fn, with
+ *    the same one-tree-at-a-time rule (1.x adds createDouble/createBool
+ *    for RESP3, which the pool builds alike).
  * The handle, its callbacks and the redisReply type stay the same, so
  * redis_source.c does not change.
+ *
+ * Replies are built in a pool owned by the connection, not as hiredis's
+ * tree of separate allocations (nine mallocs and frees per pub/sub
+ * message): hiredis holds one reply tree per reader at a time and frees
+ * only its root, which rewinds the pool. A reply is therefore valid only
+ * until its callback returns -- the rule callers always had -- and a reply
+ * used later is reported by AddressSanitizer (the pool is poisoned when it
+ * rewinds). Whichever hiredis this file is built for must keep that
+ * contract; eb_redis_reader_*() below exposes the same reply builder alone,
+ * so tests and the fuzz target check it against hiredis's own trees.
  *
  * Ownership: the handle is owned by whoever called eb_redis_conn_new() and
  * freed only by eb_redis_conn_destroy(). Replies passed to callbacks are
@@ -122,6 +136,19 @@ const char *eb_redis_conn_version(void);
 /* NULL when this build can speak TLS to Redis; else a sentence saying why
  * not, naming the hiredis version (static storage), for `check`. */
 const char *eb_redis_conn_tls_unavailable(void);
+
+/* A RESP reader building replies exactly as a connection's do (the pool
+ * above), without a connection: for tests and tests/fuzz/fuzz_redis_reply.c.
+ * Feed bytes in any split; eb_redis_reader_next() returns 0 and the next
+ * complete reply in *out (NULL when none is complete yet; borrowed until
+ * the next call or eb_redis_reader_free()), or EB_EREDIS on a protocol
+ * error (eb_redis_reader_error() says which; the reader is then dead). */
+typedef struct eb_redis_reader eb_redis_reader_t;
+eb_redis_reader_t *eb_redis_reader_new(void);
+int eb_redis_reader_feed(eb_redis_reader_t *rd, const void *buf, size_t len);
+int eb_redis_reader_next(eb_redis_reader_t *rd, const struct redisReply **out);
+const char *eb_redis_reader_error(const eb_redis_reader_t *rd);
+void eb_redis_reader_free(eb_redis_reader_t *rd);
 
 /* True until the connection failed, was lost, or the handle is being
  * destroyed. */
