@@ -588,10 +588,10 @@ def kafka_ref(ctx, n, rate=None, latency=False):
         argv += ["--rate", "%.0f" % rate]
     if latency:
         argv += ["--latency", "1"]
-        # The bridge lingers 1 ms (kafka_sink.c), librdkafka 5 ms by
-        # default: latency is compared at the bridge's setting.
+        # The bridge lingers BRIDGE_LINGER_MS (kafka_sink.c), librdkafka 5 ms
+        # by default: latency is compared at the bridge's setting.
         if "linger.ms" not in CLIENT_PROPS:
-            argv += ["-X", "linger.ms=1"]
+            argv += ["-X", "linger.ms=" + BRIDGE_LINGER_MS]
     for kv in sorted(CLIENT_PROPS.items()):
         argv += ["-X", "%s=%s" % kv]
     return run_tool(ctx, argv, name="bench_kafka_ref_latency" if latency else
@@ -927,14 +927,26 @@ def s5_profile(ctx, n, out):
 CG_N = 50000  # --cg-n: events per program under callgrind
 
 
-def callgrind_total(path):
-    """Instructions (Ir) in one callgrind dump: its 'totals:' (or 'summary:')
-    line, summed over every thread (callgrind's default)."""
+def callgrind_totals(path):
+    """{event: count} of one callgrind dump, from its 'events:' and
+    'totals:' (or 'summary:') lines, summed over every thread (callgrind's
+    default): Ir (instructions) and sysCount (system calls, with
+    --collect-systime; under valgrind clock_gettime is one, as it is
+    wherever the vDSO cannot serve it)."""
+    names, totals = None, None
     with open(path) as f:
         for line in f:
-            if line.startswith(("totals:", "summary:")):
-                return int(line.split()[1])
-    raise BenchError("no totals in %s" % path)
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith(("totals:", "summary:")):
+                totals = [int(x) for x in line.split()[1:]]
+    if not names or not totals:
+        raise BenchError("no totals in %s" % path)
+    return dict(zip(names, totals))
+
+
+def callgrind_total(path):
+    return callgrind_totals(path)["Ir"]
 
 
 # Frames that were on a stack when the counters were zeroed: callgrind_annotate
@@ -945,11 +957,12 @@ CG_OPEN_FRAMES = ("main ", "(below main)", "__libc_start_main", "libc_start_call
                   "event_base_loop ", "0x000000000001ab70 [/usr/lib/x86_64-linux-gnu/ld-linux")
 
 
-def callgrind_functions(path):
+def callgrind_functions(path, event="Ir"):
     """{function: self Ir} of a dump, from callgrind_annotate (names as it
     prints them, 'file:function [object]' trimmed to 'function [object]'),
     without the frames open at the zero (CG_OPEN_FRAMES)."""
-    txt = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path],
+    txt = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
+                          "--show=" + event, "--sort=" + event, path],
                          capture_output=True, text=True, check=True).stdout
     fns, started = {}, False
     for line in txt.splitlines():
@@ -985,7 +998,8 @@ class Callgrind:
 
     def argv(self, argv):
         return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + self.out,
-                "--dump-instr=no", "--log-file=" + self.out + ".log"] + argv
+                "--dump-instr=no", "--collect-systime=yes",
+                "--log-file=" + self.out + ".log"] + argv
 
     def control(self, pid, what):
         r = subprocess.run(["callgrind_control", what, str(pid)], capture_output=True,
@@ -1100,10 +1114,11 @@ def s6_callgrind(ctx, n, runs, out):
         ref = cg_reference(ctx, n)
         log("callgrind run %d/%d: the bridge" % (run + 1, runs))
         br = cg_bridge(ctx, n)
-        row = {"run": run + 1, "n": n,
-               "sub_ir_per_event": callgrind_total(sub) / n,
-               "ref_ir_per_event": callgrind_total(ref) / n,
-               "bridge_ir_per_event": callgrind_total(br) / n}
+        tot = {k: callgrind_totals(f) for k, f in (("sub", sub), ("ref", ref), ("bridge", br))}
+        row = {"run": run + 1, "n": n}
+        for k, t in tot.items():
+            row[k + "_ir_per_event"] = t["Ir"] / n
+            row[k + "_syscalls_per_event"] = t.get("sysCount", 0) / n
         row["floor_ir_per_event"] = row["sub_ir_per_event"] + row["ref_ir_per_event"]
         row["ratio"] = row["bridge_ir_per_event"] / row["floor_ir_per_event"]
         row["files"] = {"subscriber": sub, "reference": ref, "bridge": br}
@@ -1123,10 +1138,96 @@ def s6_callgrind(ctx, n, runs, out):
                                                   key=lambda kv: -kv[1])[:25],
                         "above_floor_top": top}
     with open(os.path.join(ctx.rundir, "callgrind-profile.txt"), "w") as f:
-        f.write("bridge self instructions per event by function, minus the same function's in "
-                "the subscriber and the reference (%d events)\n" % n)
-        for fn, v in top:
-            f.write("%10.1f  %s\n" % (v, fn))
+        f.write("Self instructions per event by function: bridge - subscriber - reference = "
+                "above the floor (%d events)\n" % n)
+        rows = sorted(((fb.get(k, 0) - fs.get(k, 0) - fr.get(k, 0)) / n, k)
+                      for k in set(fb) | set(fs) | set(fr))
+        for v, k in rows[::-1]:
+            if abs(v) >= 1:
+                f.write("%8.0f = %8.0f - %8.0f - %8.0f  %s\n" % (
+                    v, fb.get(k, 0) / n, fs.get(k, 0) / n, fr.get(k, 0) / n, k))
+        f.write("\nSystem calls per event by calling function (bridge / subscriber / reference)\n")
+        sb, ss, sr = (callgrind_functions(last[k], "sysCount")
+                      for k in ("bridge", "subscriber", "reference"))
+        for k in sorted(set(sb) | set(ss) | set(sr), key=lambda k: -sb.get(k, 0)):
+            f.write("%8.3f %8.3f %8.3f  %s\n" % (sb.get(k, 0) / n, ss.get(k, 0) / n,
+                                                 sr.get(k, 0) / n, k))
+
+
+# ---------------------------------------------------------- steady rates
+
+def sched_cpu_s(pid):
+    """CPU seconds of every thread of pid from /proc/<pid>/task/*/schedstat
+    (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for the
+    few hundred ms a slow steady run uses)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            continue  # a thread that just ended
+    return total / 1e9
+
+
+def s7_steady(ctx, rates, seconds, runs, out):
+    """CPU per event at steady rates against the floor measured at the same
+    rate in the same run: the counting subscriber, subscribed beside the
+    bridge to the same stream, plus the Kafka reference paced at that rate
+    with the bridge's producer settings (linger.ms included)."""
+    ctx.fresh_mock()
+    res = {}
+    for rate in rates:
+        rows = []
+        n = int(rate * seconds)
+        for run in range(runs):
+            log("steady %d/s run %d/%d: bridge and counting subscriber on one stream (%d events)"
+                % (rate, run + 1, runs, n))
+            b, _ = start_bridge(ctx, "steady%d_%d" % (rate, run + 1), stats_interval="1s")
+            try:
+                c = Background(ctx, [ctx.tool("bench_sub_count"), "-p", str(ctx.redis.port),
+                                     "-P", PATTERN, "-n", str(n), "--prefix", PREFIX,
+                                     "--max-id", str(n), "--idle-ms", "5000",
+                                     "--timeout-ms", "600000"], "sub_count_steady")
+                quiesce()
+                cpu0 = sched_cpu_s(b.pid)
+                ld = ctx.load("rate", "--rate", str(rate), "--seconds", str(seconds))
+                check(ld["receivers_min"] == 2 and ld["receivers_zero"] == 0,
+                      "steady: a PUBLISH reached %d subscribers, expected bridge + counter" %
+                      ld["receivers_min"])
+                b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the steady stream delivered")
+                cpu1 = sched_cpu_s(b.pid)
+                sub = c.result(60)
+                check(sub["count"] == n and sub["distinct"] == n,
+                      "steady: the counter got %d of %d" % (sub["count"], n))
+            except BaseException:
+                b.kill()
+                raise
+            s = stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+            log("steady %d/s run %d/%d: Kafka reference at %d msgs/s (linger.ms %s)" % (
+                rate, run + 1, runs, rate, bridge_producer_props()["linger.ms"]))
+            quiesce()
+            ref = kafka_ref(ctx, n, rate=rate, latency=True)
+            check(ref["delivered"] == n, "steady reference delivered %d of %d" % (
+                ref["delivered"], n))
+            row = {"run": run + 1, "n": n, "rate": rate,
+                   "bridge_cpu_us_per_event": (cpu1 - cpu0) * 1e6 / n,
+                   "sub_cpu_us_per_event": sub["cpu_us"] / n,
+                   "ref_cpu_us_per_msg": ref["cpu_us_per_msg"],
+                   "p50_ms": s["latency_p50_busiest_route_s"] * 1000,
+                   "p99_ms": s["latency_p99_busiest_route_s"] * 1000,
+                   "ref_p50_ms": ref["latency_p50_ms"], "ref_p99_ms": ref["latency_p99_ms"]}
+            row["floor_cpu_us_per_event"] = row["sub_cpu_us_per_event"] + row["ref_cpu_us_per_msg"]
+            row["ratio"] = row["bridge_cpu_us_per_event"] / row["floor_cpu_us_per_event"]
+            log("steady %d/s run %d: bridge %.2f us/event; floor %.2f (subscriber %.2f + "
+                "reference %.2f): x%.2f; p99 %.2f ms (reference %.2f ms)" % (
+                    rate, run + 1, row["bridge_cpu_us_per_event"], row["floor_cpu_us_per_event"],
+                    row["sub_cpu_us_per_event"], row["ref_cpu_us_per_msg"], row["ratio"],
+                    row["p99_ms"], row["ref_p99_ms"]))
+            rows.append(row)
+            ctx.raw("s7_row", row)
+        res[str(rate)] = {"runs": rows, "median": medians(rows)}
+    out["steady"] = res
 
 
 def cpu_snapshot(ctx, bridge=None):
@@ -1154,6 +1255,10 @@ def verdicts(out, t):
         m = out["callgrind"]["median"]
         v.append(("bridge instructions/event <= 1.3 x floor (callgrind)", "x%.2f" % m["ratio"],
                   "<= x%.2f" % t["ir_ratio"], m["ratio"] <= t["ir_ratio"]))
+    for rate, r in out.get("steady", {}).items():
+        m = r["median"]
+        v.append(("bridge CPU/event at %s/s <= 1.3 x floor" % rate, "x%.2f" % m["ratio"],
+                  "<= x%.2f" % t["steady_ratio"], m["ratio"] <= t["steady_ratio"]))
     if "burst" in out:
         m = out["burst"]["median"]
         runs = out["burst"]["runs"]
@@ -1291,15 +1396,30 @@ def summary_text(out, v, runs):
         L.append("")
         L.append("5. Instructions per event under callgrind (%d-event burst, deterministic)" %
                  m["n"])
-        L.append("   counting subscriber %10.0f" % m["sub_ir_per_event"])
-        L.append("   Kafka reference     %10.0f   (linger.ms %s, as the bridge)" % (
-            m["ref_ir_per_event"], BRIDGE_LINGER_MS))
-        L.append("   floor (sum)         %10.0f" % m["floor_ir_per_event"])
-        L.append("   bridge              %10.0f   ratio x%.2f" % (m["bridge_ir_per_event"],
-                                                               m["ratio"]))
+        L.append("                       instructions  system calls (per event)")
+        L.append("   counting subscriber %10.0f  %8.3f" % (m["sub_ir_per_event"],
+                                                       m["sub_syscalls_per_event"]))
+        L.append("   Kafka reference     %10.0f  %8.3f   (linger.ms %s, as the bridge)" % (
+            m["ref_ir_per_event"], m["ref_syscalls_per_event"], BRIDGE_LINGER_MS))
+        L.append("   floor (sum)         %10.0f  %8.3f" % (
+            m["floor_ir_per_event"], m["sub_syscalls_per_event"] + m["ref_syscalls_per_event"]))
+        L.append("   bridge              %10.0f  %8.3f   ratio x%.2f" % (
+            m["bridge_ir_per_event"], m["bridge_syscalls_per_event"], m["ratio"]))
         L.append("   bridge functions above the floor (self instructions/event):")
         for fn, ir in out["callgrind"]["above_floor_top"][:10]:
             L.append("     %8.0f  %s" % (ir, fn[:90]))
+    if "steady" in out:
+        L.append("")
+        L.append("6. CPU per event at steady rates against the floor at the same rate (counting "
+                 "subscriber on the same stream + Kafka reference paced, linger.ms %s)" %
+                 BRIDGE_LINGER_MS)
+        for rate, r in out["steady"].items():
+            m = r["median"]
+            L.append("   %6s/s: bridge %6.2f us/event; floor %6.2f (subscriber %5.2f + reference "
+                     "%5.2f): x%.2f;  p99 %.2f ms (reference %.2f ms)" % (
+                         rate, m["bridge_cpu_us_per_event"], m["floor_cpu_us_per_event"],
+                         m["sub_cpu_us_per_event"], m["ref_cpu_us_per_msg"], m["ratio"],
+                         m["p99_ms"], m["ref_p99_ms"]))
     L.append("")
     L.append("Targets (issue 3, item 10)")
     for name, measured, target, ok in v:
@@ -1334,6 +1454,14 @@ def main():
                     help="scenarios to run; 'refs' runs only the burst's references; "
                     "'profile' (not in the default) records the bridge under perf")
     ap.add_argument("--burst-n", type=int, default=500000)
+    ap.add_argument("--steady-rates", default="1000,10000")
+    ap.add_argument("--steady-seconds", type=float, default=10)
+    ap.add_argument("--bridge-bin", default=None,
+                    help="another expiry-bridge binary to measure (e.g. a build of main, for "
+                    "before/after); the bench tools stay this tree's")
+    ap.add_argument("--linger-ms", default=None,
+                    help="the bridge's default linger.ms when it is not the built-in one "
+                    "(the references at a steady rate use it)")
     ap.add_argument("--cg-n", type=int, default=CG_N,
                     help="events per program in the callgrind scenario")
     ap.add_argument("--cg-runs", type=int, default=1,
@@ -1348,6 +1476,9 @@ def main():
                     "Kafka reference, to evaluate a change, e.g. linger.ms=1")
     args = ap.parse_args()
     KAFKA["kind"] = args.kafka
+    global BRIDGE_LINGER_MS
+    if args.linger_ms:
+        BRIDGE_LINGER_MS = args.linger_ms
     # On real Kafka: the throughput, latency and mass-expiry scenarios (the
     # memory bound and the naive bridge say nothing more there).
     if args.only is None:
@@ -1365,6 +1496,8 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
 
     ctx = Ctx(args)
+    if args.bridge_bin:
+        ctx.bin = args.bridge_bin
     out = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "client_props": CLIENT_PROPS,
            "kafka": ("real Apache Kafka %s: KRaft controller + 3 brokers, rf 3, "
                      "min.insync.replicas=2" % real_kafka_version()) if args.kafka == "real"
@@ -1393,6 +1526,9 @@ def main():
             s5_profile(ctx, args.burst_n, out)
         if "callgrind" in only:
             s6_callgrind(ctx, args.cg_n, args.cg_runs, out)
+        if "steady" in only:
+            s7_steady(ctx, [int(x) for x in args.steady_rates.split(",")], args.steady_seconds,
+                      args.runs, out)
     except BenchError as e:
         print("\nBENCH FAILED: %s\n(raw results and logs: %s)" % (e, args.rundir),
               file=sys.stderr, flush=True)
