@@ -41,6 +41,8 @@
  *  - keepalive: redisEnableKeepAliveWithInterval() lets the interval be set;
  *  - PING works on a subscribed context from 1.1 and RESP3 push replies
  *    exist; the heartbeat channel keeps working, so nothing above changes.
+ *  - the loop hooks: the same five ac->ev callbacks (1.x adds scheduleTimer,
+ *    which may stay unset), the read one timing each read;
  *  - replies built in a pool: the same five redisReplyObjectFunctions are
  *    installed through redisReaderCreateWithFunctions()/reader->fn, with
  *    the same one-tree-at-a-time rule (1.x adds createDouble/createBool
@@ -69,6 +71,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct eb_redis_argv;
@@ -149,6 +152,12 @@ int eb_redis_reader_feed(eb_redis_reader_t *rd, const void *buf, size_t len);
 int eb_redis_reader_next(eb_redis_reader_t *rd, const struct redisReply **out);
 const char *eb_redis_reader_error(const eb_redis_reader_t *rd);
 void eb_redis_reader_free(eb_redis_reader_t *rd);
+
+/* CLOCK_MONOTONIC (ns) when the socket read began whose bytes the reply in
+ * hand came from: inside on_reply, the time the bridge read it. One clock
+ * reading per read, not per reply (a 16 KB read holds ~180 pub/sub
+ * messages). 0 before the first read. */
+int64_t eb_redis_conn_read_ns(const eb_redis_conn_t *c);
 
 /* True until the connection failed, was lost, or the handle is being
  * destroyed. */
