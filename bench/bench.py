@@ -1170,6 +1170,21 @@ def sched_cpu_s(pid):
     return total / 1e9
 
 
+def ctx_switches(pid):
+    """Context switches (voluntary + involuntary) of every thread of pid so
+    far: how often its threads slept and were woken, or were preempted."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
 def s7_steady(ctx, rates, seconds, runs, out):
     """CPU per event at steady rates against the floor measured at the same
     rate in the same run: the counting subscriber, subscribed beside the
@@ -1190,13 +1205,13 @@ def s7_steady(ctx, rates, seconds, runs, out):
                                      "--max-id", str(n), "--idle-ms", "5000",
                                      "--timeout-ms", "600000"], "sub_count_steady")
                 quiesce()
-                cpu0 = sched_cpu_s(b.pid)
+                cpu0, csw0 = sched_cpu_s(b.pid), ctx_switches(b.pid)
                 ld = ctx.load("rate", "--rate", str(rate), "--seconds", str(seconds))
                 check(ld["receivers_min"] == 2 and ld["receivers_zero"] == 0,
                       "steady: a PUBLISH reached %d subscribers, expected bridge + counter" %
                       ld["receivers_min"])
                 b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the steady stream delivered")
-                cpu1 = sched_cpu_s(b.pid)
+                cpu1, csw1 = sched_cpu_s(b.pid), ctx_switches(b.pid)
                 sub = c.result(60)
                 check(sub["count"] == n and sub["distinct"] == n,
                       "steady: the counter got %d of %d" % (sub["count"], n))
@@ -1214,6 +1229,9 @@ def s7_steady(ctx, rates, seconds, runs, out):
                    "bridge_cpu_us_per_event": (cpu1 - cpu0) * 1e6 / n,
                    "sub_cpu_us_per_event": sub["cpu_us"] / n,
                    "ref_cpu_us_per_msg": ref["cpu_us_per_msg"],
+                   "bridge_csw_per_event": (csw1 - csw0) / n,
+                   "sub_csw_per_event": sub.get("csw", 0) / n,
+                   "ref_csw_per_event": ref.get("csw", 0) / n,
                    "p50_ms": s["latency_p50_busiest_route_s"] * 1000,
                    "p99_ms": s["latency_p99_busiest_route_s"] * 1000,
                    "ref_p50_ms": ref["latency_p50_ms"], "ref_p99_ms": ref["latency_p99_ms"]}
@@ -1420,6 +1438,9 @@ def summary_text(out, v, runs):
                          rate, m["bridge_cpu_us_per_event"], m["floor_cpu_us_per_event"],
                          m["sub_cpu_us_per_event"], m["ref_cpu_us_per_msg"], m["ratio"],
                          m["p99_ms"], m["ref_p99_ms"]))
+            L.append("            context switches per event: bridge %.2f; subscriber %.2f + "
+                     "reference %.2f" % (m["bridge_csw_per_event"], m["sub_csw_per_event"],
+                                         m["ref_csw_per_event"]))
     L.append("")
     L.append("Targets (issue 3, item 10)")
     for name, measured, target, ok in v:

@@ -89,13 +89,15 @@ static int64_t now_us(clockid_t clk) {
 struct cpu {
     int64_t user_us, sys_us;
     long minflt;
+    long csw; /* context switches, voluntary + involuntary, every thread: wakeups */
 };
 
 static struct cpu cpu_now(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (struct cpu){(int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
-                        (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_minflt};
+                        (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_minflt,
+                        ru.ru_nvcsw + ru.ru_nivcsw};
 }
 
 static void usage(void) {
@@ -337,11 +339,11 @@ int main(int argc, char **argv) {
     printf("\"n\":%lld,\"delivered\":%lld,\"failed\":%lld,"
            "\"seconds\":%.6f,\"msgs_per_s\":%.1f,\"cpu_us\":%lld,\"cpu_us_per_msg\":%.4f,"
            "\"user_us\":%lld,\"sys_us\":%lld,\"minor_faults\":%ld,\"window\":%lld,\"rate\":%.0f,"
-           "\"value_bytes\":%zu,\"headers\":%zu}\n",
+           "\"value_bytes\":%zu,\"headers\":%zu,\"csw\":%ld}\n",
            o.n, c.delivered, c.failed, secs, (double)c.delivered / secs, (long long)used,
            (double)used / (double)o.n, (long long)(cpu1.user_us - cpu0.user_us),
            (long long)(cpu1.sys_us - cpu0.sys_us), cpu1.minflt - cpu0.minflt, o.window, o.rate,
-           enc.value.len, enc.nheaders);
+           enc.value.len, enc.nheaders, cpu1.csw - cpu0.csw);
     fflush(stdout);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
