@@ -294,12 +294,12 @@ class Bridge:
     """The daemon; its JSON-lines stderr is kept in a file and parsed."""
 
     def __init__(self, ctx, name, queue_events=1000000, queue_bytes="1GiB", wrapper=(),
-                 stats_interval="20ms"):
+                 stats_interval="20ms", client=None):
         self.ctx = ctx
         self.config = os.path.join(ctx.rundir, name + ".yaml")
         with open(self.config, "w") as f:
             f.write(bridge_config(ctx.redis.port, ctx.mock.bootstrap, queue_events, queue_bytes,
-                                  stats_interval))
+                                  stats_interval, client))
         self.logfile = open(os.path.join(ctx.rundir, name + ".log"), "w")
         self.stats = []  # (bridge ts as epoch seconds, stats dict)
         self.errors = []
@@ -413,13 +413,15 @@ def stats_brief(s):
 CLIENT_PROPS = {}  # --client NAME=VALUE: librdkafka properties for bridge and references
 
 
-def bridge_config(redis_port, brokers, queue_events, queue_bytes, stats_interval="20ms"):
+def bridge_config(redis_port, brokers, queue_events, queue_bytes, stats_interval="20ms",
+                  client_props=None):
     """Production defaults except the queue bound (sized for the burst) and a
     fast stats line (the bench reads progress from it)."""
     client = ""
-    if CLIENT_PROPS:
+    props = CLIENT_PROPS if client_props is None else client_props
+    if props:
         client = "\n  client: { %s }" % ", ".join(
-            "%s: \"%s\"" % kv for kv in sorted(CLIENT_PROPS.items()))
+            "%s: \"%s\"" % kv for kv in sorted(props.items()))
     return """# written by bench/bench.py
 redis:
   url: redis://127.0.0.1:%d
@@ -925,6 +927,14 @@ def s5_profile(ctx, n, out):
 # ------------------------------------------------------------- callgrind
 
 CG_N = 50000  # --cg-n: events per program under callgrind
+# linger.ms of the bridge and the reference under callgrind (--cg-linger-ms).
+# Valgrind runs them ~50x slower, so the bridge's 1 ms would close each
+# batch after ~20 us of native work, and batch sizes -- librdkafka's cost
+# per message -- would follow how fast valgrind runs, i.e. the machine's
+# load (measured: the reference 5,300 -> 6,200 instructions per message
+# while a build ran beside it). With a long linger, batches close by size
+# in the burst as they do natively, and the counts stop depending on time.
+CG_LINGER_MS = "1000"
 
 
 def callgrind_totals(path):
@@ -992,9 +1002,9 @@ class Callgrind:
     and dumped around the measured part with callgrind_control (vgdb), so
     start-up, warm-up and shutdown are left out."""
 
-    def __init__(self, ctx, name):
+    def __init__(self, ctx, name, run):
         self.ctx, self.name = ctx, name
-        self.out = os.path.join(ctx.rundir, "callgrind.%s.out" % name)
+        self.out = os.path.join(ctx.rundir, "callgrind.%s.%d.out" % (name, run))
 
     def argv(self, argv):
         return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + self.out,
@@ -1016,14 +1026,14 @@ class Callgrind:
         base = os.path.basename(self.out) + "."
         new = [f for f in wait_for(lambda: [f for f in set(os.listdir(self.ctx.rundir)) - before
                                             if f.startswith(base) and f[len(base):].isdigit()],
-                                   60, "the callgrind dump of " + self.name)]
+                                   300, "the callgrind dump of " + self.name)]
         self.dumpfile = os.path.join(self.ctx.rundir, sorted(new)[-1])
         time.sleep(0.5)  # callgrind writes the file in one go; let it finish
         return self.dumpfile
 
 
-def cg_subscriber(ctx, n):
-    cg = Callgrind(ctx, "subscriber")
+def cg_subscriber(ctx, n, run):
+    cg = Callgrind(ctx, "subscriber", run)
     p = ctx.procs.start(cg.argv([ctx.tool("bench_sub_count"), "-p", str(ctx.redis.port),
                                  "-P", PATTERN, "-n", str(n), "--prefix", PREFIX,
                                  "--max-id", str(n), "--idle-ms", "60000",
@@ -1043,12 +1053,12 @@ def cg_subscriber(ctx, n):
     return cg.out  # the final dump: everything since the zero
 
 
-def cg_reference(ctx, n):
-    cg = Callgrind(ctx, "reference")
+def cg_reference(ctx, n, run):
+    cg = Callgrind(ctx, "reference", run)
     argv = [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t", REF_TOPIC,
             "-n", str(n), "--source", "redis://127.0.0.1:%d/0" % ctx.redis.port,
             "--route", "order-confirm", "--prefix", PREFIX, "--hold", "1"]
-    for kv in sorted(bridge_producer_props().items()):
+    for kv in sorted(cg_producer_props().items()):
         argv += ["-X", "%s=%s" % kv]
     p = ctx.procs.start(cg.argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, text=True)
@@ -1068,13 +1078,13 @@ def cg_reference(ctx, n):
     return dump
 
 
-def cg_bridge(ctx, n):
-    cg = Callgrind(ctx, "bridge")
+def cg_bridge(ctx, n, run):
+    cg = Callgrind(ctx, "bridge", run)
     # A stats line a second, not the bench's 50: under callgrind the run
     # lasts ~100x longer, and 50 lines a second would be counted as the
     # bridge's per-event work.
-    b, _ = start_bridge(ctx, "callgrind", wrapper=cg.argv([]), warmup_s=300,
-                        stats_interval="1s")
+    b, _ = start_bridge(ctx, "callgrind%d" % run, wrapper=cg.argv([]), warmup_s=300,
+                        stats_interval="1s", client=cg_producer_props())
     try:
         cg.zero(b.pid)
         ld = ctx.load("burst", "-n", str(n))
@@ -1088,6 +1098,12 @@ def cg_bridge(ctx, n):
         raise
     stop_bridge(b, WARMUP + n, WARMUP + n, 0)
     return dump
+
+
+def cg_producer_props():
+    props = bridge_producer_props()
+    props["linger.ms"] = CG_LINGER_MS
+    return props
 
 
 def bridge_producer_props():
@@ -1109,11 +1125,11 @@ def s6_callgrind(ctx, n, runs, out):
         log("callgrind run %d/%d: the counting subscriber (%d events)" % (run + 1, runs, n))
         wait_for(lambda: ctx.redis.r.execute_command("PUBSUB", "NUMPAT") == 0, 10,
                  "no pattern subscriber left")
-        sub = cg_subscriber(ctx, n)
+        sub = cg_subscriber(ctx, n, run + 1)
         log("callgrind run %d/%d: the Kafka reference" % (run + 1, runs))
-        ref = cg_reference(ctx, n)
+        ref = cg_reference(ctx, n, run + 1)
         log("callgrind run %d/%d: the bridge" % (run + 1, runs))
-        br = cg_bridge(ctx, n)
+        br = cg_bridge(ctx, n, run + 1)
         tot = {k: callgrind_totals(f) for k, f in (("sub", sub), ("ref", ref), ("bridge", br))}
         row = {"run": run + 1, "n": n}
         for k, t in tot.items():
@@ -1417,8 +1433,8 @@ def summary_text(out, v, runs):
         L.append("                       instructions  system calls (per event)")
         L.append("   counting subscriber %10.0f  %8.3f" % (m["sub_ir_per_event"],
                                                        m["sub_syscalls_per_event"]))
-        L.append("   Kafka reference     %10.0f  %8.3f   (linger.ms %s, as the bridge)" % (
-            m["ref_ir_per_event"], m["ref_syscalls_per_event"], BRIDGE_LINGER_MS))
+        L.append("   Kafka reference     %10.0f  %8.3f   (linger.ms %s, both: CG_LINGER_MS)" % (
+            m["ref_ir_per_event"], m["ref_syscalls_per_event"], CG_LINGER_MS))
         L.append("   floor (sum)         %10.0f  %8.3f" % (
             m["floor_ir_per_event"], m["sub_syscalls_per_event"] + m["ref_syscalls_per_event"]))
         L.append("   bridge              %10.0f  %8.3f   ratio x%.2f" % (
@@ -1462,6 +1478,7 @@ def versions():
 
 
 def main():
+    global BRIDGE_LINGER_MS, CG_LINGER_MS
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--rundir", required=True)
@@ -1485,8 +1502,10 @@ def main():
                     "(the references at a steady rate use it)")
     ap.add_argument("--cg-n", type=int, default=CG_N,
                     help="events per program in the callgrind scenario")
-    ap.add_argument("--cg-runs", type=int, default=1,
-                    help="callgrind runs (the counts barely move: 1 is enough)")
+    ap.add_argument("--cg-runs", type=int, default=3,
+                    help="callgrind runs (medians; the counts move by ~1%%)")
+    ap.add_argument("--cg-linger-ms", default=CG_LINGER_MS,
+                    help="linger.ms of the bridge and the reference under callgrind")
     ap.add_argument("--rate", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--bounds", default="20000,100000")
@@ -1497,9 +1516,9 @@ def main():
                     "Kafka reference, to evaluate a change, e.g. linger.ms=1")
     args = ap.parse_args()
     KAFKA["kind"] = args.kafka
-    global BRIDGE_LINGER_MS
     if args.linger_ms:
         BRIDGE_LINGER_MS = args.linger_ms
+    CG_LINGER_MS = args.cg_linger_ms
     # On real Kafka: the throughput, latency and mass-expiry scenarios (the
     # memory bound and the naive bridge say nothing more there).
     if args.only is None:
