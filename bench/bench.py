@@ -1032,6 +1032,45 @@ class Callgrind:
         return self.dumpfile
 
 
+# What each function of the profile does for an event, for the table by
+# kind of work (docs/performance.md): (kind, name prefixes or [object]s).
+# The first match wins; the rest is "other".
+CG_KINDS = (
+    ("encoding (CloudEvent JSON, id)", ("json_plain", "event_id", "eb_event_encode", "put_",
+                                        "eb_buf_", "eb_json_", "XXH")),
+    ("routing (router, Kafka key)", ("eb_router_",)),
+    ("reply objects (malloc/free, pool)", ("_int_malloc", "_int_free", "malloc", "free ",
+                                           "calloc", "realloc", "unlink_chunk",
+                                           "malloc_consolidate", "pool_", "freeReplyObject",
+                                           "createReplyObject", "createString", "createArray",
+                                           "createInteger", "createNil")),
+    ("hiredis (reading, async dispatch)", ("[/usr/lib/x86_64-linux-gnu/libhiredis",
+                                           "__strcasecmp", "redis")),
+    ("read-ahead (backlog)", ("eb_backlog_", "on_deliver ", "deliver_one", "on_backlog")),
+    ("delivery reports", ("dr_msg_cb", "eb_pipeline_on_delivery", "inflight_", "serve ",
+                          "on_wake")),
+    ("metrics (counters, histogram)", ("eb_metrics_",)),
+    ("clock reads", ("clock_gettime", "__gettimeofday", "gettimeofday")),
+    ("logging", ("eb_log", "__vfprintf", "_IO_", "vsnprintf", "__printf")),
+    ("event path glue (source, pipeline, sink)", ("deliver ", "sub_on_message", "conn_on_reply",
+                                                  "on_notification", "eb_pipeline_",
+                                                  "forward ", "produce ", "eb_kafka_sink_",
+                                                  "resolve_channel", "eb_notify_",
+                                                  "eb_redis_")),
+    ("librdkafka", ("[/usr/lib/x86_64-linux-gnu/librdkafka", "rd_kafka")),
+    ("libevent", ("[/usr/lib/x86_64-linux-gnu/libevent", "event_", "evmap", "epoll")),
+    ("libc string/memory", ("__mem", "__str", "memcpy", "memmove", "memset", "strlen")),
+)
+
+
+def cg_kind(fn):
+    for kind, keys in CG_KINDS:
+        for k in keys:
+            if fn.startswith(k) or (k.startswith("[") and k in fn):
+                return kind
+    return "other"
+
+
 def cg_subscriber(ctx, n, run):
     cg = Callgrind(ctx, "subscriber", run)
     p = ctx.procs.start(cg.argv([ctx.tool("bench_sub_count"), "-p", str(ctx.redis.port),
@@ -1148,14 +1187,26 @@ def s6_callgrind(ctx, n, runs, out):
     fb, fs, fr = (callgrind_functions(last[k]) for k in ("bridge", "subscriber", "reference"))
     above = {f: (ir - fs.get(f, 0) - fr.get(f, 0)) / n for f, ir in fb.items()}
     top = sorted(above.items(), key=lambda kv: -kv[1])[:25]
+    kinds = {}
+    for f in set(fb) | set(fs) | set(fr):
+        k = kinds.setdefault(cg_kind(f), [0, 0, 0])
+        k[0] += fb.get(f, 0) / n
+        k[1] += fs.get(f, 0) / n
+        k[2] += fr.get(f, 0) / n
+    kinds = sorted(((k, v[0], v[1], v[2], v[0] - v[1] - v[2]) for k, v in kinds.items()),
+                   key=lambda r: -r[4])
     out["callgrind"] = {"runs": rows, "median": medians([{k: v for k, v in r.items()
                                                            if k != "files"} for r in rows]),
                         "bridge_top_self": sorted(((f, ir / n) for f, ir in fb.items()),
                                                   key=lambda kv: -kv[1])[:25],
-                        "above_floor_top": top}
+                        "above_floor_top": top, "by_kind": kinds}
     with open(os.path.join(ctx.rundir, "callgrind-profile.txt"), "w") as f:
-        f.write("Self instructions per event by function: bridge - subscriber - reference = "
-                "above the floor (%d events)\n" % n)
+        f.write("Self instructions per event by kind of work: above the floor = bridge - "
+                "subscriber - reference (%d events)\n" % n)
+        for k, b, sub, ref, above_ in kinds:
+            f.write("%8.0f = %8.0f - %8.0f - %8.0f  %s\n" % (above_, b, sub, ref, k))
+        f.write("\nSelf instructions per event by function: bridge - subscriber - reference = "
+                "above the floor\n")
         rows = sorted(((fb.get(k, 0) - fs.get(k, 0) - fr.get(k, 0)) / n, k)
                       for k in set(fb) | set(fs) | set(fr))
         for v, k in rows[::-1]:
@@ -1262,6 +1313,54 @@ def s7_steady(ctx, rates, seconds, runs, out):
             ctx.raw("s7_row", row)
         res[str(rate)] = {"runs": rows, "median": medians(rows)}
     out["steady"] = res
+
+
+def strace_counts(path):
+    """{syscall: calls} from an `strace -c` summary."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            if len(parts) >= 5 and parts[3].isdigit() and not parts[-1].startswith("total"):
+                counts[parts[-1]] = int(parts[3])
+    return counts
+
+
+def s8_syscalls(ctx, rates, seconds, out):
+    """System calls per event at steady rates, by name (strace -c on every
+    thread of the bridge while the stream runs): what the loop and
+    librdkafka's threads do per event and per wakeup. strace slows every
+    call it sees, so no CPU is measured here; the counts are what matter."""
+    strace = shutil.which("strace")
+    if not strace:
+        log("syscalls: strace not installed; skipped")
+        return
+    ctx.fresh_mock()
+    res = {}
+    for rate in rates:
+        n = int(rate * seconds)
+        log("syscalls: %d/s for %.0f s under strace -c" % (rate, seconds))
+        b, _ = start_bridge(ctx, "syscalls%d" % rate, stats_interval="1s")
+        path = os.path.join(ctx.rundir, "strace-%d.txt" % rate)
+        try:
+            tr = ctx.procs.start([strace, "-f", "-c", "-qq", "-o", path, "-p", str(b.pid)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # strace attaches to each thread
+            ld = ctx.load("rate", "--rate", str(rate), "--seconds", str(seconds))
+            check(ld["receivers_zero"] == 0, "syscalls: a PUBLISH reached no subscriber")
+            b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the traced stream delivered")
+            ctx.procs.stop(tr, signal.SIGINT, 30)
+        except BaseException:
+            b.kill()
+            raise
+        stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+        counts = strace_counts(path)
+        res[str(rate)] = {"n": n, "per_event": {k: v / n for k, v in sorted(
+            counts.items(), key=lambda kv: -kv[1])}}
+        log("syscalls %d/s: %.2f per event: %s" % (rate, sum(counts.values()) / n, ", ".join(
+            "%s %.2f" % (k, v / n) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])))
+    out["syscalls"] = res
 
 
 def cpu_snapshot(ctx, bridge=None):
@@ -1439,6 +1538,10 @@ def summary_text(out, v, runs):
             m["floor_ir_per_event"], m["sub_syscalls_per_event"] + m["ref_syscalls_per_event"]))
         L.append("   bridge              %10.0f  %8.3f   ratio x%.2f" % (
             m["bridge_ir_per_event"], m["bridge_syscalls_per_event"], m["ratio"]))
+        L.append("   by kind of work (self instructions/event): above floor = bridge - "
+                 "subscriber - reference")
+        for k, b, sub, ref, above_ in out["callgrind"]["by_kind"]:
+            L.append("     %6.0f = %6.0f - %6.0f - %6.0f  %s" % (above_, b, sub, ref, k))
         L.append("   bridge functions above the floor (self instructions/event):")
         for fn, ir in out["callgrind"]["above_floor_top"][:10]:
             L.append("     %8.0f  %s" % (ir, fn[:90]))
@@ -1457,6 +1560,13 @@ def summary_text(out, v, runs):
             L.append("            context switches per event: bridge %.2f; subscriber %.2f + "
                      "reference %.2f" % (m["bridge_csw_per_event"], m["sub_csw_per_event"],
                                          m["ref_csw_per_event"]))
+    if "syscalls" in out:
+        L.append("")
+        L.append("7. System calls per event at steady rates (strace -c, every thread of the bridge)")
+        for rate, r in out["syscalls"].items():
+            pe = r["per_event"]
+            L.append("   %6s/s: %.2f per event: %s" % (rate, sum(pe.values()), ", ".join(
+                "%s %.2f" % kv for kv in list(pe.items())[:8])))
     L.append("")
     L.append("Targets (issue 3, item 10)")
     for name, measured, target, ok in v:
@@ -1566,6 +1676,9 @@ def main():
             s5_profile(ctx, args.burst_n, out)
         if "callgrind" in only:
             s6_callgrind(ctx, args.cg_n, args.cg_runs, out)
+        if "syscalls" in only:
+            s8_syscalls(ctx, [int(x) for x in args.steady_rates.split(",")], args.steady_seconds,
+                        out)
         if "steady" in only:
             s7_steady(ctx, [int(x) for x in args.steady_rates.split(",")], args.steady_seconds,
                       args.runs, out)
