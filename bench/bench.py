@@ -1568,7 +1568,7 @@ def summary_text(out, v, runs):
             L.append("   %6s/s: %.2f per event: %s" % (rate, sum(pe.values()), ", ".join(
                 "%s %.2f" % kv for kv in list(pe.items())[:8])))
     L.append("")
-    L.append("Targets (issue 3, item 10)")
+    L.append("Targets (issue 3, item 10; issue 16: instructions and steady rates vs the floor)")
     for name, measured, target, ok in v:
         L.append("   %-4s %-52s %-28s %s" % ("PASS" if ok else "FAIL", name, measured, target))
     return "\n".join(L) + "\n"
