@@ -1,32 +1,36 @@
 # Dockerfile -- the expiry-bridge image (what helm/expiry-bridge deploys).
 #
-# Two stages on Debian 12 (bookworm) slim, the system CI tests on:
-#   build    installs .ci/packages-build.txt, builds with -Werror, runs the
-#            unit tests, and installs into a staging root (cmake --install)
-#   runtime  installs .ci/packages-runtime.txt, adds a non-root user (10001)
-#            and copies the staging root: what cmake --install put there (the
-#            bridge, its config files and schemas, the sample consumer when
-#            the build has it), the plugins folder, the default config.
+# Two stages on Debian 13 (trixie) slim -- hiredis 1.2, librdkafka 2.8 --
+# which CI builds and tests on in a chroot (scripts/debian13.sh, under
+# ASan+UBSan; Debian 12 is tested too, on CI's own machine):
+#   build    installs .ci/debian13/packages-build.txt, builds with -Werror,
+#            runs the unit tests, and installs into a staging root (cmake
+#            --install)
+#   runtime  installs .ci/debian13/packages-runtime.txt, adds a non-root
+#            user (10001) and copies the staging root: what cmake --install
+#            put there (the bridge, its config files and schemas, the sample
+#            consumer when the build has it), the plugins folder, the
+#            default config.
 #
 # The package lists are the files CI installs from (.ci/run -> scripts/), so
 # the image cannot drift from what was tested; tests/helm/test_packaging.py
-# checks this file reads them, and that every library the installed binaries
-# link is provided by .ci/packages-runtime.txt.
+# checks this file reads them, and (run inside the Debian 13 root) that every
+# library the installed binaries link is provided by the runtime list.
 #
 #   docker build -t expiry-bridge .
 #   docker run --rm expiry-bridge --version
 #   docker run --rm -v $PWD/config:/etc/expiry-bridge:ro expiry-bridge \
 #       run -c /etc/expiry-bridge/expiry-bridge.example.yaml
 
-ARG DEBIAN_IMAGE=debian:12-slim
+ARG DEBIAN_IMAGE=debian:13-slim
 
 # ---------------------------------------------------------------- build
 FROM ${DEBIAN_IMAGE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
-COPY .ci/packages-build.txt .ci/packages-build.txt
+COPY .ci/debian13/packages-build.txt .ci/debian13/packages-build.txt
 RUN apt-get update \
- && xargs apt-get install -y --no-install-recommends < .ci/packages-build.txt \
+ && xargs apt-get install -y --no-install-recommends < .ci/debian13/packages-build.txt \
  && rm -rf /var/lib/apt/lists/*
 
 COPY . .
@@ -55,9 +59,9 @@ RUN install -d -m 0755 /staging/usr/lib/expiry-bridge/plugins /staging/etc/expir
 FROM ${DEBIAN_IMAGE} AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
 WORKDIR /tmp/expiry-bridge-setup
-COPY .ci/packages-runtime.txt .ci/packages-runtime.txt
+COPY .ci/debian13/packages-runtime.txt .ci/debian13/packages-runtime.txt
 RUN apt-get update \
- && xargs apt-get install -y --no-install-recommends < .ci/packages-runtime.txt \
+ && xargs apt-get install -y --no-install-recommends < .ci/debian13/packages-runtime.txt \
  && rm -rf /var/lib/apt/lists/* /tmp/expiry-bridge-setup
 WORKDIR /
 
@@ -76,7 +80,7 @@ RUN expiry-bridge --version \
 
 LABEL org.opencontainers.image.title="expiry-bridge" \
       org.opencontainers.image.description="Redis key-expiry notifications to routed CloudEvents on Kafka" \
-      org.opencontainers.image.base.name="docker.io/library/debian:12-slim"
+      org.opencontainers.image.base.name="docker.io/library/debian:13-slim"
 
 USER 10001:10001
 # /metrics, /healthz, /readyz (config http.listen; the chart's metrics.port).

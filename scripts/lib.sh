@@ -62,3 +62,30 @@ eb_pg_start() {
 eb_pg_stop() {
     eb_as_pg "$(eb_pg_bindir)/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# ------------------------------------------------ fetched tools and libraries
+# What the tests take from the package registries rather than from Debian
+# (helm built from its Go module, the CloudEvents SDKs, the Java consumer's
+# Maven artifacts) lives in a cache outside the repository, kept between runs:
+# $EB_CACHE, default ~/.cache/expiry-bridge. Versions: .ci/tool-versions.
+EB_CACHE="${EB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/expiry-bridge}"
+# shellcheck source=../.ci/tool-versions
+source "$EB_ROOT/.ci/tool-versions"
+
+# eb_fresh DIR KEY: DIR holds a complete fetch made for KEY (the versions and
+# inputs it was made from), so nothing needs the network.
+eb_fresh() { [ -f "$1/.complete" ] && [ "$(cat "$1/.complete")" = "$2" ]; }
+
+# eb_done DIR KEY: mark DIR complete for KEY (last step of a fetch).
+eb_done() { printf '%s' "$2" >"$1/.complete"; }
+
+# eb_fetch_failed WHAT LOG HINT: say which fetch failed and why, then exit 1.
+eb_fetch_failed() {
+    printf '\033[1;31m==> fetching %s failed\033[0m (log: %s)\n' "$1" "$2" >&2
+    tail -15 "$2" >&2 || true
+    printf '%s\n' "$3" >&2
+    exit 1
+}
+
+# eb_hash FILE...: a short digest of input files (pom.xml, package.json).
+eb_hash() { cat "$@" | sha256sum | cut -c1-16; }

@@ -7,6 +7,10 @@ The same program as the C consumer (../order-consumer), with the same schema
 (../order-consumer/migrations/001_schema.sql), flags, environment variables,
 log lines and guarantees -- proof that the event contract is language-neutral:
 
+  * each message is decoded by the official CloudEvents SDK's Kafka binding
+    (PyPI `cloudevents` 2.x, cloudevents.core.bindings.kafka), so structured
+    (the bridge's default) and binary (`format: cloudevents-binary`) events
+    are both read; what the SDK cannot read is a malformed message;
   * one PostgreSQL transaction per event: record the event id, cancel the
     order only if still pending, return each line's qty to stock;
   * the Kafka offset is stored only after that transaction committed, and
@@ -19,8 +23,11 @@ log lines and guarantees -- proof that the event contract is language-neutral:
   * a database error is retried with capped backoff, never skipped; SIGTERM
     during the retries exits without committing that message.
 
-Debian packages: python3-confluent-kafka, python3-psycopg2. Run with
-/usr/bin/python3 (another python3 on PATH may not see them).
+Dependencies: Debian's python3-confluent-kafka and python3-psycopg2, and
+PyPI's cloudevents (tests/sdk/python/requirements.txt pins it; e.g.
+`pip install --target DIR -r ...` and PYTHONPATH=DIR, which is what the
+tests do with scripts/fetch-sdks.sh). Run with /usr/bin/python3 (another
+python3 on PATH may not see the Debian packages).
 """
 
 import argparse
@@ -34,6 +41,7 @@ import threading
 import time
 
 import psycopg2
+from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "order-consumer",
@@ -109,22 +117,39 @@ def child(obj, key, path):
     return obj[key]
 
 
-def parse_event(value):
-    """The checked fields of a structured CloudEvent, or Malformed. Every check
-    the database would make is made here, so no event can fail there forever."""
+def why_not_a_cloudevent(value, err):
+    """A reason for a value the SDK could not read, in the C consumer's words
+    where they apply."""
+    try:
+        doc = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as e:
+        return "not JSON: %s" % e
+    if not isinstance(doc, dict):
+        return "expected a JSON object, got %s" % type(doc).__name__
+    return "not a CloudEvent: %s" % err
+
+
+def parse_event(msg):
+    """The checked fields of a CloudEvent, or Malformed. The SDK reads the
+    message (both content modes); every check the database would make is
+    made here, so no event can fail there forever."""
+    value = msg.value()
     if not value:
         raise Malformed("empty message: no value")
+    headers = {name: v for name, v in (msg.headers() or []) if v is not None}
     try:
-        ev = json.loads(value)
-    except ValueError as e:
-        raise Malformed("not JSON: %s" % e)
-    if not isinstance(ev, dict):
-        raise Malformed("expected a JSON object, got %s" % type(ev).__name__)
-    if text(ev, "specversion", "specversion", 16) != "1.0":
-        raise Malformed('specversion: expected "1.0", got "%s"' % ev["specversion"])
-    if text(ev, "type", "type", 256) != EVENT_TYPE:
-        raise Malformed('type: expected "%s", got "%s"' % (EVENT_TYPE, ev["type"][:100]))
-    data = child(ev, "data", "data")
+        # key=None: the binding would turn the Kafka key into the
+        # `partitionkey` extension, decoding it as UTF-8, which raises for a
+        # key that is not (Redis keys are bytes; docs/event.md).
+        ev = from_kafka_event(KafkaMessage(headers=headers, key=None, value=value))
+    except Exception as e:  # the SDK raises ValueError, its own errors, ...
+        raise Malformed(why_not_a_cloudevent(value, e))
+    attrs = ev.get_attributes()
+    if text(attrs, "specversion", "specversion", 16) != "1.0":
+        raise Malformed('specversion: expected "1.0", got "%s"' % attrs["specversion"])
+    if text(attrs, "type", "type", 256) != EVENT_TYPE:
+        raise Malformed('type: expected "%s", got "%s"' % (EVENT_TYPE, attrs["type"][:100]))
+    data = child({"data": ev.get_data()}, "data", "data")
     params = child(data, "params", "data.params")
     encoded = data.get("params_base64")
     if isinstance(encoded, dict) and "order_id" in encoded:  # not UTF-8 (docs/event.md)
@@ -134,7 +159,7 @@ def parse_event(value):
             and order_id[0] != "0"):
         raise Malformed("data.params.order_id: expected a positive integer of at most 18 "
                         'digits, got "%s"' % order_id)
-    return {"id": text(ev, "id", "id", EVENT_ID_MAX), "order_id": int(order_id),
+    return {"id": text(attrs, "id", "id", EVENT_ID_MAX), "order_id": int(order_id),
             "delivery": text(data, "delivery", "data.delivery", DELIVERY_MAX)}
 
 
@@ -313,7 +338,7 @@ class OrderConsumer:
         """Handle one message to the end, then store its offset. False if a
         stop interrupted it: its offset stays uncommitted."""
         try:
-            done = self.apply_event(parse_event(msg.value()), msg)
+            done = self.apply_event(parse_event(msg), msg)
         except Malformed as e:
             done = self.dead_letter(msg, str(e))
         if done:

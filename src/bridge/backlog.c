@@ -36,9 +36,11 @@ struct record {
     int64_t recv_mono_ns;
     int64_t recv_real_us;
     const char *event; /* static storage (notify_flags) */
+    const char *node;  /* interned for the daemon's life (strpool.h) */
     uint32_t key_len;
     int32_t db;
     int32_t event_id;
+    int32_t unit;
     /* key bytes follow */
 };
 
@@ -53,6 +55,7 @@ struct block {
 struct eb_backlog {
     struct event *deliver_ev;
     eb_notification_cb *deliver;
+    bool (*admit)(void *opaque);
     void *opaque;
     eb_log_t *log;
     eb_metrics_t *metrics;
@@ -116,6 +119,7 @@ eb_backlog_t *eb_backlog_new(struct event_base *base, const struct eb_backlog_co
         return NULL;
     }
     b->deliver = conf->deliver;
+    b->admit = conf->admit;
     b->opaque = conf->opaque;
     b->log = conf->log;
     b->metrics = conf->metrics;
@@ -230,6 +234,8 @@ void eb_backlog_push(const struct eb_notification *n, void *opaque) {
     r->recv_mono_ns = n->recv_mono_ns;
     r->recv_real_us = n->recv_real_us;
     r->event = n->event;
+    r->node = n->node;
+    r->unit = n->unit;
     r->key_len = (uint32_t)n->key_len;
     r->db = n->db;
     r->event_id = n->event_id;
@@ -257,6 +263,8 @@ static void deliver_one(eb_backlog_t *b) {
         .key_len = r->key_len,
         .recv_mono_ns = r->recv_mono_ns,
         .recv_real_us = r->recv_real_us,
+        .node = r->node,
+        .unit = r->unit,
     };
     b->deliver(&n, b->opaque);
     blk->head += record_size(r->key_len);
@@ -284,6 +292,14 @@ static void end_full_episode(eb_backlog_t *b) {
 static void on_deliver(evutil_socket_t fd, short what, void *arg) {
     eb_backlog_t *b = arg;
     b->scheduled = false;
+    if (b->admit && b->events && !b->admit(b->opaque)) {
+        /* Held: offer again a little later (a timer, not the idle event,
+         * so a held backlog does not spin the loop). */
+        struct timeval tv = {0, EB_BACKLOG_HOLD_RETRY_MS * 1000};
+        b->scheduled = true;
+        event_add(b->deliver_ev, &tv);
+        return;
+    }
     b->delivering = true;
     for (int i = 0; i < EB_BACKLOG_SLICE && b->events; i++)
         deliver_one(b);

@@ -610,6 +610,14 @@ static void ledger_bookkeeping(eb_pipeline_t *p, const struct eb_notification *n
         eb_ledger_on_bookkeeping(p->ledger, m.rule, n);
 }
 
+/* The announcing node for the event's `redisnode` attribute: with Sentinel
+ * and Cluster `source` names the deployment (stable across failovers, so
+ * copies keep one (source, id)), and this says which master spoke.
+ * Standalone: `source` is the node already. */
+static const char *node_for(const eb_pipeline_t *p, const struct eb_notification *n) {
+    return p->cfg->redis.target.topology == EB_REDIS_STANDALONE ? NULL : n->node;
+}
+
 void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque) {
     eb_pipeline_t *p = opaque;
     struct eb_match m;
@@ -630,6 +638,7 @@ void eb_pipeline_on_notification(const struct eb_notification *n, void *opaque) 
         .key_len = n->key_len,
         .db = n->db,
         .source = source_for(p, n->db, srcbuf, sizeof(srcbuf)),
+        .node = node_for(p, n),
         .delivery = EB_DELIVERY_LIVE,
         .time_us = n->recv_real_us,
         .deadline_ms = -1,

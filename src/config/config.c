@@ -29,6 +29,7 @@
 
 #include "config/config.h"
 #include "config/config_schema.h"
+#include "config/redis_url.h"
 #include "core/error.h"
 #include "core/notify.h"
 
@@ -605,191 +606,48 @@ static void bad_value(struct ctx *c, const struct ynode *n, const char *what,
            eb_config_schema_type_expected(k->type));
 }
 
-static int hex_value(char ch) {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* redis://[user[:password]@]host[:port][/db] into cfg->redis and the url_*
- * fields of c. Messages quote a component, never the whole URL (it may
- * hold a password). */
+/* redis.url in any of its forms (redis_url.h) into cfg->redis and the url_*
+ * fields of c. An error points at the column where the URL goes wrong when
+ * the scalar is written as is (no ${VAR}, no escapes). Messages quote a
+ * component, never the whole URL (it may hold a password). */
 static void convert_url(struct ctx *c, const struct ynode *n, const char *what, const char *url,
                         struct eb_config_redis *r) {
     const char *expect = eb_config_schema_type_expected(EB_CT_REDIS_URL);
-    const char *sep = strstr(url, "://");
-    char scheme[32];
-    if (!sep) {
-        err_at(c, n, "invalid %s: there is no scheme; expected %s", what, expect);
+    struct eb_redis_url u;
+    char reason[256];
+    size_t off = 0;
+    int rc = eb_redis_url_parse(url, &u, &off, reason, sizeof(reason));
+    if (rc == EB_ENOMEM) {
+        c->oom = c->stop = true;
         return;
     }
-    snprintf(scheme, sizeof(scheme), "%.*s", (int)(sep - url < 24 ? sep - url : 24), url);
-    if (strcmp(scheme, "rediss") == 0) {
-        if (c->checks && c->checks->redis_tls_unavailable)
-            err_at(c, n, "invalid %s: %s; expected %s", what, c->checks->redis_tls_unavailable,
-                   expect);
-        else
-            err_at(c, n, "invalid %s: rediss:// (TLS) is not supported yet; expected %s", what,
-                   expect);
+    if (rc == 0 && u.tls && c->checks && c->checks->redis_tls_unavailable) {
+        snprintf(reason, sizeof(reason), "%s", c->checks->redis_tls_unavailable);
+        off = 0;
+        rc = EB_ECONFIG;
+        eb_redis_url_free(&u);
+    }
+    if (rc != 0) {
+        unsigned line, col;
+        node_pos(n, off, &line, &col);
+        errorf(c, line, col, "invalid %s: %s; expected %s", what, reason, expect);
         return;
-    }
-    if (strcmp(scheme, "redis") != 0) {
-        static const char *const later[] = {"sentinel",   "redis+sentinel", "redis-sentinel",
-                                            "cluster",    "redis+cluster",  "unix",
-                                            "redis+unix", "redis-socket"};
-        for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-            if (strcmp(scheme, later[i]) == 0) {
-                err_at(c, n, "invalid %s: %s:// is not supported yet; expected %s", what, scheme,
-                       expect);
-                return;
-            }
-        }
-        err_at(c, n, "invalid %s: unknown scheme '%s'; expected %s", what, scheme, expect);
-        return;
-    }
-    const char *rest = sep + 3, *at = strrchr(rest, '@');
-    const char *hostp = at ? at + 1 : rest;
-    const char *slash = strchr(hostp, '/');
-    const char *q = strpbrk(hostp, "?#");
-    if (q) {
-        err_at(c, n, "invalid %s: URL options (?...) are not supported; expected %s", what, expect);
-        return;
-    }
-    size_t hplen = slash ? (size_t)(slash - hostp) : strlen(hostp);
-    /* host: [v6] or a name up to ':' */
-    const char *port_s = NULL;
-    size_t hlen;
-    if (hplen && hostp[0] == '[') {
-        const char *close = memchr(hostp, ']', hplen);
-        if (!close) {
-            err_at(c, n, "invalid %s: '[' of an IPv6 host is not closed; expected %s", what,
-                   expect);
-            return;
-        }
-        hlen = (size_t)(close - hostp) + 1;
-        if (hlen < hplen && hostp[hlen] != ':') {
-            err_at(c, n, "invalid %s: text after the IPv6 host; expected %s", what, expect);
-            return;
-        }
-    } else {
-        const char *colon = memchr(hostp, ':', hplen);
-        hlen = colon ? (size_t)(colon - hostp) : hplen;
-    }
-    if (hlen < hplen)
-        port_s = hostp + hlen + 1;
-    if (hlen == 0 || (hostp[0] == '[' && hlen <= 2)) {
-        err_at(c, n, "invalid %s: the host is empty; expected %s", what, expect);
-        return;
-    }
-    for (size_t i = 0; i < hlen; i++) {
-        unsigned char ch = (unsigned char)hostp[i];
-        if (ch <= 0x20 || ch >= 0x7f || strchr("/\\@,;'\"", ch)) {
-            err_at(c, n,
-                   "invalid %s: the host has a character not allowed in a host name; "
-                   "expected %s",
-                   what, expect);
-            return;
-        }
-    }
-    int port = 6379;
-    if (port_s) {
-        size_t plen = hplen - hlen - 1;
-        char *end = NULL;
-        long v = plen ? strtol(port_s, &end, 10) : -1;
-        if (plen == 0 || plen > 5 || end != port_s + plen || v < 1 || v > 65535 ||
-            port_s[0] == '-' || port_s[0] == '+') {
-            err_at(c, n, "invalid %s: the port is not a number from 1 to 65535; expected %s", what,
-                   expect);
-            return;
-        }
-        port = (int)v;
-    }
-    int db = -1;
-    if (slash && slash[1]) {
-        char *end = NULL;
-        long v = strtol(slash + 1, &end, 10);
-        if (!(slash[1] >= '0' && slash[1] <= '9') || *end != '\0' || v > 65535) {
-            err_at(c, n,
-                   "invalid %s: the database after '/' is not a number from 0 to 65535; "
-                   "expected %s",
-                   what, expect);
-            return;
-        }
-        db = (int)v;
-    }
-    /* userinfo: user[:password], percent-decoded */
-    char *user = NULL, *pass = NULL;
-    if (at) {
-        size_t ulen = (size_t)(at - rest);
-        char *ui = malloc(ulen + 1), *w = ui;
-        if (!ui) {
-            c->oom = c->stop = true;
-            return;
-        }
-        bool colon_seen = false;
-        char *pstart = NULL;
-        for (size_t i = 0; i < ulen; i++) {
-            char ch = rest[i];
-            if (ch == ':' && !colon_seen) {
-                colon_seen = true;
-                *w++ = '\0';
-                pstart = w;
-                continue;
-            }
-            if (ch == '%') {
-                int hi = i + 2 < ulen ? hex_value(rest[i + 1]) : -1;
-                int lo = i + 2 < ulen ? hex_value(rest[i + 2]) : -1;
-                if (hi < 0 || lo < 0) {
-                    free(ui);
-                    err_at(c, n,
-                           "invalid %s: a '%%' in the user or password is not followed by two "
-                           "hex digits; expected %s",
-                           what, expect);
-                    return;
-                }
-                *w++ = (char)(hi * 16 + lo);
-                i += 2;
-                continue;
-            }
-            *w++ = ch;
-        }
-        *w = '\0';
-        if (ui[0])
-            user = xstrdup(c, ui);
-        if (pstart && pstart[0])
-            pass = xstrdup(c, pstart);
-        free(ui);
     }
     /* A password in the URL is a secret, decoded or as written. */
-    if (pass) {
-        const char *colon = memchr(rest, ':', (size_t)(at - rest));
-        char *raw = colon ? strndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
-        add_secret(c, pass);
+    if (u.password) {
+        char *raw = strndup(url + u.password_off, u.password_len);
+        add_secret(c, u.password);
         add_secret(c, raw);
         free(raw);
     }
     set_str(&r->url, xstrdup(c, url));
-    char *host = malloc(hlen + 1);
-    if (!host) {
-        c->oom = c->stop = true;
-        free(user);
-        free(pass);
-        return;
-    }
-    /* Keep the brackets off an IPv6 host: connect() wants the address. */
-    if (hostp[0] == '[')
-        snprintf(host, hlen + 1, "%.*s", (int)(hlen - 2), hostp + 1);
-    else
-        snprintf(host, hlen + 1, "%.*s", (int)hlen, hostp);
-    set_str(&r->host, host);
-    r->port = port;
-    set_str(&c->url_user, user);
-    set_str(&c->url_pass, pass);
-    c->url_db = db;
+    eb_redis_url_free(&r->target);
+    r->target = u;
+    set_str(&r->host, xstrdup(c, u.nodes[0].host));
+    r->port = u.nodes[0].port;
+    set_str(&c->url_user, u.username ? xstrdup(c, u.username) : NULL);
+    set_str(&c->url_pass, u.password ? xstrdup(c, u.password) : NULL);
+    c->url_db = u.db;
     c->url_node = n;
 }
 
@@ -1146,6 +1004,15 @@ static void convert_scalar(struct ctx *c, const struct eb_config_key *k, const s
         set_str(field, s);
         return;
     case EB_CT_STRING:
+        set_str(field, s);
+        return;
+    case EB_CT_FILE:
+        /* Read when the connection is made, where the file lives (a
+         * Kubernetes Secret mount): `check` elsewhere cannot see it. */
+        if (!s[0]) {
+            bad_value(c, n, what, k, "the path is empty");
+            break;
+        }
         set_str(field, s);
         return;
     case EB_CT_BOOL:
@@ -1579,6 +1446,62 @@ static void check_route(struct ctx *c, struct eb_config_route *r, const struct s
                path);
 }
 
+/* The CloudEvents source of a topology when redis.source is not set: stable
+ * across failovers, so copies of one expiry delivered by different nodes
+ * (or replicas of the bridge) keep one (source, id). Standalone: the
+ * server; Sentinel: the monitored name; Cluster: the seeds as written. */
+static char *default_source(struct ctx *c, const struct eb_redis_url *u) {
+    char buf[1024];
+    size_t n = 0;
+    const char *scheme = eb_redis_url_scheme(u->topology, false);
+    n += (size_t)snprintf(buf, sizeof(buf), "%s://", scheme);
+    if (u->topology == EB_REDIS_SENTINEL) {
+        snprintf(buf + n, sizeof(buf) - n, "%s", u->master_name);
+        return xstrdup(c, buf);
+    }
+    for (size_t i = 0; i < u->nnodes && n < sizeof(buf); i++) {
+        bool v6 = strchr(u->nodes[i].host, ':') != NULL;
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s%.256s%s:%d", i ? "," : "",
+                              v6 ? "[" : "", u->nodes[i].host, v6 ? "]" : "", u->nodes[i].port);
+    }
+    return xstrdup(c, buf);
+}
+
+/* Settings that belong to one topology or to TLS, given without it. */
+static void check_topology(struct ctx *c, const struct seen *s) {
+    struct eb_config_redis *r = &c->cfg->redis;
+    const struct eb_redis_url *u = &r->target;
+    const struct ynode *sn = seen_get(s, "sentinel"), *tn = seen_get(s, "tls");
+    if (sn && u->topology != EB_REDIS_SENTINEL)
+        err_at(c, sn,
+               "invalid redis.sentinel: redis.url is a %s:// URL; expected redis.sentinel only "
+               "with redis-sentinel:// or rediss-sentinel://",
+               eb_redis_url_scheme(u->topology, u->tls));
+    if (tn && !u->tls)
+        err_at(c, tn,
+               "invalid redis.tls: redis.url is a %s:// URL, without TLS; expected "
+               "%s:// to use TLS, or no redis.tls",
+               eb_redis_url_scheme(u->topology, false), eb_redis_url_scheme(u->topology, true));
+    if (tn && (!r->tls_cert_file) != (!r->tls_key_file))
+        err_at(c, tn,
+               "invalid redis.tls: %s is set without %s; expected both (a client certificate "
+               "and its key) or neither",
+               r->tls_cert_file ? "cert_file" : "key_file",
+               r->tls_cert_file ? "key_file" : "cert_file");
+    if (u->topology == EB_REDIS_CLUSTER && !r->all_databases) {
+        for (size_t i = 0; i < r->ndatabases; i++) {
+            if (r->databases[i] != 0) {
+                const struct ynode *dn = seen_get(s, "databases");
+                err_at(c, dn ? dn : c->url_node,
+                       "invalid redis.databases: Redis Cluster has only database 0, and %d is "
+                       "listed; expected [0] or all",
+                       r->databases[i]);
+                break;
+            }
+        }
+    }
+}
+
 /* After the redis section: URL vs keys, and timing relations. */
 static void check_redis(struct ctx *c, const struct seen *s) {
     struct eb_config_redis *r = &c->cfg->redis;
@@ -1611,13 +1534,9 @@ static void check_redis(struct ctx *c, const struct seen *s) {
         r->password = c->url_pass;
         c->url_pass = NULL;
     }
-    if (!r->source) {
-        char buf[600];
-        bool v6 = strchr(r->host, ':') != NULL;
-        snprintf(buf, sizeof(buf), "redis://%s%.512s%s:%d", v6 ? "[" : "", r->host, v6 ? "]" : "",
-                 r->port);
-        r->source = xstrdup(c, buf);
-    }
+    check_topology(c, s);
+    if (!r->source)
+        r->source = default_source(c, &r->target);
     const struct ynode *hb = seen_get(s, "heartbeat_timeout");
     if (r->heartbeat_timeout_ms <= r->heartbeat_interval_ms) {
         const struct ynode *at = hb ? hb : seen_get(s, "heartbeat_interval");
@@ -1643,6 +1562,21 @@ static void check_redis(struct ctx *c, const struct seen *s) {
 #define LEDGER_MIN_CLAIM_TTL_MS 1000
 
 /* After the ledger section: value ranges and relations. */
+/* The group's timings: a session that survives two missed heartbeats and a
+ * lease (session - 2 heartbeats, kafka_group.h) left to produce in. */
+static void check_coordination(struct ctx *c, const struct seen *s) {
+    const struct eb_config_coordination *co = &c->cfg->coordination;
+    if (co->session_timeout_ms < 3 * co->heartbeat_interval_ms) {
+        const struct ynode *at = seen_get(s, "session_timeout");
+        err_at(c, at ? at : seen_get(s, "heartbeat_interval") ? seen_get(s, "heartbeat_interval")
+                                                                : s->map,
+               "invalid coordination.session_timeout: %d ms is less than three "
+               "coordination.heartbeat_interval (%d ms); expected at least three heartbeats per "
+               "session",
+               co->session_timeout_ms, co->heartbeat_interval_ms);
+    }
+}
+
 static void check_ledger(struct ctx *c, const struct seen *s) {
     const struct eb_config_ledger *l = &c->cfg->ledger;
     const struct ynode *at;
@@ -1682,6 +1616,8 @@ static void set_value(struct ctx *c, const struct eb_config_key *k, const struct
             check_redis(c, &s);
         else if (strcmp(what, "ledger") == 0 && !c->stop)
             check_ledger(c, &s);
+        else if (strcmp(what, "coordination") == 0 && !c->stop)
+            check_coordination(c, &s);
         return;
     }
     case EB_CT_ROUTES:
@@ -1936,6 +1872,13 @@ void eb_config_free(struct eb_config *cfg) {
     free(cfg->path);
     free(cfg->redis.url);
     free(cfg->redis.host);
+    free(cfg->redis.sentinel_username);
+    free(cfg->redis.sentinel_password);
+    free(cfg->redis.tls_ca_file);
+    free(cfg->redis.tls_cert_file);
+    free(cfg->redis.tls_key_file);
+    free(cfg->redis.tls_server_name);
+    eb_redis_url_free(&cfg->redis.target);
     free(cfg->redis.username);
     free(cfg->redis.password);
     free(cfg->redis.databases);
@@ -1969,6 +1912,8 @@ void eb_config_free(struct eb_config *cfg) {
     free(cfg->ledger.key_prefix);
     free(cfg->unrouted_topic);
     free(cfg->http_listen);
+    free(cfg->coordination.group);
+    free(cfg->coordination.topic);
     eb_router_destroy(cfg->router);
     free(cfg);
 }
@@ -2121,7 +2066,14 @@ bool eb_config_needs_reconnect(const struct eb_config *a, const struct eb_config
     if (!a || !b)
         return true;
     const struct eb_config_redis *x = &a->redis, *y = &b->redis;
-    if (!str_eq(x->host, y->host) || x->port != y->port || !str_eq(x->username, y->username) ||
+    if (!str_eq(x->url, y->url) || !str_eq(x->username, y->username) ||
+        !str_eq(x->sentinel_username, y->sentinel_username) ||
+        !str_eq(x->sentinel_password, y->sentinel_password) ||
+        !str_eq(x->tls_ca_file, y->tls_ca_file) || !str_eq(x->tls_cert_file, y->tls_cert_file) ||
+        !str_eq(x->tls_key_file, y->tls_key_file) ||
+        !str_eq(x->tls_server_name, y->tls_server_name) ||
+        x->tls_insecure_skip_verify != y->tls_insecure_skip_verify ||
+        x->topology_interval_ms != y->topology_interval_ms ||
         !str_eq(x->password, y->password) || x->all_databases != y->all_databases ||
         x->ndatabases != y->ndatabases ||
         (x->ndatabases &&

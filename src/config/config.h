@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/redis_url.h"
 #include "core/event.h"
 #include "core/log.h"
 #include "core/router.h"
@@ -86,11 +87,20 @@ struct eb_config_route {
 };
 
 struct eb_config_redis {
-    char *url;          /* as written, for logs (redact before logging!) */
-    char *host;         /* from url */
-    int port;           /* from url; default 6379 */
-    char *username;     /* ACL user, or NULL */
+    char *url;                 /* as written, for logs (redact before logging!) */
+    struct eb_redis_url target; /* url parsed: topology, TLS, nodes, master name */
+    char *host;                /* target.nodes[0]: the standalone server */
+    int port;                  /* target.nodes[0]; default 6379 */
+    char *username;     /* ACL user of the masters, or NULL */
     char *password;     /* or NULL; never log */
+    char *sentinel_username;  /* the sentinels' own ACL user, or NULL */
+    char *sentinel_password;  /* the sentinels' own password, or NULL; never log */
+    char *tls_ca_file;        /* rediss: CA bundle, or NULL for the system's */
+    char *tls_cert_file;      /* client certificate, or NULL */
+    char *tls_key_file;       /* its key, or NULL */
+    char *tls_server_name;    /* name verified and sent as SNI, or NULL: each host */
+    bool tls_insecure_skip_verify;
+    int topology_interval_ms; /* ROLE / CLUSTER SHARDS poll; default 1000 */
     bool all_databases; /* databases: all (the default) */
     int *databases;     /* else this list */
     size_t ndatabases;
@@ -126,11 +136,24 @@ struct eb_config_ledger {
     int remember_delivered_ms; /* how long a delivered timer is remembered; default 30000 */
 };
 
+/* Several replicas splitting the work (docs/operations.md, "Several
+ * replicas"): a Kafka consumer group on a control topic decides which
+ * replica owns which unit (redis_topology.h). */
+struct eb_config_coordination {
+    bool enabled;              /* default false: this replica owns every unit */
+    char *group;               /* consumer group; default "expiry-bridge" */
+    char *topic;               /* control topic; default "expiry-bridge.units" */
+    int session_timeout_ms;    /* default 6000 */
+    int heartbeat_interval_ms; /* default 1000 */
+    int handover_grace_ms;     /* SIGTERM: keep reading this long after leaving; default 5000 */
+};
+
 struct eb_config {
     char *path; /* file loaded, or the name given */
     struct eb_config_redis redis;
     struct eb_config_kafka kafka;
     struct eb_config_ledger ledger;
+    struct eb_config_coordination coordination;
     struct eb_config_route *routes;
     size_t nroutes;
     bool unrouted_drop;   /* unrouted: drop (default) */

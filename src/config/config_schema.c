@@ -32,11 +32,46 @@ static const struct eb_config_key read_ahead_keys[] = {
     {0},
 };
 
+static const struct eb_config_key sentinel_keys[] = {
+    {EB_CT_STRING, "username", NULL, OFF(redis.sentinel_username), 0, NULL,
+     "ACL user of the sentinels themselves, when they require one (Sentinel's own "
+     "`user`/`requirepass`, not the masters')."},
+    {EB_CT_SECRET, "password", NULL, OFF(redis.sentinel_password), 0, NULL,
+     "Password of the sentinels themselves, when they require one. Write "
+     "`${SENTINEL_PASSWORD}` rather than the secret itself. Never logged."},
+    {0},
+};
+
+static const struct eb_config_key tls_keys[] = {
+    {EB_CT_FILE, "ca_file", NULL, OFF(redis.tls_ca_file), 0, NULL,
+     "PEM file of the certificate authorities that sign the servers' certificates. Default: "
+     "the system's trust store."},
+    {EB_CT_FILE, "cert_file", NULL, OFF(redis.tls_cert_file), 0, NULL,
+     "PEM client certificate, for servers that authenticate clients (`tls-auth-clients "
+     "yes`). Needs `key_file`."},
+    {EB_CT_FILE, "key_file", NULL, OFF(redis.tls_key_file), 0, NULL,
+     "PEM private key of `cert_file`. Never logged."},
+    {EB_CT_STRING, "server_name", NULL, OFF(redis.tls_server_name), 0, NULL,
+     "Name to verify the servers' certificates against and to send as SNI. Default: the host "
+     "each connection is made to."},
+    {EB_CT_BOOL, "insecure_skip_verify", "false", OFF(redis.tls_insecure_skip_verify), 0, NULL,
+     "Accept any server certificate. Encrypts but does not authenticate the server: for tests "
+     "only; logged as a warning at every start."},
+    {0},
+};
+
 static const struct eb_config_key redis_keys[] = {
     {EB_CT_REDIS_URL, "url", NULL, OFF(redis.url), EB_CK_REQUIRED, NULL,
-     "The Redis server to subscribe to: `redis://[user[:password]@]host[:port][/db]` (port "
-     "6379 by default). A `/db` selects that one database and may only be used when "
-     "`databases` is not given. Percent-encode `@`, `:` and `%` in the user or password."},
+     "Where Redis is; the scheme names the topology. Standalone: "
+     "`redis://[user[:password]@]host[:port][/db]` (one master; a replica is refused). "
+     "Sentinel: `redis-sentinel://[user[:password]@]s1[:port],s2[:port]/MASTER[/db]` (the "
+     "sentinels, port 26379 by default, and the name they monitor; the bridge follows the "
+     "master they name through failovers). Cluster: "
+     "`redis-cluster://[user[:password]@]n1[:port],n2[:port]` (seed nodes; every master is "
+     "found from them and subscribed). `rediss`, `rediss-sentinel`, `rediss-cluster`: the "
+     "same over TLS (`redis.tls`). The user and password are the masters'; percent-encode "
+     "`@`, `:` and `%` in them. A `/db` selects that one database and may only be used when "
+     "`databases` is not given."},
     {EB_CT_STRING, "username", NULL, OFF(redis.username), 0, NULL,
      "ACL user name; overrides a user given in `url`."},
     {EB_CT_SECRET, "password", NULL, OFF(redis.password), 0, NULL,
@@ -65,6 +100,16 @@ static const struct eb_config_key redis_keys[] = {
      "First delay of the capped exponential backoff (with jitter) between reconnects."},
     {EB_CT_DURATION, "reconnect_max", "10s", OFF(redis.reconnect_max_ms), EB_CK_NONZERO, NULL,
      "Cap of the reconnect backoff. At least `reconnect_min`."},
+    {EB_CT_DURATION, "topology_interval", "1s", OFF(redis.topology_interval_ms), EB_CK_NONZERO,
+     NULL,
+     "How often every subscribed node is asked for its `ROLE` (a master demoted by a "
+     "failover keeps its subscribers connected and goes silent; only this tells) and, on "
+     "Cluster, which masters serve which slots (`CLUSTER SHARDS`). A failover is noticed "
+     "within this long; it is re-checked at once on every disconnect."},
+    {EB_CT_SECTION, "sentinel", NULL, 0, 0, sentinel_keys,
+     "Credentials of the sentinels themselves (`redis-sentinel://` only)."},
+    {EB_CT_SECTION, "tls", NULL, 0, 0, tls_keys,
+     "TLS settings of `rediss://`, `rediss-sentinel://` and `rediss-cluster://` URLs."},
     {EB_CT_SECTION, "read_ahead", NULL, 0, 0, read_ahead_keys,
      "Bound on notifications read from Redis and not yet routed (applied on reload too)."},
     {0},
@@ -184,6 +229,35 @@ static const struct eb_config_key ledger_keys[] = {
     {0},
 };
 
+static const struct eb_config_key coordination_keys[] = {
+    {EB_CT_BOOL, "enabled", "false", OFF(coordination.enabled), 0, NULL,
+     "Run as one of several replicas that split the work: each unit (one Redis master's "
+     "notifications and ledgers) is owned by exactly one live replica, as assigned by a Kafka "
+     "consumer group. Off: this replica serves every unit (one replica per deployment)."},
+    {EB_CT_STRING, "group", "expiry-bridge", OFF(coordination.group), 0, NULL,
+     "The Kafka consumer group the replicas join: the same on every replica of one "
+     "deployment, different between deployments on one Kafka."},
+    {EB_CT_TOPIC, "topic", "expiry-bridge.units", OFF(coordination.topic), 0, NULL,
+     "The control topic whose partition i stands for unit i. Nothing is written to it. The "
+     "bridge creates it (and adds partitions as masters are added) when it may; otherwise "
+     "create it with at least as many partitions as Redis masters."},
+    {EB_CT_DURATION, "session_timeout", "6s", OFF(coordination.session_timeout_ms),
+     EB_CK_NONZERO, NULL,
+     "How long the group waits for a silent replica (a crash, a network partition) before "
+     "giving its units to the others: a takeover takes about this long. A replica stops "
+     "producing for its units when it has not been able to confirm them for this long minus "
+     "two heartbeat intervals."},
+    {EB_CT_DURATION, "heartbeat_interval", "1s", OFF(coordination.heartbeat_interval_ms),
+     EB_CK_NONZERO, NULL,
+     "How often a replica tells the group it is alive and confirms its units. Less than a "
+     "third of `session_timeout`."},
+    {EB_CT_DURATION, "handover_grace", "5s", OFF(coordination.handover_grace_ms), 0, NULL,
+     "On SIGTERM a replica leaves the group at once, so the others take its units, and keeps "
+     "reading them this long so that nothing falls between the two (copies, with one id, "
+     "rather than a gap)."},
+    {0},
+};
+
 static const struct eb_config_key http_keys[] = {
     {EB_CT_LISTEN, "listen", "\"\"", OFF(http_listen), 0, NULL,
      "Address of the HTTP server for `/metrics`, `/healthz` and `/readyz`, e.g. "
@@ -212,6 +286,8 @@ const struct eb_config_key eb_config_schema[] = {
     {EB_CT_SECTION, "ledger", NULL, 0, 0, ledger_keys,
      "The deadline ledger (durable timers) of routes with `ledger: armed` or `observed`, and "
      "companion payloads (docs/ledger.md)."},
+    {EB_CT_SECTION, "coordination", NULL, 0, 0, coordination_keys,
+     "Several replicas splitting the work without duplicating it (docs/operations.md)."},
     {EB_CT_SECTION, "http", NULL, 0, 0, http_keys, "Metrics and health endpoints."},
     {EB_CT_SECTION, "log", NULL, 0, 0, log_keys, "Logging (JSON lines on stderr)."},
     {EB_CT_PLUGINS, "plugins", NULL, OFF(plugins), 0, plugin_keys,
@@ -267,8 +343,12 @@ static const struct {
     [EB_CT_COUNT] = {"count", "a positive integer",
                      "{\"anyOf\": [{\"type\": \"integer\", \"minimum\": 1}, "
                      "{\"$ref\": \"#/$defs/env\"}]}"},
-    [EB_CT_REDIS_URL] = {"Redis URL", "redis://[user[:password]@]host[:port][/db]",
-                         "{\"type\": \"string\", \"pattern\": \"^(redis://.+|.*\\\\$\\\\{.*)$\"}"},
+    [EB_CT_REDIS_URL] = {"Redis URL",
+                         "redis://host:port[/db], redis-sentinel://s1:26379,s2:26379/MASTER or "
+                         "redis-cluster://n1:6379,n2:6379 (rediss... for TLS)",
+                         "{\"type\": \"string\", \"pattern\": "
+                         "\"^(rediss?(-sentinel|-cluster)?://.+|.*\\\\$\\\\{.*)$\"}"},
+    [EB_CT_FILE] = {"file path", "the path of a readable file", "{\"type\": \"string\"}"},
     [EB_CT_DATABASES] = {"`all` or list of integers",
                          "all, or a list of database numbers 0..65535 such as [0, 3]",
                          "{\"anyOf\": [{\"const\": \"all\"}, {\"type\": \"array\", "
@@ -878,6 +958,7 @@ static const char *type_def_name(enum eb_ctype t) {
         [EB_CT_FORMAT] = "format",       [EB_CT_LEDGER] = "ledger_mode",
         [EB_CT_LOG_LEVEL] = "log_level", [EB_CT_LISTEN] = "listen",
         [EB_CT_SETTINGS] = "plugin_settings", [EB_CT_PLUGIN_REFS] = "plugin_refs",
+        [EB_CT_FILE] = "file",
     };
     return (size_t)t < sizeof(names) / sizeof(names[0]) ? names[t] : NULL;
 }

@@ -51,6 +51,7 @@ enum eb_ctype {
     EB_CT_LISTEN,       /* char *, "host:port" or "" */
     EB_CT_SETTINGS,     /* struct eb_config_node *: any YAML, checked by the plugin */
     EB_CT_PLUGIN_REFS,  /* struct eb_config_route: plugins, plugin_pos, nplugins */
+    EB_CT_FILE,         /* char *, a path the bridge must be able to read */
 };
 
 /* Row flags. */

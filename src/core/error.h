@@ -23,7 +23,8 @@
     X(EB_EKAFKA, -9, "kafka error")                                                                \
     X(EB_ESTATE, -10, "operation not valid in the current state")                                  \
     X(EB_ETIMEDOUT, -11, "timed out")                                                              \
-    X(EB_EPLUGIN, -12, "plugin error")
+    X(EB_EPLUGIN, -12, "plugin error")                                                             \
+    X(EB_EPROTO, -13, "unexpected reply")
 
 enum eb_err {
 #define EB_ERR_ENUM_(name, value, msg) name = value,

@@ -600,6 +600,10 @@ static void put_structured(struct eb_buf *b, struct job *j) {
     put_str_body(b, ev->event, j->event_len);
     PUT_LIT(b, "\",\"source\":");
     put_str(b, ev->source, j->source_len);
+    if (ev->node) {
+        PUT_LIT(b, ",\"redisnode\":");
+        put_str(b, ev->node, strlen(ev->node));
+    }
     PUT_LIT(b, ",\"id\":\"");
     put(b, j->enc->id, 32);
     PUT_LIT(b, "\",\"time\":\"");
@@ -620,6 +624,7 @@ static void put_structured(struct eb_buf *b, struct job *j) {
  * JSON-escaped). Offsets are returned; pointers are made at the very end. */
 struct binhdr {
     size_t source, source_len, type, type_len, time, time_len, subject, subject_len;
+    size_t node, node_len;
 };
 
 static void put_binary_headers(struct eb_buf *h, struct job *j, struct binhdr *o) {
@@ -637,6 +642,12 @@ static void put_binary_headers(struct eb_buf *h, struct job *j, struct binhdr *o
     o->subject = h->len;
     put_utf8_sanitized(h, ev->key, ev->key_len, j->key_valid);
     o->subject_len = h->len - o->subject;
+    if (ev->node) {
+        size_t n = strlen(ev->node);
+        o->node = h->len;
+        put_utf8_sanitized(h, ev->node, n, eb_utf8_valid(ev->node, n));
+        o->node_len = h->len - o->node;
+    }
 }
 
 static void set_header(struct eb_encoded *enc, const char *name, const void *value, size_t len) {
@@ -651,7 +662,8 @@ static void set_header(struct eb_encoded *enc, const char *name, const void *val
  * that need escapes grow the buffer once and the buffer keeps that size. */
 static size_t value_estimate(const struct job *j) {
     const struct eb_event *ev = j->ev;
-    size_t n = 320 + 2 * j->event_len + j->source_len + j->route_len + 2 * ev->key_len;
+    size_t n = 320 + 2 * j->event_len + j->source_len + j->route_len + 2 * ev->key_len +
+               (ev->node ? 16 + strlen(ev->node) : 0);
     for (size_t i = 0; i < ev->nparams; i++)
         n += 32 + ev->params[i].value_len;
     if (ev->has_payload)
@@ -708,9 +720,10 @@ int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
         return fail(enc, EB_EINVAL);
     /* Headers this format sends before the route's own (binary mode has no
      * ce_subject for the empty key). */
-    size_t nbase = fmt == EB_FORMAT_CLOUDEVENTS          ? 1
-                   : fmt == EB_FORMAT_CLOUDEVENTS_BINARY ? (ev->key_len ? 7 : 6)
-                                                         : 0;
+    size_t nbase = fmt == EB_FORMAT_CLOUDEVENTS ? 1
+                   : fmt == EB_FORMAT_CLOUDEVENTS_BINARY
+                       ? (ev->key_len ? 7 : 6) + (ev->node ? 1 : 0)
+                       : 0;
     if (nextra > EB_EVENT_MAX_HEADERS - nbase)
         return fail(enc, EB_EINVAL);
 
@@ -729,7 +742,8 @@ int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
         put_data(&enc->value, &j, fmt == EB_FORMAT_JSON);
     struct binhdr bh = {0};
     if (fmt == EB_FORMAT_CLOUDEVENTS_BINARY) {
-        prepare(&enc->hdrbuf, 96 + j.source_len + j.event_len + ev->key_len);
+        prepare(&enc->hdrbuf, 96 + j.source_len + j.event_len + ev->key_len +
+                                  (ev->node ? strlen(ev->node) : 0));
         put_binary_headers(&enc->hdrbuf, &j, &bh);
     } else {
         eb_buf_reset(&enc->hdrbuf);
@@ -754,6 +768,8 @@ int eb_event_encode(const struct eb_event *ev, enum eb_event_format fmt,
         /* Omitted for the empty key, as "subject" is in structured mode. */
         if (bh.subject_len)
             set_header(enc, "ce_subject", h + bh.subject, bh.subject_len);
+        if (ev->node)
+            set_header(enc, "ce_redisnode", h + bh.node, bh.node_len);
         set_header(enc, "content-type", "application/json", 16);
         break;
     case EB_FORMAT_JSON:

@@ -35,6 +35,10 @@ struct eb_event {
     size_t key_len;
     int db;
     const char *source;              /* CloudEvents source, e.g. "redis://cache-0:6379/0" */
+    /* The master that announced it ("10.0.0.5:6379"), written as the
+     * extension attribute `redisnode` when not NULL: Sentinel and Cluster,
+     * where `source` names the deployment, not a node (docs/event.md). */
+    const char *node;
     const char *route;               /* route name, or NULL when unrouted (written as null) */
     const struct eb_capture *params; /* captures -> data.params */
     size_t nparams;

@@ -20,6 +20,9 @@ struct eb_notification {
     size_t key_len;
     int64_t recv_mono_ns; /* CLOCK_MONOTONIC when the bridge read it */
     int64_t recv_real_us; /* CLOCK_REALTIME µs when the bridge read it */
+    const char *node;     /* "host:port" of the master that announced it, interned for
+                             the daemon's life (strpool.h); NULL when not known */
+    int32_t unit;         /* that master's unit (docs/topology.md): 0 when there is one */
 };
 
 /* Called once per notification read, in order. */

@@ -61,6 +61,7 @@ struct app {
     const char *path; /* borrowed from argv */
     struct eb_config_checks checks;
     eb_plugin_loader_t *plugins; /* the plugins loaded (plugin_host.h) */
+    eb_strpool_t *names;         /* Redis node names: outlives every notification */
 
     eb_pipeline_t *pipeline;
     eb_backlog_t *backlog; /* read-ahead: sources push, the pipeline drains */
@@ -73,6 +74,8 @@ struct app {
 
     struct event *sig_term, *sig_int, *sig_hup, *stats_ev;
     int stats_interval_ms; /* what stats_ev is armed with; 0: off */
+    struct event *leave_ev; /* SIGTERM with coordination: the handover grace */
+    eb_series_t *m_fenced;  /* eb_events_fenced_total */
     bool stopping;
 };
 
@@ -234,7 +237,23 @@ static void on_file_changed(const char *trigger, void *opaque) {
  * no Redis read is ready.
  * @locality loop thread (lowest-priority event). */
 static void on_backlog(const struct eb_notification *n, void *opaque) {
-    eb_pipeline_on_notification(n, ((struct app *)opaque)->pipeline);
+    struct app *a = opaque;
+    /* A unit the coordination gave to another replica while this
+     * notification waited: the other owner reads that master now, so
+     * producing it would be a copy made by a replica fenced out. */
+    if (!eb_reload_may_produce(a->reload, n->unit)) {
+        eb_metrics_inc(a->m_fenced);
+        return;
+    }
+    eb_pipeline_on_notification(n, a->pipeline);
+}
+
+/* The backlog's admit(): a replica that cannot confirm it still owns its
+ * units (coordination's lease lapsed) holds its events until it can, or
+ * until the units are gone (then they are fenced, above). */
+static bool admit_backlog(void *opaque) {
+    struct app *a = opaque;
+    return !a->reload || eb_reload_lease_held(a->reload);
 }
 
 /* ------------------------------------------------------ health, metrics */
@@ -254,6 +273,13 @@ static int register_app_metrics(struct app *a) {
         return EB_ENOMEM;
     const char *version[] = {EB_VERSION_STR, rd_kafka_version_str(), event_get_version()};
     eb_metrics_set(eb_metrics_series(info, version), 1);
+    eb_metric_t *fenced = eb_metrics_register(
+        a->metrics, EB_METRIC_COUNTER, "eb_events_fenced_total",
+        "Notifications not produced because the coordination gave their unit to another "
+        "replica while they waited (that replica reads the master now)",
+        NULL, NULL, 0);
+    if (!fenced || !(a->m_fenced = eb_metrics_series0(fenced)))
+        return EB_ENOMEM;
     return 0;
 }
 
@@ -280,15 +306,13 @@ static size_t total_inflight(const struct app *a) {
  * after a restart. */
 static bool drained(void *opaque) {
     struct app *a = opaque;
-    return total_inflight(a) == 0 && !eb_reload_ledger_busy(a->reload);
+    return total_inflight(a) == 0 && !eb_reload_ledger_busy(a->reload) &&
+           eb_reload_left(a->reload);
 }
 
 /* Stop reading Redis, then keep the loop turning (delivery reports, /metrics)
  * until Kafka acknowledged everything or the drain budget is spent. */
-static void begin_shutdown(struct app *a, const char *why) {
-    if (a->stopping)
-        return;
-    a->stopping = true;
+static void stop_and_drain(struct app *a, const char *why) {
     int timeout_ms = eb_reload_config(a->reload)->kafka.drain_timeout_ms;
     eb_log(a->log, EB_LOG_INFO, "shutting down: no longer reading Redis, draining in-flight events",
            eb_lf_str("signal", why), eb_lf_int("inflight", (int64_t)total_inflight(a)),
@@ -296,6 +320,34 @@ static void begin_shutdown(struct app *a, const char *why) {
     eb_reload_stop(a->reload);
     eb_retire_stop(a->retire);
     a->drain = eb_drain_start(a->base, timeout_ms, drained, a);
+}
+
+/* @locality loop thread (timer): the handover grace is over. */
+static void on_leave_grace(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    stop_and_drain(arg, "handover grace over");
+}
+
+/* With coordination, leave the group first -- the other replicas take
+ * this one's units at once -- and read on for coordination.handover_grace
+ * so the next owner is subscribed before this one stops (a rolling update
+ * without a gap); then stop and drain. */
+static void begin_shutdown(struct app *a, const char *why) {
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    int grace_ms = eb_reload_leave(a->reload);
+    if (grace_ms > 0 && a->leave_ev) {
+        eb_log(a->log, EB_LOG_INFO,
+               "shutting down: left the coordination group; reading on while the others take "
+               "over, then draining",
+               eb_lf_str("signal", why), eb_lf_int("handover_grace_ms", grace_ms));
+        struct timeval tv = eb_ms_tv(grace_ms);
+        evtimer_add(a->leave_ev, &tv);
+        return;
+    }
+    stop_and_drain(a, why);
 }
 
 /* @locality loop thread (libevent signal event). */
@@ -330,7 +382,8 @@ static int add_loop_events(struct app *a) {
     a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a);
     a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a);
     a->stats_ev = event_new(a->base, -1, EV_PERSIST, on_stats, a);
-    if (!a->sig_term || !a->sig_int || !a->sig_hup || !a->stats_ev ||
+    a->leave_ev = evtimer_new(a->base, on_leave_grace, a);
+    if (!a->sig_term || !a->sig_int || !a->sig_hup || !a->stats_ev || !a->leave_ev ||
         evsignal_add(a->sig_term, NULL) || evsignal_add(a->sig_int, NULL) ||
         evsignal_add(a->sig_hup, NULL))
         return EB_ENOMEM;
@@ -339,7 +392,7 @@ static int add_loop_events(struct app *a) {
 }
 
 static void free_loop_events(struct app *a) {
-    struct event *evs[] = {a->sig_term, a->sig_int, a->sig_hup, a->stats_ev};
+    struct event *evs[] = {a->sig_term, a->sig_int, a->sig_hup, a->stats_ev, a->leave_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -376,6 +429,7 @@ static int build(struct app *a, struct eb_config *cfg, char *errstr, size_t errs
         .max_bytes = cfg->redis.read_ahead_max_bytes,
         .priority = EB_APP_PRIORITY_BACKLOG,
         .deliver = on_backlog,
+        .admit = admit_backlog,
         .opaque = a,
         .log = a->log,
         .metrics = a->metrics,
@@ -395,6 +449,7 @@ static int build(struct app *a, struct eb_config *cfg, char *errstr, size_t errs
         .pipeline = a->pipeline,
         .backlog = a->backlog,
         .retire = a->retire,
+        .names = a->names,
         .apply = apply_process_settings,
         .opaque = a,
     };
@@ -430,6 +485,7 @@ static void teardown(struct app *a) {
     eb_config_watch_destroy(a->watch);
     free_loop_events(a);
     eb_metrics_destroy(a->metrics);
+    eb_strpool_destroy(a->names); /* last: anything left may still point into it */
     if (a->base)
         event_base_free(a->base);
 }
@@ -462,7 +518,8 @@ int eb_app_run(const char *path) {
         event_base_priority_init(a.base, EB_APP_PRIORITIES);
     a.plugins = eb_plugin_loader_new(a.log, a.metrics, NULL);
     a.checks = config_checks(a.plugins);
-    if (!a.base || !a.metrics || !a.plugins) {
+    a.names = eb_strpool_new();
+    if (!a.base || !a.metrics || !a.plugins || !a.names) {
         eb_log(a.log, EB_LOG_ERROR, "cannot start", eb_lf_str("error", "out of memory"));
         goto out_teardown;
     }

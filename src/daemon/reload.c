@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "daemon/reload.h"
+#include "kafka/kafka_group.h"
 #include "ledger/ledger.h"
 
 /* After the new Redis connection is subscribed, the old one keeps reading
@@ -33,7 +34,7 @@
  * one a reload waits for, or one being retired). */
 struct source {
     eb_reload_t *r;
-    eb_redis_source_t *src;
+    eb_redis_topology_t *src;
 };
 
 /* A valid file whose event path waits for its new Redis connection. */
@@ -53,6 +54,10 @@ struct eb_reload {
     eb_kafka_sink_t *sink;
     struct source *source;
     eb_ledger_t *ledger; /* NULL until a file needs it */
+    /* Several replicas (coordination.enabled): which units are ours. Built
+     * from the first file; its settings apply at the next restart. */
+    eb_kafka_group_t *group;
+    bool leaving; /* SIGTERM: left the group, reading on through the grace */
     struct pending next;
     struct event *handover_ev;
     bool stopped;
@@ -125,6 +130,89 @@ static void on_redis_state(enum eb_redis_state state, void *opaque) {
         eb_ledger_on_source_state(r->ledger, state); /* sweeps at once after a gap */
 }
 
+/* A unit (re)subscribed after a gap: its expiries meanwhile may have been
+ * lost, so the ledger sweeps at once.
+ * @locality loop thread. */
+static void on_unit_subscribed(const struct eb_redis_unit *u, void *opaque) {
+    struct source *s = opaque;
+    (void)u;
+    (void)s;
+}
+
+/* The topology asks which units this replica owns: with coordination, the
+ * ones the group assigned; without, every one.
+ * @locality loop thread. */
+static bool owns_unit(int32_t unit, void *opaque) {
+    const struct source *s = opaque;
+    return !s->r->group || s->r->leaving || eb_kafka_group_assigned(s->r->group, unit);
+}
+
+static void on_units(size_t n, void *opaque) {
+    struct source *s = opaque;
+    if (s->r->group && s == s->r->source)
+        eb_kafka_group_set_units(s->r->group, (int)n);
+}
+
+static const struct eb_redis_topology_handlers topology_handlers = {
+    .on_notification = on_notification,
+    .on_state = on_redis_state,
+    .on_unit_subscribed = on_unit_subscribed,
+    .owns = owns_unit,
+    .on_units = on_units,
+};
+
+/* The group assigned or took units: every topology in use follows (not
+ * while leaving: the handover grace reads on, so the next owner is
+ * subscribed before this one stops). */
+static void ownership_changed(eb_reload_t *r) {
+    if (r->leaving)
+        return;
+    if (r->source)
+        eb_redis_topology_ownership_changed(r->source->src);
+    if (r->next.source)
+        eb_redis_topology_ownership_changed(r->next.source->src);
+}
+
+/* @locality loop thread (the group's events, served on the loop). */
+static void on_assigned(const int32_t *units, size_t n, void *opaque) {
+    (void)units;
+    (void)n;
+    ownership_changed(opaque);
+}
+
+static void on_revoked(const int32_t *units, size_t n, bool lost, void *opaque) {
+    (void)units;
+    (void)n;
+    (void)lost; /* the topology stops reading them at once either way */
+    ownership_changed(opaque);
+}
+
+static const struct eb_kafka_group_handlers group_handlers = {on_assigned, on_revoked};
+
+static int make_group(eb_reload_t *r, const struct eb_config *cfg, char *errstr,
+                      size_t errstr_size) {
+    const struct eb_config_coordination *co = &cfg->coordination;
+    if (!co->enabled)
+        return 0;
+    struct eb_kafka_group_conf gc = {
+        .brokers = cfg->kafka.brokers,
+        .client = cfg->kafka.client,
+        .nclient = cfg->kafka.nclient,
+        .group_id = co->group,
+        .topic = co->topic,
+        .units = 1,
+        .session_timeout_ms = co->session_timeout_ms,
+        .heartbeat_interval_ms = co->heartbeat_interval_ms,
+        .replication_factor = -1,
+        .log = r->c.log,
+        .metrics = r->c.metrics,
+        .handlers = &group_handlers,
+        .opaque = r,
+    };
+    r->group = eb_kafka_group_new(r->base, &gc, errstr, errstr_size);
+    return r->group ? 0 : EB_EKAFKA;
+}
+
 /* The deadline ledger, built when the first configuration needs it (a
  * ledgered route, or a payload) and kept from then on: timers in flight
  * hold tickets of it. */
@@ -155,29 +243,16 @@ static struct source *make_source(eb_reload_t *r, const struct eb_config *cfg, c
         return NULL;
     }
     s->r = r;
-    const struct eb_config_redis *rc = &cfg->redis;
-    struct eb_redis_source_conf sc = {
-        .host = rc->host,
-        .port = rc->port,
-        .username = rc->username,
-        .password = rc->password,
-        .all_databases = rc->all_databases,
-        .databases = rc->databases,
-        .ndatabases = rc->ndatabases,
+    struct eb_redis_topology_conf tc = {
+        .redis = &cfg->redis,
         .events = cfg->events,
-        .configure_notifications = rc->configure_notifications,
-        .connect_timeout_ms = rc->connect_timeout_ms,
-        .heartbeat_interval_ms = rc->heartbeat_interval_ms,
-        .heartbeat_timeout_ms = rc->heartbeat_timeout_ms,
-        .reconnect_min_ms = rc->reconnect_min_ms,
-        .reconnect_max_ms = rc->reconnect_max_ms,
+        .names = r->c.names,
         .log = r->c.log,
         .metrics = r->c.metrics,
-        .on_notification = on_notification,
-        .on_state = on_redis_state,
+        .handlers = &topology_handlers,
         .opaque = s,
     };
-    s->src = eb_redis_source_new(r->base, &sc, errstr, errstr_size);
+    s->src = eb_redis_topology_new(r->base, &tc, errstr, errstr_size);
     if (!s->src) {
         free(s);
         return NULL;
@@ -189,7 +264,7 @@ static struct source *make_source(eb_reload_t *r, const struct eb_config *cfg, c
 static void free_source(struct source *s) {
     if (!s)
         return;
-    eb_redis_source_destroy(s->src);
+    eb_redis_topology_destroy(s->src);
     free(s);
 }
 
@@ -261,7 +336,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
                           cfg->redis.read_ahead_max_bytes);
     /* A kept source subscribes to new event types before the routes that
      * need them exist, and drops old ones after: nothing is missed. */
-    if (!source && eb_redis_source_set_events(r->source->src, cfg->events) != 0)
+    if (!source && eb_redis_topology_set_events(r->source->src, cfg->events) != 0)
         return EB_ENOMEM;
     char lerr[256];
     bool new_ledger = !r->ledger;
@@ -269,12 +344,12 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         ensure_ledger(r, cfg, lerr, sizeof(lerr)) != 0) {
         eb_pipeline_set_config(r->c.pipeline, r->cfg);
         if (!source)
-            eb_redis_source_set_events(r->source->src, r->cfg->events);
+            eb_redis_topology_set_events(r->source->src, r->cfg->events);
         return EB_ENOMEM;
     }
     if (new_ledger && r->ledger) {
         eb_ledger_start(r->ledger);
-        eb_ledger_on_source_state(r->ledger, eb_redis_source_state(r->source->src));
+        eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(r->source->src));
     }
     if (sink) {
         eb_pipeline_set_sink(r->c.pipeline, sink);
@@ -289,7 +364,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         if (r->ledger) {
             /* Another server: its subscription counts as a new one. */
             eb_ledger_on_source_state(r->ledger, EB_REDIS_CONNECTING);
-            eb_ledger_on_source_state(r->ledger, eb_redis_source_state(source->src));
+            eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(source->src));
         }
     }
     eb_config_free(r->cfg);
@@ -303,7 +378,7 @@ static void handover(eb_reload_t *r, const char *why) {
     struct pending n = r->next;
     memset(&r->next, 0, sizeof(r->next));
     event_del(r->handover_ev);
-    enum eb_redis_state st = eb_redis_source_state(n.source->src);
+    enum eb_redis_state st = eb_redis_topology_state(n.source->src);
     if (commit(r, n.cfg, n.sink, n.source) != 0) {
         eb_metrics_inc(r->reload_failed);
         eb_metrics_set(r->last_reload_ok, 0);
@@ -336,7 +411,7 @@ static void on_handover_timeout(evutil_socket_t fd, short what, void *arg) {
            "names it): the old server is no longer read",
            eb_lf_int("waited_ms", eb_mono_ms() - r->next.since_ms),
            eb_lf_str("state",
-                     eb_redis_source_state_name(eb_redis_source_state(r->next.source->src))));
+                     eb_redis_source_state_name(eb_redis_topology_state(r->next.source->src))));
     handover(r, "handover deadline passed");
 }
 
@@ -352,9 +427,9 @@ static void defer(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         r->next.since_ms = eb_mono_ms();
         struct timeval tv = eb_ms_tv(EB_HANDOVER_TIMEOUT_MS);
         event_add(r->handover_ev, &tv);
-        eb_redis_source_start(source->src);
+        eb_redis_topology_start(source->src);
     } else {
-        eb_redis_source_set_events(r->next.source->src, cfg->events);
+        eb_redis_topology_set_events(r->next.source->src, cfg->events);
     }
     if (sink) {
         eb_retire_unused_sink(r->c.retire, r->next.sink);
@@ -435,6 +510,8 @@ eb_reload_t *eb_reload_new(struct event_base *base, const struct eb_reload_conf 
     eb_pipeline_set_sink(r->c.pipeline, r->sink);
     if (ensure_ledger(r, cfg, errstr, errstr_size) != 0)
         goto err_destroy;
+    if (make_group(r, cfg, errstr, errstr_size) != 0)
+        goto err_destroy;
     if (!(r->source = make_source(r, cfg, errstr, errstr_size)))
         goto err_destroy;
     r->cfg = cfg;
@@ -446,10 +523,40 @@ err_destroy:
 }
 
 int eb_reload_start(eb_reload_t *r) {
-    int rc = eb_redis_source_start(r->source->src);
+    int rc = eb_redis_topology_start(r->source->src);
     if (rc == 0 && r->ledger)
         eb_ledger_start(r->ledger);
+    if (rc == 0 && r->group) {
+        char err[512];
+        size_t units = eb_redis_topology_units(r->source->src, NULL, NULL);
+        eb_kafka_group_set_units(r->group, units ? (int)units : 1);
+        rc = eb_kafka_group_start(r->group, err, sizeof(err));
+        if (rc)
+            eb_log(r->c.log, EB_LOG_ERROR, "coordination cannot start", eb_lf_str("error", err));
+    }
     return rc;
+}
+
+/* While leaving, everything read is produced: the overlap with the next
+ * owner costs copies (with one id), never a gap. */
+bool eb_reload_may_produce(const eb_reload_t *r, int32_t unit) {
+    return !r->group || r->leaving || eb_kafka_group_owns(r->group, unit);
+}
+
+bool eb_reload_lease_held(const eb_reload_t *r) {
+    return !r->group || r->leaving || eb_kafka_group_leased(r->group);
+}
+
+int eb_reload_leave(eb_reload_t *r) {
+    if (!r->group || r->leaving)
+        return 0;
+    r->leaving = true;
+    eb_kafka_group_leave(r->group);
+    return r->cfg->coordination.handover_grace_ms;
+}
+
+bool eb_reload_left(const eb_reload_t *r) {
+    return eb_kafka_group_left(r->group);
 }
 
 const struct eb_config *eb_reload_config(const eb_reload_t *r) {
@@ -457,9 +564,16 @@ const struct eb_config *eb_reload_config(const eb_reload_t *r) {
 }
 
 void eb_reload_readiness(const eb_reload_t *r, struct eb_http_readiness *out) {
-    enum eb_redis_state st = r->source ? eb_redis_source_state(r->source->src) : EB_REDIS_STOPPED;
+    enum eb_redis_state st = r->source ? eb_redis_topology_state(r->source->src) : EB_REDIS_STOPPED;
+    size_t owned = 0;
+    if (r->source)
+        eb_redis_topology_units(r->source->src, &owned, NULL);
     out->redis_ok = st == EB_REDIS_SUBSCRIBED;
-    out->redis = eb_redis_source_state_name(st);
+    /* A replica that owns nothing (the others own every unit) is ready: a
+     * standby, counted by a PodDisruptionBudget, taking over on demand. */
+    out->redis = r->group && owned == 0 && st == EB_REDIS_SUBSCRIBED
+                     ? "standby"
+                     : eb_redis_source_state_name(st);
     out->kafka_ok = r->sink && eb_kafka_sink_reachable(r->sink);
 }
 
@@ -478,10 +592,10 @@ void eb_reload_log_stats(const eb_reload_t *r) {
 
 void eb_reload_stop(eb_reload_t *r) {
     r->stopped = true;
-    eb_redis_source_stop(r->source->src);
+    eb_redis_topology_stop(r->source->src);
     eb_ledger_stop(r->ledger); /* no new sweep; acknowledgements go on */
     if (r->next.source)
-        eb_redis_source_stop(r->next.source->src);
+        eb_redis_topology_stop(r->next.source->src);
     event_del(r->handover_ev);
 }
 
@@ -495,6 +609,7 @@ void eb_reload_destroy(eb_reload_t *r) {
     if (r->ledger)
         eb_pipeline_set_ledger(r->c.pipeline, NULL);
     eb_ledger_destroy(r->ledger); /* after the producers: their leftovers hand tickets back */
+    eb_kafka_group_destroy(r->group, NULL, NULL);
     if (r->handover_ev)
         event_free(r->handover_ev);
     eb_config_free(r->next.cfg);

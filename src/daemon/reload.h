@@ -43,6 +43,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/strpool.h"
 #include "daemon/http.h"
 #include "daemon/retire.h"
 
@@ -62,6 +63,7 @@ struct eb_reload_conf {
     eb_pipeline_t *pipeline;               /* every producer reports to it; borrowed */
     eb_backlog_t *backlog;                 /* every source's notifications go to it; borrowed */
     eb_retire_t *retire;                   /* takes what a reload replaces; borrowed */
+    eb_strpool_t *names;                   /* Redis node names (strpool.h); borrowed */
     eb_reload_apply_cb *apply;             /* required */
     void *opaque;                          /* passed to apply; borrowed */
 };
@@ -102,6 +104,20 @@ void eb_reload_log_stats(const eb_reload_t *r);
  * waits for), stop the ledger's sweeps (its acknowledgements go on), and
  * ignore reloads from now on. */
 void eb_reload_stop(eb_reload_t *r);
+
+/* Coordination (several replicas; NULL group: always true / 0). May this
+ * replica produce for unit now: the group assigned it and the lease holds
+ * (kafka_group.h)? */
+bool eb_reload_may_produce(const eb_reload_t *r, int32_t unit);
+/* Does the lease hold (false while this replica cannot confirm it is still
+ * a member: events are then held, not produced)? */
+bool eb_reload_lease_held(const eb_reload_t *r);
+/* SIGTERM: leave the group now, so the others take this replica's units.
+ * Returns how long to keep reading before stopping (coordination.
+ * handover_grace; 0 without coordination). */
+int eb_reload_leave(eb_reload_t *r);
+/* The group has been left (or there is none): its consumer can go. */
+bool eb_reload_left(const eb_reload_t *r);
 
 /* Sources first, then producers (one still holding events purges them and
  * reports them to the pipeline, which must still exist), then the ledger.

@@ -24,7 +24,7 @@
 
 struct retiring_source {
     struct retiring_source *next;
-    eb_redis_source_t *src;
+    eb_redis_topology_t *src;
     void *ctx;
     int64_t stop_at_ms; /* stopped and destroyed from then on */
 };
@@ -53,7 +53,7 @@ static void arm(eb_retire_t *rt) {
 }
 
 static void free_source(struct retiring_source *s) {
-    eb_redis_source_destroy(s->src);
+    eb_redis_topology_destroy(s->src);
     free(s->ctx);
     free(s);
 }
@@ -66,7 +66,7 @@ static void close_sources(eb_retire_t *rt, int64_t now) {
             continue;
         }
         *pp = s->next;
-        eb_redis_source_stop(s->src);
+        eb_redis_topology_stop(s->src);
         free_source(s);
     }
 }
@@ -141,12 +141,12 @@ eb_retire_t *eb_retire_new(struct event_base *base, eb_log_t *log, eb_metrics_t 
     return rt;
 }
 
-void eb_retire_source(eb_retire_t *rt, eb_redis_source_t *src, void *ctx, int grace_ms) {
+void eb_retire_source(eb_retire_t *rt, eb_redis_topology_t *src, void *ctx, int grace_ms) {
     if (!src)
         return;
     struct retiring_source *s = calloc(1, sizeof(*s));
     if (grace_ms == 0 || !s)
-        eb_redis_source_stop(src);
+        eb_redis_topology_stop(src);
     if (!s) {
         /* Stopped, so harmless; not destroyed, since we may be inside one
          * of its callbacks. */
@@ -190,7 +190,7 @@ void eb_retire_unused_sink(eb_retire_t *rt, eb_kafka_sink_t *k) {
 
 void eb_retire_stop(eb_retire_t *rt) {
     for (struct retiring_source *s = rt->sources; s; s = s->next)
-        eb_redis_source_stop(s->src);
+        eb_redis_topology_stop(s->src);
 }
 
 void eb_retire_destroy(eb_retire_t *rt) {

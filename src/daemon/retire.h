@@ -17,7 +17,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "kafka/kafka_sink.h"
-#include "redis/redis_source.h"
+#include "redis/redis_topology.h"
 
 struct event_base;
 typedef struct eb_retire eb_retire_t;
@@ -32,7 +32,7 @@ eb_retire_t *eb_retire_new(struct event_base *base, eb_log_t *log, eb_metrics_t 
  * destroyed (may be NULL). src keeps reading for grace_ms (0: it stops
  * reading now), then is stopped and destroyed from the timer, so this may
  * be called from inside one of src's callbacks. */
-void eb_retire_source(eb_retire_t *rt, eb_redis_source_t *src, void *ctx, int grace_ms);
+void eb_retire_source(eb_retire_t *rt, eb_redis_topology_t *src, void *ctx, int grace_ms);
 
 /* Take k: it stays until eb_kafka_sink_inflight(k) is 0 (logged now and
  * every 10 s while it waits), then is closed: "previous Kafka producer

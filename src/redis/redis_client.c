@@ -647,7 +647,7 @@ static void cause_words(const eb_redis_client_t *c, const struct eb_redis_client
         *cause = d->what ? d->what : "failed";
         break;
     }
-    if (d->cause == EB_REDIS_DOWN_ROLE)
+    if (d->cause == EB_REDIS_DOWN_ROLE && !d->hint)
         *hint = d->what; /* names this node */
     (void)c;
 }

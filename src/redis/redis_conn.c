@@ -1,7 +1,19 @@
-/* redis_conn.c -- hiredis 0.14.1 async connection on libevent: connect,
- * attach, AUTH, keepalive, the context freeing rules, and replies built in
- * a per-connection pool (see redis_conn.h, which also lists what changes
- * for hiredis 1.x). */
+/* redis_conn.c -- a hiredis async connection on libevent: connect, attach
+ * (our own event hooks), AUTH, keepalive, the context freeing rules, and
+ * replies built in a per-connection pool (see redis_conn.h).
+ *
+ * One file for hiredis 0.14 (Debian 12) and 1.x (Debian 13: 1.2): every
+ * call used here has the same meaning in both. In particular the context is
+ * opened with redisAsyncConnect(), which in 1.x leaves REDIS_OPT_NOAUTOFREE
+ * unset: with that option 1.0-1.2 would also hold back the disconnect
+ * callback and the pending replies' NULLs until the context is freed, so a
+ * lost connection would only be noticed by a heartbeat, seconds later
+ * (tests/integration/test_redis_conn.c,
+ * test_conn_a_killed_server_is_reported_at_once, fails with it). Without
+ * it, 1.x frees the context exactly when 0.14 does. What differs between
+ * the versions -- TLS, with hiredis_ssl -- is told by EB_HIREDIS_SSL, a
+ * constant src/CMakeLists.txt sets (cmake/EbHiredis.cmake); what differs in
+ * the reply builders' table (1.x reads RESP3) is redis_conn_hiredis.h's. */
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,6 +30,7 @@
 #include "core/error.h"
 #include "redis/redis_argv.h"
 #include "redis/redis_conn.h"
+#include "redis/redis_conn_hiredis.h"
 
 /* ------------------------------------------------------------------------
  * Replies built in a pool
@@ -141,7 +154,16 @@ static redisReply *pool_reply(const redisReadTask *task, int type, size_t extra)
     return r;
 }
 
+/* A string-like reply: bulk, status, error; in 1.x also a RESP3 big
+ * number, and a verbatim string, whose "txt:" prefix goes to vtype as
+ * hiredis's own builder does (its reader ensures len >= 4 there). */
 static void *pool_create_string(const redisReadTask *task, char *str, size_t len) {
+    const char *vtype = NULL;
+    if (task->type == EB_REDIS_CONN_REPLY_VERB) {
+        vtype = str;
+        str += 4;
+        len -= 4;
+    }
     if (len >= SIZE_MAX / 2)
         return NULL;
     redisReply *r = pool_reply(task, task->type, len + 1);
@@ -152,12 +174,18 @@ static void *pool_create_string(const redisReadTask *task, char *str, size_t len
         memcpy(r->str, str, len);
     r->str[len] = '\0';
     r->len = len;
+    if (vtype)
+        EB_REDIS_CONN_SET_VTYPE(r, vtype);
     return r;
 }
 
-static void *pool_create_array(const redisReadTask *task, int elements) {
+/* An array; in 1.x also a RESP3 map (elements counts keys and values),
+ * set or push: the type is the task's, as in hiredis's own builder. */
+static void *pool_create_array(const redisReadTask *task, eb_redis_conn_elements_t elements) {
     size_t n = elements > 0 ? (size_t)elements : 0;
-    redisReply *r = pool_reply(task, REDIS_REPLY_ARRAY, n * sizeof(redisReply *));
+    if (n > (SIZE_MAX / 2) / sizeof(redisReply *))
+        return NULL;
+    redisReply *r = pool_reply(task, task->type, n * sizeof(redisReply *));
     if (!r)
         return NULL;
     if (n) {
@@ -175,8 +203,34 @@ static void *pool_create_integer(const redisReadTask *task, long long value) {
     return r;
 }
 
+/* RESP3 double (1.x only): the value in dval and, as hiredis keeps it, the
+ * text Redis sent in str. */
+EB_REDIS_CONN_RESP3_ONLY static void *pool_create_double(const redisReadTask *task, double value,
+                                                         char *str, size_t len) {
+    if (len >= SIZE_MAX / 2)
+        return NULL;
+    redisReply *r = pool_reply(task, EB_REDIS_CONN_REPLY_DOUBLE, len + 1);
+    if (!r)
+        return NULL;
+    EB_REDIS_CONN_SET_DVAL(r, value);
+    r->str = (char *)(r + 1);
+    if (len)
+        memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
 static void *pool_create_nil(const redisReadTask *task) {
     return pool_reply(task, REDIS_REPLY_NIL, 0);
+}
+
+/* RESP3 boolean (1.x only): 0 or 1 in integer, as hiredis stores it. */
+EB_REDIS_CONN_RESP3_ONLY static void *pool_create_bool(const redisReadTask *task, int value) {
+    redisReply *r = pool_reply(task, EB_REDIS_CONN_REPLY_BOOL, 0);
+    if (r)
+        r->integer = value != 0;
+    return r;
 }
 
 static void pool_free_object(void *obj) {
@@ -185,10 +239,13 @@ static void pool_free_object(void *obj) {
     pool_rewind(root->pool);
 }
 
-/* Not const: hiredis 0.14's reader holds a plain pointer. */
-static redisReplyObjectFunctions pool_fns = {
-    pool_create_string, pool_create_array, pool_create_integer, pool_create_nil, pool_free_object,
-};
+/* Every slot of the hiredis built against filled (redis_conn_hiredis.h:
+ * a NULL slot in 1.x is not a skipped type but a bogus reply pointer).
+ * Not const: the reader of both versions holds a plain pointer. */
+static redisReplyObjectFunctions pool_fns =
+    EB_REDIS_CONN_REPLY_FNS(pool_create_string, pool_create_array, pool_create_integer,
+                            pool_create_double, pool_create_nil, pool_create_bool,
+                            pool_free_object);
 
 /* Make reader build its replies in p. */
 static void pool_attach(redisReader *reader, struct reply_pool *p) {
@@ -281,6 +338,20 @@ struct eb_redis_conn {
  * its bytes is stamped without a clock read of its own
  * (eb_redis_conn_read_ns(); at a burst's 180 messages per 16 KB read that
  * was one clock read per message, docs/performance.md).
+ *
+ * hiredis 1.x adds a sixth hook, scheduleTimer, which the adapter uses to
+ * enforce redisOptions' connect_timeout and command_timeout. It stays
+ * NULL here, and that loses nothing: redisAsyncConnect() sets neither
+ * timeout, and 1.x calls the hook only when one is set (async_private.h,
+ * refreshTimeout()); the caller's own libevent timers time the connect and
+ * overdue replies (redis_conn.h). Whoever sets a hiredis timeout must add
+ * the hook, calling redisAsyncHandleTimeout(), or it never fires.
+ *
+ * TLS (hiredis_ssl, 1.x) goes through the same hooks: after
+ * redisInitiateSSLWithContext() on &ac->c, redisAsyncHandleRead/Write()
+ * call hiredis's SSL read and write functions instead of the plain ones
+ * (1.2's ssl.c, redisContextSSLFuncs), and those ask for reads and writes
+ * through ac->ev like the plain ones do.
  * --------------------------------------------------------------------- */
 
 /* @locality loop thread. */
@@ -358,8 +429,11 @@ const char *eb_redis_conn_version(void) {
 }
 
 const char *eb_redis_conn_tls_unavailable(void) {
+    if (EB_HIREDIS_SSL)
+        return NULL;
     return "TLS to Redis needs hiredis >= 1.0 with hiredis_ssl (Debian 13); this build has "
-           "hiredis " EB_STR(HIREDIS_MAJOR) "." EB_STR(HIREDIS_MINOR) "." EB_STR(HIREDIS_PATCH);
+           "hiredis " EB_STR(HIREDIS_MAJOR) "." EB_STR(HIREDIS_MINOR) "." EB_STR(HIREDIS_PATCH)
+           " without it";
 }
 
 static const char *ctx_err(const redisAsyncContext *ac) {

@@ -7,7 +7,8 @@
  * redisAsyncContext and when. The rest of the bridge sees an opaque handle
  * that it creates and destroys itself, whatever hiredis did underneath.
  *
- * Built for hiredis 0.14.1 (Debian 12). Its rules, all handled here:
+ * Built for hiredis 0.14.1 (Debian 12) and 1.x (Debian 13: 1.2) from the
+ * same redis_conn.c. The rules, the same in both builds, all handled here:
  *  - redisAsyncConnect() starts a non-blocking connect; "connection refused"
  *    arrives later in the connect callback, never from redisAsyncConnect().
  *    It resolves names with a blocking getaddrinfo(): redis_client.h hands
@@ -27,26 +28,21 @@
  *    invokes its callback (the reply is swallowed): use a second connection
  *    and a heartbeat channel.
  *
- * What changes for hiredis 1.x (Debian 13 ships 1.2), all in redis_conn.c:
- *  - connect through redisAsyncConnectWithOptions(redisOptions) with
- *    REDIS_OPT_NOAUTOFREE (we then free the context ourselves after a
- *    failed connect or a disconnect, instead of forgetting the pointer),
- *    and options.connect_timeout / redisAsyncSetTimeout() could replace the
- *    caller's connect timer (keep the caller's overdue-reply check: it also
- *    covers a server that accepts but never answers);
- *  - TLS: redisCreateSSLContext() once per source, then redisInitiateSSL()
- *    on &ac->c after connecting and before attaching (link hiredis_ssl);
- *  - the connect callback may be the non-const redisConnectCallbackNC
- *    (1.2: redisAsyncSetConnectCallbackNC);
- *  - keepalive: redisEnableKeepAliveWithInterval() lets the interval be set;
+ * What differs for hiredis 1.x, all in redis_conn.c and
+ * redis_conn_hiredis.h:
+ *  - the context is still opened with redisAsyncConnect(), which leaves
+ *    REDIS_OPT_NOAUTOFREE unset, so 1.x frees it exactly when 0.14 does
+ *    (redis_conn.c says why that option is not used);
+ *  - TLS: hiredis_ssl, linked where found (EB_HIREDIS_SSL,
+ *    cmake/EbHiredis.cmake; eb_redis_conn_tls_unavailable());
+ *  - the loop hooks: the same five ac->ev callbacks; 1.x's sixth,
+ *    scheduleTimer, stays unset because no hiredis timeout is set (the
+ *    caller's timers do that work);
+ *  - replies built in a pool: the same builders, with the same
+ *    one-tree-at-a-time rule, plus 1.x's createDouble and createBool and
+ *    its RESP3 aggregate and verbatim types, built as hiredis builds them;
  *  - PING works on a subscribed context from 1.1 and RESP3 push replies
  *    exist; the heartbeat channel keeps working, so nothing above changes.
- *  - the loop hooks: the same five ac->ev callbacks (1.x adds scheduleTimer,
- *    which may stay unset), the read one timing each read;
- *  - replies built in a pool: the same five redisReplyObjectFunctions are
- *    installed through redisReaderCreateWithFunctions()/reader->fn, with
- *    the same one-tree-at-a-time rule (1.x adds createDouble/createBool
- *    for RESP3, which the pool builds alike).
  * The handle, its callbacks and the redisReply type stay the same, so
  * redis_source.c does not change.
  *

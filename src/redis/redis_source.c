@@ -31,6 +31,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/notify.h"
+#include "redis/handover.h"
 #include "redis/redis_argv.h"
 #include "redis/redis_client.h"
 #include "redis/redis_reply.h"
@@ -54,6 +55,7 @@
 /* Pseudo event ids in the channel cache. */
 #define EV_UNKNOWN   (-1) /* not a keyevent channel of ours: ignored */
 #define EV_HEARTBEAT (-2) /* our private heartbeat channel */
+#define EV_HANDOVER  (-3) /* the coordination's handover channel (handover.h) */
 
 #define HB_PREFIX "__expiry_bridge:hb:"
 
@@ -88,6 +90,11 @@ struct eb_redis_source {
     /* conf, strings copied */
     char *host;
     int port;
+    const char *node; /* borrowed (interned) or node_own */
+    char *node_own;
+    int32_t unit;
+    int role_interval_ms;
+    bool refuse_cluster;
     bool auth; /* a user or a password is set: for the start line */
     char *username;
     bool all_databases;
@@ -108,6 +115,10 @@ struct eb_redis_source {
     eb_redis_client_t *cmd;        /* commands: role, flags, heartbeat */
     struct eb_redis_down_log down_log; /* one line per failure of the pair */
     struct event *ev_tick;             /* persistent: heartbeat + liveness checks */
+    struct event *ev_role;             /* persistent: is the node still a master? */
+    bool role_busy;                    /* a ROLE is in flight */
+    int64_t role_sent_ns;              /* when that ROLE went out */
+    int64_t master_seen_ns;            /* the last time the node said it was a master */
 
     enum eb_redis_state state;
     bool started;
@@ -145,12 +156,27 @@ struct eb_redis_source {
 
     char hb_channel[sizeof(HB_PREFIX) + 16];
     size_t hb_len;
+
+    /* coordination (handover.h); NULL/0 without */
+    eb_handover_t *handover;
+    char *ho_channel;
+    size_t ho_len;
+    int64_t release_deadline_ns; /* a release in progress: when it ends at the latest */
+    bool releasing, released;
+    bool (*may_claim)(void *opaque);
+    void (*on_turn)(bool producing, void *opaque);
+    void (*on_released)(void *opaque);
     struct chan_entry cache[CHAN_CACHE_SIZE];
     unsigned cache_last, cache_next;
 
     eb_metrics_t *own_metrics; /* when conf->metrics was NULL */
-    eb_metrics_t *metrics;     /* the registry in use: the gauges are bound to us */
+    eb_metrics_t *metrics;     /* the registry in use */
     eb_series_t *m_gaps, *m_gap_seconds, *m_reconnects, *m_refusals, *m_config_changes;
+    eb_series_t *m_subscribed, *m_gap_open, *m_gap_open_seconds; /* {node} gauges */
+    eb_series_t *m_producing, *m_skipped;                         /* {node}, coordination */
+    /* What this source adds to the {node} gauges: two sources of one node
+     * (a reload's overlap) each count, so neither erases the other. */
+    bool counted_subscribed, counted_gap, counted_producing;
 };
 
 /* ------------------------------------------------------------------------
@@ -201,10 +227,37 @@ static void set_state(eb_redis_source_t *s, enum eb_redis_state st) {
         s->on_state(st, s->opaque);
 }
 
+/* Is what is read now this source's to produce? Always without
+ * coordination; with it, from this source's handover marker on (handover.h). */
+static bool producing(const eb_redis_source_t *s) {
+    return !s->handover || eb_handover_producing(s->handover);
+}
+
+/* This source's share of its node's gauges, after any change. */
+static void count_gauges(eb_redis_source_t *s) {
+    bool sub = s->subscribed && !s->stopped, gap = s->gap_open && !s->stopped;
+    bool prod = sub && producing(s);
+    if (prod != s->counted_producing) {
+        eb_metrics_add(s->m_producing, prod ? 1 : -1);
+        s->counted_producing = prod;
+    }
+    if (sub != s->counted_subscribed) {
+        eb_metrics_add(s->m_subscribed, sub ? 1 : -1);
+        s->counted_subscribed = sub;
+    }
+    if (gap != s->counted_gap) {
+        eb_metrics_add(s->m_gap_open, gap ? 1 : -1);
+        s->counted_gap = gap;
+        if (!gap)
+            eb_metrics_set(s->m_gap_open_seconds, 0);
+    }
+}
+
 /* The state the two clients and the subscription add up to. */
 static void update_state(eb_redis_source_t *s) {
     enum eb_redis_client_state a = eb_redis_client_state(s->sub),
                                b = eb_redis_client_state(s->cmd);
+    count_gauges(s);
     if (s->stopped)
         set_state(s, EB_REDIS_STOPPED);
     else if (s->subscribed)
@@ -220,11 +273,23 @@ static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
     if (gap_ns < 0)
         gap_ns = 0;
     s->gap_open = false;
+    count_gauges(s);
     eb_metrics_inc(s->m_gaps);
     eb_metrics_add(s->m_gap_seconds, (double)gap_ns / 1e9);
     eb_log(s->log, EB_LOG_WARN, "redis subscription gap", eb_lf_int("gap_ms", gap_ns / 1000000),
-           eb_lf_str("host", s->host), eb_lf_int("port", s->port), eb_lf_str("ended_by", how),
+           eb_lf_str("node", s->node), eb_lf_str("ended_by", how),
            eb_lf_str("cause", s->loss_reason), eb_lf_int("attempts", (int64_t)s->gap_attempts));
+}
+
+/* The start of a gap on a node that may have been demoted: a demoted master
+ * keeps its subscribers (its heartbeats still arrive) but announces no
+ * expiry from the moment it stopped being a master, which happened after
+ * it last said it was one. With ROLE polled, that is the honest start;
+ * `alive` (the last proof the subscriber worked) otherwise. */
+static int64_t demoted_since(const eb_redis_source_t *s, int64_t alive) {
+    if (s->role_interval_ms && s->master_seen_ns && s->master_seen_ns < alive)
+        return s->master_seen_ns;
+    return alive;
 }
 
 /* The session is over (a client failed, or was reset): forget what it
@@ -234,12 +299,14 @@ static void close_gap(eb_redis_source_t *s, int64_t now, const char *how) {
 static void session_lost(eb_redis_source_t *s, const char *cause, const char *detail) {
     if (s->subscribed && !s->stopped) {
         s->gap_open = true;
-        s->gap_start_ns = s->last_sub_read_ns;
+        s->gap_start_ns = demoted_since(s, s->last_sub_read_ns);
         s->gap_attempts = 0;
         snprintf(s->loss_reason, sizeof(s->loss_reason), "%s%s%s", cause, *detail ? ": " : "",
                  detail);
     }
     s->subscribed = s->cmd_ready = s->subs_sent = s->hb_confirmed = false;
+    if (s->handover)
+        eb_handover_unsubscribed(s->handover);
     s->flags_again = false;
     s->sub_pending = 0;
     s->sub_wait_since_ns = 0;
@@ -400,6 +467,8 @@ static int sub_command(eb_redis_source_t *s, bool subscribe, uint64_t mask, bool
     }
     if (hb_here)
         eb_redis_argv_add_bytes(&a, s->hb_channel, s->hb_len);
+    if (hb_here && s->ho_channel)
+        eb_redis_argv_add_bytes(&a, s->ho_channel, s->ho_len);
     int n = a.argc - 1, rc = 0;
     if (!eb_redis_argv_ok(&a))
         rc = EB_ENOMEM;
@@ -415,8 +484,9 @@ static void maybe_subscribe(eb_redis_source_t *s) {
         return;
     int n = sub_command(s, true, s->events, true);
     if (n >= 0 && s->all_databases) {
-        const char *argv[] = {"SUBSCRIBE", s->hb_channel};
-        n = eb_redis_client_subscribe(s->sub, 2, argv, NULL) == 0 ? n + 1 : EB_ESTATE;
+        const char *argv[] = {"SUBSCRIBE", s->hb_channel, s->ho_channel};
+        int argc = s->ho_channel ? 3 : 2;
+        n = eb_redis_client_subscribe(s->sub, argc, argv, NULL) == 0 ? n + argc - 1 : EB_ESTATE;
     }
     if (n < 0) {
         eb_redis_client_fail(s->sub, EB_REDIS_DOWN_OWNER, "redis subscribe could not be sent",
@@ -428,8 +498,68 @@ static void maybe_subscribe(eb_redis_source_t *s) {
     s->sub_wait_since_ns = eb_mono_ns();
 }
 
+/* ------------------------------------------------------------------------
+ * Handover (coordination: handover.h)
+ * --------------------------------------------------------------------- */
+
+static void on_claim_reply(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    if (r && !s->stopped && eb_redis_reply_is_error(r))
+        eb_log(s->log, EB_LOG_ERROR,
+               "redis refused the handover marker; this replica cannot take the master over",
+               eb_lf_str("node", s->node), eb_lf_str("error", eb_redis_reply_text(r)),
+               eb_lf_str("hint", "the ACL user needs PUBLISH on the channel "
+                                 "__expiry_bridge:handover:<coordination.group>"));
+}
+
+/* Publish this source's marker when it may take the master over: it is
+ * subscribed, has not claimed on this subscription, and the owner says the
+ * unit is this replica's (with its lease held). What it reads produces from
+ * the moment the marker comes back. */
+static void try_claim(eb_redis_source_t *s) {
+    if (!s->handover || s->stopped || !s->subscribed || s->releasing ||
+        eb_redis_client_state(s->cmd) != EB_REDIS_CLIENT_READY ||
+        (s->may_claim && !s->may_claim(s->opaque)))
+        return;
+    char marker[EB_HANDOVER_MARKER_MAX(300)];
+    size_t len = eb_handover_claim(s->handover, marker, sizeof(marker));
+    if (!len)
+        return;
+    const char *argv[] = {"PUBLISH", s->ho_channel, marker};
+    size_t argvlen[] = {7, s->ho_len, len};
+    if (eb_redis_client_command(s->cmd, -1, on_claim_reply, s, 3, argv, argvlen) != 0)
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis command could not be queued",
+                             "PUBLISH", NULL);
+}
+
+/* A release is complete once nothing read is this source's any more. */
+static void check_released(eb_redis_source_t *s, int64_t now) {
+    if (!s->releasing || s->released || !eb_handover_released(s->handover, now))
+        return;
+    s->released = true;
+    count_gauges(s);
+    if (s->on_released && !s->destroying)
+        s->on_released(s->opaque);
+}
+
+/* A message on the handover channel, in stream order with the keyevents. */
+static void on_marker(eb_redis_source_t *s, const redisReply *payload) {
+    if (!eb_handover_on_marker(s->handover, payload->str, payload->len))
+        return;
+    bool mine = eb_handover_producing(s->handover);
+    eb_log(s->log, EB_LOG_INFO,
+           mine ? "handover: this replica produces the master's notifications from here"
+                : "handover: another replica produces the master's notifications from here",
+           eb_lf_str("node", s->node), eb_lf_int("unit", s->unit));
+    count_gauges(s);
+    if (s->on_turn && !s->destroying)
+        s->on_turn(mine, s->opaque);
+    check_released(s, eb_mono_ns());
+}
+
 static void on_subscribed(eb_redis_source_t *s) {
     int64_t now = eb_mono_ns();
+    s->master_seen_ns = now; /* the command connection checked ROLE at connect */
     s->last_sub_read_ns = now;
     clock_resync(s);
     eb_redis_client_established(s->sub);
@@ -445,6 +575,10 @@ static void on_subscribed(eb_redis_source_t *s) {
                eb_lf_bool("all_databases", s->all_databases));
     }
     s->ever_subscribed = true;
+    if (s->handover) {
+        eb_handover_subscribed(s->handover);
+        try_claim(s);
+    }
     update_state(s);
 }
 
@@ -490,6 +624,8 @@ static int resolve_channel(eb_redis_source_t *s, const char *p, size_t len, int 
     int d = 0, id;
     if (len == s->hb_len && memcmp(p, s->hb_channel, len) == 0)
         id = EV_HEARTBEAT;
+    else if (s->ho_channel && len == s->ho_len && memcmp(p, s->ho_channel, len) == 0)
+        id = EV_HANDOVER;
     else
         id = parse_channel(p, len, &d);
     if (len && len < CHAN_MAX) {
@@ -517,8 +653,15 @@ static void deliver(eb_redis_source_t *s, const redisReply *ch, const redisReply
     s->last_sub_read_ns = now;
     int db;
     int id = resolve_channel(s, ch->str, ch->len, &db);
-    if (id < 0 || !((s->events >> id) & 1))
+    if (id < 0 || !((s->events >> id) & 1)) {
+        if (id == EV_HANDOVER)
+            on_marker(s, payload);
         return; /* heartbeat, foreign channel, or an event just dropped */
+    }
+    if (s->handover && !eb_handover_producing(s->handover)) {
+        eb_metrics_inc(s->m_skipped); /* another replica's turn */
+        return;
+    }
     struct eb_notification n = {
         .event = eb_notify_event_name(id),
         .event_id = id,
@@ -527,6 +670,8 @@ static void deliver(eb_redis_source_t *s, const redisReply *ch, const redisReply
         .key_len = payload->len,
         .recv_mono_ns = now,
         .recv_real_us = (now + s->real_minus_mono_ns) / 1000,
+        .node = s->node,
+        .unit = s->unit,
     };
     s->on_notification(&n, s->opaque);
 }
@@ -558,6 +703,79 @@ static void sub_on_message(eb_redis_client_t *c, const redisReply *r, void *opaq
         deliver(s, r->element[2], r->element[3]);
     else if (t->type == REDIS_REPLY_STRING)
         on_sub_control(s, r);
+}
+
+/* ------------------------------------------------------------------------
+ * Is the node (still) what we need? (command client)
+ * --------------------------------------------------------------------- */
+
+#define HINT_DEMOTED                                                                               \
+    "a failover made another node the master: redis-sentinel:// and redis-cluster:// URLs "       \
+    "follow it; with redis:// point redis.url at the new master"
+#define HINT_CLUSTER                                                                               \
+    "each Cluster master announces only its own keys: use redis-cluster://HOST:PORT so the "      \
+    "bridge subscribes to every master"
+
+/* ROLE's answer, every role_interval: a demoted master keeps its
+ * subscribers connected and goes silent, so this is the only sign. */
+static void on_role(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    s->role_busy = false;
+    if (!r || s->stopped || eb_redis_reply_is_error(r))
+        return; /* gone, or ROLE refused (an ACL): the connect-time check stands */
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return;
+    if (eb_redis_reply_is(r->element[0], "master", 6)) {
+        s->master_seen_ns = s->role_sent_ns;
+        return;
+    }
+    char detail[96];
+    snprintf(detail, sizeof(detail), "ROLE says %.32s",
+             r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "?");
+    eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_ROLE, "redis node is no longer a master", detail,
+                         HINT_DEMOTED);
+}
+
+/* @locality loop thread (libevent timer). */
+static void on_role_tick(evutil_socket_t fd, short what, void *arg) {
+    eb_redis_source_t *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->stopped || s->role_busy || eb_redis_client_state(s->cmd) != EB_REDIS_CLIENT_READY)
+        return;
+    const char *argv[] = {"ROLE"};
+    if (eb_redis_client_command(s->cmd, -1, on_role, s, 1, argv, NULL) == 0) {
+        s->role_busy = true;
+        s->role_sent_ns = eb_mono_ns();
+    }
+}
+
+/* INFO cluster's answer (standalone only): a Cluster node behind redis://
+ * would be heard for its own slots alone, silently. */
+static void on_info_cluster(const redisReply *r, void *opaque) {
+    eb_redis_source_t *s = opaque;
+    if (!r || s->stopped)
+        return;
+    if (!eb_redis_reply_is_error(r) && r->type == REDIS_REPLY_STRING && r->str &&
+        strstr(r->str, "cluster_enabled:1")) {
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_ROLE, "redis.url points at a Redis Cluster node",
+                             "cluster_enabled:1", HINT_CLUSTER);
+        return;
+    }
+    flags_check(s);
+}
+
+/* The command connection is up: refuse a Cluster node where one is not
+ * expected, then check the notification flags. */
+static void cmd_ready(eb_redis_source_t *s) {
+    if (!s->refuse_cluster) {
+        flags_check(s);
+        return;
+    }
+    const char *argv[] = {"INFO", "cluster"};
+    if (eb_redis_client_command(s->cmd, -1, on_info_cluster, s, 2, argv, NULL) != 0)
+        eb_redis_client_fail(s->cmd, EB_REDIS_DOWN_OWNER, "redis command could not be queued",
+                             "INFO cluster", NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -598,7 +816,7 @@ static void on_client_state(eb_redis_client_t *c, enum eb_redis_client_state st,
         break;
     case EB_REDIS_CLIENT_READY:
         if (c == s->cmd)
-            flags_check(s);
+            cmd_ready(s);
         else
             maybe_subscribe(s);
         break;
@@ -653,6 +871,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     bool stalled = s->last_tick_ns && now - s->last_tick_ns > 2 * interval;
     s->last_tick_ns = now;
     clock_resync(s);
+    if (s->gap_open)
+        eb_metrics_set(s->m_gap_open_seconds, (double)eb_redis_source_gap_open_ns(s) / 1e9);
+    if (s->handover) {
+        check_released(s, now);
+        try_claim(s);
+    }
     if (s->stopped || eb_redis_client_state(s->sub) != EB_REDIS_CLIENT_READY)
         return;
     int64_t limit = (int64_t)s->hb_timeout_ms * 1000000;
@@ -676,24 +900,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
  * Metrics
  * --------------------------------------------------------------------- */
 
-static double gauge_connected(void *opaque) {
-    const eb_redis_source_t *s = opaque;
-    return s->state == EB_REDIS_SUBSCRIBED ? 1 : 0;
-}
-
-static double gauge_gap_open(void *opaque) {
-    const eb_redis_source_t *s = opaque;
-    return s->gap_open ? 1 : 0;
-}
-
-static double gauge_gap_open_seconds(void *opaque) {
-    const eb_redis_source_t *s = opaque;
+int64_t eb_redis_source_gap_open_ns(const eb_redis_source_t *s) {
     if (!s->gap_open)
         return 0;
     int64_t ns = eb_mono_ns() - s->gap_start_ns;
-    return ns > 0 ? (double)ns / 1e9 : 0;
+    return ns > 0 ? ns : 0;
 }
 
+/* Every family is labelled with the node, so the sources of a Cluster (one
+ * per master) count apart, and a reload's replacement of a source for the
+ * same node counts on where its predecessor stopped. */
 static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr,
                              size_t errstr_size) {
     static const struct {
@@ -702,61 +918,58 @@ static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr
         size_t off;
     } defs[] = {
         {EB_METRIC_COUNTER, "eb_redis_gaps_total",
-         "Times the keyevent subscription was lost after being established, counted when it "
-         "is restored (or the source stops first); eb_redis_gap_open shows one while it lasts",
+         "Times a node's keyevent subscription was lost after being established, counted when "
+         "it is restored (or the source stops first); eb_redis_node_gap_open shows one while "
+         "it lasts",
          offsetof(struct eb_redis_source, m_gaps)},
         {EB_METRIC_COUNTER, "eb_redis_gap_seconds_total",
-         "Seconds without a keyevent subscription, from the last sign of life of the lost one "
-         "to the restored one, counted when it is restored",
+         "Seconds without a node's keyevent subscription, from the last sign of life of the "
+         "lost one to the restored one, counted when it is restored",
          offsetof(struct eb_redis_source, m_gap_seconds)},
         {EB_METRIC_COUNTER, "eb_redis_reconnects_total",
-         "Redis connection attempts after the first one",
+         "Redis connection attempts after the first one, per node",
          offsetof(struct eb_redis_source, m_reconnects)},
         {EB_METRIC_COUNTER, "eb_redis_replica_refusals_total",
-         "Connections refused because redis.url points at a replica",
+         "Connections refused because the node is a replica (replicas never announce expired)",
          offsetof(struct eb_redis_source, m_refusals)},
         {EB_METRIC_COUNTER, "eb_redis_notify_config_changes_total",
          "CONFIG SET notify-keyspace-events issued to add flags the bridge needs",
          offsetof(struct eb_redis_source, m_config_changes)},
+        {EB_METRIC_GAUGE, "eb_redis_node_subscribed",
+         "Subscriptions to every keyevent channel of the node: 1 normally, 0 while it is not "
+         "subscribed, 2 for a moment while a reload hands over to new settings",
+         offsetof(struct eb_redis_source, m_subscribed)},
+        {EB_METRIC_GAUGE, "eb_redis_node_gap_open",
+         "1 while a subscription gap of the node lasts (the subscription was lost and is not "
+         "back yet), else 0",
+         offsetof(struct eb_redis_source, m_gap_open)},
+        {EB_METRIC_GAUGE, "eb_redis_node_producing",
+         "1 while this replica produces the node's notifications (coordination: its turn, "
+         "between its own handover marker and another replica's; without coordination: while "
+         "subscribed)",
+         offsetof(eb_redis_source_t, m_producing)},
+        {EB_METRIC_COUNTER, "eb_redis_handover_skipped_total",
+         "Notifications read but left to another replica: they came before this replica's "
+         "handover marker or after another's (coordination, docs/operations.md)",
+         offsetof(eb_redis_source_t, m_skipped)},
+        {EB_METRIC_GAUGE, "eb_redis_node_gap_open_seconds",
+         "Seconds the node's current subscription gap has lasted so far (refreshed every "
+         "heartbeat interval); 0 when there is none",
+         offsetof(struct eb_redis_source, m_gap_open_seconds)},
     };
+    const char *const node[] = {s->node};
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         eb_metric_t *f =
-            eb_metrics_register(m, defs[i].type, defs[i].name, defs[i].help, NULL, NULL, 0);
-        if (!f) {
+            eb_metrics_register(m, defs[i].type, defs[i].name, defs[i].help, "node", NULL, 0);
+        eb_series_t *series = f ? eb_metrics_series(f, node) : NULL;
+        if (!series) {
             eb_error_set(errstr, errstr_size, EB_EINVAL,
                          "cannot register metric %s (out of memory, or registered already with "
                          "another type)",
                          defs[i].name);
             return false;
         }
-        *(eb_series_t **)((char *)s + defs[i].off) = eb_metrics_series0(f);
-    }
-    /* Callbacks, not series: when a reload replaces the source, the newest
-     * one answers, and the old one's stop/destroy cannot overwrite the new
-     * one's state with a 0. */
-    static const struct {
-        const char *name, *help;
-        double (*fn)(void *);
-    } gauges[] = {
-        {"eb_redis_connected",
-         "1 while every keyevent channel is subscribed, else 0 (during a reload's reconnect: "
-         "the new connection)",
-         gauge_connected},
-        {"eb_redis_gap_open",
-         "1 while a subscription gap lasts (the subscription was lost and is not back yet), "
-         "else 0",
-         gauge_gap_open},
-        {"eb_redis_gap_open_seconds",
-         "Seconds the current subscription gap has lasted so far, growing while it lasts; 0 "
-         "when there is none",
-         gauge_gap_open_seconds},
-    };
-    for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
-        if (!eb_metrics_register_gauge_fn(m, gauges[i].name, gauges[i].help, gauges[i].fn, s)) {
-            eb_error_set(errstr, errstr_size, EB_EINVAL, "cannot register metric %s",
-                         gauges[i].name);
-            return false;
-        }
+        *(eb_series_t **)((char *)s + defs[i].off) = series;
     }
     s->metrics = m;
     return true;
@@ -766,12 +979,29 @@ static bool register_metrics(eb_redis_source_t *s, eb_metrics_t *m, char *errstr
  * Public API
  * --------------------------------------------------------------------- */
 
-static void make_hb_channel(eb_redis_source_t *s) {
+static uint64_t random_id(const eb_redis_source_t *s) {
     uint64_t id = 0;
     if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id))
         id = (uint64_t)eb_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
-    int n = snprintf(s->hb_channel, sizeof(s->hb_channel), HB_PREFIX "%016" PRIx64, id);
+    return id;
+}
+
+static void make_hb_channel(eb_redis_source_t *s) {
+    int n = snprintf(s->hb_channel, sizeof(s->hb_channel), HB_PREFIX "%016" PRIx64, random_id(s));
     s->hb_len = (size_t)n;
+}
+
+/* Coordination: the handover channel and this source's marker token. */
+static bool make_handover(eb_redis_source_t *s, const struct eb_redis_source_conf *conf) {
+    if (!conf->handover_channel)
+        return true;
+    s->ho_channel = strdup(conf->handover_channel);
+    s->ho_len = s->ho_channel ? strlen(s->ho_channel) : 0;
+    s->handover = eb_handover_new(s->node, random_id(s) | 1);
+    s->may_claim = conf->may_claim;
+    s->on_turn = conf->on_turn;
+    s->on_released = conf->on_released;
+    return s->ho_channel && s->handover;
 }
 
 static void free_fields(eb_redis_source_t *s) {
@@ -780,9 +1010,16 @@ static void free_fields(eb_redis_source_t *s) {
     eb_redis_resolver_destroy(s->resolver);
     if (s->ev_tick)
         event_free(s->ev_tick);
-    if (s->metrics)
-        eb_metrics_unbind(s->metrics, s);
+    if (s->ev_role)
+        event_free(s->ev_role);
+    if (s->m_subscribed) {
+        s->stopped = true;
+        count_gauges(s); /* take this source's share back */
+    }
     eb_metrics_destroy(s->own_metrics);
+    eb_handover_destroy(s->handover);
+    free(s->ho_channel);
+    free(s->node_own);
     free(s->host);
     free(s->username);
     free(s->databases);
@@ -864,6 +1101,25 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     s->host = strdup(conf->host);
     oom |= !s->host;
     s->port = conf->port;
+    s->unit = conf->unit;
+    s->role_interval_ms = conf->role_interval_ms > 0 ? conf->role_interval_ms : 0;
+    s->refuse_cluster = conf->refuse_cluster;
+    if (conf->gap_since_ns > 0) {
+        s->gap_open = true;
+        s->ever_subscribed = true; /* its first subscription ends a gap, not a start-up */
+        s->gap_start_ns = conf->gap_since_ns;
+        snprintf(s->loss_reason, sizeof(s->loss_reason), "%s",
+                 conf->gap_cause ? conf->gap_cause : "the master changed");
+    }
+    if (conf->node) {
+        s->node = conf->node;
+    } else {
+        char buf[300];
+        bool v6 = strchr(conf->host, ':') != NULL;
+        snprintf(buf, sizeof(buf), "%s%.256s%s:%d", v6 ? "[" : "", conf->host, v6 ? "]" : "",
+                 conf->port);
+        oom |= !(s->node = s->node_own = strdup(buf));
+    }
     s->auth = (conf->username && *conf->username) || (conf->password && *conf->password);
     if (conf->username && *conf->username)
         oom |= !(s->username = strdup(conf->username));
@@ -888,6 +1144,7 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     s->opaque = conf->opaque;
     s->state = EB_REDIS_STOPPED;
     make_hb_channel(s);
+    oom |= !make_handover(s, conf);
     if (oom) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free_fields;
@@ -895,7 +1152,8 @@ eb_redis_source_t *eb_redis_source_new(struct event_base *base,
     if (!make_clients(s, conf, errstr, errstr_size))
         goto err_free_fields;
     s->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, s);
-    if (!s->ev_tick) {
+    s->ev_role = event_new(base, -1, EV_PERSIST, on_role_tick, s);
+    if (!s->ev_tick || !s->ev_role) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
         goto err_free_fields;
     }
@@ -928,6 +1186,10 @@ int eb_redis_source_start(eb_redis_source_t *s) {
            eb_lf_bool("all_databases", s->all_databases));
     struct timeval tick = eb_ms_tv(s->hb_interval_ms);
     event_add(s->ev_tick, &tick);
+    if (s->role_interval_ms) {
+        struct timeval role = eb_ms_tv(s->role_interval_ms);
+        event_add(s->ev_role, &role);
+    }
     set_state(s, EB_REDIS_CONNECTING);
     if (s->stopped)
         return 0; /* on_state stopped us */
@@ -936,11 +1198,23 @@ int eb_redis_source_start(eb_redis_source_t *s) {
     return 0;
 }
 
+int64_t eb_redis_source_stop_handover(eb_redis_source_t *s) {
+    if (!s || s->stopped)
+        return 0;
+    int64_t since = s->gap_open     ? s->gap_start_ns
+                    : s->subscribed ? demoted_since(s, eb_mono_ns())
+                                    : 0;
+    s->gap_open = false; /* the successor counts it */
+    eb_redis_source_stop(s);
+    return since;
+}
+
 void eb_redis_source_stop(eb_redis_source_t *s) {
     if (!s || s->stopped)
         return;
     s->stopped = true;
     event_del(s->ev_tick);
+    event_del(s->ev_role);
     if (s->gap_open) {
         /* Events were missed and no later subscription will say so. */
         close_gap(s, eb_mono_ns(), "stopped");
@@ -948,6 +1222,7 @@ void eb_redis_source_stop(eb_redis_source_t *s) {
     /* The subscriber first: no notification once we decided to stop. */
     eb_redis_client_stop(s->sub);
     eb_redis_client_stop(s->cmd);
+    count_gauges(s);
     set_state(s, EB_REDIS_STOPPED);
 }
 
@@ -984,6 +1259,38 @@ int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events) {
 
 enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s) {
     return s->state;
+}
+
+bool eb_redis_source_producing(const eb_redis_source_t *s) {
+    return s->subscribed && !s->stopped && producing(s);
+}
+
+bool eb_redis_source_release(eb_redis_source_t *s, int grace_ms) {
+    if (!s->handover || s->stopped)
+        return true;
+    if (!s->releasing) {
+        s->releasing = true;
+        s->released = false;
+        eb_handover_release(s->handover, eb_mono_ns() + (int64_t)grace_ms * 1000000);
+        eb_log(s->log, EB_LOG_INFO,
+               "handover: master given up; producing until another replica's marker",
+               eb_lf_str("node", s->node), eb_lf_int("unit", s->unit),
+               eb_lf_bool("producing", eb_handover_producing(s->handover)),
+               eb_lf_int("grace_ms", grace_ms));
+    }
+    if (!eb_handover_released(s->handover, eb_mono_ns()))
+        return false;
+    s->released = true;
+    count_gauges(s);
+    return true;
+}
+
+void eb_redis_source_reclaim(eb_redis_source_t *s) {
+    if (!s->handover || !s->releasing || s->released)
+        return;
+    s->releasing = false;
+    eb_handover_reclaim(s->handover);
+    try_claim(s);
 }
 
 int eb_redis_source_command(eb_redis_source_t *s, eb_redis_reply_cb *cb, void *opaque, int argc,

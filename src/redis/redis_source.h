@@ -57,6 +57,9 @@ enum eb_redis_state {
 /* Called on every state change (not repeated for the same state). */
 typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 
+/* An open gap: how long it has lasted (0 when none). */
+int64_t eb_redis_source_gap_open_ns(const eb_redis_source_t *s);
+
 /* The source's own default (redis.heartbeat_interval); the connection
  * defaults are redis_client.h's EB_REDIS_DEFAULT_*. */
 #define EB_REDIS_DEFAULT_HEARTBEAT_INTERVAL_MS 1000
@@ -64,6 +67,23 @@ typedef void(eb_redis_state_cb)(enum eb_redis_state state, void *opaque);
 struct eb_redis_source_conf {
     const char *host; /* copied */
     int port;
+    /* The node's name in notifications and metric labels ("host:port"),
+     * borrowed for as long as any notification may carry it (interned:
+     * strpool.h); NULL: made from host and port, for metrics only. */
+    const char *node;
+    int32_t unit; /* stamped on every notification (docs/topology.md) */
+    /* Ask ROLE every this many ms: a master demoted by a failover keeps its
+     * subscribers and goes silent, and only ROLE tells. 0: never. */
+    int role_interval_ms;
+    /* Standalone: refuse a node with cluster_enabled:1 (it announces only
+     * its own slots' keys), saying to use redis-cluster://. */
+    bool refuse_cluster;
+    /* A gap already open (CLOCK_MONOTONIC ns of its start; 0: none) that
+     * this source's first subscription closes: it replaces a source whose
+     * master was failed over (eb_redis_source_stop_handover()). gap_cause
+     * says why it opened; copied. */
+    int64_t gap_since_ns;
+    const char *gap_cause;
     const char *username; /* ACL user or NULL; copied */
     const char *password; /* or NULL; copied, never logged */
     bool all_databases;
@@ -80,9 +100,22 @@ struct eb_redis_source_conf {
     int reconnect_max_ms;
     eb_log_t *log;         /* borrowed; must outlive the source */
     eb_metrics_t *metrics; /* borrowed; must outlive the source */
+    /* Coordination (handover.h): the deployment's handover channel
+     * (eb_handover_channel(); copied), or NULL to produce everything read.
+     * With it, the source produces what follows its own marker, which it
+     * publishes once per subscription when may_claim() says the master is
+     * this replica's (NULL: always). */
+    const char *handover_channel;
+    bool (*may_claim)(void *opaque);
+    /* Its turn began (producing) or ended (another replica's marker). May
+     * be NULL. */
+    void (*on_turn)(bool producing, void *opaque);
+    /* A release (eb_redis_source_release()) that did not end at once has
+     * ended: stop and retire the source. May be NULL. */
+    void (*on_released)(void *opaque);
     eb_notification_cb *on_notification;
     eb_redis_state_cb *on_state; /* may be NULL */
-    void *opaque;                /* passed to both callbacks; borrowed */
+    void *opaque;                /* passed to every callback; borrowed */
 };
 
 /* Create (does not connect yet). NULL + errstr on bad arguments or OOM.
@@ -99,6 +132,12 @@ int eb_redis_source_start(eb_redis_source_t *s);
  * call from inside a callback. */
 void eb_redis_source_stop(eb_redis_source_t *s);
 
+/* Stop, handing any gap to a successor instead of counting it: returns the
+ * start of the gap the successor's first subscription should close (the
+ * open gap's start; now when the source was subscribed, as a demoted
+ * master is; 0 when it never subscribed). Then as eb_redis_source_stop(). */
+int64_t eb_redis_source_stop_handover(eb_redis_source_t *s);
+
 /* Change the subscribed events (a reload named new ones or dropped some):
  * subscribes first, then unsubscribes, so an event kept by both configs is
  * never unsubscribed; notifications of a dropped event stop at once, and
@@ -107,6 +146,21 @@ void eb_redis_source_stop(eb_redis_source_t *s);
 int eb_redis_source_set_events(eb_redis_source_t *s, uint64_t events);
 
 enum eb_redis_state eb_redis_source_state(const eb_redis_source_t *s);
+
+/* Subscribed, and (with coordination) in its turn: what it reads now is
+ * produced. */
+bool eb_redis_source_producing(const eb_redis_source_t *s);
+
+/* Coordination: the master was given to another replica. Produce on until
+ * that replica's handover marker comes through (the exact cut, handover.h)
+ * or grace_ms pass, claiming no more. true when that is already so (nothing
+ * was being produced, or no coordination): retire it now; else on_released
+ * says when. */
+bool eb_redis_source_release(eb_redis_source_t *s, int grace_ms);
+
+/* Coordination: the master is this replica's again before the release
+ * ended: claim it once more. */
+void eb_redis_source_reclaim(eb_redis_source_t *s);
 
 /* "connecting", "subscribed", "waiting", "stopped": for logs and /readyz.
  * Static storage, never NULL. */

@@ -215,6 +215,7 @@ class ConsumerContract:
     (consumer_argv) and mix in unittest.TestCase."""
 
     name = None
+    mock_kafka_args = ()  # eb_mock_kafka options a consumer's client needs
 
     def consumer_argv(self, args):
         raise NotImplementedError
@@ -229,7 +230,7 @@ class ConsumerContract:
     def setUp(self):
         if not self.pg.running():  # a failed outage test must not break the next
             self.pg.start()
-        self.kafka = MockKafka(brokers=1).start()
+        self.kafka = MockKafka(brokers=1, args=self.mock_kafka_args).start()
         self.addCleanup(self.kafka.stop)
         tag = uuid.uuid4().hex[:8]
         self.topic = "shop.order.payment-timeout.%s" % tag

@@ -5,8 +5,8 @@
  * Checks, beyond "no crash" and no access outside the pool (the pool is
  * poisoned between replies under AddressSanitizer): the stream read whole,
  * and cut in two at a point taken from the input, gives exactly the replies
- * (and the protocol error) hiredis 0.14's own reader gives
- * (tests/support/resp_same.h).
+ * (and the protocol error) the own reader of the hiredis built against
+ * gives -- 0.14, or 1.x, which also reads RESP3 (tests/support/resp_same.h).
  */
 #include <stdint.h>
 #include <stdlib.h>

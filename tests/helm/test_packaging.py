@@ -4,26 +4,32 @@
 No Docker engine or hadolint exists on these machines, so this checks the
 Dockerfile as text, and checks it against what is real here:
 
-- .ci/packages-build.txt and .ci/packages-runtime.txt are plain lists (one
-  Debian package a line: `xargs apt-get install < FILE` reads them), every
-  name exists in Debian 12, and CI's entry point (.ci/run and the scripts it
-  runs) installs from packages-build.txt;
-- every pkg-config module CMake asks for is provided by a package in
-  packages-build.txt (dpkg -S of its .pc file);
-- every shared library the installed binaries link directly (cmake
+- the package lists, one pair per Debian release the project builds on
+  (.ci/packages-{build,runtime}.txt: Debian 12, this CI machine;
+  .ci/debian13/packages-*.txt: Debian 13, scripts/debian13.sh's root and the
+  image), are plain lists (one Debian package a line: `xargs apt-get
+  install < FILE` reads them), and CI's entry point (.ci/run and the scripts
+  it runs) installs from each build list;
+- on the machine this runs on (Debian 12 or 13), with that release's lists:
+  every name exists in its Debian, every pkg-config module CMake asks for
+  is provided by a package in the build list (dpkg -S of its .pc file), and
+  every shared library the installed binaries link directly (cmake
   --install of this build tree, readelf NEEDED) is provided by a package in
-  packages-runtime.txt or by libc6, so the runtime image has it;
+  the runtime list or by libc6, so an image of that release has it;
 - `cmake --install --prefix D` installs the bridge and every file it ships
   (the example and demo configs, the config's and the event's JSON Schemas,
   the Redis Function library), byte for byte;
-- the Dockerfile: Debian 12 slim in every stage, apt-get only from those
+- the Dockerfile: Debian 13 slim in every stage, apt-get only from the
+  Debian 13 lists
   files (the same command line in both stages), unit tests run in the build
   stage, cmake --install into a staging root and nothing copied from the
   source tree by hand, a non-root numeric USER, the plugins folder,
   ENTRYPOINT/CMD matching the Helm chart's config path and port, COPY
   sources that exist and are not dockerignored;
-- .github/workflows/ci.yml runs .ci/run on debian:12, helm lint and helm
-  template with tests/helm/values-full.yaml.
+- .github/workflows/ci.yml runs .ci/run on debian:12 (with Go >= 1.26 for
+  helm and Node.js >= 20 for the JavaScript SDK), and helm lint and helm
+  template with tests/helm/values-full.yaml on the helm that
+  scripts/fetch-helm.sh builds; scripts/test.sh fetches before it tests.
 
 Environment: EB_SOURCE_DIR, EB_BUILD_DIR (set by ctest).
 """
@@ -46,10 +52,26 @@ from counted import Counted, assertions
 SRC = os.environ.get("EB_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("EB_BUILD_DIR") or os.path.join(SRC, "build")
-PKG_BUILD = ".ci/packages-build.txt"
-PKG_RUNTIME = ".ci/packages-runtime.txt"
+# (build list, runtime list) per Debian release.
+LISTS = {"12": (".ci/packages-build.txt", ".ci/packages-runtime.txt"),
+         "13": (".ci/debian13/packages-build.txt", ".ci/debian13/packages-runtime.txt")}
+# The image's release: the Dockerfile installs its lists.
+BASE_IMAGE = "debian:13-slim"
+PKG_BUILD, PKG_RUNTIME = LISTS["13"]
 APT_LINE = "xargs apt-get install -y --no-install-recommends < %s"
-BASE_IMAGE = "debian:12-slim"
+
+
+def host_release():
+    """The Debian major release this runs on ("12", "13"), from /etc/debian_version."""
+    try:
+        with open("/etc/debian_version") as f:
+            return f.read().strip().split(".")[0]
+    except OSError:
+        return None
+
+
+# The lists of the machine this runs on (checked against its apt and dpkg).
+HOST_BUILD, HOST_RUNTIME = LISTS.get(host_release(), LISTS["12"])
 # Libraries every Debian image has (the C library and the GCC runtime).
 BASE_PACKAGES = {"libc6", "libgcc-s1"}
 
@@ -103,7 +125,7 @@ def dockerignored(rel, patterns):
 
 class PackageListsTest(Counted):
     def test_package_lists_are_one_plain_name_a_line(self):
-        for rel in (PKG_BUILD, PKG_RUNTIME):
+        for rel in [r for pair in LISTS.values() for r in pair]:
             text = read(rel)
             self.assertTrue(text.endswith("\n"), rel)
             names = package_list(rel)
@@ -115,18 +137,21 @@ class PackageListsTest(Counted):
             self.assertEqual(len(names), len(set(names)), "%s has duplicates" % rel)
 
     def test_package_lists_hold_what_the_design_asks(self):
-        build = set(package_list(PKG_BUILD))
-        for p in ("build-essential", "cmake", "pkg-config", "libhiredis-dev", "librdkafka-dev",
-                  "libyaml-dev", "libevent-dev", "libcmocka-dev", "libpq-dev"):
-            self.assertIn(p, build)
-        runtime = set(package_list(PKG_RUNTIME))
-        self.assertIn("ca-certificates", runtime, "Kafka over TLS needs the CA bundle")
-        self.assertFalse({p for p in runtime if p.endswith("-dev")}, "no -dev in the runtime image")
+        for rel_build, rel_runtime in LISTS.values():
+            build = set(package_list(rel_build))
+            for p in ("build-essential", "cmake", "pkg-config", "libhiredis-dev",
+                      "librdkafka-dev", "libyaml-dev", "libevent-dev", "libcmocka-dev",
+                      "libpq-dev"):
+                self.assertIn(p, build, rel_build)
+            runtime = set(package_list(rel_runtime))
+            self.assertIn("ca-certificates", runtime, "Kafka over TLS needs the CA bundle")
+            self.assertFalse({p for p in runtime if p.endswith("-dev")},
+                             "no -dev in the runtime image")
 
     def test_every_package_exists_in_debian(self):
         if not shutil.which("apt-cache"):
             self.skipTest("no apt-cache here")
-        names = package_list(PKG_BUILD) + package_list(PKG_RUNTIME)
+        names = package_list(HOST_BUILD) + package_list(HOST_RUNTIME)
         p = subprocess.run(["apt-cache", "policy"] + names, capture_output=True, text=True)
         blocks = re.split(r"^(?=\S)", p.stdout, flags=re.M)
         cand = {}
@@ -144,22 +169,24 @@ class PackageListsTest(Counted):
         if not os.path.exists(os.path.join(SRC, ".ci", "run")):
             self.skipTest(".ci/run does not exist yet")
         # Follow .ci/run into the repository scripts it names.
-        seen, todo, found = set(), [".ci/run"], []
+        seen, todo, found = set(), [".ci/run"], {}
         while todo:
             rel = todo.pop()
             if rel in seen or not os.path.isfile(os.path.join(SRC, rel)):
                 continue
             seen.add(rel)
             text = read(rel)
-            if PKG_BUILD in text:
-                found.append(rel)
+            for build, _ in LISTS.values():
+                if build in text:
+                    found.setdefault(build, rel)
             todo += re.findall(r"\b(scripts/[\w.-]+|\.ci/[\w.-]+)", text)
             d = os.path.dirname(rel)
             todo += [os.path.normpath(os.path.join(d, x))
                      for x in re.findall(r"\$\(dirname [^)]*\)/([\w.-]+)", text)]
-        self.assertTrue(found, "CI (%s) must install the packages of %s, as the Dockerfile "
-                        "does, so the image cannot drift from what CI tests" % (
-                            " -> ".join(sorted(seen)), PKG_BUILD))
+        for build, _ in LISTS.values():
+            self.assertIn(build, found, "CI (%s) must install the packages of %s, as the "
+                          "Dockerfile does, so the image cannot drift from what CI tests" % (
+                              " -> ".join(sorted(seen)), build))
 
 
 class CMakeDependenciesTest(Counted):
@@ -179,7 +206,7 @@ class CMakeDependenciesTest(Counted):
                                                   "GLOBAL", "NO_CMAKE_PATH",
                                                   "NO_CMAKE_ENVIRONMENT_PATH")}
         self.assertIn("hiredis", mods)
-        build = set(package_list(PKG_BUILD))
+        build = set(package_list(HOST_BUILD))
         for mod in sorted(mods):
             p = subprocess.run(["pkg-config", "--variable=pcfiledir", mod],
                                capture_output=True, text=True)
@@ -188,7 +215,7 @@ class CMakeDependenciesTest(Counted):
             pkg = dpkg_owner(pc)
             self.assertIsNotNone(pkg, "%s (%s) belongs to no Debian package" % (mod, pc))
             self.assertIn(pkg, build, "CMake needs pkg-config module %s from %s: add it to %s"
-                          % (mod, pkg, PKG_BUILD))
+                          % (mod, pkg, HOST_BUILD))
 
     def test_installed_binaries_link_only_runtime_packages(self):
         for tool in ("cmake", "readelf", "dpkg", "ldconfig"):
@@ -212,7 +239,7 @@ class CMakeDependenciesTest(Counted):
             names = [os.path.basename(e) for e in elves]
             self.assertIn("expiry-bridge", names, "the install must contain the bridge")
             libs = ldconfig_map()
-            runtime = set(package_list(PKG_RUNTIME)) | BASE_PACKAGES
+            runtime = set(package_list(HOST_RUNTIME)) | BASE_PACKAGES
             for elf in elves:
                 out = subprocess.run(["readelf", "-d", elf], capture_output=True, text=True).stdout
                 for lib in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out):
@@ -221,7 +248,7 @@ class CMakeDependenciesTest(Counted):
                         os.path.basename(elf), lib))
                     pkg = dpkg_owner(path)
                     self.assertIn(pkg, runtime, "%s links %s from package %s: add it to %s"
-                                  % (os.path.basename(elf), lib, pkg, PKG_RUNTIME))
+                                  % (os.path.basename(elf), lib, pkg, HOST_RUNTIME))
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -304,7 +331,7 @@ class DockerfileTest(Counted):
     def expand(self, s):
         return re.sub(r"\$\{?(\w+)\}?", lambda m: self.args.get(m.group(1), m.group(0)), s)
 
-    def test_every_stage_is_debian_12_slim(self):
+    def test_every_stage_is_debian_13_slim(self):
         froms = [self.expand(arg.split()[0]) for _, ins, arg in self.instr if ins == "FROM"]
         self.assertGreaterEqual(len(froms), 2, "multi-stage")
         for f in froms:
@@ -394,7 +421,7 @@ class DockerfileTest(Counted):
 
 
 class WorkflowTest(Counted):
-    def test_workflow_runs_ci_helm_lint_and_template(self):
+    def test_workflow_runs_ci_and_the_real_helm_built_from_its_go_module(self):
         wf = yaml.safe_load(read(".github/workflows/ci.yml"))
         jobs = wf["jobs"]
         runs = {name: "\n".join(s.get("run", "") for s in job["steps"]) for name, job in jobs.items()}
@@ -402,15 +429,27 @@ class WorkflowTest(Counted):
         ci = [n for n, r in runs.items() if re.search(r"(^|\s)\.ci/run\b", r)]
         self.assertTrue(ci, "a job runs .ci/run")
         self.assertIn(jobs[ci[0]].get("container"), ("debian:12", {"image": "debian:12"}))
-        helm = [n for n, u in uses.items() if any(x.startswith("azure/setup-helm@") for x in u)]
-        self.assertTrue(helm, "a job installs helm with azure/setup-helm")
+        # .ci/run builds helm with Go >= 1.26 and runs the JS SDK on Node >= 20.
+        self.assertTrue(any(u.startswith("actions/setup-go@") for u in uses[ci[0]]))
+        self.assertTrue(any(u.startswith("actions/setup-node@") for u in uses[ci[0]]))
+        helm = [n for n, r in runs.items() if "scripts/fetch-helm.sh" in r]
+        self.assertTrue(helm, "a job builds helm with scripts/fetch-helm.sh, as .ci/run does")
+        self.assertFalse(any(x.startswith("azure/setup-helm@") for u in uses.values() for x in u),
+                         "one helm: the one built from its Go module")
         r = runs[helm[0]]
-        self.assertIn("helm lint", r)
-        self.assertRegex(r, r"helm lint[^\n]* helm/expiry-bridge")
-        self.assertRegex(r, r"helm template [^\n]*helm/expiry-bridge")
-        self.assertRegex(r, r"helm template [^\n]*helm/expiry-bridge[^\n]*\n?[^\n]*-f tests/helm/values-full.yaml")
-        self.assertIn("tests/helm/compare_helm.py", r, "helm output is compared with the renderer")
+        self.assertRegex(r, r"lint --strict helm/expiry-bridge\n")
+        self.assertRegex(r, r"lint --strict helm/expiry-bridge -f tests/helm/values-full.yaml")
+        self.assertRegex(r, r"template [^\n]*helm/expiry-bridge")
+        self.assertRegex(r, r"template [^\n]*helm/expiry-bridge[^\n]*\n?[^\n]*-f tests/helm/values-full.yaml")
+        self.assertIn("tests/helm/bad-values/*.yaml", r, "every bad values file is refused")
         self.assertTrue(any("docker build" in x for x in runs.values()), "a job builds the image")
+
+    def test_test_script_fetches_before_testing_and_requires_what_it_fetched(self):
+        text = read("scripts/test.sh")
+        for needed in ("scripts/fetch-helm.sh", "scripts/fetch-sdks.sh",
+                       "export EB_REQUIRE_FETCHED=1"):
+            self.assertIn(needed, text)
+        self.assertLess(text.index("EB_REQUIRE_FETCHED=1"), text.index("ctest"))
 
 
 def main():

@@ -186,6 +186,8 @@ static void wait_expired(struct t *t, const char *key) {
  * Observation helpers
  * --------------------------------------------------------------------- */
 
+/* A metric's value, summed over its series (the source's families are
+ * labelled with the node); -1 when it has none. */
 static double metric(const struct t *t, const char *name) {
     struct eb_buf b = EB_BUF_INIT;
     eb_metrics_render(t->metrics, &b);
@@ -193,9 +195,11 @@ static double metric(const struct t *t, const char *name) {
     double v = -1;
     size_t n = strlen(name);
     for (const char *p = b.data; p && *p;) {
-        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-            v = strtod(p + n + 1, NULL);
-            break;
+        if (strncmp(p, name, n) == 0 && (p[n] == ' ' || p[n] == '{')) {
+            const char *val = p[n] == ' ' ? p + n + 1 : strstr(p + n, "} ");
+            if (val) {
+                v = (v < 0 ? 0 : v) + strtod(val + (p[n] == ' ' ? 0 : 2), NULL);
+            }
         }
         const char *nl = strchr(p, '\n');
         p = nl ? nl + 1 : NULL;
@@ -370,7 +374,7 @@ static void test_expired_events_arrive_from_each_listed_database(void **state) {
     assert_int_equal(rep->element[3]->integer, 1);
     assert_int_equal(rep->element[5]->integer, 0);
     freeReplyObject(rep);
-    assert_int_equal(metric(t, "eb_redis_connected"), 1);
+    assert_int_equal(metric(t, "eb_redis_node_subscribed"), 1);
     finish(t);
 }
 
@@ -706,21 +710,21 @@ static void test_open_gap_is_visible_while_it_lasts(void **state) {
     eb_fix_redis_start(&t->redis, fast_expiry);
     start_source(t);
     wait_subscribed(t);
-    assert_int_equal(metric(t, "eb_redis_gap_open"), 0);
-    assert_int_equal(metric(t, "eb_redis_gap_open_seconds"), 0);
+    assert_int_equal(metric(t, "eb_redis_node_gap_open"), 0);
+    assert_int_equal(metric(t, "eb_redis_node_gap_open_seconds"), 0);
 
     eb_fix_redis_kill9(&t->redis);
-    const struct metric_is open = {"eb_redis_gap_open", 1};
+    const struct metric_is open = {"eb_redis_node_gap_open", 1};
     assert_true(run_until(t, metric_equals, &open, WAIT_MS));
-    const struct metric_min grown = {"eb_redis_gap_open_seconds", 1.0};
+    const struct metric_min grown = {"eb_redis_node_gap_open_seconds", 1.0};
     assert_true(run_until(t, metric_at_least, &grown, WAIT_MS));
     assert_int_equal(metric(t, "eb_redis_gaps_total"), 0); /* not ended yet */
 
     eb_fix_redis_restart(&t->redis);
     const struct metric_min ended = {"eb_redis_gaps_total", 1};
     assert_true(run_until(t, metric_at_least, &ended, WAIT_MS));
-    assert_int_equal(metric(t, "eb_redis_gap_open"), 0);
-    assert_int_equal(metric(t, "eb_redis_gap_open_seconds"), 0);
+    assert_int_equal(metric(t, "eb_redis_node_gap_open"), 0);
+    assert_int_equal(metric(t, "eb_redis_node_gap_open_seconds"), 0);
     assert_true(metric(t, "eb_redis_gap_seconds_total") >= 1.0);
     finish(t);
 }
@@ -1058,26 +1062,27 @@ static void test_stop_inside_notification_callback_ends_delivery(void **state) {
     finish(t);
 }
 
-/* A reload that changes Redis settings builds a second source on the same
- * registry before it destroys the first: both count into the same
- * families, the newest answers eb_redis_connected, and the old one's stop
- * and destroy do not overwrite that answer with a 0. */
-static void test_second_source_on_one_registry_shares_metrics_and_newest_answers(void **state) {
+/* A reload that changes Redis settings builds a second source for the same
+ * node on the same registry before it destroys the first: both count into
+ * the node's series, each its own share, so neither's stop erases the
+ * other's subscription. */
+static void test_second_source_of_one_node_counts_beside_the_first(void **state) {
     struct t *t = *state;
     char err[256] = "";
     eb_fix_redis_start(&t->redis, fast_expiry);
     start_source(t);
     wait_subscribed(t);
-    assert_int_equal(metric(t, "eb_redis_connected"), 1);
+    assert_int_equal(metric(t, "eb_redis_node_subscribed"), 1);
     eb_redis_source_t *old = t->src;
     t->src = eb_redis_source_new(t->base, &t->conf, err, sizeof(err));
     assert_non_null(t->src);
-    assert_int_equal(metric(t, "eb_redis_connected"), 0); /* the new one: not started */
+    assert_int_equal(metric(t, "eb_redis_node_subscribed"), 1); /* the new one: not started */
     assert_int_equal(eb_redis_source_start(t->src), 0);
     wait_subscribed(t);
+    assert_int_equal(metric(t, "eb_redis_node_subscribed"), 2); /* the overlap */
     eb_redis_source_stop(old);
     eb_redis_source_destroy(old);
-    assert_int_equal(metric(t, "eb_redis_connected"), 1);
+    assert_int_equal(metric(t, "eb_redis_node_subscribed"), 1);
     assert_int_equal(metric(t, "eb_redis_gaps_total"), 0);
     finish(t);
 }
@@ -1163,7 +1168,7 @@ int main(void) {
         T(test_set_events_adds_and_removes_without_losing_expired),
         T(test_command_runs_on_command_connection_and_sees_null_on_loss),
         T(test_stop_inside_notification_callback_ends_delivery),
-        T(test_second_source_on_one_registry_shares_metrics_and_newest_answers),
+        T(test_second_source_of_one_node_counts_beside_the_first),
         T(test_stop_inside_state_callback_closes_once_control_returns),
         T(test_destroy_leaves_no_registered_events_in_every_state),
 #undef T

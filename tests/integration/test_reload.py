@@ -267,7 +267,7 @@ class ReloadTest(BridgeTestCase, unittest.TestCase):
         print("RESULT same_server_handover announced=%d delivered=%d lost=%d duplicates=%d" % (
             len(announced), len(set(got)), len(lost), dups), flush=True)
         self.assertEqual(lost, set())
-        self.assertEqual(self.metrics().get("eb_redis_gaps_total"), 0)
+        self.assertEqual(self.metrics().total("eb_redis_gaps_total"), 0)
 
     def test_a_file_that_changes_redis_applies_its_routes_when_the_new_connection_is_ready(self):
         self.start()

@@ -9,6 +9,9 @@ Binaries come from the environment ctest sets (see cmake/EbTest.cmake):
   EB_BIN          the expiry-bridge daemon
   EB_MOCK_KAFKA   the mock Kafka cluster (tests/support/mock_kafka.c)
   EB_SOURCE_DIR   the source tree (schemas, configs)
+  EB_REDIS_SERVER the server RedisServer starts (default redis-server; the
+                  `valkey` ctest label sets valkey-server or a path)
+  EB_REDIS_CLI    its command-line client (default redis-cli)
 
 Run with Debian's /usr/bin/python3, which sees python3-confluent-kafka,
 python3-redis and python3-jsonschema.
@@ -30,6 +33,10 @@ SOURCE_DIR = os.environ.get(
 EB_BIN = os.environ.get("EB_BIN", os.path.join(SOURCE_DIR, "build", "src", "expiry-bridge"))
 EB_MOCK_KAFKA = os.environ.get(
     "EB_MOCK_KAFKA", os.path.join(SOURCE_DIR, "build", "tests", "support", "eb_mock_kafka"))
+# Which server the fixtures start: Redis, or Valkey (same options, same
+# protocol). tests/support/redis_fixture.c reads the same variable.
+REDIS_SERVER = os.environ.get("EB_REDIS_SERVER") or "redis-server"
+REDIS_CLI = os.environ.get("EB_REDIS_CLI") or "redis-cli"
 
 
 class Timeout(AssertionError):
@@ -87,7 +94,7 @@ class TempDir:
 
 
 class RedisServer:
-    """A redis-server on 127.0.0.1 in its own temp dir."""
+    """A redis-server (or EB_REDIS_SERVER) on 127.0.0.1 in its own temp dir."""
 
     def __init__(self, port=None, args=(), appendonly=False):
         self.port = port or free_port()
@@ -100,7 +107,7 @@ class RedisServer:
         self.proc = None
 
     def start(self):
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                "--dir", self.dir.path, "--logfile", os.path.join(self.dir.path, "redis.log"),
                "--daemonize", "no"] + self.args
@@ -155,9 +162,10 @@ class RedisServer:
 class MockKafka:
     """librdkafka's mock cluster in its own process (eb_mock_kafka)."""
 
-    def __init__(self, brokers=3, topics=()):
+    def __init__(self, brokers=3, topics=(), args=()):
         self.brokers = brokers
         self.topics = list(topics)  # "name:partitions"
+        self.args = list(args)      # more eb_mock_kafka options (--api-version ...)
         self.proc = None
         self.bootstrap = None
 
@@ -165,6 +173,7 @@ class MockKafka:
         cmd = [EB_MOCK_KAFKA, "--brokers", str(self.brokers)]
         for t in self.topics:
             cmd += ["--topic", t]
+        cmd += self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1)
         line = self.proc.stdout.readline().strip()
@@ -325,11 +334,20 @@ class Consumer:
         self.consumer = KConsumer(c)
         self.consumer.subscribe(list(topics))
         self.messages = []
+        self._seen = set()
 
     def poll_once(self, timeout=0.2):
         m = self.consumer.poll(timeout)
         if m is None or m.error():
             return None
+        # Nothing is committed, so a rebalance (librdkafka >= 2.x rebalances
+        # when a subscribed topic is created) reads a partition again from
+        # the start: the same offset twice is the consumer's, not the
+        # bridge's, duplicate. A message the bridge sent twice has two offsets.
+        where = (m.topic(), m.partition(), m.offset())
+        if where in self._seen:
+            return None
+        self._seen.add(where)
         value = m.value()
         try:
             parsed = json.loads(value) if value is not None else None

@@ -3,6 +3,15 @@
  * python3-confluent-kafka work against it).
  *
  *   eb_mock_kafka [--brokers N] [--topic NAME:PARTITIONS]...
+ *                 [--api-version KEY:MIN:MAX]...
+ *
+ * --api-version narrows the versions the mock advertises for one request
+ * type (rd_kafka_mock_set_apiversion). The Java consumer's test needs
+ * `2:0:3`: librdkafka 2.0.2's mock answers ListOffsets v4/v5 in a form the
+ * Java client (kafka-clients 2.3.1) cannot read (a NullPointerException in
+ * its Fetcher), and v3 works. Newer Java clients cannot use this mock at
+ * all: they open with ApiVersions v3+, which the mock refuses with a reply
+ * whose bytes the client reads as a throttle time of about 20 minutes.
  *
  * Prints one line "BOOTSTRAP host:port,host:port,..." on stdout, then reads
  * commands from stdin, one per line, answering each with "ok" or "error: ..."
@@ -86,6 +95,13 @@ int main(int argc, char **argv) {
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    /* EB_MOCK_DEBUG=mock (librdkafka's debug contexts): the mock's own
+     * decisions (group state, rebalances) on stderr, for debugging a test. */
+    const char *debug = getenv("EB_MOCK_DEBUG");
+    if (debug && *debug) {
+        rd_kafka_conf_set(conf, "debug", debug, errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "log_level", "7", errstr, sizeof(errstr));
+    }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (!rk) {
         fprintf(stderr, "eb_mock_kafka: %s\n", errstr);
@@ -105,6 +121,16 @@ int main(int argc, char **argv) {
                 *colon = '\0';
             if (rd_kafka_mock_topic_create(mc, spec, parts > 0 ? parts : 4, 1)) {
                 fprintf(stderr, "eb_mock_kafka: cannot create topic %s\n", spec);
+                return 1;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        int key, lo, hi;
+        if (strcmp(argv[i], "--api-version") == 0 && i + 1 < argc &&
+            sscanf(argv[++i], "%d:%d:%d", &key, &lo, &hi) == 3) {
+            if (rd_kafka_mock_set_apiversion(mc, (int16_t)key, (int16_t)lo, (int16_t)hi)) {
+                fprintf(stderr, "eb_mock_kafka: cannot set the versions of API %d\n", key);
                 return 1;
             }
         }

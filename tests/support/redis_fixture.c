@@ -90,6 +90,26 @@ static bool port_accepts(int port) {
     return ok;
 }
 
+/* The server binary: redis-server, or EB_REDIS_SERVER (valkey-server or a
+ * path; the `valkey` ctest label sets it, as tests/support/ebtest.py reads). */
+static const char *server_binary(const struct eb_fix_redis *r) {
+    const char *s = getenv("EB_REDIS_SERVER");
+    return s && *s && !r->tls_fallback ? s : "redis-server";
+}
+
+/* True when the server's log says it was built without TLS. */
+static bool log_says_no_tls(const struct eb_fix_redis *r) {
+    char path[4096], line[1024];
+    snprintf(path, sizeof(path), "%s/redis.log", r->dir);
+    FILE *f = fopen(path, "r");
+    bool no_tls = false;
+    while (f && !no_tls && fgets(line, sizeof(line), f))
+        no_tls = strstr(line, "Failed finding TLS support") != NULL;
+    if (f)
+        fclose(f);
+    return no_tls;
+}
+
 static void spawn(struct eb_fix_redis *r) {
     char port[16], logfile[4096], pidfile[4096];
     snprintf(port, sizeof(port), "%d", r->port);
@@ -103,7 +123,7 @@ static void spawn(struct eb_fix_redis *r) {
         argv[n++] = "--pdeathsig";
         argv[n++] = "KILL";
     }
-    argv[n++] = "redis-server";
+    argv[n++] = server_binary(r);
     argv[n++] = "--port";
     argv[n++] = r->tls ? "0" : port;
     if (r->tls) {
@@ -149,6 +169,12 @@ static bool start_once(struct eb_fix_redis *r) {
     struct ready_arg a = {r, false};
     if (!eb_fix_wait_until(ready_or_dead, &a, READY_TIMEOUT_MS))
         redis_fail(r, "redis-server did not answer PING");
+    if (a.died && r->tls && !r->tls_fallback && log_says_no_tls(r)) {
+        fprintf(stderr, "redis fixture: %s has no TLS; redis-server serves the TLS port\n",
+                server_binary(r));
+        r->tls_fallback = true;
+        return start_once(r);
+    }
     return !a.died;
 }
 

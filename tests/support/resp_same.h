@@ -4,7 +4,8 @@
  *
  * Both readers get the same bytes, cut in two at `split`; after each part
  * every complete reply is taken from both and compared field by field
- * (type, string bytes and terminating NUL, integer, elements), and a
+ * (type, string bytes and terminating NUL, integer, elements; with hiredis
+ * 1.x also RESP3's double value and verbatim type), and a
  * protocol error must hit both at the same reply with the same message.
  */
 #ifndef EB_TEST_RESP_SAME_H
@@ -18,15 +19,31 @@
 
 #include "redis/redis_conn.h"
 
+/* hiredis 1.x's reader also reads RESP3 (whatever protocol a connection
+ * speaks): aggregates other than arrays, doubles (value and text),
+ * booleans, verbatim strings (type and text) and big numbers. */
+#if HIREDIS_MAJOR >= 1
+#define RESP_IS_AGGREGATE(t)                                                                       \
+    ((t) == REDIS_REPLY_ARRAY || (t) == REDIS_REPLY_MAP || (t) == REDIS_REPLY_SET ||              \
+     (t) == REDIS_REPLY_PUSH)
+#define RESP_IS_INTEGER(t) ((t) == REDIS_REPLY_INTEGER || (t) == REDIS_REPLY_BOOL)
+#define RESP_SAME_RESP3(a, b)                                                                      \
+    ((a)->type != REDIS_REPLY_DOUBLE || memcmp(&(a)->dval, &(b)->dval, sizeof((a)->dval)) == 0) && \
+        ((a)->type != REDIS_REPLY_VERB || memcmp((a)->vtype, (b)->vtype, 4) == 0)
+#else
+#define RESP_IS_AGGREGATE(t) ((t) == REDIS_REPLY_ARRAY)
+#define RESP_IS_INTEGER(t)   ((t) == REDIS_REPLY_INTEGER)
+#define RESP_SAME_RESP3(a, b) true
+#endif
+
 static bool resp_reply_equal(const redisReply *a, const redisReply *b) {
     if (a->type != b->type)
         return false;
-    switch (a->type) {
-    case REDIS_REPLY_INTEGER:
+    if (RESP_IS_INTEGER(a->type))
         return a->integer == b->integer;
-    case REDIS_REPLY_NIL:
+    if (a->type == REDIS_REPLY_NIL)
         return true;
-    case REDIS_REPLY_ARRAY:
+    if (RESP_IS_AGGREGATE(a->type)) {
         if (a->elements != b->elements)
             return false;
         for (size_t i = 0; i < a->elements; i++) {
@@ -34,9 +51,10 @@ static bool resp_reply_equal(const redisReply *a, const redisReply *b) {
                 return false;
         }
         return true;
-    default: /* string, status, error */
-        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0 && b->str[b->len] == '\0';
     }
+    /* string, status, error; 1.x: double, verbatim, big number */
+    return a->len == b->len && memcmp(a->str, b->str, a->len) == 0 && b->str[b->len] == '\0' &&
+           RESP_SAME_RESP3(a, b);
 }
 
 /* Take every complete reply from both; false on any difference. *dead is
@@ -72,7 +90,7 @@ static bool resp_drain_same(redisReader *ref, eb_redis_reader_t *mine, bool *dea
  * limits, so such inputs are not compared. */
 static bool resp_huge_array(const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        if (p[i] != '*')
+        if (p[i] != '*' && p[i] != '%' && p[i] != '~' && p[i] != '>') /* 1.x: RESP3 aggregates */
             continue;
         size_t d = i + 1;
         if (d < n && p[d] == '-')

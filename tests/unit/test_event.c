@@ -487,6 +487,38 @@ static void test_event_structured_parses_with_fields_in_contract_order(void **st
     jfree(&root);
 }
 
+static void test_event_node_is_the_redisnode_attribute_after_source(void **state) {
+    struct eb_event ev = sample_event();
+    ev.node = "10.0.0.5:6379";
+    struct jnode root;
+    encode_parse(state, &ev, EB_FORMAT_CLOUDEVENTS, &root);
+    char keys[512];
+    jkeys(&root, keys, sizeof(keys));
+    assert_string_equal(keys,
+                        "specversion,type,source,redisnode,id,time,subject,datacontenttype,data");
+    assert_jstr(jget(&root, "redisnode"), "10.0.0.5:6379", 13);
+    jfree(&root);
+}
+
+static void test_event_node_is_a_ce_header_in_binary_mode(void **state) {
+    struct eb_event ev = sample_event();
+    ev.node = "10.0.0.5:6379";
+    const struct eb_encoded *enc = encode_ok(state, &ev, EB_FORMAT_CLOUDEVENTS_BINARY);
+    const struct eb_header *h = header(enc, "ce_redisnode");
+    assert_non_null(h);
+    assert_int_equal(h->value_len, 13);
+    assert_memory_equal(h->value, "10.0.0.5:6379", 13);
+}
+
+static void test_event_node_does_not_change_the_id(void **state) {
+    struct eb_event ev = sample_event();
+    char a[33], b[33];
+    eb_event_id(&ev, a);
+    ev.node = "10.0.0.5:6379"; /* a copy from another master after a failover */
+    eb_event_id(&ev, b);
+    assert_string_equal(a, b);
+}
+
 static void test_event_type_is_redis_key_dot_event(void **state) {
     struct eb_event ev = sample_event();
     ev.event = "evicted";
@@ -1282,6 +1314,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_event_structured_matches_contract_example_exactly),
         T(test_event_structured_parses_with_fields_in_contract_order),
+        T(test_event_node_is_the_redisnode_attribute_after_source),
+        T(test_event_node_is_a_ce_header_in_binary_mode),
+        T(test_event_node_does_not_change_the_id),
         T(test_event_type_is_redis_key_dot_event),
         T(test_event_time_has_microseconds_and_z),
         T(test_event_time_matches_rfc3339_across_seconds_and_jumps),

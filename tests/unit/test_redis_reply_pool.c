@@ -40,6 +40,35 @@ static void test_reply_pool_reports_protocol_errors_as_hiredis(void **state) {
     SAME("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"); /* deeper than hiredis 0.14 allows */
 }
 
+/* How many replies the bridge's reader takes from data[0..n) before the
+ * stream ends or a protocol error stops it. */
+static int resp_count_replies(const char *data, size_t n) {
+    eb_redis_reader_t *rd = eb_redis_reader_new();
+    int count = 0;
+    const redisReply *r = NULL;
+    if (rd && eb_redis_reader_feed(rd, data, n) == 0) {
+        while (eb_redis_reader_next(rd, &r) == 0 && r)
+            count++;
+    }
+    eb_redis_reader_free(rd);
+    return count;
+}
+
+/* hiredis 1.x's reader reads RESP3 whatever the connection speaks, and
+ * calls builders 0.14 has no slot for (createDouble, createBool): the pool
+ * builds those replies as hiredis does (a missing builder would hand out
+ * the type number as a reply pointer). 0.14 refuses the same bytes, and
+ * the two readers must refuse them alike. */
+static void test_reply_pool_reads_resp3_as_hiredis_does(void **state) {
+    static const char resp3[] = ",3.14\r\n,-inf\r\n#t\r\n#f\r\n_\r\n"
+                                "%2\r\n+a\r\n:1\r\n$1\r\nb\r\n,2.5\r\n"
+                                "~2\r\n#t\r\n(12345678901234567890123\r\n"
+                                ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nk\r\n"
+                                "=15\r\ntxt:Some string\r\n*2\r\n=8\r\nmkd:# hi\r\n_\r\n";
+    SAME(resp3);
+    assert_int_equal(resp_count_replies(resp3, sizeof(resp3) - 1), HIREDIS_MAJOR >= 1 ? 10 : 0);
+}
+
 /* Replies larger than the pool's first chunk chain more chunks. */
 static void test_reply_pool_reads_replies_larger_than_a_chunk(void **state) {
     size_t n = 0, cap = 64 * 1024;
@@ -82,6 +111,7 @@ int main(void) {
         cmocka_unit_test(test_reply_pool_reads_pub_sub_messages_as_hiredis),
         cmocka_unit_test(test_reply_pool_reads_every_type_as_hiredis),
         cmocka_unit_test(test_reply_pool_reports_protocol_errors_as_hiredis),
+        cmocka_unit_test(test_reply_pool_reads_resp3_as_hiredis_does),
         cmocka_unit_test(test_reply_pool_reads_replies_larger_than_a_chunk),
         cmocka_unit_test(test_reply_pool_reuses_its_memory_for_each_reply),
     };
