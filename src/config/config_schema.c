@@ -252,9 +252,10 @@ static const struct eb_config_key coordination_keys[] = {
      "How often a replica tells the group it is alive and confirms its units. Less than a "
      "third of `session_timeout`."},
     {EB_CT_DURATION, "handover_grace", "5s", OFF(coordination.handover_grace_ms), 0, NULL,
-     "On SIGTERM a replica leaves the group at once, so the others take its units, and keeps "
-     "reading them this long so that nothing falls between the two (copies, with one id, "
-     "rather than a gap)."},
+     "On SIGTERM a replica leaves the group at once, so the others take its units, and reads "
+     "each unit on until the next owner's handover marker comes through on that master "
+     "(docs/operations.md): the stream passes with neither gap nor copy. This is the longest "
+     "it waits; a unit nobody took over by then stops being read."},
     {0},
 };
 

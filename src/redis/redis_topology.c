@@ -49,6 +49,7 @@ struct unit {
     int64_t confirmed_ns;
     eb_redis_source_t *src;
     enum eb_redis_state state;
+    bool releasing; /* given up; src reads on until the next owner's marker */
 };
 
 /* A stopped unit's source, destroyed on the next turn of the loop. */
@@ -76,6 +77,8 @@ struct eb_redis_topology {
     bool configure_notifications;
     int connect_timeout_ms, heartbeat_interval_ms, heartbeat_timeout_ms;
     int reconnect_min_ms, reconnect_max_ms, interval_ms;
+    char *handover_channel; /* NULL without coordination */
+    int handover_grace_ms;
     eb_strpool_t *names;
     eb_log_t *log;
     eb_metrics_t *metrics;
@@ -108,12 +111,18 @@ static void poll_now(eb_redis_topology_t *t);
 static void probe_query(eb_redis_topology_t *t);
 static bool owned(const eb_redis_topology_t *t, const struct unit *u);
 static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u);
+static void unit_released(eb_redis_topology_t *t, struct unit *u);
 static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_ns,
                       const char *gap_cause);
 
 /* ------------------------------------------------------------------------
  * Aggregate state
  * --------------------------------------------------------------------- */
+
+/* An owned unit is ready once subscribed and (coordination) producing. */
+static bool unit_ready(const struct unit *u) {
+    return u->state == EB_REDIS_SUBSCRIBED && eb_redis_source_producing(u->src);
+}
 
 static enum eb_redis_state aggregate(const eb_redis_topology_t *t) {
     if (t->stopped)
@@ -123,11 +132,12 @@ static enum eb_redis_state aggregate(const eb_redis_topology_t *t) {
                    t->nunits == 0;
     size_t mine = 0;
     for (size_t i = 0; i < t->nunits; i++) {
-        if (!t->units[i]->src)
-            continue; /* another replica's */
+        const struct unit *u = t->units[i];
+        if (!u->src || u->releasing)
+            continue; /* another replica's, or becoming so */
         mine++;
-        subscribed += t->units[i]->state == EB_REDIS_SUBSCRIBED;
-        waiting |= t->units[i]->state == EB_REDIS_WAITING;
+        subscribed += unit_ready(u);
+        waiting |= u->state == EB_REDIS_WAITING;
     }
     /* Owning nothing while others own everything is a standby: ready. */
     if ((mine > 0 && subscribed == mine) || (mine == 0 && t->nunits > 0 && t->h->owns))
@@ -152,8 +162,10 @@ size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned_n,
                                 size_t *subscribed) {
     size_t n = 0, o = 0;
     for (size_t i = 0; i < t->nunits; i++) {
-        o += t->units[i]->src != NULL;
-        n += t->units[i]->src && t->units[i]->state == EB_REDIS_SUBSCRIBED;
+        const struct unit *u = t->units[i];
+        bool mine = u->src && !u->releasing;
+        o += mine;
+        n += mine && unit_ready(u);
     }
     if (owned_n)
         *owned_n = o;
@@ -162,16 +174,37 @@ size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned_n,
     return t->nunits;
 }
 
+/* A unit given up: hand it over (redis_source.h) -- at once when nothing of
+ * it is being produced, else when the next owner's marker comes through. */
+static void unit_give_up(eb_redis_topology_t *t, struct unit *u) {
+    if (u->releasing)
+        return;
+    eb_log(t->log, EB_LOG_INFO, "redis topology: unit given up; handing it over",
+           eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+    u->releasing = true;
+    if (eb_redis_source_release(u->src, t->handover_grace_ms))
+        unit_released(t, u);
+}
+
+size_t eb_redis_topology_sources(const eb_redis_topology_t *t) {
+    size_t n = 0;
+    for (size_t i = 0; i < t->nunits; i++)
+        n += t->units[i]->src != NULL;
+    return n;
+}
+
 void eb_redis_topology_ownership_changed(eb_redis_topology_t *t) {
     if (t->stopped)
         return;
     for (size_t i = 0; i < t->nunits; i++) {
         struct unit *u = t->units[i];
         if (u->src && !owned(t, u)) {
-            eb_log(t->log, EB_LOG_INFO, "redis topology: unit given up; unsubscribing",
+            unit_give_up(t, u);
+        } else if (u->src && u->releasing) {
+            eb_log(t->log, EB_LOG_INFO, "redis topology: unit owned again before its handover ended",
                    eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
-            unit_retire(t, u);
-            u->state = EB_REDIS_STOPPED;
+            u->releasing = false;
+            eb_redis_source_reclaim(u->src);
         } else if (!u->src && owned(t, u)) {
             eb_log(t->log, EB_LOG_INFO, "redis topology: unit taken over; subscribing",
                    eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
@@ -205,6 +238,43 @@ static void unit_state(enum eb_redis_state st, void *opaque) {
     update_state(t);
 }
 
+/* The unit's turn began or ended (handover.h): readiness follows it.
+ * @locality loop thread, inside a unit's source. */
+static void unit_turn(bool producing, void *opaque) {
+    struct unit *u = opaque;
+    (void)producing;
+    update_state(u->t);
+}
+
+/* May the unit's source claim it (publish its handover marker)? Only
+ * while this replica owns it. @locality loop thread, inside the source. */
+static bool unit_may_claim(void *opaque) {
+    const struct unit *u = opaque;
+    const eb_redis_topology_t *t = u->t;
+    return !u->releasing && owned(t, u) &&
+           (!t->h->may_claim || t->h->may_claim(u->info.id, t->opaque));
+}
+
+/* The handover of a unit given up is over: its source goes.
+ * @locality loop thread, inside the unit's source. */
+static void unit_source_released(void *opaque) {
+    struct unit *u = opaque;
+    unit_released(u->t, u);
+}
+
+static void unit_released(eb_redis_topology_t *t, struct unit *u) {
+    if (!u->releasing || !u->src)
+        return;
+    eb_log(t->log, EB_LOG_INFO, "redis topology: unit handed over; unsubscribing",
+           eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+    unit_retire(t, u);
+    u->releasing = false;
+    u->state = EB_REDIS_STOPPED;
+    if (t->h->on_unit_released && !t->destroying)
+        t->h->on_unit_released(&u->info, t->opaque);
+    update_state(t);
+}
+
 static void unit_free(struct unit *u) {
     if (!u)
         return;
@@ -229,6 +299,7 @@ static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u) {
         }
         u->src = NULL;
     }
+    u->releasing = false;
     return since;
 }
 
@@ -290,6 +361,10 @@ static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_
         .reconnect_max_ms = t->reconnect_max_ms,
         .log = t->log,
         .metrics = t->metrics,
+        .handover_channel = t->handover_channel,
+        .may_claim = unit_may_claim,
+        .on_turn = unit_turn,
+        .on_released = unit_source_released,
         .on_notification = unit_notification,
         .on_state = unit_state,
         .opaque = u,
@@ -837,6 +912,8 @@ static bool copy_conf(eb_redis_topology_t *t, const struct eb_redis_topology_con
     t->reconnect_min_ms = r->reconnect_min_ms;
     t->reconnect_max_ms = r->reconnect_max_ms;
     t->interval_ms = r->topology_interval_ms > 0 ? r->topology_interval_ms : 1000;
+    t->handover_channel = dup_or_null(c->handover_channel, &oom);
+    t->handover_grace_ms = c->handover_grace_ms;
     /* Discovery starts from the URL's nodes: the sentinels, or the seeds. */
     t->candidates = t->target.nodes;
     t->ncandidates = t->target.topology == EB_REDIS_STANDALONE ? 0 : t->target.nnodes;
@@ -981,5 +1058,6 @@ void eb_redis_topology_destroy(eb_redis_topology_t *t) {
     free(t->sentinel_username);
     free_secret(t->sentinel_password);
     free(t->databases);
+    free(t->handover_channel);
     free(t);
 }

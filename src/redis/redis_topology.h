@@ -25,7 +25,8 @@
  * replacement's first subscription closes the predecessor's gap.
  *
  * The aggregate state is SUBSCRIBED when every unit this replica owns is
- * (with coordination, owning none -- a standby -- counts as ready);
+ * (with coordination: and produces, its handover marker having come back;
+ * owning none -- a standby -- counts as ready);
  * eb_redis_connected says the same, eb_redis_masters how many units there
  * are.
  *
@@ -73,9 +74,16 @@ struct eb_redis_topology_handlers {
      * whenever a unit appears and after eb_redis_topology_ownership_changed();
      * only owned units are subscribed to. NULL: every unit is owned. */
     bool (*owns)(int32_t unit, void *opaque);
+    /* May this replica take an owned unit's stream over now (publish its
+     * handover marker)? Asked before every claim. NULL: when owned. */
+    bool (*may_claim)(int32_t unit, void *opaque);
     /* The number of units changed (Cluster: masters added or removed), for
      * the coordination's control topic. May be NULL. */
     void (*on_units)(size_t nunits, void *opaque);
+    /* A unit given up (owns() turned false) was handed over: the next
+     * owner's handover marker came through, or the conf's handover grace
+     * passed. Its source is gone. May be NULL. */
+    void (*on_unit_released)(const struct eb_redis_unit *u, void *opaque);
 };
 
 struct eb_redis_topology_conf {
@@ -85,6 +93,12 @@ struct eb_redis_topology_conf {
     eb_log_t *log;
     eb_metrics_t *metrics;
     const struct eb_redis_topology_handlers *handlers;
+    /* Coordination (handover.h): the deployment's handover channel (copied),
+     * or NULL when this replica is the only reader. With it, a unit's source
+     * produces from its own marker on; a unit given up is read on until the
+     * next owner's marker, at most handover_grace_ms. */
+    const char *handover_channel;
+    int handover_grace_ms;
     void *opaque;
 };
 
@@ -111,13 +125,19 @@ int eb_redis_topology_set_events(eb_redis_topology_t *t, uint64_t events);
  * CONNECTING; STOPPED after stop. */
 enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t);
 
-/* Units known now; how many of them this replica owns (their sources exist)
- * and how many of those are subscribed (each may be NULL). */
+/* Units known now; how many of them this replica owns (a source exists
+ * that is not being handed over) and how many of those are subscribed and,
+ * with coordination, producing (each may be NULL). */
 size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned, size_t *subscribed);
 
-/* Ownership changed (the coordination assigned or revoked units): units no
- * longer owned stop being read at once (and their sources are destroyed on
- * the next turn of the loop); units now owned are subscribed to. */
+/* Units that still have a source: owned, or being handed over. */
+size_t eb_redis_topology_sources(const eb_redis_topology_t *t);
+
+/* Ownership changed (the coordination assigned or revoked units): units now
+ * owned are subscribed to (and claimed, handover.h); units no longer owned
+ * are read on until the next owner's marker (on_unit_released), or stop at
+ * once when nothing of theirs is being produced; a unit owned again before
+ * its release ended is claimed again. */
 void eb_redis_topology_ownership_changed(eb_redis_topology_t *t);
 
 /* NULL is a no-op. Must not be called from inside one of its callbacks.
