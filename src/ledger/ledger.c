@@ -187,6 +187,7 @@ static eb_redis_client_t *make_client(eb_ledger_t *l, char *errstr, size_t errst
         .port = l->port,
         .username = l->username,
         .password = l->password,
+        .tls = l->tls,
         .kind = EB_REDIS_CLIENT_COMMANDS,
         .connect_timeout_ms = l->connect_timeout_ms,
         .reply_timeout_ms = l->reply_timeout_ms,
@@ -409,14 +410,33 @@ static bool str_differs(const char *a, const char *b) {
     return strcmp(a && *a ? a : "", b && *b ? b : "") != 0;
 }
 
+/* r's TLS settings as one string (NULL without TLS or when out of memory:
+ * *oom says which), to tell whether a reload changed them. */
+static char *tls_key(const struct eb_config_redis *r, bool *oom) {
+    if (!r->target.tls)
+        return NULL;
+    char *k = NULL;
+    if (asprintf(&k, "%s\x1f%s\x1f%s\x1f%s\x1f%d", r->tls_ca_file ? r->tls_ca_file : "",
+                 r->tls_cert_file ? r->tls_cert_file : "", r->tls_key_file ? r->tls_key_file : "",
+                 r->tls_server_name ? r->tls_server_name : "", r->tls_insecure_skip_verify) < 0) {
+        *oom = true;
+        return NULL;
+    }
+    return k;
+}
+
 static bool same_redis(const eb_ledger_t *l, const struct eb_config_redis *r) {
     bool same_dbs =
         l->all_databases == r->all_databases &&
         (r->all_databases || (l->ndatabases == r->ndatabases &&
                               !memcmp(l->databases, r->databases, r->ndatabases * sizeof(int))));
+    bool oom = false;
+    char *tk = tls_key(r, &oom);
+    bool same_tls = !oom && !str_differs(tk, l->tls_key);
+    free(tk);
     return l->host && !str_differs(l->host, r->host) && l->port == r->port &&
            !str_differs(l->username, r->username) && !str_differs(l->password, r->password) &&
-           same_dbs;
+           same_tls && same_dbs;
 }
 
 static void free_secret(char *p) {
@@ -428,24 +448,37 @@ static void free_secret(char *p) {
 }
 
 /* Take r's connection settings (a reload that points at another Redis, or
- * other credentials or databases: then a new client). The password is
- * kept even when empty if a user is named: an ACL user with nopass. */
-static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r) {
+ * other credentials, TLS settings or databases: then a new client). The
+ * password is kept even when empty if a user is named: an ACL user with
+ * nopass. A TLS file that does not load changes nothing: EB_ECONFIG +
+ * errstr. */
+static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r, char *errstr,
+                     size_t errstr_size) {
     if (same_redis(l, r))
         return 0;
-    bool user = r->username && *r->username;
+    eb_redis_tls_t *tls = NULL;
+    if (r->target.tls) {
+        struct eb_redis_tls_conf tc = eb_redis_tls_conf_of(r, l->log, l->metrics);
+        tls = eb_redis_tls_new(&tc, errstr, errstr_size);
+        if (!tls)
+            return EB_ECONFIG;
+    }
+    bool user = r->username && *r->username, oom = false;
     char *host = strdup(r->host);
     char *username = user ? strdup(r->username) : NULL;
     char *password = r->password && (*r->password || user) ? strdup(r->password) : NULL;
+    char *tk = tls_key(r, &oom);
     size_t ndb = r->all_databases ? 0 : r->ndatabases;
     int *dbs = ndb ? malloc(ndb * sizeof(int)) : NULL;
     if (!host || (user && !username) || (r->password && (*r->password || user) && !password) ||
-        (ndb && !dbs)) {
+        oom || (ndb && !dbs)) {
         free(host);
         free(username);
         free_secret(password);
+        free(tk);
         free(dbs);
-        return EB_ENOMEM;
+        eb_redis_tls_destroy(tls);
+        return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
     }
     if (ndb)
         memcpy(dbs, r->databases, ndb * sizeof(int));
@@ -464,7 +497,19 @@ static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r) {
     l->reply_timeout_ms = r->heartbeat_timeout_ms;
     l->reconnect_min_ms = r->reconnect_min_ms;
     l->reconnect_max_ms = r->reconnect_max_ms;
-    return replace_client(l);
+    free(l->tls_key);
+    l->tls_key = tk;
+    /* The old client goes in replace_client(); its TLS after it. */
+    eb_redis_tls_t *old_tls = l->tls;
+    l->tls = tls;
+    int rc = replace_client(l);
+    if (rc != 0) {
+        l->tls = old_tls; /* the old client stays, with its TLS */
+        eb_redis_tls_destroy(tls);
+        return eb_error_set(errstr, errstr_size, rc, "out of memory");
+    }
+    eb_redis_tls_destroy(old_tls);
+    return 0;
 }
 
 /* The ledger's view of cfg's routes: routes[i] for route i, and a router
@@ -538,11 +583,15 @@ static void set_ledger(eb_ledger_t *l, const struct eb_config *cfg) {
     }
 }
 
-int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg) {
+int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg, char *errstr,
+                         size_t errstr_size) {
     struct lroute *routes = NULL;
     eb_router_t *prouter = NULL;
-    if (set_redis(l, &cfg->redis) != 0 || build_routes(l, cfg, &routes, &prouter) != 0)
-        return EB_ENOMEM;
+    int rc = set_redis(l, &cfg->redis, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    if (build_routes(l, cfg, &routes, &prouter) != 0)
+        return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
     free_routes(l->routes, l->nroutes);
     eb_router_destroy(l->payload_router);
     l->routes = routes;
@@ -589,6 +638,8 @@ static void free_fields(eb_ledger_t *l) {
     free(l->username);
     free_secret(l->password);
     free(l->databases);
+    free(l->tls_key);
+    eb_redis_tls_destroy(l->tls); /* after the client, destroyed above */
     eb_buf_free(&l->kbuf);
     eb_buf_free(&l->pbuf);
     eb_buf_free(&l->jbuf);
@@ -625,11 +676,12 @@ eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf 
     l->id_expire = eb_notify_event_id("expire", 6);
     l->id_del = eb_notify_event_id("del", 3);
     l->id_persist = eb_notify_event_id("persist", 7);
-    if (!make_events(l) || register_metrics(l) != 0 || !eb_ledger_tickets_init(l) ||
-        eb_ledger_set_config(l, cfg) != 0) {
+    if (!make_events(l) || register_metrics(l) != 0 || !eb_ledger_tickets_init(l)) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the ledger");
         goto err_free_fields;
     }
+    if (eb_ledger_set_config(l, cfg, errstr, errstr_size) != 0)
+        goto err_free_fields;
     return l;
 
 err_free_fields:

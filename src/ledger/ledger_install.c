@@ -8,6 +8,7 @@
 #include "ledger/ledger_internal.h"
 #include "redis/redis_client.h"
 #include "redis/redis_conn.h"
+#include "redis/redis_tls.h"
 
 void eb_ledger_install_load_args(struct eb_redis_argv *a) {
     size_t len;
@@ -30,10 +31,20 @@ int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_s
         eb_redis_conn_auth_args(&cmds[n++], r->username, r->password);
     eb_ledger_install_load_args(&cmds[n++]);
     char why[512];
-    int rc = eb_redis_conn_run_blocking(
-        r->host, r->port,
-        r->connect_timeout_ms > 0 ? r->connect_timeout_ms : EB_REDIS_DEFAULT_CONNECT_TIMEOUT_MS,
-        cmds, n, &failed_at, why, sizeof(why));
+    eb_redis_tls_t *tls = NULL;
+    int rc = 0;
+    if (r->target.tls) {
+        struct eb_redis_tls_conf tc = eb_redis_tls_conf_of(r, NULL, NULL);
+        tls = eb_redis_tls_new(&tc, why, sizeof(why));
+        rc = tls ? 0 : EB_ECONFIG;
+    }
+    if (rc == 0)
+        rc = eb_redis_conn_run_blocking(r->host, r->port, tls,
+                                        r->connect_timeout_ms > 0
+                                            ? r->connect_timeout_ms
+                                            : EB_REDIS_DEFAULT_CONNECT_TIMEOUT_MS,
+                                        cmds, n, &failed_at, why, sizeof(why));
+    eb_redis_tls_destroy(tls);
     for (size_t i = 0; i < n; i++)
         eb_redis_argv_free(&cmds[i]);
     if (rc == 0)

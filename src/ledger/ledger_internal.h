@@ -36,6 +36,7 @@
 #include "ledger/ledger.h"
 #include "redis/redis_argv.h"
 #include "redis/redis_client.h"
+#include "redis/redis_tls.h"
 #include "redis/redis_reply.h"
 
 /* ------------------------------------------------------------------------
@@ -199,6 +200,8 @@ struct eb_ledger {
     int port;
     char *username;
     char *password; /* never logged */
+    char *tls_key;        /* redis.tls settings in one string, NULL without TLS */
+    eb_redis_tls_t *tls;  /* rediss: the client's TLS, or NULL */
     bool all_databases;
     int *databases;
     size_t ndatabases;

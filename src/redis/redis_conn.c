@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "redis/redis_argv.h"
 #include "redis/redis_conn.h"
+#include "redis/redis_tls.h"
 
 struct eb_redis_conn {
     /* The hiredis context, or NULL once hiredis freed it (failed connect,
@@ -32,6 +33,11 @@ struct eb_redis_conn {
     void *opaque;                           /* borrowed */
     int depth;                              /* > 0 while one of our hiredis callbacks runs */
     bool destroying;                        /* eb_redis_conn_destroy() is freeing the context */
+    /* TLS (eb_redis_conn_start_tls()): the handle (borrowed) and the
+     * session, owned by hiredis and valid while ac is; why it failed. */
+    eb_redis_tls_t *tls;
+    struct ssl_st *ssl;
+    enum eb_redis_tls_reason tls_failure;
 };
 
 #define EB_STR2(x) #x
@@ -60,8 +66,10 @@ static void conn_on_connect(const redisAsyncContext *ac, int status) {
     eb_redis_conn_t *c = ac->data;
     char err[128] = "";
     if (status != REDIS_OK) {
+        /* The TCP connect itself: TLS had not begun. */
         snprintf(err, sizeof(err), "%s", ctx_err(ac));
         c->ac = NULL;
+        c->ssl = NULL;
     }
     if (c->destroying)
         return;
@@ -72,11 +80,15 @@ static void conn_on_connect(const redisAsyncContext *ac, int status) {
 
 /* hiredis disconnect callback: the context is freed right after this
  * returns. During our own redisAsyncFree() it runs too: stay silent then.
+ * A TLS session is still readable here: say what failed in its words.
  * @locality loop thread, inside hiredis. */
 static void conn_on_disconnect(const redisAsyncContext *ac, int status) {
     eb_redis_conn_t *c = ac->data;
-    char err[128];
+    char err[256];
     snprintf(err, sizeof(err), "%s", status == REDIS_OK ? "connection closed" : ctx_err(ac));
+    if (c->ssl && !c->destroying && status != REDIS_OK)
+        c->tls_failure = eb_redis_tls_diagnose(c->tls, c->ssl, err, sizeof(err));
+    c->ssl = NULL;
     c->ac = NULL;
     if (c->destroying)
         return;
@@ -135,6 +147,24 @@ err_free_conn:
     return NULL;
 }
 
+int eb_redis_conn_start_tls(eb_redis_conn_t *c, eb_redis_tls_t *tls, const char *host,
+                            char *errstr, size_t errstr_size) {
+    if (!c->ac || c->ssl || !tls)
+        return eb_error_set(errstr, errstr_size, EB_ESTATE, "TLS cannot start on this connection");
+    int rc = eb_redis_tls_start(tls, &c->ac->c, host, &c->ssl, errstr, errstr_size);
+    if (rc == 0)
+        c->tls = tls;
+    return rc;
+}
+
+enum eb_redis_tls_reason eb_redis_conn_tls_failure(const eb_redis_conn_t *c) {
+    return c ? c->tls_failure : EB_REDIS_TLS_OK;
+}
+
+bool eb_redis_conn_tls_handshaking(const eb_redis_conn_t *c) {
+    return c && c->ac && eb_redis_tls_handshaking(c->ssl);
+}
+
 int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const char **argv,
                           const size_t *argvlen) {
     if (!c->ac || c->destroying)
@@ -152,7 +182,7 @@ void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, cons
     eb_redis_argv_add_str(a, password ? password : "");
 }
 
-int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
                                const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
                                char *errstr, size_t errstr_size) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -165,6 +195,13 @@ int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
         goto out_free;
     }
     redisSetTimeout(c, tv);
+    struct ssl_st *ssl;
+    char why[256];
+    if (tls && eb_redis_tls_start(tls, c, host, &ssl, why, sizeof(why)) != 0) {
+        rc = eb_error_set(errstr, errstr_size, EB_EIO, "cannot connect to redis at %s:%d: %s",
+                          host, port, why);
+        goto out_free;
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         *failed_at = i;
         redisReply *r = redisCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);

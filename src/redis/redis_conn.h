@@ -34,8 +34,10 @@
  *    and options.connect_timeout / redisAsyncSetTimeout() could replace the
  *    caller's connect timer (keep the caller's overdue-reply check: it also
  *    covers a server that accepts but never answers);
- *  - TLS: redisCreateSSLContext() once per source, then redisInitiateSSL()
- *    on &ac->c after connecting and before attaching (link hiredis_ssl);
+ *  - TLS (done, redis_tls.h): redisInitiateSSL() on &ac->c with a session
+ *    made from our own OpenSSL context, right after connecting; hiredis 1.x
+ *    reports the TCP connect in the connect callback and a failed
+ *    handshake as a disconnect, which this module explains in TLS's words;
  *  - the connect callback may be the non-const redisConnectCallbackNC
  *    (1.2: redisAsyncSetConnectCallbackNC);
  *  - keepalive: redisEnableKeepAliveWithInterval() lets the interval be set;
@@ -55,6 +57,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "redis/redis_tls.h"
 
 struct event_base;
 struct eb_redis_argv;
@@ -91,6 +95,25 @@ eb_redis_conn_t *eb_redis_conn_new(struct event_base *base, const char *host, in
                                    const struct eb_redis_conn_handlers *handlers, void *opaque,
                                    char *errstr, size_t errstr_size);
 
+/* Speak TLS on c (a rediss:// URL): right after eb_redis_conn_new(), before
+ * any command is queued. The handshake runs with the first writes and
+ * reads; when it fails, on_disconnect says why in TLS's words (counted by
+ * tls) and eb_redis_conn_tls_failure() tells the reason. host is the name
+ * to verify and announce (SNI), not the address connected to; tls is
+ * borrowed until c is destroyed. 0; or EB_EIO + errstr when TLS failed at
+ * once (then c is to be destroyed); EB_ESTATE when c is dead or TLS already;
+ * in a build without TLS, always an error naming the hiredis version. */
+int eb_redis_conn_start_tls(eb_redis_conn_t *c, eb_redis_tls_t *tls, const char *host,
+                            char *errstr, size_t errstr_size);
+
+/* Why the TLS connection c failed, when on_disconnect reported it: a TLS
+ * reason, or EB_REDIS_TLS_OK when TLS was not the cause (or c has none). */
+enum eb_redis_tls_reason eb_redis_conn_tls_failure(const eb_redis_conn_t *c);
+
+/* True while c is a TLS connection whose handshake has not finished: an
+ * overdue first reply then means no TLS answer. */
+bool eb_redis_conn_tls_handshaking(const eb_redis_conn_t *c);
+
 /* Queue a command (binary-safe argv; hiredis copies it). Commands may be
  * queued before the connect completes. Returns 0 (on_reply will run exactly
  * once for it, or for every channel when it is a (P)SUBSCRIBE) or EB_ESTATE
@@ -105,14 +128,15 @@ int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const ch
 void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, const char *password);
 
 /* Run cmds[0..n) in order on a blocking hiredis connection to host:port
- * (timeout_ms for the connect and for each reply), for short-lived
+ * (over TLS with tls, borrowed, when not NULL; timeout_ms for the connect,
+ * the TLS handshake and each reply), for short-lived
  * command-line work such as `expiry-bridge functions load`; never on the
  * event loop: it blocks, name lookup included. Stops at the first error
  * reply. Returns 0; EB_EIO when Redis could not be reached or a reply did
  * not come (errstr says why, *failed_at which command, or SIZE_MAX when the
  * connection itself failed); EB_EREDIS when
  * command *failed_at answered with an error (errstr: Redis's words). */
-int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
                                const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
                                char *errstr, size_t errstr_size);
 
