@@ -385,11 +385,23 @@ static bool send_handshake(eb_redis_client_t *c) {
  * hiredis connection events
  * --------------------------------------------------------------------- */
 
+/* A TLS failure, in the words redis_conn.c found for it.
+ * @locality loop thread, inside hiredis. */
+static void fail_tls(eb_redis_client_t *c, enum eb_redis_tls_reason reason, const char *detail) {
+    if (c->failing)
+        return;
+    fail(c, EB_REDIS_DOWN_TLS, NULL, detail, eb_redis_tls_reason_hint(reason));
+    c->tls_reason = reason;
+}
+
 /* @locality loop thread, inside hiredis. */
 static void conn_on_connect(eb_redis_conn_t *conn, bool ok, const char *err, void *opaque) {
     eb_redis_client_t *c = opaque;
+    enum eb_redis_tls_reason tls = eb_redis_conn_tls_failure(conn);
     c->depth++;
-    if (!ok) {
+    if (!ok && tls != EB_REDIS_TLS_OK) {
+        fail_tls(c, tls, err);
+    } else if (!ok) {
         fail(c, EB_REDIS_DOWN_CONNECT, NULL, err, NULL);
     } else {
         c->up = true;
@@ -410,15 +422,6 @@ static enum eb_redis_down_cause lost_cause(const eb_redis_client_t *c, const cha
     if (c->replies == 0 || strstr(err, "Protocol error") != NULL)
         return EB_REDIS_DOWN_NOT_REDIS;
     return EB_REDIS_DOWN_LOST;
-}
-
-/* A TLS failure, in the words redis_conn.c found for it.
- * @locality loop thread, inside hiredis. */
-static void fail_tls(eb_redis_client_t *c, enum eb_redis_tls_reason reason, const char *detail) {
-    if (c->failing)
-        return;
-    fail(c, EB_REDIS_DOWN_TLS, NULL, detail, eb_redis_tls_reason_hint(reason));
-    c->tls_reason = reason;
 }
 
 /* @locality loop thread, inside hiredis. */
@@ -480,7 +483,11 @@ static void connect_to(eb_redis_client_t *c) {
         return;
     }
     if (c->tls && eb_redis_conn_start_tls(c->conn, c->tls, c->host, err, sizeof(err)) != 0) {
-        fail(c, EB_REDIS_DOWN_CONNECT, NULL, err, NULL);
+        enum eb_redis_tls_reason tls = eb_redis_conn_tls_failure(c->conn);
+        if (tls != EB_REDIS_TLS_OK)
+            fail_tls(c, tls, err);
+        else
+            fail(c, EB_REDIS_DOWN_CONNECT, NULL, err, NULL);
         return;
     }
     if (!send_handshake(c))

@@ -38,6 +38,7 @@ struct eb_redis_conn {
     eb_redis_tls_t *tls;
     struct ssl_st *ssl;
     enum eb_redis_tls_reason tls_failure;
+    bool answered; /* a reply was read: TLS worked */
 };
 
 #define EB_STR2(x) #x
@@ -64,10 +65,14 @@ static const char *ctx_err(const redisAsyncContext *ac) {
  * @locality loop thread, inside hiredis. */
 static void conn_on_connect(const redisAsyncContext *ac, int status) {
     eb_redis_conn_t *c = ac->data;
-    char err[128] = "";
+    char err[256] = "";
     if (status != REDIS_OK) {
-        /* The TCP connect itself: TLS had not begun. */
+        /* The TCP connect, as hiredis checks it when the socket first
+         * wakes: TLS may have begun by then, and may have been refused. */
         snprintf(err, sizeof(err), "%s", ctx_err(ac));
+        if (c->ssl && !c->destroying)
+            c->tls_failure =
+                eb_redis_tls_diagnose(c->tls, c->ssl, EB_REDIS_TLS_AT_CONNECT, err, sizeof(err));
         c->ac = NULL;
         c->ssl = NULL;
     }
@@ -87,7 +92,9 @@ static void conn_on_disconnect(const redisAsyncContext *ac, int status) {
     char err[256];
     snprintf(err, sizeof(err), "%s", status == REDIS_OK ? "connection closed" : ctx_err(ac));
     if (c->ssl && !c->destroying && status != REDIS_OK)
-        c->tls_failure = eb_redis_tls_diagnose(c->tls, c->ssl, err, sizeof(err));
+        c->tls_failure = eb_redis_tls_diagnose(
+            c->tls, c->ssl, c->answered ? EB_REDIS_TLS_AFTER_REPLY : EB_REDIS_TLS_BEFORE_REPLY,
+            err, sizeof(err));
     c->ssl = NULL;
     c->ac = NULL;
     if (c->destroying)
@@ -101,6 +108,7 @@ static void conn_on_disconnect(const redisAsyncContext *ac, int status) {
  * @locality loop thread, inside hiredis. */
 static void conn_on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     eb_redis_conn_t *c = ac->data;
+    c->answered |= reply != NULL;
     c->depth++;
     c->h->on_reply(c, reply, privdata, c->opaque);
     c->depth--;
@@ -151,9 +159,19 @@ int eb_redis_conn_start_tls(eb_redis_conn_t *c, eb_redis_tls_t *tls, const char 
                             char *errstr, size_t errstr_size) {
     if (!c->ac || c->ssl || !tls)
         return eb_error_set(errstr, errstr_size, EB_ESTATE, "TLS cannot start on this connection");
-    int rc = eb_redis_tls_start(tls, &c->ac->c, host, &c->ssl, errstr, errstr_size);
-    if (rc == 0)
+    int rc =
+        eb_redis_tls_start(tls, &c->ac->c, host, &c->ssl, &c->tls_failure, errstr, errstr_size);
+    if (rc == 0) {
         c->tls = tls;
+        return 0;
+    }
+    /* hiredis leaves a context whose TLS failed to start with its TLS I/O
+     * functions and no TLS state: the next event on it would crash inside
+     * hiredis_ssl. Free it now, before the loop runs again (not
+     * connected yet: no callback runs). */
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    redisAsyncFree(ac);
     return rc;
 }
 
@@ -196,8 +214,9 @@ int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, 
     }
     redisSetTimeout(c, tv);
     struct ssl_st *ssl;
+    enum eb_redis_tls_reason reason;
     char why[256];
-    if (tls && eb_redis_tls_start(tls, c, host, &ssl, why, sizeof(why)) != 0) {
+    if (tls && eb_redis_tls_start(tls, c, host, &ssl, &reason, why, sizeof(why)) != 0) {
         rc = eb_error_set(errstr, errstr_size, EB_EIO, "cannot connect to redis at %s:%d: %s",
                           host, port, why);
         goto out_free;

@@ -97,16 +97,19 @@ eb_redis_conn_t *eb_redis_conn_new(struct event_base *base, const char *host, in
 
 /* Speak TLS on c (a rediss:// URL): right after eb_redis_conn_new(), before
  * any command is queued. The handshake runs with the first writes and
- * reads; when it fails, on_disconnect says why in TLS's words (counted by
- * tls) and eb_redis_conn_tls_failure() tells the reason. host is the name
+ * reads; when it fails, on_connect or on_disconnect says why in TLS's
+ * words (counted by tls) and eb_redis_conn_tls_failure() tells the reason
+ * -- as it does when this call fails because the handshake failed at once. host is the name
  * to verify and announce (SNI), not the address connected to; tls is
  * borrowed until c is destroyed. 0; or EB_EIO + errstr when TLS failed at
- * once (then c is to be destroyed); EB_ESTATE when c is dead or TLS already;
+ * once (then c is dead already: destroy it; no callback runs); EB_ESTATE
+ * when c is dead or TLS already;
  * in a build without TLS, always an error naming the hiredis version. */
 int eb_redis_conn_start_tls(eb_redis_conn_t *c, eb_redis_tls_t *tls, const char *host,
                             char *errstr, size_t errstr_size);
 
-/* Why the TLS connection c failed, when on_disconnect reported it: a TLS
+/* Why the TLS connection c failed, when on_connect, on_disconnect or
+ * eb_redis_conn_start_tls() reported it: a TLS
  * reason, or EB_REDIS_TLS_OK when TLS was not the cause (or c has none). */
 enum eb_redis_tls_reason eb_redis_conn_tls_failure(const eb_redis_conn_t *c);
 

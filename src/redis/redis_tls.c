@@ -51,6 +51,7 @@ struct eb_redis_tls {
     struct file_id failed[NFILES]; /* the change last logged as not loading */
     eb_log_t *log;
     eb_series_t *failures[NREASONS];
+    char out_of_date[192]; /* on_verify(): the last certificate out of its dates */
 };
 
 /* ------------------------------------------------------------------------
@@ -97,6 +98,56 @@ static int check_readable(const char *path, int which, char *errstr, size_t errs
     return 0;
 }
 
+/* Its address marks a session whose server asked for a client certificate
+ * (SSL_set_app_data(); hiredis uses no application data). Never written. */
+static const char cert_requested = 1;
+
+/* OpenSSL's certificate callback: on a client, called when the server's
+ * CertificateRequest arrives, whether or not we have one to send. A TLS 1.3
+ * server refuses a client certificate after our side of the handshake is
+ * done, and its alert is often lost to the reset that follows; this mark
+ * is then what tells a refused client from a vanished server.
+ * @locality inside SSL_read()/SSL_write(), on the connection's thread. */
+static int on_cert_request(SSL *ssl, void *arg) {
+    (void)arg;
+    SSL_set_app_data(ssl, (void *)&cert_requested);
+    return 1;
+}
+
+/* "'CN' valid from A until B" of cert. */
+static void describe_validity(X509 *cert, char *buf, size_t n) {
+    buf[0] = '\0';
+    char cn[96] = "";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn));
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b && BIO_printf(b, "'%s' valid from ", cn) > 0 &&
+        ASN1_TIME_print(b, X509_get0_notBefore(cert)) == 1 && BIO_puts(b, " until ") > 0 &&
+        ASN1_TIME_print(b, X509_get0_notAfter(cert)) == 1) {
+        int len = BIO_read(b, buf, (int)n - 1);
+        buf[len > 0 ? len : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
+/* OpenSSL's verification callback: changes no verdict; for a certificate
+ * out of its validity period, remembers which one and its dates in the
+ * handle (the context's application data), for the failure's detail: the
+ * session keeps no certificate it refused. The latest such failure of the
+ * handle is described; its connections go to one deployment.
+ * @locality inside SSL_read()/SSL_write()/SSL_connect(), on the
+ * connection's thread. */
+static int on_verify(int ok, X509_STORE_CTX *x) {
+    int err = X509_STORE_CTX_get_error(x);
+    if (ok || (err != X509_V_ERR_CERT_HAS_EXPIRED && err != X509_V_ERR_CERT_NOT_YET_VALID))
+        return ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    eb_redis_tls_t *t = ssl ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+    X509 *cert = X509_STORE_CTX_get_current_cert(x);
+    if (t && cert)
+        describe_validity(cert, t->out_of_date, sizeof(t->out_of_date));
+    return ok;
+}
+
 /* A new SSL_CTX from the files, with their identities in ids[]. */
 static SSL_CTX *build_ctx(const eb_redis_tls_t *t, struct file_id ids[NFILES], char *errstr,
                           size_t errstr_size) {
@@ -118,7 +169,9 @@ static SSL_CTX *build_ctx(const eb_redis_tls_t *t, struct file_id ids[NFILES], c
      * hiredis then says "Server closed the connection", as without TLS. */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_verify(ctx, t->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(ctx, t->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, on_verify);
+    SSL_CTX_set_app_data(ctx, (void *)t);
+    SSL_CTX_set_cert_cb(ctx, on_cert_request, NULL);
     const char *ca = t->files[F_CA], *cert = t->files[F_CERT], *key = t->files[F_KEY];
     if (ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1
            : SSL_CTX_set_default_verify_paths(ctx) != 1) {
@@ -134,9 +187,12 @@ static SSL_CTX *build_ctx(const eb_redis_tls_t *t, struct file_id ids[NFILES], c
     }
     if (key && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         /* Never the key's contents: only its path and OpenSSL's reason. */
-        eb_error_set(errstr, errstr_size, EB_ECONFIG,
-                     "%s '%s': not a PEM private key (or not one of %s): %s",
-                     file_settings[F_KEY], key, file_settings[F_CERT], ssl_words("unreadable"));
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            eb_error_set(errstr, errstr_size, EB_ECONFIG, "%s '%s' is not the key of %s '%s'",
+                         file_settings[F_KEY], key, file_settings[F_CERT], cert);
+        else
+            eb_error_set(errstr, errstr_size, EB_ECONFIG, "%s '%s': not a PEM private key: %s",
+                         file_settings[F_KEY], key, ssl_words("unreadable"));
         goto err_free_ctx;
     }
     if (cert && key && SSL_CTX_check_private_key(ctx) != 1) {
@@ -282,8 +338,10 @@ static bool name_session(const eb_redis_tls_t *t, SSL *ssl, const char *name) {
 }
 
 int eb_redis_tls_start(eb_redis_tls_t *t, struct redisContext *c, const char *host,
-                       struct ssl_st **out, char *errstr, size_t errstr_size) {
+                       struct ssl_st **out, enum eb_redis_tls_reason *reason, char *errstr,
+                       size_t errstr_size) {
     *out = NULL;
+    *reason = EB_REDIS_TLS_OK;
     reload_if_changed(t);
     ERR_clear_error();
     const char *name = t->server_name ? t->server_name : host;
@@ -302,7 +360,7 @@ int eb_redis_tls_start(eb_redis_tls_t *t, struct redisContext *c, const char *ho
     if (redisInitiateSSL(c, ssl) != REDIS_OK) {
         char why[256];
         snprintf(why, sizeof(why), "%s", c->errstr[0] ? c->errstr : "TLS handshake failed");
-        (void)eb_redis_tls_diagnose(t, ssl, why, sizeof(why));
+        *reason = eb_redis_tls_diagnose(t, ssl, EB_REDIS_TLS_BEFORE_REPLY, why, sizeof(why));
         eb_error_set(errstr, errstr_size, EB_EIO, "%s", why);
         goto err_free_ssl;
     }
@@ -324,21 +382,9 @@ bool eb_redis_tls_handshaking(const struct ssl_st *ssl) {
  * Diagnosis
  * --------------------------------------------------------------------- */
 
-/* The certificate's notAfter, for an expired one's detail. */
-static void not_after(SSL *ssl, char *buf, size_t n) {
-    buf[0] = '\0';
-    X509 *peer = SSL_get1_peer_certificate(ssl);
-    BIO *b = peer ? BIO_new(BIO_s_mem()) : NULL;
-    if (b && ASN1_TIME_print(b, X509_get0_notAfter(peer)) == 1) {
-        int len = BIO_read(b, buf, (int)n - 1);
-        buf[len > 0 ? len : 0] = '\0';
-    }
-    BIO_free(b);
-    X509_free(peer);
-}
-
 /* A verification result of ours (the server's certificate refused). */
-static enum eb_redis_tls_reason verify_failure(SSL *ssl, long v, char *detail, size_t n) {
+static enum eb_redis_tls_reason verify_failure(const eb_redis_tls_t *t, SSL *ssl, long v,
+                                               char *detail, size_t n) {
     const char *words = X509_verify_cert_error_string(v);
     switch (v) {
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -358,10 +404,8 @@ static enum eb_redis_tls_reason verify_failure(SSL *ssl, long v, char *detail, s
     }
     case X509_V_ERR_CERT_HAS_EXPIRED:
     case X509_V_ERR_CERT_NOT_YET_VALID: {
-        char when[64];
-        not_after(ssl, when, sizeof(when));
-        snprintf(detail, n, "TLS: the server's certificate %s%s%s", words,
-                 when[0] ? "; valid until " : "", when);
+        snprintf(detail, n, "TLS: %s: %s", words,
+                 t->out_of_date[0] ? t->out_of_date : "the server's certificate");
         return EB_REDIS_TLS_EXPIRED;
     }
     default:
@@ -414,26 +458,44 @@ static enum eb_redis_tls_reason ssl_failure(const eb_redis_tls_t *t, SSL *ssl, u
     return EB_REDIS_TLS_HANDSHAKE;
 }
 
+/* The server asked for a client certificate, then closed the connection
+ * before answering anything: it refused ours, or wanted one. */
+static enum eb_redis_tls_reason refused_client(const eb_redis_tls_t *t, const char *was,
+                                               char *detail, size_t n) {
+    snprintf(detail, n,
+             "TLS: the server asked for a client certificate and closed the connection before "
+             "answering (%s): it refused %s",
+             was[0] ? was : "no reason given",
+             t->files[F_CERT] ? "the client certificate" : "to go on without a client certificate");
+    return EB_REDIS_TLS_CLIENT_CERTIFICATE;
+}
+
 enum eb_redis_tls_reason eb_redis_tls_diagnose(eb_redis_tls_t *t, struct ssl_st *ssl,
-                                               char *detail, size_t detail_size) {
+                                               enum eb_redis_tls_stage stage, char *detail,
+                                               size_t detail_size) {
     if (!ssl)
         return EB_REDIS_TLS_OK;
+    /* hiredis's words for what the socket said (its strerror(errno) may
+     * be a stale "Success"). */
+    char was[128];
+    snprintf(was, sizeof(was), "%s", strcmp(detail, strerror(0)) == 0 ? "" : detail);
     enum eb_redis_tls_reason r = EB_REDIS_TLS_OK;
     long v = SSL_get_verify_result(ssl);
     unsigned long e = ERR_peek_last_error();
-    if (!t->insecure && v != X509_V_OK && eb_redis_tls_handshaking(ssl))
-        r = verify_failure(ssl, v, detail, detail_size);
+    bool handshaking = eb_redis_tls_handshaking(ssl);
+    bool asked = SSL_get_app_data(ssl) == &cert_requested;
+    if (!t->insecure && v != X509_V_OK && handshaking)
+        r = verify_failure(t, ssl, v, detail, detail_size);
     else if (e)
         r = ssl_failure(t, ssl, e, detail, detail_size);
-    if (r == EB_REDIS_TLS_OK && eb_redis_tls_handshaking(ssl)) {
+    if (r == EB_REDIS_TLS_OK && stage != EB_REDIS_TLS_AFTER_REPLY && asked) {
+        r = refused_client(t, was, detail, detail_size);
+    } else if (r == EB_REDIS_TLS_OK && stage == EB_REDIS_TLS_BEFORE_REPLY && handshaking) {
         /* No words from OpenSSL: the peer closed or reset the connection
          * before the handshake was done. */
-        char was[128];
-        snprintf(was, sizeof(was), "%s", detail);
-        bool words = was[0] && strcmp(was, strerror(0)) != 0; /* hiredis's strerror(errno) */
         snprintf(detail, detail_size,
                  "TLS: the server closed the connection during the handshake%s%s%s",
-                 words ? " (" : "", words ? was : "", words ? ")" : "");
+                 was[0] ? " (" : "", was, was[0] ? ")" : "");
         r = EB_REDIS_TLS_HANDSHAKE;
     }
     ERR_clear_error();

@@ -121,20 +121,35 @@ void eb_redis_tls_destroy(eb_redis_tls_t *t);
  * blocking, has completed), before any command was written: a session
  * verifying and naming host (or server_name). *ssl is set to the session,
  * borrowed: hiredis frees it with the context. 0; or EB_EIO + errstr when
- * the handshake failed at once (a blocking context, or an error already
- * known), when *ssl is NULL and nothing is left to free; EB_ENOMEM. */
+ * the handshake failed at once -- a blocking context, or a server on
+ * loopback fast enough to answer within the first SSL_connect() -- with
+ * *reason the TLS reason (counted) or OK (the socket's own error); then
+ * *ssl is NULL, hiredis's context is left with TLS I/O functions and no
+ * TLS state (free it before its next event); EB_ENOMEM. */
 int eb_redis_tls_start(eb_redis_tls_t *t, struct redisContext *c, const char *host,
-                       struct ssl_st **ssl, char *errstr, size_t errstr_size);
+                       struct ssl_st **ssl, enum eb_redis_tls_reason *reason, char *errstr,
+                       size_t errstr_size);
+
+/* How far a connection got before it failed. */
+enum eb_redis_tls_stage {
+    EB_REDIS_TLS_AT_CONNECT,   /* hiredis reported the TCP connect failed */
+    EB_REDIS_TLS_BEFORE_REPLY, /* lost before any reply was read */
+    EB_REDIS_TLS_AFTER_REPLY,  /* lost after replies: TLS worked */
+};
 
 /* Why the connection of session ssl failed: called when it failed or was
- * lost, before hiredis frees it. Reads the session's verification result
- * and OpenSSL's error queue (and empties the queue). A TLS reason is
- * counted and described in detail ("certificate verify failed: unable to
- * get local issuer certificate"); OK when the failure was not TLS's (the
- * handshake had finished and nothing TLS-specific went wrong), detail
- * untouched. ssl may be NULL: OK. */
+ * lost, before hiredis frees it, with hiredis's words in detail. Reads
+ * the session's verification result, whether the server asked for a
+ * client certificate, and OpenSSL's error queue (which it empties). A TLS
+ * reason is counted and described in detail ("TLS: the server's
+ * certificate is signed by an unknown CA (unable to get local issuer
+ * certificate)"); EB_REDIS_TLS_OK when the failure was not TLS's, detail
+ * untouched. Only what OpenSSL says is believed at AT_CONNECT; BEFORE_REPLY
+ * also takes a close during the handshake, or after a certificate
+ * request, as TLS's doing. ssl may be NULL: OK. */
 enum eb_redis_tls_reason eb_redis_tls_diagnose(eb_redis_tls_t *t, struct ssl_st *ssl,
-                                               char *detail, size_t detail_size);
+                                               enum eb_redis_tls_stage stage, char *detail,
+                                               size_t detail_size);
 
 /* True while the session's handshake has not finished. */
 bool eb_redis_tls_handshaking(const struct ssl_st *ssl);

@@ -21,18 +21,22 @@ void eb_redis_tls_destroy(eb_redis_tls_t *t) {
 }
 
 int eb_redis_tls_start(eb_redis_tls_t *t, struct redisContext *c, const char *host,
-                       struct ssl_st **ssl, char *errstr, size_t errstr_size) {
+                       struct ssl_st **ssl, enum eb_redis_tls_reason *reason, char *errstr,
+                       size_t errstr_size) {
     (void)t;
     (void)c;
     (void)host;
     *ssl = NULL;
+    *reason = EB_REDIS_TLS_OK;
     return eb_error_set(errstr, errstr_size, EB_EINVAL, "%s", eb_redis_conn_tls_unavailable());
 }
 
 enum eb_redis_tls_reason eb_redis_tls_diagnose(eb_redis_tls_t *t, struct ssl_st *ssl,
-                                               char *detail, size_t detail_size) {
+                                               enum eb_redis_tls_stage stage, char *detail,
+                                               size_t detail_size) {
     (void)t;
     (void)ssl;
+    (void)stage;
     (void)detail;
     (void)detail_size;
     return EB_REDIS_TLS_OK;
