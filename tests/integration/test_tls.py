@@ -15,7 +15,8 @@ import unittest
 from ebtest import (EB_BIN, BridgeTestCase, Bridge, TempDir, bridge_config, free_port,
                     http_config, http_get, run_check, validate_event, wait_for)
 from ledgertest import ledger_config, ledger_key, scrape_metric, wait_ledger_ready
-from tlstest import Pki, start_tls_redis, tls_unavailable, with_tls
+from tlstest import (Pki, TlsRedisCluster, TlsSentinelGroup, start_tls_redis, tls_unavailable,
+                     with_tls)
 
 ROUTES = """
   - name: orders
@@ -187,6 +188,93 @@ class LedgerOverTlsTest(BridgeTestCase, unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("unknown CA", p.stderr)
         self.assertEqual(self.redis.client().function_list(), [])
+
+
+TOPO_ROUTES = """
+  - { name: orders, match: "order:{id}", topic: orders, key: "{id}" }
+"""
+
+
+def topology_config(url, brokers, http_port, ca_file):
+    return """redis:
+  url: %s
+  tls: { ca_file: %s }
+  heartbeat_interval: 200ms
+  heartbeat_timeout: 2s
+  reconnect_min: 50ms
+  reconnect_max: 500ms
+  topology_interval: 500ms
+kafka:
+  brokers: "%s"
+  client: { linger.ms: 1 }
+routes:
+%s
+http: { listen: "127.0.0.1:%d" }
+log: { level: info, stats_interval: 0s }
+""" % (url, ca_file, brokers, TOPO_ROUTES, http_port)
+
+
+@unittest.skipIf(UNAVAILABLE, "%s" % WHY)
+class TopologyOverTlsTest(BridgeTestCase, unittest.TestCase):
+    """rediss-cluster:// and rediss-sentinel://: discovery and every master
+    over TLS, the masters reached at the TLS ports the cluster or the
+    sentinels announce."""
+
+    def setUp(self):
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        self.kafka = self.start_kafka(topics=["orders:4"])
+        self.http = free_port()
+
+    def node_subscribed(self, tls_port):
+        try:
+            return scrape_metric(self.http, "eb_redis_node_subscribed",
+                                 node="127.0.0.1:%d" % tls_port) == 1
+        except OSError:
+            return False  # the HTTP server is not up yet
+
+    def test_cluster_every_master_is_read_over_tls(self):
+        cluster = TlsRedisCluster(self.pki, masters=3, replicas=0)
+        self.addCleanup(cluster.cleanup)
+        cluster.start()
+        b = self.start_bridge(topology_config("rediss-cluster://" + cluster.seeds(),
+                                              self.kafka.bootstrap, self.http,
+                                              self.pki.path("ca")), wait=False)
+        for p in cluster.master_ports():
+            wait_for(lambda: self.node_subscribed(cluster.tls_port[p]), 30,
+                     what="master %d subscribed at its TLS port" % p)
+        c = self.consumer(["orders"])
+        w = cluster.writer()
+        ids = ["c%d" % i for i in range(30)]
+        for i in ids:
+            w.set("order:%s" % i, "pending", px=20)
+        msgs = c.collect(len(ids), what="events from every master")
+        self.assertEqual(sorted(m["key"].decode() for m in msgs), sorted(ids))
+        self.assertEqual(scrape_metric(self.http, "eb_redis_masters"), 3)
+        self.assertEqual(scrape_metric(self.http, "eb_redis_tls_failures_total"), 0)
+        self.assertIsNone(b.find_log(lambda e: e.get("tls_reason")))
+
+    def test_sentinel_master_is_followed_over_tls_through_a_failover(self):
+        group = TlsSentinelGroup(self.pki)
+        self.addCleanup(group.cleanup)
+        group.start()
+        b = self.start_bridge(topology_config(
+            "rediss-sentinel://%s/%s" % (group.sentinel_addrs(), group.name),
+            self.kafka.bootstrap, self.http, self.pki.path("ca")), wait=False)
+        first = group.master_port()
+        wait_for(lambda: self.node_subscribed(group.tls_port[first]), 30,
+                 what="the master subscribed at its TLS port")
+        c = self.consumer(["orders"])
+        group.node(first).client().set("order:before", "pending", px=20)
+        c.collect(1, what="the event before the failover")
+        second = group.failover()
+        self.assertNotEqual(first, second)
+        wait_for(lambda: self.node_subscribed(group.tls_port[second]), 30,
+                 what="the new master subscribed at its TLS port")
+        group.node(second).client().set("order:after", "pending", px=20)
+        msgs = c.collect(2, what="the event after the failover")
+        self.assertEqual(sorted(m["key"] for m in msgs), [b"after", b"before"])
+        self.assertIsNone(b.find_log(lambda e: e.get("tls_reason")))
 
 
 class CheckTest(unittest.TestCase):
