@@ -558,6 +558,62 @@ class ChartTest(Counted):
         self.assertEqual(cfg["kafka"]["queue"]["max_events"], 2000000)
         self.assertEqual(cfg["log"], {"level": "debug", "stats_interval": "30s"})
 
+    # ---------------------------------------------------------- TLS to Redis
+
+    def test_redis_tls_secret_is_mounted_as_a_directory_and_named_in_the_config(self):
+        docs, _ = render({"redis": {"url": "rediss://redis.shop.svc:6380", "tls": {
+            "existingSecret": "redis-tls", "certKey": "tls.crt", "keyKey": "tls.key",
+            "serverName": "redis.shop.example"}}})
+        cfg, _ = bridge_config(docs)
+        d = "/etc/expiry-bridge/redis-tls/"
+        self.assertEqual(cfg["redis"]["tls"], {
+            "ca_file": d + "ca.crt", "cert_file": d + "tls.crt", "key_file": d + "tls.key",
+            "server_name": "redis.shop.example", "insecure_skip_verify": False})
+        deploy = one(docs, "Deployment", "bridge")
+        self.assertIn({"name": "redis-tls", "secret": {"secretName": "redis-tls",
+                                                       "defaultMode": 0o440}},
+                      pod_spec(deploy)["volumes"])
+        # A directory, never subPath: a renewed Secret reaches the files.
+        self.assertIn({"name": "redis-tls", "mountPath": "/etc/expiry-bridge/redis-tls",
+                       "readOnly": True}, container(deploy, "bridge")["volumeMounts"])
+
+    def test_rediss_without_a_secret_verifies_against_the_system_store(self):
+        docs, _ = render({"redis": {"url": "rediss://{{ .Release.Name }}-redis:6380"}})
+        cfg, _ = bridge_config(docs)
+        self.assertEqual(cfg["redis"]["tls"], {"insecure_skip_verify": False})
+        names = [v["name"] for v in pod_spec(one(docs, "Deployment", "bridge"))["volumes"]]
+        self.assertNotIn("redis-tls", names)
+        cfg, _ = bridge_config(self.defaults)
+        self.assertNotIn("tls", cfg["redis"], "redis:// renders no redis.tls")
+
+    def test_redis_tls_settings_that_cannot_work_fail_to_render(self):
+        cases = [
+            ({"redis": {"tls": {"existingSecret": "t"}}}, "not a rediss://"),
+            ({"redis": {"url": "rediss://r:6380", "tls": {"existingSecret": "t",
+                                                          "certKey": "tls.crt"}}},
+             "certKey and keyKey together"),
+            ({"redis": {"url": "rediss://r:6380", "tls": {"certKey": "c", "keyKey": "k"}}},
+             "needs redis.tls.existingSecret"),
+        ]
+        for values, msg in cases:
+            with self.assertRaises(RenderError, msg=str(values)) as e:
+                render(values)
+            self.assertIn(msg, str(e.exception))
+
+    def test_rendered_tls_config_is_what_the_bridge_accepts_or_refuses_naming_hiredis(self):
+        """Every rediss form with a Secret passes `expiry-bridge check` where
+        the build has TLS; a build without it (hiredis 0.14) refuses it
+        naming the version, not the chart's output."""
+        for url in ("rediss://r:6380", "rediss-sentinel://s1:26379,s2:26379/mymaster",
+                    "rediss-cluster://n1:6380,n2:6380"):
+            docs, _ = render({"redis": {"url": url, "tls": {
+                "existingSecret": "t", "certKey": "tls.crt", "keyKey": "tls.key"}}})
+            _, text = bridge_config(docs)
+            rc, out = bridge_check(text, "tls")
+            if rc != 0:
+                self.assertIn("needs hiredis >= 1.0 with hiredis_ssl", out, url)
+                self.assertRegex(out, r"this build has hiredis \d+\.\d+\.\d+", url)
+
     def test_duplicate_route_names_fail_to_render(self):
         r = {"name": "a", "match": "a:", "topic": "t"}
         with self.assertRaises(RenderError) as e:

@@ -288,6 +288,7 @@ redis:
   heartbeat_timeout: {{ toJson $r.heartbeatTimeout }}
   reconnect_min: {{ toJson $r.reconnectMin }}
   reconnect_max: {{ toJson $r.reconnectMax }}
+  {{- include "expiry-bridge.config.redisTls" . | nindent 2 }}
   read_ahead:
     max_events: {{ int64 $r.readAhead.maxEvents }}
     max_bytes: {{ toJson $r.readAhead.maxBytes }}
@@ -315,6 +316,50 @@ kafka:
   drain_timeout: {{ toJson $k.drainTimeout }}
 http:
   listen: {{ printf "%s:%d" (ternary (printf "[%s]" .Values.metrics.bindAddress) .Values.metrics.bindAddress (contains ":" .Values.metrics.bindAddress)) (int .Values.metrics.port) | toJson }}
+{{- end }}
+
+{{/*
+Where the redis.tls Secret is mounted, and whether the URL asks for TLS.
+*/}}
+{{- define "expiry-bridge.redisTlsDir" -}}/etc/expiry-bridge/redis-tls{{- end }}
+
+{{- define "expiry-bridge.redisTlsEnabled" -}}
+{{- if hasPrefix "rediss" (tpl (required "redis.url is required" .Values.redis.url) .) }}true{{ end }}
+{{- end }}
+
+{{/*
+The config's redis.tls: files by their path in the mounted Secret. Only
+with a rediss URL (the bridge refuses redis.tls otherwise, so the chart
+refuses to render it); keys without a Secret, or a key without its
+certificate, are refused here with the value to fix.
+*/}}
+{{- define "expiry-bridge.config.redisTls" -}}
+{{- $t := .Values.redis.tls -}}
+{{- $dir := include "expiry-bridge.redisTlsDir" . -}}
+{{- $on := include "expiry-bridge.redisTlsEnabled" . -}}
+{{- if and (not $on) (or $t.existingSecret $t.certKey $t.keyKey $t.serverName $t.insecureSkipVerify) }}
+{{- fail "redis.tls is set but redis.url is not a rediss:// (rediss-sentinel://, rediss-cluster://) URL" }}
+{{- end }}
+{{- if ne (not $t.certKey) (not $t.keyKey) }}
+{{- fail "redis.tls: set certKey and keyKey together (a client certificate and its key), or neither" }}
+{{- end }}
+{{- if and $t.certKey (not $t.existingSecret) }}
+{{- fail "redis.tls.certKey needs redis.tls.existingSecret (the Secret holding it)" }}
+{{- end }}
+{{- if $on }}
+tls:
+  {{- if and $t.existingSecret $t.caKey }}
+  ca_file: {{ printf "%s/%s" $dir $t.caKey | toJson }}
+  {{- end }}
+  {{- if $t.certKey }}
+  cert_file: {{ printf "%s/%s" $dir $t.certKey | toJson }}
+  key_file: {{ printf "%s/%s" $dir $t.keyKey | toJson }}
+  {{- end }}
+  {{- with $t.serverName }}
+  server_name: {{ toJson . }}
+  {{- end }}
+  insecure_skip_verify: {{ $t.insecureSkipVerify }}
+{{- end }}
 {{- end }}
 
 {{/*
