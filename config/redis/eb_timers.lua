@@ -30,7 +30,13 @@ the same tag in the timer and payload keys, e.g.
 
 (`<ledger>:claims` carries the ledger's tag because it starts with the
 ledger's name.) The bridge names a route's ledger
-`<ledger.key_prefix>{<route name>}`.
+`<ledger.key_prefix>{<route name>}`; with ledger.buckets = N > 1 also
+bucket b's `<ledger.key_prefix>{<route name>:<b>}` (b = 0..N-1, the timer
+key tagged `{<route name>:<b>}` alike), so that a route's ledgers spread
+over a cluster's masters; observed routes on Cluster use one ledger per
+slot, `<ledger.key_prefix>{<t>}:<route name>` with t hashing to the slot of
+the keys it records. Nothing here depends on which: every call names one
+ledger and keys of its slot.
 
 Replication and AOF: Redis 7 replicates the effects of functions, never the
 call, so reading TIME and writing what follows from it is safe; expiries are

@@ -55,7 +55,6 @@ struct block {
 struct eb_backlog {
     struct event *deliver_ev;
     eb_notification_cb *deliver;
-    bool (*admit)(void *opaque);
     void *opaque;
     eb_log_t *log;
     eb_metrics_t *metrics;
@@ -119,7 +118,6 @@ eb_backlog_t *eb_backlog_new(struct event_base *base, const struct eb_backlog_co
         return NULL;
     }
     b->deliver = conf->deliver;
-    b->admit = conf->admit;
     b->opaque = conf->opaque;
     b->log = conf->log;
     b->metrics = conf->metrics;
@@ -292,14 +290,6 @@ static void end_full_episode(eb_backlog_t *b) {
 static void on_deliver(evutil_socket_t fd, short what, void *arg) {
     eb_backlog_t *b = arg;
     b->scheduled = false;
-    if (b->admit && b->events && !b->admit(b->opaque)) {
-        /* Held: offer again a little later (a timer, not the idle event,
-         * so a held backlog does not spin the loop). */
-        struct timeval tv = {0, EB_BACKLOG_HOLD_RETRY_MS * 1000};
-        b->scheduled = true;
-        event_add(b->deliver_ev, &tv);
-        return;
-    }
     b->delivering = true;
     for (int i = 0; i < EB_BACKLOG_SLICE && b->events; i++)
         deliver_one(b);

@@ -31,21 +31,12 @@
 struct event_base;
 typedef struct eb_backlog eb_backlog_t;
 
-/* While admit() says no, the next offer comes this much later: short
- * beside a lease (seconds), long beside the loop's work. */
-#define EB_BACKLOG_HOLD_RETRY_MS 50
-
 struct eb_backlog_conf {
     size_t max_events;           /* bound on notifications held */
     size_t max_bytes;            /* bound on their bytes */
     int priority;                /* libevent priority of the delivery event: the
                                     lowest the base has, so reads come first */
     eb_notification_cb *deliver; /* called once per notification, in order */
-    /* May notifications leave now? Asked before each slice; while false
-     * they wait, bounded like any others, and are offered again every
-     * EB_BACKLOG_HOLD_RETRY_MS. NULL: always. (A replica whose ownership
-     * is unconfirmed holds its events: coordination, kafka_group.h.) */
-    bool (*admit)(void *opaque);
     void *opaque;                /* passed to deliver; borrowed */
     eb_log_t *log;               /* borrowed; outlives the backlog */
     eb_metrics_t *metrics;       /* borrowed; outlives the backlog */

@@ -701,6 +701,7 @@ void eb_pipeline_emit_timer(const struct eb_ledger_timer *t, void *opaque) {
         .has_payload = t->has_payload,
         .payload_json = t->payload_json,
         .payload_len = t->payload_len,
+        .node = p->cfg->redis.target.topology == EB_REDIS_STANDALONE ? NULL : t->node,
     };
     if (rt->chain)
         forward_plugins(p, rt, &ev, &m, &n, t->ticket);

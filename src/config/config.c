@@ -116,6 +116,7 @@ struct ctx {
     char *url_user, *url_pass;
     int url_db;
     const struct ynode *url_node;
+    const struct ynode *ledger_prefix; /* ledger.key_prefix as written, or NULL */
     struct route_seen *routes;
     const struct ynode **plugin_maps; /* per plugin instance, for errors */
     const struct ynode **plugin_names;
@@ -1580,6 +1581,16 @@ static void check_coordination(struct ctx *c, const struct seen *s) {
 static void check_ledger(struct ctx *c, const struct seen *s) {
     const struct eb_config_ledger *l = &c->cfg->ledger;
     const struct ynode *at;
+    c->ledger_prefix = seen_get(s, "key_prefix");
+    if ((l->buckets < 1 || l->buckets > EB_CONFIG_LEDGER_MAX_BUCKETS) && (at = seen_get(s, "buckets")))
+        err_at(c, at, "invalid ledger.buckets: %zu; expected 1 to %d", l->buckets,
+               EB_CONFIG_LEDGER_MAX_BUCKETS);
+    if (l->buckets > 1 && l->key_prefix && strpbrk(l->key_prefix, "{}") &&
+        (at = c->ledger_prefix))
+        err_at(c, at,
+               "invalid ledger.key_prefix: it holds a '{' or '}', but with ledger.buckets > 1 "
+               "each bucket's name carries its own hash tag {<route>:<bucket>}, which must be "
+               "the first in the name; expected a prefix without braces");
     if (l->sweep_batch > LEDGER_MAX_BATCH && (at = seen_get(s, "sweep_batch")))
         err_at(c, at, "invalid ledger.sweep_batch: %zu is more than %d; expected at most %d",
                l->sweep_batch, LEDGER_MAX_BATCH, LEDGER_MAX_BATCH);
@@ -1844,6 +1855,30 @@ static void build_router(struct ctx *c) {
     free(rules);
 }
 
+/* Observed routes on Cluster keep one ledger per slot, whose name's first
+ * hash tag places it there (docs/ledger.md), and so do routes with a
+ * payload but no ledger (their claim reads the payload key in its slot): a
+ * key_prefix with a tag of its own would put them all in its slot
+ * instead. */
+static void check_slot_ledgers(struct ctx *c) {
+    const struct eb_config *cfg = c->cfg;
+    if (cfg->redis.target.topology != EB_REDIS_CLUSTER || !cfg->ledger.key_prefix ||
+        !strpbrk(cfg->ledger.key_prefix, "{}"))
+        return;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct eb_config_route *r = &cfg->routes[i];
+        if (r->ledger == EB_LEDGER_OBSERVED || (r->ledger == EB_LEDGER_OFF && r->payload)) {
+            err_at(c, c->ledger_prefix ? c->ledger_prefix : c->routes[i].map,
+                   "invalid ledger.key_prefix: it holds a '{' or '}', but on Redis Cluster "
+                   "route '%s' (%s) keeps one ledger per slot whose own hash tag must be the "
+                   "first in its name; expected a prefix without braces",
+                   r->name, r->ledger == EB_LEDGER_OBSERVED ? "ledger: observed"
+                                                            : "a payload without a ledger");
+            return;
+        }
+    }
+}
+
 static void finish(struct ctx *c, const struct ynode *root) {
     struct eb_config *cfg = c->cfg;
     if (cfg->nroutes == 0 && cfg->unrouted_drop)
@@ -1857,6 +1892,7 @@ static void finish(struct ctx *c, const struct ynode *root) {
         return;
     build_router(c);
     check_plugins(c);
+    check_slot_ledgers(c);
     /* A file with only an unrouted topic forwards every expiry. */
     if (cfg->nroutes == 0)
         cfg->events = cfg->route_events = UINT64_C(1) << EB_EVENT_EXPIRED_ID;

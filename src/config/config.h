@@ -124,6 +124,9 @@ struct eb_config_kafka {
     int drain_timeout_ms;    /* SIGTERM flush budget; default 20000 */
 };
 
+/* Most ledgers one armed route may be split into (ledger.buckets). */
+#define EB_CONFIG_LEDGER_MAX_BUCKETS 1024
+
 /* The deadline ledger's settings (docs/ledger.md); used when a route has
  * ledger: armed/observed or a payload. */
 struct eb_config_ledger {
@@ -134,6 +137,7 @@ struct eb_config_ledger {
     size_t sweep_batch;        /* entries per sweep page and keys per SCAN; default 500 */
     int claim_ttl_ms;          /* how long a claim holds a timer; default 10000 */
     int remember_delivered_ms; /* how long a delivered timer is remembered; default 30000 */
+    size_t buckets;            /* armed routes: ledgers per route (hash tags {route:b}); default 1 */
 };
 
 /* Several replicas splitting the work (docs/operations.md, "Several

@@ -229,6 +229,13 @@ static const struct eb_config_key ledger_keys[] = {
      "How long a delivered timer is remembered, so a late notification of it (another "
      "replica's, or the one a sweep caused) is recognised and not produced again. Costs Redis "
      "memory: about 100 bytes per timer delivered in this window."},
+    {EB_CT_COUNT, "buckets", "1", OFF(ledger.buckets), 0, NULL,
+     "Ledgers per `armed` route: 1 keeps one ledger `<key_prefix>{<route>}`; N > 1 splits "
+     "it into `<key_prefix>{<route>:<b>}` for b in 0..N-1, and a timer key names its bucket "
+     "in its hash tag (`order:{<route>:<b>}:7`); the route's own ledger is still swept. On "
+     "Redis Cluster use e.g. 16-64 so a route's timers spread over the masters "
+     "(docs/ledger.md, \"Redis Cluster\"). Raise it, never lower it: buckets at or above a "
+     "lower N are no longer swept. 1 to 1024; `observed` routes ignore it."},
     {0},
 };
 
@@ -255,9 +262,10 @@ static const struct eb_config_key coordination_keys[] = {
      "How often a replica tells the group it is alive and confirms its units. Less than a "
      "third of `session_timeout`."},
     {EB_CT_DURATION, "handover_grace", "5s", OFF(coordination.handover_grace_ms), 0, NULL,
-     "On SIGTERM a replica leaves the group at once, so the others take its units, and keeps "
-     "reading them this long so that nothing falls between the two (copies, with one id, "
-     "rather than a gap)."},
+     "On SIGTERM a replica leaves the group at once, so the others take its units, and reads "
+     "each unit on until the next owner's handover marker comes through on that master "
+     "(docs/operations.md): the stream passes with neither gap nor copy. This is the longest "
+     "it waits; a unit nobody took over by then stops being read."},
     {0},
 };
 

@@ -75,7 +75,6 @@ struct app {
     struct event *sig_term, *sig_int, *sig_hup, *stats_ev;
     int stats_interval_ms; /* what stats_ev is armed with; 0: off */
     struct event *leave_ev; /* SIGTERM with coordination: the handover grace */
-    eb_series_t *m_fenced;  /* eb_events_fenced_total */
     bool stopping;
 };
 
@@ -148,8 +147,13 @@ int eb_app_functions_load(const char *path) {
     size_t len;
     eb_log_redact_url(cfg->redis.url, url, sizeof(url));
     eb_ledger_library(&len);
-    int rc = eb_ledger_install(cfg, errstr, sizeof(errstr));
-    if (rc == 0)
+    size_t nodes = 0;
+    int rc = eb_ledger_install(cfg, &nodes, errstr, sizeof(errstr));
+    if (rc == 0 && cfg->redis.target.topology == EB_REDIS_CLUSTER)
+        printf("%s: loaded eb_timers_v1 on %zu masters (%zu bytes; FCALL eb1_arm, eb1_disarm, "
+               "eb1_rearm)\n",
+               url, nodes, len);
+    else if (rc == 0)
         printf("%s: loaded eb_timers_v1 (%zu bytes; FCALL eb1_arm, eb1_disarm, eb1_rearm)\n", url,
                len);
     else
@@ -237,23 +241,10 @@ static void on_file_changed(const char *trigger, void *opaque) {
  * no Redis read is ready.
  * @locality loop thread (lowest-priority event). */
 static void on_backlog(const struct eb_notification *n, void *opaque) {
-    struct app *a = opaque;
-    /* A unit the coordination gave to another replica while this
-     * notification waited: the other owner reads that master now, so
-     * producing it would be a copy made by a replica fenced out. */
-    if (!eb_reload_may_produce(a->reload, n->unit)) {
-        eb_metrics_inc(a->m_fenced);
-        return;
-    }
-    eb_pipeline_on_notification(n, a->pipeline);
-}
-
-/* The backlog's admit(): a replica that cannot confirm it still owns its
- * units (coordination's lease lapsed) holds its events until it can, or
- * until the units are gone (then they are fenced, above). */
-static bool admit_backlog(void *opaque) {
-    struct app *a = opaque;
-    return !a->reload || eb_reload_lease_held(a->reload);
+    /* With coordination, what reaches here was read in this replica's turn
+     * (handover.h): it is produced even if the unit has moved on since --
+     * the next owner produces from its own marker only. */
+    eb_pipeline_on_notification(n, ((struct app *)opaque)->pipeline);
 }
 
 /* ------------------------------------------------------ health, metrics */
@@ -273,13 +264,6 @@ static int register_app_metrics(struct app *a) {
         return EB_ENOMEM;
     const char *version[] = {EB_VERSION_STR, rd_kafka_version_str(), event_get_version()};
     eb_metrics_set(eb_metrics_series(info, version), 1);
-    eb_metric_t *fenced = eb_metrics_register(
-        a->metrics, EB_METRIC_COUNTER, "eb_events_fenced_total",
-        "Notifications not produced because the coordination gave their unit to another "
-        "replica while they waited (that replica reads the master now)",
-        NULL, NULL, 0);
-    if (!fenced || !(a->m_fenced = eb_metrics_series0(fenced)))
-        return EB_ENOMEM;
     return 0;
 }
 
@@ -322,26 +306,40 @@ static void stop_and_drain(struct app *a, const char *why) {
     a->drain = eb_drain_start(a->base, timeout_ms, drained, a);
 }
 
-/* @locality loop thread (timer): the handover grace is over. */
+/* @locality loop thread (timer): the handover grace is over; units not
+ * taken over by then stopped producing at its end (handover.h). */
 static void on_leave_grace(evutil_socket_t fd, short what, void *arg) {
+    struct app *a = arg;
     (void)fd;
     (void)what;
-    stop_and_drain(arg, "handover grace over");
+    if (!a->drain)
+        stop_and_drain(a, "handover grace over");
+}
+
+/* eb_reload_conf.handed_over: the last unit given up was taken over.
+ * @locality loop thread. */
+static void on_handed_over(void *opaque) {
+    struct app *a = opaque;
+    if (!a->stopping || a->drain)
+        return;
+    event_del(a->leave_ev);
+    stop_and_drain(a, "every unit handed over");
 }
 
 /* With coordination, leave the group first -- the other replicas take
- * this one's units at once -- and read on for coordination.handover_grace
- * so the next owner is subscribed before this one stops (a rolling update
- * without a gap); then stop and drain. */
+ * this one's units at once -- and read each unit on until its next owner's
+ * handover marker (at most coordination.handover_grace), so the stream
+ * passes from one to the other with neither gap nor copy (a rolling
+ * update); then stop and drain. */
 static void begin_shutdown(struct app *a, const char *why) {
     if (a->stopping)
         return;
     a->stopping = true;
     int grace_ms = eb_reload_leave(a->reload);
-    if (grace_ms > 0 && a->leave_ev) {
+    if (grace_ms > 0 && a->leave_ev && !eb_reload_handed_over(a->reload)) {
         eb_log(a->log, EB_LOG_INFO,
-               "shutting down: left the coordination group; reading on while the others take "
-               "over, then draining",
+               "shutting down: left the coordination group; reading on until the others "
+               "have taken over, then draining",
                eb_lf_str("signal", why), eb_lf_int("handover_grace_ms", grace_ms));
         struct timeval tv = eb_ms_tv(grace_ms);
         evtimer_add(a->leave_ev, &tv);
@@ -429,7 +427,6 @@ static int build(struct app *a, struct eb_config *cfg, char *errstr, size_t errs
         .max_bytes = cfg->redis.read_ahead_max_bytes,
         .priority = EB_APP_PRIORITY_BACKLOG,
         .deliver = on_backlog,
-        .admit = admit_backlog,
         .opaque = a,
         .log = a->log,
         .metrics = a->metrics,
@@ -451,6 +448,7 @@ static int build(struct app *a, struct eb_config *cfg, char *errstr, size_t errs
         .retire = a->retire,
         .names = a->names,
         .apply = apply_process_settings,
+        .handed_over = on_handed_over,
         .opaque = a,
     };
     if (!(a->reload = eb_reload_new(a->base, &rc, cfg, errstr, errstr_size)))

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "daemon/reload.h"
 #include "kafka/kafka_group.h"
+#include "redis/handover.h"
 #include "ledger/ledger.h"
 
 /* After the new Redis connection is subscribed, the old one keeps reading
@@ -57,7 +58,8 @@ struct eb_reload {
     /* Several replicas (coordination.enabled): which units are ours. Built
      * from the first file; its settings apply at the next restart. */
     eb_kafka_group_t *group;
-    bool leaving; /* SIGTERM: left the group, reading on through the grace */
+    char handover_channel[256]; /* the group's (handover.h) */
+    bool leaving; /* SIGTERM: giving every unit up */
     struct pending next;
     struct event *handover_ev;
     bool stopped;
@@ -131,20 +133,50 @@ static void on_redis_state(enum eb_redis_state state, void *opaque) {
 }
 
 /* A unit (re)subscribed after a gap: its expiries meanwhile may have been
- * lost, so the ledger sweeps at once.
+ * lost, so the ledger sweeps that master's ledgers at once.
  * @locality loop thread. */
 static void on_unit_subscribed(const struct eb_redis_unit *u, void *opaque) {
     struct source *s = opaque;
-    (void)u;
-    (void)s;
+    if (s == s->r->source)
+        eb_ledger_on_unit_subscribed(s->r->ledger, u);
+}
+
+/* Masters came or went, or slots moved: the ledger's connections follow.
+ * @locality loop thread. */
+static void on_units_changed(void *opaque) {
+    struct source *s = opaque;
+    if (s == s->r->source && s->r->ledger)
+        eb_ledger_on_units_changed(s->r->ledger);
 }
 
 /* The topology asks which units this replica owns: with coordination, the
- * ones the group assigned; without, every one.
+ * ones the group assigned, none once leaving; without, every one.
  * @locality loop thread. */
 static bool owns_unit(int32_t unit, void *opaque) {
     const struct source *s = opaque;
-    return !s->r->group || s->r->leaving || eb_kafka_group_assigned(s->r->group, unit);
+    return !s->r->group || (!s->r->leaving && eb_kafka_group_assigned(s->r->group, unit));
+}
+
+/* May a unit's source publish its handover marker (take the master's
+ * stream over)? Only while the group's lease confirms the assignment: a
+ * replica cut off from Kafka, which may have been replaced already, does
+ * not cut the new owner's turn. @locality loop thread. */
+static bool may_claim_unit(int32_t unit, void *opaque) {
+    const struct source *s = opaque;
+    const eb_reload_t *r = s->r;
+    /* A reload's old connection never claims again once a new one exists:
+     * the new one's marker ends its turn for good (reload.h). */
+    bool newest = s == r->next.source || (s == r->source && !r->next.source);
+    return !r->group || (newest && !r->leaving && eb_kafka_group_owns(r->group, unit));
+}
+
+/* A unit given up was handed over. Leaving, the last one ends the wait.
+ * @locality loop thread. */
+static void on_unit_released(const struct eb_redis_unit *u, void *opaque) {
+    struct source *s = opaque;
+    (void)u;
+    if (s->r->leaving && eb_reload_handed_over(s->r) && s->r->c.handed_over)
+        s->r->c.handed_over(s->r->c.opaque);
 }
 
 static void on_units(size_t n, void *opaque) {
@@ -157,16 +189,17 @@ static const struct eb_redis_topology_handlers topology_handlers = {
     .on_notification = on_notification,
     .on_state = on_redis_state,
     .on_unit_subscribed = on_unit_subscribed,
+    .on_units_changed = on_units_changed,
     .owns = owns_unit,
+    .may_claim = may_claim_unit,
     .on_units = on_units,
+    .on_unit_released = on_unit_released,
 };
 
-/* The group assigned or took units: every topology in use follows (not
- * while leaving: the handover grace reads on, so the next owner is
- * subscribed before this one stops). */
+/* The group assigned or took units, or this replica leaves: every topology
+ * in use follows (a unit given up is read on until the next owner's
+ * handover marker, handover.h). */
 static void ownership_changed(eb_reload_t *r) {
-    if (r->leaving)
-        return;
     if (r->source)
         eb_redis_topology_ownership_changed(r->source->src);
     if (r->next.source)
@@ -209,6 +242,10 @@ static int make_group(eb_reload_t *r, const struct eb_config *cfg, char *errstr,
         .handlers = &group_handlers,
         .opaque = r,
     };
+    if (!eb_handover_channel(co->group, r->handover_channel, sizeof(r->handover_channel))) {
+        eb_error_set(errstr, errstr_size, EB_EINVAL, "coordination.group is too long");
+        return EB_EINVAL;
+    }
     r->group = eb_kafka_group_new(r->base, &gc, errstr, errstr_size);
     return r->group ? 0 : EB_EKAFKA;
 }
@@ -250,6 +287,8 @@ static struct source *make_source(eb_reload_t *r, const struct eb_config *cfg, c
         .log = r->c.log,
         .metrics = r->c.metrics,
         .handlers = &topology_handlers,
+        .handover_channel = r->group ? r->handover_channel : NULL,
+        .handover_grace_ms = cfg->coordination.handover_grace_ms,
         .opaque = s,
     };
     s->src = eb_redis_topology_new(r->base, &tc, errstr, errstr_size);
@@ -348,6 +387,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         return EB_ENOMEM;
     }
     if (new_ledger && r->ledger) {
+        eb_ledger_set_topology(r->ledger, r->source->src);
         eb_ledger_start(r->ledger);
         eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(r->source->src));
     }
@@ -363,6 +403,7 @@ static int commit(eb_reload_t *r, struct eb_config *cfg, eb_kafka_sink_t *sink,
         eb_metrics_inc(r->reconnect_redis);
         if (r->ledger) {
             /* Another server: its subscription counts as a new one. */
+            eb_ledger_set_topology(r->ledger, source->src);
             eb_ledger_on_source_state(r->ledger, EB_REDIS_CONNECTING);
             eb_ledger_on_source_state(r->ledger, eb_redis_topology_state(source->src));
         }
@@ -514,6 +555,8 @@ eb_reload_t *eb_reload_new(struct event_base *base, const struct eb_reload_conf 
         goto err_destroy;
     if (!(r->source = make_source(r, cfg, errstr, errstr_size)))
         goto err_destroy;
+    if (r->ledger)
+        eb_ledger_set_topology(r->ledger, r->source->src);
     r->cfg = cfg;
     return r;
 
@@ -537,22 +580,18 @@ int eb_reload_start(eb_reload_t *r) {
     return rc;
 }
 
-/* While leaving, everything read is produced: the overlap with the next
- * owner costs copies (with one id), never a gap. */
-bool eb_reload_may_produce(const eb_reload_t *r, int32_t unit) {
-    return !r->group || r->leaving || eb_kafka_group_owns(r->group, unit);
-}
-
-bool eb_reload_lease_held(const eb_reload_t *r) {
-    return !r->group || r->leaving || eb_kafka_group_leased(r->group);
-}
-
 int eb_reload_leave(eb_reload_t *r) {
     if (!r->group || r->leaving)
         return 0;
     r->leaving = true;
     eb_kafka_group_leave(r->group);
+    ownership_changed(r);
     return r->cfg->coordination.handover_grace_ms;
+}
+
+bool eb_reload_handed_over(const eb_reload_t *r) {
+    return (!r->source || eb_redis_topology_sources(r->source->src) == 0) &&
+           (!r->next.source || eb_redis_topology_sources(r->next.source->src) == 0);
 }
 
 bool eb_reload_left(const eb_reload_t *r) {
@@ -602,6 +641,8 @@ void eb_reload_stop(eb_reload_t *r) {
 void eb_reload_destroy(eb_reload_t *r) {
     if (!r)
         return;
+    if (r->ledger)
+        eb_ledger_set_topology(r->ledger, NULL); /* it borrows the source's topology */
     free_source(r->source);
     free_source(r->next.source);
     eb_kafka_sink_destroy(r->next.sink);

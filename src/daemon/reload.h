@@ -65,7 +65,8 @@ struct eb_reload_conf {
     eb_retire_t *retire;                   /* takes what a reload replaces; borrowed */
     eb_strpool_t *names;                   /* Redis node names (strpool.h); borrowed */
     eb_reload_apply_cb *apply;             /* required */
-    void *opaque;                          /* passed to apply; borrowed */
+    void (*handed_over)(void *opaque);     /* after eb_reload_leave(); may be NULL */
+    void *opaque;                          /* passed to both; borrowed */
 };
 
 /* Build cfg's event path: the producer, the deadline ledger (when a route
@@ -105,17 +106,15 @@ void eb_reload_log_stats(const eb_reload_t *r);
  * ignore reloads from now on. */
 void eb_reload_stop(eb_reload_t *r);
 
-/* Coordination (several replicas; NULL group: always true / 0). May this
- * replica produce for unit now: the group assigned it and the lease holds
- * (kafka_group.h)? */
-bool eb_reload_may_produce(const eb_reload_t *r, int32_t unit);
-/* Does the lease hold (false while this replica cannot confirm it is still
- * a member: events are then held, not produced)? */
-bool eb_reload_lease_held(const eb_reload_t *r);
-/* SIGTERM: leave the group now, so the others take this replica's units.
- * Returns how long to keep reading before stopping (coordination.
- * handover_grace; 0 without coordination). */
+/* Coordination. SIGTERM: leave the group now, so the others take this
+ * replica's units, and give every unit up: each is read on until the next
+ * owner's handover marker comes through (handover.h), then conf.handed_over
+ * runs once none is left. Returns the longest that may take
+ * (coordination.handover_grace; 0 without coordination: stop now). */
 int eb_reload_leave(eb_reload_t *r);
+/* No unit is being read any more (true without coordination once stopped,
+ * and at once for a replica that owned nothing). */
+bool eb_reload_handed_over(const eb_reload_t *r);
 /* The group has been left (or there is none): its consumer can go. */
 bool eb_reload_left(const eb_reload_t *r);
 

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <librdkafka/rdkafka.h>
 
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "kafka/kafka_group.h"
@@ -176,10 +177,12 @@ static void assign_units(eb_kafka_group_t *g, rd_kafka_t *rk, rd_kafka_topic_par
     /* An assignment is the coordinator's word that we are a member now. */
     g->lease_from_ns = eb_mono_ns();
     set_owned(g, units, n, true);
-    if (n == 0)
-        return;
-    eb_metrics_add(g->m_assigned, (double)n);
-    log_units(g, "coordination: units assigned", units, n);
+    if (n > 0) {
+        eb_metrics_add(g->m_assigned, (double)n);
+        log_units(g, "coordination: units assigned", units, n);
+    }
+    /* Even an empty one: the first says this replica is a member -- a
+     * standby, ready -- when the others own every unit. */
     g->h->on_assigned(units, n, g->opaque);
 }
 
@@ -362,8 +365,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         g->lease_lapsed_logged = true;
         eb_metrics_inc(g->m_lapses);
         eb_log(g->log, EB_LOG_WARN,
-               "coordination: lease lapsed (no commit accepted lately); holding events until "
-               "Kafka confirms this replica still owns its units",
+               "coordination: lease lapsed (no commit accepted lately); this replica takes no "
+               "master over until Kafka confirms it still owns its units (what it reads in its "
+               "turn is still produced)",
                eb_lf_int("units", (int64_t)g->nowned),
                eb_lf_int("since_ms", (eb_mono_ns() - g->lease_from_ns) / 1000000));
     }
@@ -423,6 +427,34 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr
     return 0;
 }
 
+/* Does a kafka.client property concern how to reach and talk to the
+ * brokers (security, sockets, metadata), and so the group's consumer too?
+ * The rest (linger.ms, acks, compression...) is the producer's: given to a
+ * consumer, librdkafka would warn about each at every start. */
+static bool connection_property(const char *key) {
+    static const char *const prefixes[] = {
+        "security.", "ssl.", "ssl_", "sasl.", "socket.", "broker.", "client.",
+        "connections.", "reconnect.", "retry.backoff", "metadata.", "topic.metadata.",
+        "api.version", "enable.ssl", "enable.sasl", "https.", "debug",
+    };
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++) {
+        if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The user's connection properties (see above), as eb_kafka_props_apply(). */
+static int apply_connection_props(rd_kafka_conf_t *conf, const struct eb_kafka_group_conf *c,
+                                  char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < c->nclient; i++) {
+        if (connection_property(c->client[i].key) &&
+            eb_kafka_props_apply(conf, &c->client[i], 1, NULL, errstr, errstr_size) != 0)
+            return EB_ECONFIG;
+    }
+    return 0;
+}
+
 static rd_kafka_conf_t *build_conf(eb_kafka_group_t *g, const struct eb_kafka_group_conf *c,
                                    char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -431,10 +463,9 @@ static rd_kafka_conf_t *build_conf(eb_kafka_group_t *g, const struct eb_kafka_gr
     snprintf(hb, sizeof(hb), "%d", c->heartbeat_interval_ms);
     if (!conf)
         return NULL;
-    /* The user's properties first (security, timeouts); the group's own
-     * settings after, so they cannot be overridden by accident. Producer
-     * properties there are ignored by a consumer, with a warning. */
-    if (eb_kafka_props_apply(conf, c->client, c->nclient, NULL, errstr, errstr_size) != 0 ||
+    /* The user's connection properties first; the group's own settings
+     * after, so they cannot be overridden by accident. */
+    if (apply_connection_props(conf, c, errstr, errstr_size) != 0 ||
         set(conf, "bootstrap.servers", c->brokers, errstr, errstr_size) ||
         set(conf, "group.id", c->group_id, errstr, errstr_size) ||
         set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) ||
@@ -442,6 +473,9 @@ static rd_kafka_conf_t *build_conf(eb_kafka_group_t *g, const struct eb_kafka_gr
         set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         set(conf, "allow.auto.create.topics", "false", errstr, errstr_size) ||
         set(conf, "session.timeout.ms", ms, errstr, errstr_size) ||
+        /* Partitions added for new masters are seen (and assigned) within
+         * a session timeout, not librdkafka's default five minutes. */
+        set(conf, "topic.metadata.refresh.interval.ms", ms, errstr, errstr_size) ||
         set(conf, "heartbeat.interval.ms", hb, errstr, errstr_size) ||
         set(conf, "log.connection.close", "false", errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
@@ -465,8 +499,8 @@ static bool register_metrics(eb_kafka_group_t *g, eb_metrics_t *m) {
         "kind", NULL, 0);
     eb_metric_t *lapses = eb_metrics_register(
         m, EB_METRIC_COUNTER, "eb_coordination_lease_lapses_total",
-        "Times no commit was accepted for longer than the lease: events were held until Kafka "
-        "confirmed ownership again",
+        "Times no commit was accepted for longer than the lease: until Kafka confirmed "
+        "ownership again, this replica took no master over (docs/ha.md)",
         NULL, NULL, 0);
     if (!owned || !changes || !lapses)
         return false;

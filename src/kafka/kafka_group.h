@@ -20,9 +20,13 @@
  * session_timeout - 2 x heartbeat_interval: before the coordinator can have
  * given the partitions away (it waits session_timeout after the last
  * heartbeat, and heartbeats go out every heartbeat_interval). A replica
- * produces for its units only while eb_kafka_group_leased() is true; a
- * commit refused because the coordinator no longer knows the member ends
- * ownership at once, as a lost assignment does.
+ * takes a master's stream over (publishes its handover marker, handover.h)
+ * only while eb_kafka_group_leased() is true; a commit refused because the
+ * coordinator no longer knows the member ends ownership at once, as a lost
+ * assignment does. Where one replica's turn on a master ends and the next
+ * one's begins is decided by the markers in the master's own stream, not
+ * by the group's clock: the lease only keeps a replica that may have been
+ * replaced from cutting its successor's turn.
  *
  * The control topic is created when missing (CreateTopics) and grown when
  * there are more units than partitions (CreatePartitions); both are
@@ -57,8 +61,10 @@ typedef struct eb_kafka_group eb_kafka_group_t;
 #define EB_KAFKA_GROUP_MAX_UNITS 1024
 
 struct eb_kafka_group_handlers {
-    /* Units gained (ascending), once per rebalance that gave any. The
-     * owner subscribes to them and sweeps their ledgers. */
+    /* Units gained (ascending), once per assignment -- n may be 0: the
+     * first assignment makes this replica a member even when it gains
+     * nothing (a standby). The owner subscribes to them and sweeps their
+     * ledgers. */
     void (*on_assigned)(const int32_t *units, size_t n, void *opaque);
     /* Units lost (ascending): revoked in a rebalance (lost == false: this
      * replica may finish what it has in flight) or taken away without

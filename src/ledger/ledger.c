@@ -1,20 +1,11 @@
 /* ledger.c -- the deadline ledger's public API (ledger.h), its
- * configuration, its Redis connection and metrics. The jobs themselves
- * live beside it (ledger_internal.h lists them): claims and
- * acknowledgements, the sweep, observed mode, the install command, the
- * payload JSON.
+ * configuration and metrics. The jobs themselves live beside it
+ * (ledger_internal.h lists them): the masters' connections and routing,
+ * claims and acknowledgements, the sweep, observed mode, the install
+ * command, names and the payload JSON.
  *
  * Every decision that must be atomic in Redis is one FCALL of the library
  * in config/redis/eb_timers.lua; the ledger only sequences them.
- *
- * The connection is one redis_client.h command client ("expiry-bridge:
- * ledger"): the client connects, authenticates and keeps itself alive;
- * once it is READY the ledger loads the function library (FUNCTION LOAD
- * REPLACE: functions vanish on a restart without persistence) and only
- * then counts as ready. Each request carries its handler (struct lreq);
- * the client answers every one exactly once, with NULL when the
- * connection went away, which frees claims in progress and parks
- * acknowledgements until the next connection.
  *
  * @locality loop thread only.
  */
@@ -27,16 +18,13 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/keyslot.h"
 #include "core/notify.h"
 #include "ledger/ledger_internal.h"
 
 /* ------------------------------------------------------------------------
  * Tunables
  * --------------------------------------------------------------------- */
-
-/* An idle connection is PINGed this often, so that the next claim does not
- * find it dead. */
-#define IDLE_PING_MS 1000
 
 /* The ticket bound: as many timers as Kafka's queue may hold events
  * (kafka.queue.max_events), since a ticket is an event on its way there;
@@ -69,161 +57,22 @@ const char *eb_ledger_reply_error(const redisReply *r) {
     return r && eb_redis_reply_is_error(r) ? eb_redis_reply_text(r) : "unexpected reply";
 }
 
-bool eb_ledger_library_missing(eb_ledger_t *l, const redisReply *r) {
-    if (!r || !eb_redis_reply_is_error(r) ||
-        !strstr(eb_redis_reply_text(r), "Function not found"))
-        return false;
-    eb_redis_client_fail(l->link.client, EB_REDIS_DOWN_OWNER,
-                         "ledger: the function library vanished (FUNCTION FLUSH?); reconnecting "
-                         "to load it again",
-                         eb_redis_reply_text(r), NULL);
-    return true;
-}
-
-/* The client's answer to a request. @locality loop thread (inside hiredis,
- * or while the connection closes). */
-static void on_reply(const redisReply *r, void *opaque) {
-    struct lreq *req = opaque;
-    req->done(req->l, req, r);
-    free(req->ts);
-    free(req);
-}
-
-struct lreq *eb_ledger_send(eb_ledger_t *l, eb_ledger_reply_fn *done, int db,
-                            struct eb_redis_argv *a) {
-    struct lreq *req = NULL;
-    if (eb_redis_argv_ok(a) && l->link.client && (req = calloc(1, sizeof(*req)))) {
-        req->l = l;
-        req->done = done;
-        if (eb_redis_client_command(l->link.client, db, on_reply, req, a->argc, a->argv,
-                                    a->argvlen) != 0) {
-            free(req);
-            req = NULL;
+void eb_ledger_gauges_update(eb_ledger_t *l) {
+    for (struct lstats *s = l->all_stats; s; s = s->next) {
+        int64_t pending = 0, overdue = 0;
+        bool seen = false;
+        for (const struct ledger_link *k = l->links; k; k = k->next) {
+            if (s->ord < k->ngauges && k->gauges[s->ord].seen) {
+                pending += k->gauges[s->ord].pending;
+                overdue += k->gauges[s->ord].overdue;
+                seen = true;
+            }
+        }
+        if (seen) {
+            eb_metrics_set(s->pending, (double)pending);
+            eb_metrics_set(s->overdue, (double)overdue);
         }
     }
-    eb_redis_argv_free(a);
-    return req;
-}
-
-void eb_ledger_fcall_head(struct eb_redis_argv *a, const char *fn, size_t numkeys,
-                          const struct lstats *ls) {
-    eb_redis_argv_init(a);
-    eb_redis_argv_add_str(a, "FCALL");
-    eb_redis_argv_add_str(a, fn);
-    eb_redis_argv_add_size(a, numkeys);
-    eb_redis_argv_add_bytes(a, ls->lkey, ls->lkey_len);
-}
-
-/* ------------------------------------------------------------------------
- * The connection
- * --------------------------------------------------------------------- */
-
-static void on_ready(eb_ledger_t *l) {
-    l->link.ready = true;
-    eb_redis_client_established(l->link.client);
-    eb_metrics_inc(l->m_loads_ok);
-    int64_t waiting = 0;
-    for (const eb_ledger_ticket_t *t = l->link.ack_wait; t; t = t->wnext)
-        waiting++;
-    eb_log(l->log, EB_LOG_INFO, "ledger: connected, function library loaded",
-           eb_lf_str("host", l->host), eb_lf_int("port", l->port),
-           eb_lf_int("acks_waiting", waiting));
-    eb_ledger_claims_flush_acks(l);
-    if (l->stopped)
-        return;
-    eb_ledger_sweep_start(l);
-    eb_ledger_scan_start(l);
-}
-
-static void on_load(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
-    if (!r)
-        return;
-    if (eb_redis_reply_is_error(r)) {
-        eb_metrics_inc(l->m_loads_failed);
-        eb_log(l->log, EB_LOG_ERROR,
-               "ledger: cannot load the Redis Function library eb_timers_v1; retrying",
-               eb_lf_str("detail", eb_redis_reply_text(r)),
-               eb_lf_str("hint", "needs Redis >= 7.0 on a master; an ACL user needs "
-                                 "+function|load +fcall and access to the ledger keys"));
-        eb_redis_client_fail(l->link.client, EB_REDIS_DOWN_OWNER,
-                             "ledger: function library not loaded", eb_redis_reply_text(r), NULL);
-        return;
-    }
-    on_ready(l);
-}
-
-/* @locality loop thread (the client's timers, or inside hiredis). */
-static void on_client_state(eb_redis_client_t *c, enum eb_redis_client_state st,
-                            const struct eb_redis_client_down *d, void *opaque) {
-    eb_ledger_t *l = opaque;
-    if (st == EB_REDIS_CLIENT_READY) {
-        struct eb_redis_argv load;
-        eb_ledger_install_load_args(&load);
-        if (!eb_ledger_send(l, on_load, -1, &load))
-            eb_redis_client_fail(c, EB_REDIS_DOWN_OWNER, "ledger: FUNCTION LOAD not queued",
-                                 "out of memory", NULL);
-        return;
-    }
-    if (st != EB_REDIS_CLIENT_WAITING && st != EB_REDIS_CLIENT_STOPPED)
-        return;
-    l->link.ready = false;
-    eb_ledger_sweep_abort(l);
-    eb_ledger_scan_abort(l, true);
-    eb_redis_client_log_down(c, d, NULL);
-}
-
-static const struct eb_redis_client_handlers client_handlers = {
-    .on_state = on_client_state,
-    .on_message = NULL,
-};
-
-/* A client for the current connection settings. The source's connections
- * to the same server report a failed attempt; the ledger's are debug. */
-static eb_redis_client_t *make_client(eb_ledger_t *l, char *errstr, size_t errstr_size) {
-    struct eb_redis_client_conf cc = {
-        .name = "ledger",
-        .client_name = "expiry-bridge:ledger",
-        .host = l->host,
-        .port = l->port,
-        .username = l->username,
-        .password = l->password,
-        .tls = l->tls,
-        .kind = EB_REDIS_CLIENT_COMMANDS,
-        .connect_timeout_ms = l->connect_timeout_ms,
-        .reply_timeout_ms = l->reply_timeout_ms,
-        .idle_ping_ms = IDLE_PING_MS,
-        .reconnect_min_ms = l->reconnect_min_ms,
-        .reconnect_max_ms = l->reconnect_max_ms,
-        .log = l->log,
-        .quiet_attempts = true,
-        .handlers = &client_handlers,
-        .opaque = l,
-    };
-    return eb_redis_client_new(l->base, &cc, errstr, errstr_size);
-}
-
-/* New connection settings: a new client (the old one's requests see NULL
- * replies: claims are freed, acknowledgements parked for the new one,
- * where the ledger's conditional removal makes them harmless no-ops if
- * the entry is not there). Never from inside the client's callbacks. */
-static int replace_client(eb_ledger_t *l) {
-    char err[256];
-    eb_redis_client_t *c = make_client(l, err, sizeof(err));
-    if (!c)
-        return EB_ENOMEM;
-    eb_redis_client_t *old = l->link.client;
-    l->link.client = NULL;
-    l->link.ready = false;
-    eb_ledger_sweep_abort(l);
-    eb_ledger_scan_abort(l, old != NULL);
-    eb_redis_client_destroy(old);
-    l->link.client = c;
-    if (l->started) {
-        eb_log(l->log, EB_LOG_INFO, "ledger: redis settings changed; reconnecting",
-               eb_lf_str("host", l->host), eb_lf_int("port", l->port));
-        eb_redis_client_start(c);
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -235,7 +84,14 @@ static double gauge_tickets(void *opaque) {
 }
 
 static double gauge_connected(void *opaque) {
-    return ((eb_ledger_t *)opaque)->link.ready ? 1 : 0;
+    return eb_ledger_links_all_ready(opaque) ? 1 : 0;
+}
+
+static double gauge_masters(void *opaque) {
+    double n = 0;
+    for (const struct ledger_link *k = ((eb_ledger_t *)opaque)->links; k; k = k->next)
+        n++;
+    return n;
 }
 
 static double gauge_peak_tickets(void *opaque) {
@@ -279,6 +135,11 @@ static const struct {
     {EB_METRIC_COUNTER, "eb_ledger_observed_total", "route,op",
      "Observed mode: deadlines recorded (record) and timers forgotten on del/persist (cancel).",
      offsetof(struct eb_ledger, f_observed)},
+    {EB_METRIC_COUNTER, "eb_ledger_untagged_total", "route",
+     "Expiries of ledgered routes whose key's hash tag names none of the route's ledgers "
+     "(ledger.buckets > 1: no {<route>:<bucket>} tag; Redis Cluster: not in its ledger's slot): "
+     "forwarded without a deadline, never claimed (docs/ledger.md, \"Redis Cluster\").",
+     offsetof(struct eb_ledger, f_untagged)},
     {EB_METRIC_COUNTER, "eb_ledger_deferred_total", "route",
      "Expiry notifications of ledgered routes not claimed because the bridge held "
      "eb_ledger_max_inflight timers already: they stay in the Redis ledger and the sweep "
@@ -302,8 +163,13 @@ static const struct {
      "timers wait in Redis.",
      gauge_max_tickets},
     {"eb_ledger_connected",
-     "1 while the ledger's Redis connection is up and the library loaded, else 0.",
+     "1 while the ledger's connection to every master is up and the library loaded there, "
+     "else 0.",
      gauge_connected},
+    {"eb_ledger_masters",
+     "Masters the ledger keeps a connection to (standalone and Sentinel: 1; Cluster: every "
+     "master).",
+     gauge_masters},
 };
 
 static int register_metrics(eb_ledger_t *l) {
@@ -327,9 +193,24 @@ static int register_metrics(eb_ledger_t *l) {
         NULL, NULL, 0);
     eb_metric_t *loads = eb_metrics_register(
         m, EB_METRIC_COUNTER, "eb_ledger_function_loads_total",
-        "FUNCTION LOAD of the eb_timers library on (re)connect, by result.", "result", NULL, 0);
-    if (!sweep || !skipped || !loads)
+        "FUNCTION LOAD of the eb_timers library on (re)connect of each master's connection, by "
+        "result.",
+        "result", NULL, 0);
+    eb_metric_t *redirects = eb_metrics_register(
+        m, EB_METRIC_COUNTER, "eb_ledger_redirects_total",
+        "Ledger commands a master sent elsewhere, by kind: moved (MOVED: the slot lives on another "
+        "master), ask (ASK: it is migrating), retry (TRYAGAIN, CLUSTERDOWN, READONLY, MASTERDOWN, "
+        "LOADING: a failover in progress), given_up (redirected too often; left for a later "
+        "attempt, nothing acknowledged).",
+        "kind", NULL, 0);
+    if (!sweep || !skipped || !loads || !redirects)
         return EB_ENOMEM;
+    static const char *const kinds[] = {"given_up", "moved", "ask", "retry"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *v[] = {kinds[i]};
+        if (!(l->m_redirect[i] = eb_metrics_series(redirects, v)))
+            return EB_ENOMEM;
+    }
     const char *ok[] = {"ok"}, *failed[] = {"failed"};
     l->m_sweep = eb_metrics_series0(sweep);
     l->m_skipped = eb_metrics_series0(skipped);
@@ -342,34 +223,44 @@ static int register_metrics(eb_ledger_t *l) {
     return 0;
 }
 
-/* The stats of (route, ledger key), created on first use. */
-static struct lstats *get_stats(eb_ledger_t *l, const char *route, const char *lkey,
-                                size_t lkey_len) {
-    for (struct lstats *s = l->all_stats; s; s = s->next) {
-        if (strcmp(s->route, route) == 0 && s->lkey_len == lkey_len &&
-            memcmp(s->lkey, lkey, lkey_len) == 0)
-            return s;
-    }
-    struct lstats *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    s->route = strdup(route);
-    s->lkey = malloc(lkey_len + 1);
-    if (!s->route || !s->lkey) {
+static void free_stats(struct lstats *s) {
+    if (s) {
         free(s->route);
+        free(s->prefix);
         free(s->lkey);
         free(s);
+    }
+}
+
+/* The stats of (route, key prefix), created on first use. */
+static struct lstats *get_stats(eb_ledger_t *l, const char *route, const char *prefix) {
+    prefix = prefix ? prefix : "";
+    for (struct lstats *s = l->all_stats; s; s = s->next) {
+        if (strcmp(s->route, route) == 0 && strcmp(s->prefix, prefix) == 0)
+            return s;
+    }
+    struct eb_buf k = EB_BUF_INIT;
+    eb_ledger_key(&k, prefix, route);
+    struct lstats *s = calloc(1, sizeof(*s));
+    if (!s || !eb_buf_ok(&k) || !(s->route = strdup(route)) || !(s->prefix = strdup(prefix)) ||
+        !(s->lkey = malloc(k.len + 1))) {
+        eb_buf_free(&k);
+        free_stats(s);
         return NULL;
     }
-    memcpy(s->lkey, lkey, lkey_len);
-    s->lkey[lkey_len] = '\0';
-    s->lkey_len = lkey_len;
+    memcpy(s->lkey, k.data, k.len);
+    s->lkey[k.len] = '\0';
+    s->lkey_len = k.len;
+    s->lkey_slot = eb_keyslot_of(k.data, k.len);
+    eb_buf_free(&k);
+    s->ord = l->nstats++;
     const char *r[] = {route};
     s->pending = eb_metrics_series(l->f_pending, r);
     s->overdue = eb_metrics_series(l->f_overdue, r);
     s->recovered = eb_metrics_series(l->f_recovered, r);
     s->payload_missing = eb_metrics_series(l->f_missing, r);
     s->deferred = eb_metrics_series(l->f_deferred, r);
+    s->untagged = eb_metrics_series(l->f_untagged, r);
     for (int i = 0; i < ACK_COUNT; i++) {
         const char *v[] = {route, ack_names[i]};
         s->acks[i] = eb_metrics_series(l->f_acks, v);
@@ -434,9 +325,11 @@ static bool same_redis(const eb_ledger_t *l, const struct eb_config_redis *r) {
     char *tk = tls_key(r, &oom);
     bool same_tls = !oom && !str_differs(tk, l->tls_key);
     free(tk);
-    return l->host && !str_differs(l->host, r->host) && l->port == r->port &&
-           !str_differs(l->username, r->username) && !str_differs(l->password, r->password) &&
-           same_tls && same_dbs;
+    return l->configured && !str_differs(l->username, r->username) &&
+           !str_differs(l->password, r->password) && same_tls && same_dbs &&
+           l->connect_timeout_ms == r->connect_timeout_ms &&
+           l->reply_timeout_ms == r->heartbeat_timeout_ms &&
+           l->reconnect_min_ms == r->reconnect_min_ms && l->reconnect_max_ms == r->reconnect_max_ms;
 }
 
 static void free_secret(char *p) {
@@ -447,11 +340,11 @@ static void free_secret(char *p) {
     }
 }
 
-/* Take r's connection settings (a reload that points at another Redis, or
- * other credentials, TLS settings or databases: then a new client). The
- * password is kept even when empty if a user is named: an ACL user with
- * nopass. A TLS file that does not load changes nothing: EB_ECONFIG +
- * errstr. */
+/* Take r's connection settings (other credentials, TLS settings,
+ * databases or timings: then every link reconnects; where Redis is comes
+ * from the topology). The password is kept even when empty if a user is
+ * named: an ACL user with nopass. A TLS file that does not load changes
+ * nothing: EB_ECONFIG + errstr. */
 static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r, char *errstr,
                      size_t errstr_size) {
     if (same_redis(l, r))
@@ -459,20 +352,17 @@ static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r, char *errs
     eb_redis_tls_t *tls = NULL;
     if (r->target.tls) {
         struct eb_redis_tls_conf tc = eb_redis_tls_conf_of(r, l->log, l->metrics);
-        tls = eb_redis_tls_new(&tc, errstr, errstr_size);
-        if (!tls)
+        if (!(tls = eb_redis_tls_new(&tc, errstr, errstr_size)))
             return EB_ECONFIG;
     }
     bool user = r->username && *r->username, oom = false;
-    char *host = strdup(r->host);
     char *username = user ? strdup(r->username) : NULL;
     char *password = r->password && (*r->password || user) ? strdup(r->password) : NULL;
     char *tk = tls_key(r, &oom);
     size_t ndb = r->all_databases ? 0 : r->ndatabases;
     int *dbs = ndb ? malloc(ndb * sizeof(int)) : NULL;
-    if (!host || (user && !username) || (r->password && (*r->password || user) && !password) ||
-        oom || (ndb && !dbs)) {
-        free(host);
+    if ((user && !username) || (r->password && (*r->password || user) && !password) || oom ||
+        (ndb && !dbs)) {
         free(username);
         free_secret(password);
         free(tk);
@@ -482,12 +372,10 @@ static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r, char *errs
     }
     if (ndb)
         memcpy(dbs, r->databases, ndb * sizeof(int));
-    free(l->host);
     free(l->username);
     free_secret(l->password);
     free(l->databases);
-    l->host = host;
-    l->port = r->port;
+    l->configured = true;
     l->username = username;
     l->password = password;
     l->all_databases = r->all_databases;
@@ -499,17 +387,34 @@ static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r, char *errs
     l->reconnect_max_ms = r->reconnect_max_ms;
     free(l->tls_key);
     l->tls_key = tk;
-    /* The old client goes in replace_client(); its TLS after it. */
-    eb_redis_tls_t *old_tls = l->tls;
+    eb_redis_tls_destroy(l->old_tls);
+    l->old_tls = l->tls;
     l->tls = tls;
-    int rc = replace_client(l);
-    if (rc != 0) {
-        l->tls = old_tls; /* the old client stays, with its TLS */
-        eb_redis_tls_destroy(tls);
-        return eb_error_set(errstr, errstr_size, rc, "out of memory");
-    }
-    eb_redis_tls_destroy(old_tls);
+    if (eb_ledger_links_reconnect(l) != 0)
+        return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
     return 0;
+}
+
+/* Which ledgers route lr keeps (ledger_internal.h): on Cluster, an
+ * observed route one per slot (its calls name the application's untagged
+ * key, so the ledger must be in the key's slot), and so does a payload
+ * without a ledger (its claim reads the payload key); an armed route its
+ * ledger.buckets; elsewhere one. */
+static void place_route(const struct eb_config *cfg, struct lroute *lr) {
+    bool cluster = cfg->redis.target.topology == EB_REDIS_CLUSTER;
+    size_t buckets = cfg->ledger.buckets ? cfg->ledger.buckets : 1;
+    if (cluster && (lr->observed || !lr->ledgered)) {
+        lr->kind = LK_SLOT;
+        lr->nparts = EB_KEYSLOT_COUNT;
+    } else if (lr->ledgered && !lr->observed && buckets > 1) {
+        /* the buckets, then the route's own ledger: timers armed there
+         * before ledger.buckets was raised are still swept */
+        lr->kind = LK_BUCKET;
+        lr->nparts = (unsigned)buckets + 1;
+    } else {
+        lr->kind = LK_ROUTE;
+        lr->nparts = 1;
+    }
 }
 
 /* The ledger's view of cfg's routes: routes[i] for route i, and a router
@@ -531,9 +436,8 @@ static int build_routes(eb_ledger_t *l, const struct eb_config *cfg, struct lrou
         rules[i] = (struct eb_router_rule){r->name, r->match, r->payload, r->events, NULL};
         if (!lr->active)
             continue;
-        eb_buf_reset(&l->kbuf);
-        eb_ledger_key(&l->kbuf, cfg->ledger.key_prefix, r->name);
-        if (!eb_buf_ok(&l->kbuf) || !(lr->ls = get_stats(l, r->name, l->kbuf.data, l->kbuf.len)))
+        place_route(cfg, lr);
+        if (!(lr->ls = get_stats(l, r->name, cfg->ledger.key_prefix)))
             goto err_free;
         if (lr->observed) {
             char prefix[1024];
@@ -598,14 +502,11 @@ int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg, char *errs
     l->nroutes = cfg->nroutes;
     l->payload_router = prouter;
     l->cfg = cfg;
+    l->cluster = cfg->redis.target.topology == EB_REDIS_CLUSTER;
     set_ledger(l, cfg);
-    /* Route indexes changed meaning: cycles in progress start over. */
-    eb_ledger_sweep_abort(l);
-    eb_ledger_scan_abort(l, false);
-    if (l->link.ready && !l->stopped) {
-        eb_ledger_sweep_start(l);
-        eb_ledger_scan_start(l);
-    }
+    /* Route indexes changed meaning: cycles in progress start over, and
+     * slot ledgers of routes new to this file are looked for. */
+    eb_ledger_links_routes_changed(l);
     return 0;
 }
 
@@ -614,32 +515,30 @@ int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg, char *errs
  * --------------------------------------------------------------------- */
 
 static void free_fields(eb_ledger_t *l) {
-    eb_redis_client_destroy(l->link.client);
+    eb_ledger_links_free(l);
     struct event *evs[] = {l->ev_sweep, l->ev_renew, l->acks.ev, l->claims.ev, l->ev_room};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
     }
     eb_ledger_tickets_free_all(l);
-    free(l->link.sw.p.dbs);
-    free(l->link.sc.p.dbs);
+    free(l->tags);
     free_routes(l->routes, l->nroutes);
     eb_router_destroy(l->payload_router);
     while (l->all_stats) {
         struct lstats *s = l->all_stats;
         l->all_stats = s->next;
-        free(s->route);
-        free(s->lkey);
-        free(s);
+        free_stats(s);
     }
     if (l->metrics)
         eb_metrics_unbind(l->metrics, l);
-    free(l->host);
     free(l->username);
     free_secret(l->password);
     free(l->databases);
     free(l->tls_key);
-    eb_redis_tls_destroy(l->tls); /* after the client, destroyed above */
+    /* After the links (freed first above): hiredis held sessions of them. */
+    eb_redis_tls_destroy(l->tls);
+    eb_redis_tls_destroy(l->old_tls);
     eb_buf_free(&l->kbuf);
     eb_buf_free(&l->pbuf);
     eb_buf_free(&l->jbuf);
@@ -657,7 +556,7 @@ static bool make_events(eb_ledger_t *l) {
 
 eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf *conf,
                            const struct eb_config *cfg, char *errstr, size_t errstr_size) {
-    if (!base || !conf || !conf->emit || !conf->metrics || !cfg || !cfg->redis.host) {
+    if (!base || !conf || !conf->emit || !conf->metrics || !cfg) {
         eb_error_set(errstr, errstr_size, EB_EINVAL,
                      "ledger needs an event base, an emit callback, metrics and a "
                      "configuration");
@@ -676,7 +575,8 @@ eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf 
     l->id_expire = eb_notify_event_id("expire", 6);
     l->id_del = eb_notify_event_id("del", 3);
     l->id_persist = eb_notify_event_id("persist", 7);
-    if (!make_events(l) || register_metrics(l) != 0 || !eb_ledger_tickets_init(l)) {
+    if (!make_events(l) || !eb_ledger_links_init(l) || register_metrics(l) != 0 ||
+        !eb_ledger_tickets_init(l)) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the ledger");
         goto err_free_fields;
     }
@@ -696,11 +596,14 @@ int eb_ledger_start(eb_ledger_t *l) {
     struct timeval sweep = eb_ms_tv(l->sweep_interval_ms), renew = eb_ms_tv(l->claim_ttl_ms / 3);
     event_add(l->ev_sweep, &sweep);
     event_add(l->ev_renew, &renew);
-    eb_log(l->log, EB_LOG_INFO, "ledger starting", eb_lf_str("host", l->host),
-           eb_lf_int("port", l->port), eb_lf_int("sweep_interval_ms", l->sweep_interval_ms),
+    size_t masters = 0;
+    for (const struct ledger_link *k = l->links; k; k = k->next)
+        masters++;
+    eb_log(l->log, EB_LOG_INFO, "ledger starting", eb_lf_int("masters", (int64_t)masters),
+           eb_lf_int("sweep_interval_ms", l->sweep_interval_ms),
            eb_lf_int("claim_ttl_ms", l->claim_ttl_ms),
            eb_lf_int("max_inflight", (int64_t)l->max_tickets));
-    eb_redis_client_start(l->link.client);
+    eb_ledger_links_start(l);
     return 0;
 }
 
@@ -710,12 +613,15 @@ void eb_ledger_stop(eb_ledger_t *l) {
     l->stopped = true;
     event_del(l->ev_sweep);
     event_del(l->ev_room);
-    eb_ledger_sweep_abort(l);
-    eb_ledger_scan_abort(l, false);
+    for (struct ledger_link *k = l->links; k; k = k->next) {
+        eb_ledger_sweep_abort(k);
+        eb_ledger_scan_abort(k, false);
+        eb_ledger_probe_abort(k);
+    }
 }
 
 bool eb_ledger_busy(const eb_ledger_t *l) {
-    return l && l->link.ready && l->ntickets > 0;
+    return l && l->ntickets > 0 && eb_ledger_links_any_ready(l);
 }
 
 void eb_ledger_on_source_state(eb_ledger_t *l, enum eb_redis_state state) {
@@ -725,9 +631,10 @@ void eb_ledger_on_source_state(eb_ledger_t *l, enum eb_redis_state state) {
         return;
     /* (Re)subscribed: whatever expired during the gap was not announced to
      * us. Sweep now rather than in up to one interval, and record what
-     * observed routes armed meanwhile. */
-    eb_ledger_sweep_start(l);
-    eb_ledger_scan_start(l);
+     * observed routes armed meanwhile (each master's own resubscription
+     * does the same for it: eb_ledger_on_unit_subscribed()). */
+    eb_ledger_sweep_start_all(l);
+    eb_ledger_scan_start_all(l);
 }
 
 void eb_ledger_log_stats(const eb_ledger_t *l) {
@@ -736,7 +643,7 @@ void eb_ledger_log_stats(const eb_ledger_t *l) {
         pending += eb_metrics_value(s->pending);
         overdue += eb_metrics_value(s->overdue);
     }
-    eb_log(l->log, EB_LOG_INFO, "ledger stats", eb_lf_bool("connected", l->link.ready),
+    eb_log(l->log, EB_LOG_INFO, "ledger stats", eb_lf_bool("connected", eb_ledger_links_all_ready(l)),
            eb_lf_int("pending", (int64_t)pending), eb_lf_int("overdue", (int64_t)overdue),
            eb_lf_int("inflight", (int64_t)l->ntickets),
            eb_lf_int("recovered", (int64_t)l->total_recovered),
@@ -751,11 +658,8 @@ void eb_ledger_destroy(eb_ledger_t *l) {
         return;
     l->destroying = true;
     l->stopped = true;
-    /* NULL replies now: claims are freed, acks parked; then every ticket
-     * goes. Aborts if called from inside the client's callbacks. */
-    eb_redis_client_t *c = l->link.client;
-    l->link.client = NULL;
-    l->link.ready = false;
-    eb_redis_client_destroy(c);
+    /* NULL replies now (free_fields destroys the links first): claims are
+     * freed, acks parked; then every ticket goes. Aborts if called from
+     * inside a client's callbacks. */
     free_fields(l);
 }

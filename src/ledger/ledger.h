@@ -57,6 +57,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "redis/redis_source.h"
+#include "redis/redis_topology.h"
 
 struct event_base;
 typedef struct eb_ledger eb_ledger_t;
@@ -78,6 +79,9 @@ struct eb_ledger_timer {
     size_t payload_len;
     int64_t recv_mono_ns; /* when the bridge learnt of it (CLOCK_MONOTONIC) */
     int64_t recv_real_us; /* the same, CLOCK_REALTIME µs: the event's time */
+    /* "host:port" of the master that announced it (live) or whose ledger
+     * held it (recovered), or NULL when unknown. */
+    const char *node;
     eb_ledger_ticket_t *ticket;
 };
 
@@ -105,11 +109,10 @@ bool eb_ledger_needed(const struct eb_config *cfg);
 eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf *conf,
                            const struct eb_config *cfg, char *errstr, size_t errstr_size);
 
-/* Swap in new routes and ledger settings (a reload); changed connection
- * settings (server, credentials, TLS) reconnect with the new ones. Tickets
- * in flight keep their ledger. Returns 0; or EB_ECONFIG (a TLS certificate
- * file that does not load) or EB_ENOMEM, + errstr, and then the old
- * configuration stays. */
+/* Swap in new routes and ledger settings (a reload); changed credentials,
+ * timings or TLS settings reconnect every link. Tickets in flight keep
+ * their ledger. Returns 0; or EB_ECONFIG (a TLS certificate file that does
+ * not load) or EB_ENOMEM, + errstr, and then the old configuration stays. */
 int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg, char *errstr,
                          size_t errstr_size);
 
@@ -150,6 +153,26 @@ void eb_ledger_done(eb_ledger_t *l, eb_ledger_ticket_t *ticket, bool delivered);
  * observed routes SCAN their prefixes. */
 void eb_ledger_on_source_state(eb_ledger_t *l, enum eb_redis_state state);
 
+/* Where the masters are (redis_topology.h): the ledger keeps one
+ * connection per master the topology reports, and routes each command to
+ * the master serving its ledger's slot. Must be called before
+ * eb_ledger_start() (no master is known before), and again when a reload
+ * replaces the source (its subscription counts as a new one: everything is
+ * swept). t is borrowed until replaced or the ledger is destroyed. */
+void eb_ledger_set_topology(eb_ledger_t *l, eb_redis_topology_t *t);
+
+/* The topology's on_units_changed: masters came or went, or on Cluster
+ * which master serves which slot changed. Links follow; waiting
+ * acknowledgements and redirected commands go to the new owners. */
+void eb_ledger_on_units_changed(eb_ledger_t *l);
+
+/* The topology's on_unit_subscribed: master u was (re)subscribed, so what
+ * it announced meanwhile was lost; its ledgers are swept at once (timers
+ * whose notification a failover hid come out as `recovered`), observed
+ * routes SCAN it, and on Cluster its slot ledgers are probed. NULL l is a
+ * no-op. */
+void eb_ledger_on_unit_subscribed(eb_ledger_t *l, const struct eb_redis_unit *u);
+
 /* One summary line in the log (pending, overdue, recovered, ...). */
 void eb_ledger_log_stats(const eb_ledger_t *l);
 
@@ -165,14 +188,49 @@ void eb_ledger_destroy(eb_ledger_t *l);
 const char *eb_ledger_library(size_t *len);
 
 /* Connect to cfg's Redis (blocking, with redis.connect_timeout), AUTH, and
- * FUNCTION LOAD REPLACE the library. Returns 0, EB_EIO when Redis cannot
- * be reached, or EB_EREDIS when it refused (the reason in errstr). */
-int eb_ledger_install(const struct eb_config *cfg, char *errstr, size_t errstr_size);
+ * FUNCTION LOAD REPLACE the library -- on Redis Cluster on every master
+ * CLUSTER NODES of the first seed that answers lists (functions are per
+ * node). *nodes (may be NULL) receives on how many servers it was loaded.
+ * Returns 0, EB_EIO when Redis cannot be reached, or EB_EREDIS when it
+ * refused (the reason in errstr, naming the master on Cluster). */
+int eb_ledger_install(const struct eb_config *cfg, size_t *nodes, char *errstr,
+                      size_t errstr_size);
 
 /* ---- pure helpers (unit-tested) --------------------------------------- */
 
 /* A route's ledger key: prefix "{" route "}". Appended to out. */
 void eb_ledger_key(struct eb_buf *out, const char *prefix, const char *route);
+
+/* Bucket b's ledger key (ledger.buckets > 1): prefix "{" route ":" b "}",
+ * b in decimal. Appended to out. */
+void eb_ledger_bucket_key(struct eb_buf *out, const char *prefix, const char *route,
+                          unsigned bucket);
+
+/* The bucket a timer key names: its hash tag (the text between its first
+ * '{' and the first '}' after it, as Cluster hashes it) must be
+ * `<route>:<b>` with b in canonical decimal (no sign, no leading zero)
+ * below nbuckets. Returns b, or -1 when the key has no such tag. */
+int eb_ledger_bucket_of(const char *key, size_t len, const char *route, unsigned nbuckets);
+
+/* Observed mode on Cluster keeps one ledger per slot, in that slot, so that
+ * recording a timer (which reads the key) is one single-slot FCALL:
+ * prefix "{" tag "}:" route, where tag hashes to the slot. */
+void eb_ledger_slot_key(struct eb_buf *out, const char *prefix, const char *route,
+                        const char *tag);
+
+/* Longest slot tag: every slot has one of at most this many characters. */
+#define EB_LEDGER_SLOT_TAG_MAX 4
+
+/* tag[s]: the first string over [0-9a-z] -- by length, then in
+ * lexicographic order -- whose CRC16 slot (keyslot.h) is s. A fixed
+ * function: ledgers named with it stay found by every version. */
+struct eb_ledger_slot_tags {
+    char tag[16384][EB_LEDGER_SLOT_TAG_MAX + 1];
+};
+
+/* Fill t (about 170,000 CRCs of at most 4 bytes: a millisecond or two).
+ * 0, or EB_EINVAL if a slot had no tag (it never happens). */
+int eb_ledger_slot_tags_build(struct eb_ledger_slot_tags *t);
 
 /* A SCAN MATCH pattern for keys starting with prefix[0..len): glob
  * metacharacters escaped, then '*'. Appended to out. */

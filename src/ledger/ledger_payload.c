@@ -1,7 +1,6 @@
-/* ledger_payload.c -- the ledger's pure parts: a route's ledger key, the
- * SCAN pattern of a prefix, and the JSON a companion payload is embedded as
- * (contracts in ledger.h; docs/event.md, "payload"). Bytes in, bytes out:
- * no I/O, no state.
+/* ledger_payload.c -- the JSON a companion payload is embedded as
+ * (contract in ledger.h; docs/event.md, "payload"). Pure: bytes in, bytes
+ * out, no I/O, no state. The ledger's names are in ledger_keys.c.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,24 +10,6 @@
 #include "core/json.h"
 #include "core/utf8.h"
 #include "ledger/ledger.h"
-
-void eb_ledger_key(struct eb_buf *out, const char *prefix, const char *route) {
-    if (prefix)
-        eb_buf_puts(out, prefix);
-    eb_buf_putc(out, '{');
-    eb_buf_puts(out, route);
-    eb_buf_putc(out, '}');
-}
-
-void eb_ledger_scan_pattern(struct eb_buf *out, const char *prefix, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        char c = prefix[i];
-        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
-            eb_buf_putc(out, '\\');
-        eb_buf_putc(out, c);
-    }
-    eb_buf_putc(out, '*');
-}
 
 /* True when p[0..n) is one JSON text the event encoder embeds (its own
  * check, so the two can never disagree: UTF-8, nesting, syntax). */

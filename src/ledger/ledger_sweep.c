@@ -1,8 +1,12 @@
 /* ledger_sweep.c -- the periodic sweep of the deadline ledger, and the walk
- * over (database, route) pairs it shares with observed mode's SCAN.
+ * over (database, route, ledger) triples it shares with observed mode's
+ * SCAN.
  *
- * Every sweep_interval (and at once after a (re)subscription, or when room
- * for tickets frees up after expiries were left in Redis), page by page:
+ * Each link (one master) sweeps the ledgers its master serves: a route's
+ * one ledger, its buckets, or (observed routes on Cluster) the slot
+ * ledgers it knows of. Every sweep_interval (and at once after a master's
+ * (re)subscription, or when room for tickets frees up after expiries were
+ * left in Redis), page by page:
  * eb1_due lists overdue entries no claim holds; an entry that became
  * overdue since the previous pass is only touched (Redis expires the key
  * and announces it: delivered live), one still there on a later pass lost
@@ -52,6 +56,14 @@ static int *dbs_from_info(const redisReply *r, size_t *n) {
 }
 
 static int *dbs_configured(const eb_ledger_t *l, size_t *n) {
+    if (l->cluster) {
+        /* Cluster has database 0 only. */
+        int *one = malloc(sizeof(*one));
+        if (one)
+            *one = 0;
+        *n = 1;
+        return one;
+    }
     *n = l->ndatabases;
     int *dbs = malloc((l->ndatabases ? l->ndatabases : 1) * sizeof(*dbs));
     if (dbs && l->ndatabases)
@@ -75,18 +87,20 @@ bool eb_ledger_sweep_any_route(const eb_ledger_t *l, enum pass_kind kind) {
  * and the first step can be sent, 0 when it waits for the reply to INFO
  * keyspace (handled by on_info), -1 when nothing could be sent (the caller
  * ends the pass). */
-int eb_ledger_pass_begin(eb_ledger_t *l, struct pass *p, eb_ledger_reply_fn *on_info) {
+int eb_ledger_pass_begin(struct ledger_link *k, struct pass *p, eb_ledger_reply_fn *on_info) {
+    eb_ledger_t *l = k->l;
     p->running = true;
     p->again = false;
     p->gen++;
     p->start_ns = eb_mono_ns();
     p->di = p->ri = 0;
-    if (l->all_databases) {
+    p->pi = 0;
+    if (l->all_databases && !l->cluster) {
         struct eb_redis_argv a;
         eb_redis_argv_init(&a);
         eb_redis_argv_add_str(&a, "INFO");
         eb_redis_argv_add_str(&a, "keyspace");
-        struct lreq *r = eb_ledger_send(l, on_info, -1, &a);
+        struct lreq *r = eb_ledger_send(l, k, on_info, -1, &a);
         if (!r)
             return -1;
         r->gen = p->gen;
@@ -112,18 +126,52 @@ bool eb_ledger_pass_current(const struct pass *p, const struct lreq *req) {
     return p->running && req->gen == p->gen;
 }
 
-/* Skip to the next pair of the pass that is of its kind, from the current
- * one on. False when every pair has been visited. */
-bool eb_ledger_pass_seek(const eb_ledger_t *l, struct pass *p, enum pass_kind kind) {
-    while (p->di < p->ndbs && (p->ri >= l->nroutes || !pass_visits(&l->routes[p->ri], kind))) {
+/* Ledger i of lr: a bucket's last one is the route's own (ledger_internal.h). */
+static struct lpart part_of(const struct lroute *lr, unsigned i) {
+    if (lr->kind == LK_ROUTE || (lr->kind == LK_BUCKET && i + 1 == lr->nparts))
+        return (struct lpart){LK_ROUTE, 0};
+    return (struct lpart){lr->kind, (uint16_t)i};
+}
+
+struct lpart eb_ledger_pass_part(const eb_ledger_t *l, const struct pass *p) {
+    return part_of(&l->routes[p->ri], p->pi);
+}
+
+/* True when link k sweeps ledger i of route lr: its master serves the
+ * ledger's slot, and a slot ledger is one known to exist. */
+static bool part_visited(const eb_ledger_t *l, const struct ledger_link *k,
+                         const struct lroute *lr, unsigned i) {
+    if (lr->kind == LK_SLOT && !(k->slots && (k->slots[i] & SLOT_KNOWN)))
+        return false;
+    if (!l->cluster)
+        return true;
+    return eb_ledger_link_for_slot(l, eb_ledger_part_slot(lr->ls, part_of(lr, i))) == k;
+}
+
+/* Skip to the next triple of the pass that is of its kind and k's, from
+ * the current one on. False when every one has been visited. A scan
+ * (PASS_OBSERVED) visits one "ledger" per route: its prefix. */
+bool eb_ledger_pass_seek(const eb_ledger_t *l, const struct ledger_link *k, struct pass *p,
+                         enum pass_kind kind) {
+    while (p->di < p->ndbs) {
         if (p->ri >= l->nroutes) {
             p->ri = 0;
+            p->pi = 0;
             p->di++;
-        } else {
-            p->ri++;
+            continue;
         }
+        const struct lroute *lr = &l->routes[p->ri];
+        unsigned nparts = kind == PASS_OBSERVED ? 1 : lr->nparts;
+        if (pass_visits(lr, kind)) {
+            while (p->pi < nparts && kind == PASS_LEDGERED && !part_visited(l, k, lr, p->pi))
+                p->pi++;
+            if (p->pi < nparts)
+                return true;
+        }
+        p->ri++;
+        p->pi = 0;
     }
-    return p->di < p->ndbs;
+    return false;
 }
 
 /* Stop the pass: replies still on their way are ignored. */
@@ -138,85 +186,129 @@ void eb_ledger_pass_end(struct pass *p) {
  * The sweep
  * --------------------------------------------------------------------- */
 
-static void sweep_step(eb_ledger_t *l);
+static void sweep_step(struct ledger_link *k);
 
-void eb_ledger_sweep_abort(eb_ledger_t *l) {
-    eb_ledger_pass_end(&l->link.sw.p);
+void eb_ledger_sweep_abort(struct ledger_link *k) {
+    eb_ledger_pass_end(&k->sw.p);
 }
 
 static void on_info_sweep(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
-    int ready = eb_ledger_pass_on_info(&l->link.sw.p, req, r);
+    struct ledger_link *k = req->link;
+    (void)l;
+    int ready = eb_ledger_pass_on_info(&k->sw.p, req, r);
     if (ready < 0)
-        eb_ledger_sweep_abort(l);
+        eb_ledger_sweep_abort(k);
     else if (ready > 0)
-        sweep_step(l);
+        sweep_step(k);
 }
 
-void eb_ledger_sweep_start(eb_ledger_t *l) {
-    struct sweep *s = &l->link.sw;
-    if (!l->link.ready || l->stopped)
+/* Room in k for one gauge per stats (they are made as routes come). */
+static bool gauges_fit(eb_ledger_t *l, struct ledger_link *k) {
+    if (k->ngauges >= l->nstats)
+        return true;
+    struct lgauge *g = realloc(k->gauges, l->nstats * sizeof(*g));
+    if (!g)
+        return false;
+    memset(g + k->ngauges, 0, (l->nstats - k->ngauges) * sizeof(*g));
+    k->gauges = g;
+    k->ngauges = l->nstats;
+    return true;
+}
+
+void eb_ledger_sweep_start(eb_ledger_t *l, struct ledger_link *k) {
+    struct sweep *s = &k->sw;
+    if (!k->ready || l->stopped)
         return;
     if (s->p.running) {
         s->p.again = true;
         return;
     }
-    if (!eb_ledger_sweep_any_route(l, PASS_LEDGERED))
+    if (!eb_ledger_sweep_any_route(l, PASS_LEDGERED) || !gauges_fit(l, k))
         return;
     s->capped = false;
     s->offset = 0;
-    for (struct lstats *ls = l->all_stats; ls; ls = ls->next)
-        ls->cyc_pending = ls->cyc_overdue = 0, ls->cyc_seen = false;
-    int ready = eb_ledger_pass_begin(l, &s->p, on_info_sweep);
+    for (size_t i = 0; i < k->ngauges; i++)
+        k->gauges[i].cyc_pending = k->gauges[i].cyc_overdue = 0, k->gauges[i].cyc_seen = false;
+    if (k->slots) {
+        k->cyc_seq = k->seq;
+        for (unsigned i = 0; i < 16384; i++)
+            k->slots[i] &= (uint8_t)~SLOT_NONEMPTY;
+    }
+    int ready = eb_ledger_pass_begin(k, &s->p, on_info_sweep);
     if (ready < 0)
-        eb_ledger_sweep_abort(l);
+        eb_ledger_sweep_abort(k);
     else if (ready > 0)
-        sweep_step(l);
+        sweep_step(k);
 }
 
-static void sweep_finish(eb_ledger_t *l) {
-    struct sweep *s = &l->link.sw;
+void eb_ledger_sweep_start_all(eb_ledger_t *l) {
+    for (struct ledger_link *k = l->links; k; k = k->next)
+        eb_ledger_sweep_start(l, k);
+}
+
+/* A complete cycle: slot ledgers it found empty (and that nothing recorded
+ * into since it began) are not visited any more. */
+static void forget_empty_slots(struct ledger_link *k) {
+    for (unsigned i = 0; k->slots && i < 16384; i++) {
+        if ((k->slots[i] & (SLOT_KNOWN | SLOT_NONEMPTY)) == SLOT_KNOWN &&
+            k->obs_seq[i] <= k->cyc_seq)
+            k->slots[i] &= (uint8_t)~SLOT_KNOWN;
+    }
+}
+
+static void sweep_finish(struct ledger_link *k) {
+    eb_ledger_t *l = k->l;
+    struct sweep *s = &k->sw;
     double secs = (double)(eb_mono_ns() - s->p.start_ns) / 1e9;
     eb_metrics_observe(l->m_sweep, secs);
     l->total_sweeps++;
-    for (struct lstats *ls = l->all_stats; ls; ls = ls->next) {
-        if (!ls->cyc_seen)
-            continue;
-        eb_metrics_set(ls->pending, (double)ls->cyc_pending);
-        eb_metrics_set(ls->overdue, (double)ls->cyc_overdue);
+    for (size_t i = 0; i < k->ngauges; i++) {
+        struct lgauge *g = &k->gauges[i];
+        g->pending = g->cyc_seen ? g->cyc_pending : 0;
+        g->overdue = g->cyc_seen ? g->cyc_overdue : 0;
+        g->seen = g->cyc_seen;
     }
+    eb_ledger_gauges_update(l);
+    if (!s->capped)
+        forget_empty_slots(k);
     if (s->capped)
         l->room_wanted = true; /* go on as soon as tickets are freed */
     bool again = s->p.again;
-    eb_ledger_sweep_abort(l);
+    eb_ledger_sweep_abort(k);
     if (again)
-        eb_ledger_sweep_start(l);
+        eb_ledger_sweep_start(l, k);
 }
 
 static void on_due(eb_ledger_t *l, struct lreq *req, const redisReply *r);
 
 /* Send the next eb1_due of the cycle, or finish it. */
-static void sweep_step(eb_ledger_t *l) {
-    struct sweep *s = &l->link.sw;
-    if (!eb_ledger_pass_seek(l, &s->p, PASS_LEDGERED) || s->capped) {
-        sweep_finish(l);
+static void sweep_step(struct ledger_link *k) {
+    eb_ledger_t *l = k->l;
+    struct sweep *s = &k->sw;
+    if (!eb_ledger_pass_seek(l, k, &s->p, PASS_LEDGERED) || s->capped) {
+        sweep_finish(k);
         return;
     }
     struct lstats *ls = l->routes[s->p.ri].ls;
+    struct lpart part = eb_ledger_pass_part(l, &s->p);
     struct eb_redis_argv a;
-    eb_ledger_fcall_head(&a, "eb1_due", 1, ls);
+    eb_ledger_fcall_head(l, &a, "eb1_due", 1, ls, part);
     eb_redis_argv_add_size(&a, s->offset);
     eb_redis_argv_add_size(&a, l->batch);
     eb_redis_argv_add_i64(&a, l->sweep_grace_ms);
-    struct lreq *r = eb_ledger_send(l, on_due, s->p.dbs[s->p.di], &a);
+    struct lreq *r = eb_ledger_send(l, k, on_due, s->p.dbs[s->p.di], &a);
     if (!r) {
-        eb_ledger_sweep_abort(l);
+        eb_ledger_sweep_abort(k);
         return;
     }
     r->gen = s->p.gen;
+    r->part = part;
+    r->ls = ls;
 }
 
 static void on_touch(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
     int64_t dl;
+    (void)l;
     if (r && req->ls)
         eb_metrics_inc(req->ls->claims[PATH_SWEEP][eb_ledger_claims_status(r, &dl)]);
 }
@@ -224,27 +316,28 @@ static void on_touch(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
 /* The first pass over an overdue entry only touches its key: a key Redis
  * had not expired yet is expired by the touch and delivered live by its
  * notification (Redis's sampler is slow, the notification is not lost). */
-static void sweep_touch(eb_ledger_t *l, struct lstats *ls, int db, const redisReply *member,
-                        long long dl) {
+static void sweep_touch(eb_ledger_t *l, struct ledger_link *k, struct lstats *ls,
+                        struct lpart part, int db, const redisReply *member, long long dl) {
     struct eb_redis_argv a;
-    eb_ledger_fcall_head(&a, "eb1_collect", 2, ls);
+    eb_ledger_fcall_head(l, &a, "eb1_collect", 2, ls, part);
     eb_redis_argv_add_bytes(&a, member->str, member->len);
     eb_redis_argv_add_i64(&a, dl);
     eb_redis_argv_add_i64(&a, l->claim_ttl_ms);
     eb_redis_argv_add_str(&a, "touch");
-    struct lreq *r = eb_ledger_send(l, on_touch, db, &a);
+    struct lreq *r = eb_ledger_send(l, k, on_touch, db, &a);
     if (r)
         r->ls = ls;
 }
 
 static void on_collect(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
-    eb_ledger_claims_on_claim(l, req->t, r, true);
+    eb_ledger_claims_on_claim(l, req, req->t, r, true);
 }
 
 /* Claim one overdue entry (unless this bridge holds it already); entries
  * that became overdue since the previous pass (deadline after since_ms,
  * Redis's clock) are only touched. */
-static void sweep_collect(eb_ledger_t *l, size_t route, int db, const redisReply *member,
+static void sweep_collect(eb_ledger_t *l, struct ledger_link *k, size_t route,
+                          struct lpart part, int db, const redisReply *member,
                           const redisReply *deadline, long long since_ms) {
     struct lstats *ls = l->routes[route].ls;
     long long dl;
@@ -253,7 +346,7 @@ static void sweep_collect(eb_ledger_t *l, size_t route, int db, const redisReply
     if (eb_ledger_tickets_find(l, ls, db, member->str, member->len))
         return;
     if (dl > since_ms) {
-        sweep_touch(l, ls, db, member, dl);
+        sweep_touch(l, k, ls, part, db, member, dl);
         return;
     }
     eb_ledger_ticket_t *t = eb_ledger_tickets_new(l, ls, db, member->str, member->len);
@@ -261,15 +354,16 @@ static void sweep_collect(eb_ledger_t *l, size_t route, int db, const redisReply
         return;
     t->recovered = true;
     t->deadline_ms = dl;
+    t->part = part;
     eb_ledger_claims_payload_key(l, t, route);
     struct eb_redis_argv a;
-    eb_ledger_fcall_head(&a, "eb1_collect", t->pkey ? 3 : 2, ls);
+    eb_ledger_fcall_head(l, &a, "eb1_collect", t->pkey ? 3 : 2, ls, part);
     eb_redis_argv_add_bytes(&a, member->str, member->len);
     if (t->pkey)
         eb_redis_argv_add_bytes(&a, t->pkey, t->pkey_len);
     eb_redis_argv_add_i64(&a, dl);
     eb_redis_argv_add_i64(&a, l->claim_ttl_ms);
-    struct lreq *r = eb_ledger_send(l, on_collect, db, &a);
+    struct lreq *r = eb_ledger_send(l, k, on_collect, db, &a);
     if (!r) {
         eb_ledger_tickets_free(l, t);
         return;
@@ -290,30 +384,38 @@ static bool due_head(const redisReply *r, long long v[5]) {
 }
 
 static void on_due(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
-    struct sweep *s = &l->link.sw;
+    struct ledger_link *k = req->link;
+    struct sweep *s = &k->sw;
     if (!eb_ledger_pass_current(&s->p, req))
         return; /* a cycle that was aborted (reload, reconnect) */
     if (!r) {
-        eb_ledger_sweep_abort(l);
+        eb_ledger_sweep_abort(k);
         return;
     }
-    struct lroute *lr = &l->routes[s->p.ri];
     long long v[5]; /* now, pending, overdue, next, more */
     if (!due_head(r, v)) {
-        if (eb_ledger_log_allow(l, LOGSLOT_DUE))
+        /* A MOVED here: the ledger's master changed; its new owner's link
+         * sweeps it once the topology says so. */
+        bool moved = eb_redis_reply_error_is(r, "MOVED");
+        if (!moved && eb_ledger_log_allow(l, LOGSLOT_DUE))
             eb_log(l->log, EB_LOG_ERROR, "ledger: sweep step refused by redis",
-                   eb_lf_str("route", lr->ls->route),
-                   eb_lf_str("detail", eb_ledger_reply_error(r)));
-        eb_ledger_library_missing(l, r);
-        s->p.ri++;
+                   eb_lf_str("route", req->ls->route), eb_lf_str("host", k->host),
+                   eb_lf_int("port", k->port), eb_lf_str("detail", eb_ledger_reply_error(r)));
+        if (l->topo && (moved || eb_redis_reply_error_is(r, "CLUSTERDOWN")))
+            eb_redis_topology_poll_now(l->topo);
+        eb_ledger_library_missing(l, req, r);
+        s->p.pi++;
         s->offset = 0;
-        sweep_step(l);
+        sweep_step(k);
         return;
     }
-    if (s->offset == 0) {
-        lr->ls->cyc_pending += v[1];
-        lr->ls->cyc_overdue += v[2];
-        lr->ls->cyc_seen = true;
+    if (s->offset == 0 && req->ls->ord < k->ngauges) {
+        struct lgauge *g = &k->gauges[req->ls->ord];
+        g->cyc_pending += v[1];
+        g->cyc_overdue += v[2];
+        g->cyc_seen = true;
+        if (req->part.kind == LK_SLOT && k->slots && v[1] > 0)
+            k->slots[req->part.n] |= SLOT_NONEMPTY;
     }
     int db = s->p.dbs[s->p.di];
     long long since = v[0] - l->sweep_grace_ms - l->sweep_interval_ms;
@@ -322,18 +424,20 @@ static void on_due(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
             s->capped = true;
             break;
         }
-        sweep_collect(l, s->p.ri, db, r->element[i], r->element[i + 1], since);
+        sweep_collect(l, k, s->p.ri, req->part, db, r->element[i], r->element[i + 1], since);
     }
     if (v[4] && !s->capped) {
         s->offset = (size_t)v[3];
     } else {
-        s->p.ri++;
+        s->p.pi++;
         s->offset = 0;
     }
-    sweep_step(l);
+    sweep_step(k);
 }
 
 /* @locality loop thread (libevent timer). */
 void eb_ledger_sweep_on_timer(evutil_socket_t fd, short what, void *arg) {
-    eb_ledger_sweep_start(arg);
+    (void)fd;
+    (void)what;
+    eb_ledger_sweep_start_all(arg);
 }

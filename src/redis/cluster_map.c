@@ -1,5 +1,6 @@
 /* cluster_map.c -- a Redis Cluster's masters and slots from CLUSTER SHARDS or
- * CLUSTER NODES (contract in cluster_map.h).
+ * CLUSTER NODES, and where a redirection error points (contract in
+ * cluster_map.h).
  *
  * Both parsers build the same thing through one builder: add a master (or
  * count a replica), give it slot ranges, then finish (order the masters,
@@ -490,4 +491,62 @@ void eb_cluster_map_free(struct eb_cluster_map *m) {
         free(m->masters[i].host);
     free(m->masters);
     free(m);
+}
+
+/* ------------------------------------------------------------------------
+ * Redirections
+ * --------------------------------------------------------------------- */
+
+static bool starts_word(const char *s, size_t n, const char *word) {
+    size_t w = strlen(word);
+    return n >= w && memcmp(s, word, w) == 0 && (n == w || s[w] == ' ');
+}
+
+enum eb_cluster_redirect_kind eb_cluster_redirect_parse(const char *err, size_t len,
+                                                        struct eb_cluster_redirect *out) {
+    static const char *const retry[] = {"TRYAGAIN", "CLUSTERDOWN", "READONLY", "MASTERDOWN",
+                                        "LOADING"};
+    memset(out, 0, sizeof(*out));
+    if (!err)
+        return EB_CLUSTER_REDIRECT_NONE;
+    for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
+        if (starts_word(err, len, retry[i]))
+            return out->kind = EB_CLUSTER_REDIRECT_RETRY;
+    }
+    enum eb_cluster_redirect_kind k = starts_word(err, len, "MOVED") ? EB_CLUSTER_REDIRECT_MOVED
+                                      : starts_word(err, len, "ASK") ? EB_CLUSTER_REDIRECT_ASK
+                                                                     : EB_CLUSTER_REDIRECT_NONE;
+    if (k == EB_CLUSTER_REDIRECT_NONE)
+        return k;
+    const char *p = err, *end = err + len, *w, *extra;
+    size_t n, nextra;
+    long slot, port;
+    const char *host;
+    size_t hlen;
+    /* "MOVED" slot endpoint:port, nothing after */
+    if (!next_word(&p, end, &w, &n) || !next_word(&p, end, &w, &n) ||
+        (slot = parse_long(w, n)) < 0 || slot >= EB_KEYSLOT_COUNT ||
+        !next_word(&p, end, &w, &n) || next_word(&p, end, &extra, &nextra))
+        return EB_CLUSTER_REDIRECT_NONE;
+    const char *colon = NULL;
+    for (size_t i = n; i-- > 0;) {
+        if (w[i] == ':') {
+            colon = w + i;
+            break;
+        }
+    }
+    if (!colon)
+        return EB_CLUSTER_REDIRECT_NONE;
+    host = w;
+    hlen = (size_t)(colon - w);
+    port = parse_long(colon + 1, n - hlen - 1);
+    if (port < 1 || port > 65535 || hlen > EB_CLUSTER_REDIRECT_HOST_MAX)
+        return EB_CLUSTER_REDIRECT_NONE;
+    if (hlen == 1 && host[0] == '?')
+        hlen = 0;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    out->slot = (unsigned)slot;
+    out->port = (int)port;
+    return out->kind = k;
 }

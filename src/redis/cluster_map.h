@@ -81,4 +81,33 @@ int eb_cluster_map_find(const struct eb_cluster_map *m, const char *id);
 /* NULL is a no-op. */
 void eb_cluster_map_free(struct eb_cluster_map *m);
 
+/* What an error reply of a Cluster (or replicated) node says about where
+ * to send the command instead. */
+enum eb_cluster_redirect_kind {
+    EB_CLUSTER_REDIRECT_NONE = 0, /* not a redirection: the command's own error */
+    EB_CLUSTER_REDIRECT_MOVED,    /* `MOVED slot host:port`: the slot lives there now */
+    EB_CLUSTER_REDIRECT_ASK,      /* `ASK slot host:port`: migrating; ASKING, then there */
+    /* TRYAGAIN, CLUSTERDOWN, READONLY (a demoted master), MASTERDOWN,
+     * LOADING: this node cannot serve it now; ask again later, after
+     * reading who serves what. */
+    EB_CLUSTER_REDIRECT_RETRY,
+};
+
+#define EB_CLUSTER_REDIRECT_HOST_MAX 255
+
+struct eb_cluster_redirect {
+    enum eb_cluster_redirect_kind kind;
+    unsigned slot; /* MOVED, ASK */
+    /* MOVED, ASK: the node; host is "" when the node does not know its
+     * own address (`MOVED 3999 :6380`, or `?`): the one asked, then. */
+    char host[EB_CLUSTER_REDIRECT_HOST_MAX + 1];
+    int port;
+};
+
+/* Read the text of an error reply, err[0..len) (no NUL needed). Returns
+ * out->kind; a MOVED or ASK whose slot or address is malformed is NONE.
+ * Pure. */
+enum eb_cluster_redirect_kind eb_cluster_redirect_parse(const char *err, size_t len,
+                                                        struct eb_cluster_redirect *out);
+
 #endif

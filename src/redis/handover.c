@@ -15,6 +15,7 @@ struct eb_handover {
     bool subscribed; /* the current stream exists */
     bool claimed;    /* our marker was sent on it */
     bool producing;  /* the last marker on it was ours */
+    bool cut;        /* another's marker ended our turn while we held the unit */
     bool releasing;
     int64_t deadline_ns;
 };
@@ -72,23 +73,22 @@ void eb_handover_destroy(eb_handover_t *h) {
 
 void eb_handover_subscribed(eb_handover_t *h) {
     h->subscribed = true;
-    h->claimed = false;
-    h->producing = false;
+    h->claimed = h->producing = h->cut = false;
 }
 
 void eb_handover_unsubscribed(eb_handover_t *h) {
     h->subscribed = false;
-    h->claimed = false;
-    h->producing = false;
+    h->claimed = h->producing = h->cut = false;
 }
 
 size_t eb_handover_claim(eb_handover_t *h, char *buf, size_t size) {
-    if (!h->subscribed || h->claimed || h->releasing)
+    if (!h->subscribed || (h->claimed && !h->cut) || h->releasing)
         return 0;
     int n = snprintf(buf, size, "%016" PRIx64 " %s", h->token, h->node);
     if (n <= 0 || (size_t)n >= size)
         return 0;
     h->claimed = true;
+    h->cut = false;
     return (size_t)n;
 }
 
@@ -102,6 +102,14 @@ bool eb_handover_on_marker(eb_handover_t *h, const char *payload, size_t len) {
         return false; /* another node's unit, forwarded by the Cluster */
     /* Our own marker after a release began is stale: the unit is given up. */
     bool mine = token == h->token && !h->releasing;
+    /* Cut off by another replica's marker while this one still holds the
+     * unit (one of the two has a stale view of the group): claim again, so
+     * the two take turns until the group settles, rather than neither
+     * producing. */
+    if (token != h->token && h->claimed && !h->releasing)
+        h->cut = true;
+    else if (mine)
+        h->cut = false;
     bool changed = mine != h->producing;
     h->producing = mine;
     return changed;

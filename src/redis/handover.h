@@ -71,8 +71,9 @@ void eb_handover_subscribed(eb_handover_t *h);
 void eb_handover_unsubscribed(eb_handover_t *h);
 
 /* The marker to PUBLISH now, written to buf (NUL-terminated), or 0 when
- * none is due: not subscribed, released, or claimed on this subscription
- * already. Writing one marks the claim as made. */
+ * none is due: not subscribed, releasing, or claimed on this subscription
+ * already and not cut off since by another replica's marker. Writing one
+ * marks the claim as made. */
 size_t eb_handover_claim(eb_handover_t *h, char *buf, size_t size);
 
 /* A message read on the handover channel (any payload). Returns true when

@@ -14,6 +14,7 @@
  * constant src/CMakeLists.txt sets (cmake/EbHiredis.cmake). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -200,9 +201,11 @@ void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, cons
     eb_redis_argv_add_str(a, password ? password : "");
 }
 
-int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
-                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
-                               char *errstr, size_t errstr_size) {
+/* Both blocking entry points: run cmds[0..n) (over TLS with tls); with
+ * text, the string reply of the last one is copied there (NUL-terminated). */
+static int run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
+                        const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                        char **text, size_t *text_len, char *errstr, size_t errstr_size) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int rc = 0;
     *failed_at = (size_t)-1;
@@ -228,6 +231,15 @@ int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, 
             rc = eb_error_set(errstr, errstr_size, EB_EIO, "%s", c->errstr);
         else if (r->type == REDIS_REPLY_ERROR)
             rc = eb_error_set(errstr, errstr_size, EB_EREDIS, "%s", r->str);
+        else if (text && i + 1 == n && r->type != REDIS_REPLY_STRING)
+            rc = eb_error_set(errstr, errstr_size, EB_EPROTO, "expected a string reply");
+        else if (text && i + 1 == n && !(*text = malloc(r->len + 1)))
+            rc = eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
+        else if (text && i + 1 == n) {
+            memcpy(*text, r->str, r->len);
+            (*text)[r->len] = '\0';
+            *text_len = r->len;
+        }
         freeReplyObject(r);
     }
 
@@ -235,6 +247,23 @@ out_free:
     if (c)
         redisFree(c);
     return rc;
+}
+
+int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
+                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                               char *errstr, size_t errstr_size) {
+    return run_blocking(host, port, tls, timeout_ms, cmds, n, failed_at, NULL, NULL, errstr,
+                        errstr_size);
+}
+
+int eb_redis_conn_query_blocking(const char *host, int port, eb_redis_tls_t *tls,
+                                 int timeout_ms, const struct eb_redis_argv *cmds, size_t n,
+                                 size_t *failed_at, char **text, size_t *text_len, char *errstr,
+                                 size_t errstr_size) {
+    *text = NULL;
+    *text_len = 0;
+    return run_blocking(host, port, tls, timeout_ms, cmds, n, failed_at, text, text_len, errstr,
+                        errstr_size);
 }
 
 bool eb_redis_conn_alive(const eb_redis_conn_t *c) {

@@ -143,6 +143,14 @@ int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, 
                                const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
                                char *errstr, size_t errstr_size);
 
+/* The same, and the last command's reply, a string (CLUSTER NODES), is
+ * returned in *text (NUL-terminated, *text_len bytes; owned by the caller,
+ * free()); another kind of reply is EB_EPROTO. *text is NULL on failure. */
+int eb_redis_conn_query_blocking(const char *host, int port, eb_redis_tls_t *tls,
+                                 int timeout_ms, const struct eb_redis_argv *cmds, size_t n,
+                                 size_t *failed_at, char **text, size_t *text_len, char *errstr,
+                                 size_t errstr_size);
+
 /* The hiredis version this build links, "0.14.1": static storage. */
 const char *eb_redis_conn_version(void);
 

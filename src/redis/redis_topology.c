@@ -51,6 +51,7 @@ struct unit {
     int64_t confirmed_ns;
     eb_redis_source_t *src;
     enum eb_redis_state state;
+    bool releasing; /* given up; src reads on until the next owner's marker */
 };
 
 /* A stopped unit's source, destroyed on the next turn of the loop. */
@@ -78,6 +79,8 @@ struct eb_redis_topology {
     bool configure_notifications;
     int connect_timeout_ms, heartbeat_interval_ms, heartbeat_timeout_ms;
     int reconnect_min_ms, reconnect_max_ms, interval_ms;
+    char *handover_channel; /* NULL without coordination */
+    int handover_grace_ms;
     eb_redis_tls_t *tls; /* rediss: every connection's TLS; else NULL */
     bool tls_insecure;
     eb_strpool_t *names;
@@ -88,6 +91,7 @@ struct eb_redis_topology {
 
     struct unit **units;
     size_t nunits, cap;
+    struct eb_cluster_map *map; /* Cluster: the last map applied, for slot owners */
     struct retired *retired;
     struct event *ev_reap; /* destroys what was retired; rotates the probe */
     struct event *ev_poll; /* every topology_interval */
@@ -112,12 +116,24 @@ static void poll_now(eb_redis_topology_t *t);
 static void probe_query(eb_redis_topology_t *t);
 static bool owned(const eb_redis_topology_t *t, const struct unit *u);
 static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u);
+static void unit_released(eb_redis_topology_t *t, struct unit *u);
 static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_ns,
                       const char *gap_cause);
+
+/* Tell the owner the units (or, on Cluster, the slots' owners) changed. */
+static void units_changed(eb_redis_topology_t *t) {
+    if (t->h->on_units_changed && !t->destroying)
+        t->h->on_units_changed(t->opaque);
+}
 
 /* ------------------------------------------------------------------------
  * Aggregate state
  * --------------------------------------------------------------------- */
+
+/* An owned unit is ready once subscribed and (coordination) producing. */
+static bool unit_ready(const struct unit *u) {
+    return u->state == EB_REDIS_SUBSCRIBED && eb_redis_source_producing(u->src);
+}
 
 static enum eb_redis_state aggregate(const eb_redis_topology_t *t) {
     if (t->stopped)
@@ -127,11 +143,12 @@ static enum eb_redis_state aggregate(const eb_redis_topology_t *t) {
                    t->nunits == 0;
     size_t mine = 0;
     for (size_t i = 0; i < t->nunits; i++) {
-        if (!t->units[i]->src)
-            continue; /* another replica's */
+        const struct unit *u = t->units[i];
+        if (!u->src || u->releasing)
+            continue; /* another replica's, or becoming so */
         mine++;
-        subscribed += t->units[i]->state == EB_REDIS_SUBSCRIBED;
-        waiting |= t->units[i]->state == EB_REDIS_WAITING;
+        subscribed += unit_ready(u);
+        waiting |= u->state == EB_REDIS_WAITING;
     }
     /* Owning nothing while others own everything is a standby: ready. */
     if ((mine > 0 && subscribed == mine) || (mine == 0 && t->nunits > 0 && t->h->owns))
@@ -156,8 +173,10 @@ size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned_n,
                                 size_t *subscribed) {
     size_t n = 0, o = 0;
     for (size_t i = 0; i < t->nunits; i++) {
-        o += t->units[i]->src != NULL;
-        n += t->units[i]->src && t->units[i]->state == EB_REDIS_SUBSCRIBED;
+        const struct unit *u = t->units[i];
+        bool mine = u->src && !u->releasing;
+        o += mine;
+        n += mine && unit_ready(u);
     }
     if (owned_n)
         *owned_n = o;
@@ -166,16 +185,59 @@ size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned_n,
     return t->nunits;
 }
 
+const struct eb_redis_unit *eb_redis_topology_unit(const eb_redis_topology_t *t, size_t i) {
+    return i < t->nunits ? &t->units[i]->info : NULL;
+}
+
+bool eb_redis_topology_is_cluster(const eb_redis_topology_t *t) {
+    return t->target.topology == EB_REDIS_CLUSTER;
+}
+
+const struct eb_redis_unit *eb_redis_topology_node_for_slot(const eb_redis_topology_t *t,
+                                                            unsigned slot) {
+    if (t->target.topology != EB_REDIS_CLUSTER)
+        return t->nunits ? &t->units[0]->info : NULL;
+    const struct eb_cluster_master *cm = t->map ? eb_cluster_map_owner(t->map, slot) : NULL;
+    if (!cm)
+        return NULL;
+    for (size_t i = 0; i < t->nunits; i++) {
+        if (t->units[i]->info.port == cm->port && strcasecmp(t->units[i]->host, cm->host) == 0)
+            return &t->units[i]->info;
+    }
+    return NULL;
+}
+
+/* A unit given up: hand it over (redis_source.h) -- at once when nothing of
+ * it is being produced, else when the next owner's marker comes through. */
+static void unit_give_up(eb_redis_topology_t *t, struct unit *u) {
+    if (u->releasing)
+        return;
+    eb_log(t->log, EB_LOG_INFO, "redis topology: unit given up; handing it over",
+           eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+    u->releasing = true;
+    if (eb_redis_source_release(u->src, t->handover_grace_ms))
+        unit_released(t, u);
+}
+
+size_t eb_redis_topology_sources(const eb_redis_topology_t *t) {
+    size_t n = 0;
+    for (size_t i = 0; i < t->nunits; i++)
+        n += t->units[i]->src != NULL;
+    return n;
+}
+
 void eb_redis_topology_ownership_changed(eb_redis_topology_t *t) {
     if (t->stopped)
         return;
     for (size_t i = 0; i < t->nunits; i++) {
         struct unit *u = t->units[i];
         if (u->src && !owned(t, u)) {
-            eb_log(t->log, EB_LOG_INFO, "redis topology: unit given up; unsubscribing",
+            unit_give_up(t, u);
+        } else if (u->src && u->releasing) {
+            eb_log(t->log, EB_LOG_INFO, "redis topology: unit owned again before its handover ended",
                    eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
-            unit_retire(t, u);
-            u->state = EB_REDIS_STOPPED;
+            u->releasing = false;
+            eb_redis_source_reclaim(u->src);
         } else if (!u->src && owned(t, u)) {
             eb_log(t->log, EB_LOG_INFO, "redis topology: unit taken over; subscribing",
                    eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
@@ -200,12 +262,50 @@ static void unit_state(enum eb_redis_state st, void *opaque) {
     struct unit *u = opaque;
     eb_redis_topology_t *t = u->t;
     u->state = st;
+    u->info.subscribed = st == EB_REDIS_SUBSCRIBED;
     if (st == EB_REDIS_SUBSCRIBED && t->h->on_unit_subscribed && !t->destroying)
         t->h->on_unit_subscribed(&u->info, t->opaque);
     /* A unit that lost its master may be looking at a failed-over node:
      * ask the sentinels or the cluster now rather than at the next poll. */
     if (st == EB_REDIS_WAITING)
         poll_now(t);
+    update_state(t);
+}
+
+/* The unit's turn began or ended (handover.h): readiness follows it.
+ * @locality loop thread, inside a unit's source. */
+static void unit_turn(bool producing, void *opaque) {
+    struct unit *u = opaque;
+    (void)producing;
+    update_state(u->t);
+}
+
+/* May the unit's source claim it (publish its handover marker)? Only
+ * while this replica owns it. @locality loop thread, inside the source. */
+static bool unit_may_claim(void *opaque) {
+    const struct unit *u = opaque;
+    const eb_redis_topology_t *t = u->t;
+    return !u->releasing && owned(t, u) &&
+           (!t->h->may_claim || t->h->may_claim(u->info.id, t->opaque));
+}
+
+/* The handover of a unit given up is over: its source goes.
+ * @locality loop thread, inside the unit's source. */
+static void unit_source_released(void *opaque) {
+    struct unit *u = opaque;
+    unit_released(u->t, u);
+}
+
+static void unit_released(eb_redis_topology_t *t, struct unit *u) {
+    if (!u->releasing || !u->src)
+        return;
+    eb_log(t->log, EB_LOG_INFO, "redis topology: unit handed over; unsubscribing",
+           eb_lf_int("unit", u->info.id), eb_lf_str("node", u->info.node));
+    unit_retire(t, u);
+    u->releasing = false;
+    u->state = EB_REDIS_STOPPED;
+    if (t->h->on_unit_released && !t->destroying)
+        t->h->on_unit_released(&u->info, t->opaque);
     update_state(t);
 }
 
@@ -233,6 +333,7 @@ static int64_t unit_retire(eb_redis_topology_t *t, struct unit *u) {
         }
         u->src = NULL;
     }
+    u->releasing = false;
     return since;
 }
 
@@ -295,6 +396,10 @@ static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_
         .reconnect_max_ms = t->reconnect_max_ms,
         .log = t->log,
         .metrics = t->metrics,
+        .handover_channel = t->handover_channel,
+        .may_claim = unit_may_claim,
+        .on_turn = unit_turn,
+        .on_released = unit_source_released,
         .on_notification = unit_notification,
         .on_state = unit_state,
         .opaque = u,
@@ -377,6 +482,7 @@ static void apply_master(eb_redis_topology_t *t, const char *host, int port) {
            eb_lf_str("host", host), eb_lf_int("port", port));
     if (unit_add(t, 0, host, port, -1, since, "failover (Sentinel switched the master)"))
         t->units[t->nunits - 1]->confirmed_ns = t->asked_ns;
+    units_changed(t);
     update_state(t);
 }
 
@@ -437,10 +543,26 @@ static void remember_masters(eb_redis_topology_t *t, const struct eb_cluster_map
     t->ncandidates = n;
 }
 
-/* Cluster: make the units the masters of m, as a difference. */
-static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
+/* True when a and b name the same masters (in the same order) serving
+ * the same slots. */
+static bool same_map(const struct eb_cluster_map *a, const struct eb_cluster_map *b) {
+    if (!a || !b || a->nmasters != b->nmasters ||
+        memcmp(a->owner, b->owner, sizeof(a->owner)) != 0)
+        return false;
+    for (size_t i = 0; i < a->nmasters; i++) {
+        if (a->masters[i].port != b->masters[i].port ||
+            strcasecmp(a->masters[i].host, b->masters[i].host) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Cluster: make the units the masters of m (taken), as a difference; m is
+ * kept as the map slots are looked up in. */
+static void apply_map(eb_redis_topology_t *t, struct eb_cluster_map *m) {
     struct handover ho[64];
-    size_t nho = 0;
+    size_t nho = 0, before = t->nunits;
+    bool changed = !same_map(t->map, m);
     /* Gone first: a master no longer listed (failed and replaced, removed,
      * demoted) hands its gap to whoever serves its lowest slot now. */
     for (size_t i = t->nunits; i-- > 0;) {
@@ -455,6 +577,7 @@ static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
                eb_lf_str("node", u->info.node), eb_lf_int("unit", u->info.id));
         int lowest = u->lowest_slot;
         int64_t since = unit_remove(t, i);
+        changed = true;
         if (nho < sizeof(ho) / sizeof(ho[0]))
             ho[nho++] = (struct handover){lowest, since};
     }
@@ -477,8 +600,13 @@ static void apply_map(eb_redis_topology_t *t, const struct eb_cluster_map *m) {
         if (unit_add(t, (int32_t)k, cm->host, cm->port, lowest, since,
                      "failover (another node serves the slots now)"))
             t->units[t->nunits - 1]->confirmed_ns = t->asked_ns;
+        changed = true;
     }
     remember_masters(t, m);
+    eb_cluster_map_free(t->map);
+    t->map = m;
+    if (changed || t->nunits != before)
+        units_changed(t);
     if (t->h->on_units)
         t->h->on_units(t->nunits, t->opaque);
     update_state(t);
@@ -568,7 +696,6 @@ static void on_cluster_reply(const redisReply *r, void *opaque) {
         return;
     }
     apply_map(t, m);
-    eb_cluster_map_free(m);
     reply_done(t);
 }
 
@@ -722,6 +849,11 @@ static void poll_now(eb_redis_topology_t *t) {
         probe_query(t);
 }
 
+void eb_redis_topology_poll_now(eb_redis_topology_t *t) {
+    if (t && t->started)
+        poll_now(t);
+}
+
 /* @locality loop thread (libevent timer). */
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
     eb_redis_topology_t *t = arg;
@@ -843,6 +975,8 @@ static bool copy_conf(eb_redis_topology_t *t, const struct eb_redis_topology_con
     t->reconnect_min_ms = r->reconnect_min_ms;
     t->reconnect_max_ms = r->reconnect_max_ms;
     t->interval_ms = r->topology_interval_ms > 0 ? r->topology_interval_ms : 1000;
+    t->handover_channel = dup_or_null(c->handover_channel, &oom);
+    t->handover_grace_ms = c->handover_grace_ms;
     /* The certificates are read now: a file that does not load stops the
      * start (or the reload) here, naming it, before anything connects. */
     if (t->target.tls) {
@@ -985,6 +1119,7 @@ void eb_redis_topology_destroy(eb_redis_topology_t *t) {
     eb_redis_client_destroy(t->old_probe);
     eb_redis_client_destroy(t->old_hint);
     eb_redis_resolver_destroy(t->resolver);
+    eb_cluster_map_free(t->map);
     if (t->ev_reap)
         event_free(t->ev_reap);
     if (t->ev_poll)
@@ -1002,6 +1137,7 @@ void eb_redis_topology_destroy(eb_redis_topology_t *t) {
     free(t->sentinel_username);
     free_secret(t->sentinel_password);
     free(t->databases);
+    free(t->handover_channel);
     /* Last: hiredis held sessions of it until the connections above went. */
     eb_redis_tls_destroy(t->tls);
     free(t);

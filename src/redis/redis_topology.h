@@ -25,7 +25,8 @@
  * replacement's first subscription closes the predecessor's gap.
  *
  * The aggregate state is SUBSCRIBED when every unit this replica owns is
- * (with coordination, owning none -- a standby -- counts as ready);
+ * (with coordination: and produces, its handover marker having come back;
+ * owning none -- a standby -- counts as ready);
  * eb_redis_connected says the same, eb_redis_masters how many units there
  * are.
  *
@@ -58,6 +59,7 @@ struct eb_redis_unit {
     const char *node; /* "host:port", interned in the conf's names pool */
     const char *host;
     int port;
+    bool subscribed; /* its keyevent subscription is up now */
 };
 
 struct eb_redis_topology_handlers {
@@ -69,13 +71,27 @@ struct eb_redis_topology_handlers {
      * it was not subscribed is lost, so its ledgers may be swept now. May
      * be NULL. */
     void (*on_unit_subscribed)(const struct eb_redis_unit *u, void *opaque);
+    /* The set of units changed (a master found, replaced, added or
+     * removed), or, on Cluster, which master serves which slot: read them
+     * again (eb_redis_topology_unit(), eb_redis_topology_node_for_slot()).
+     * Not called for the standalone unit, which exists from _new() on. May
+     * be NULL. It may run inside a connection's callback: it must not
+     * destroy connections there (redis_client.h). */
+    void (*on_units_changed)(void *opaque);
     /* Does this replica own unit `unit` (coordination, kafka_group.h)? Asked
      * whenever a unit appears and after eb_redis_topology_ownership_changed();
      * only owned units are subscribed to. NULL: every unit is owned. */
     bool (*owns)(int32_t unit, void *opaque);
+    /* May this replica take an owned unit's stream over now (publish its
+     * handover marker)? Asked before every claim. NULL: when owned. */
+    bool (*may_claim)(int32_t unit, void *opaque);
     /* The number of units changed (Cluster: masters added or removed), for
      * the coordination's control topic. May be NULL. */
     void (*on_units)(size_t nunits, void *opaque);
+    /* A unit given up (owns() turned false) was handed over: the next
+     * owner's handover marker came through, or the conf's handover grace
+     * passed. Its source is gone. May be NULL. */
+    void (*on_unit_released)(const struct eb_redis_unit *u, void *opaque);
 };
 
 struct eb_redis_topology_conf {
@@ -85,6 +101,12 @@ struct eb_redis_topology_conf {
     eb_log_t *log;
     eb_metrics_t *metrics;
     const struct eb_redis_topology_handlers *handlers;
+    /* Coordination (handover.h): the deployment's handover channel (copied),
+     * or NULL when this replica is the only reader. With it, a unit's source
+     * produces from its own marker on; a unit given up is read on until the
+     * next owner's marker, at most handover_grace_ms. */
+    const char *handover_channel;
+    int handover_grace_ms;
     void *opaque;
 };
 
@@ -111,14 +133,41 @@ int eb_redis_topology_set_events(eb_redis_topology_t *t, uint64_t events);
  * CONNECTING; STOPPED after stop. */
 enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t);
 
-/* Units known now; how many of them this replica owns (their sources exist)
- * and how many of those are subscribed (each may be NULL). */
+/* Units known now; how many of them this replica owns (a source exists
+ * that is not being handed over) and how many of those are subscribed and,
+ * with coordination, producing (each may be NULL). */
 size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned, size_t *subscribed);
 
-/* Ownership changed (the coordination assigned or revoked units): units no
- * longer owned stop being read at once (and their sources are destroyed on
- * the next turn of the loop); units now owned are subscribed to. */
+/* Units that still have a source: owned, or being handed over. */
+size_t eb_redis_topology_sources(const eb_redis_topology_t *t);
+
+/* Ownership changed (the coordination assigned or revoked units): units now
+ * owned are subscribed to (and claimed, handover.h); units no longer owned
+ * are read on until the next owner's marker (on_unit_released), or stop at
+ * once when nothing of theirs is being produced; a unit owned again before
+ * its release ended is claimed again. */
 void eb_redis_topology_ownership_changed(eb_redis_topology_t *t);
+
+/* Unit i (< eb_redis_topology_units()), in no particular order, or NULL. Borrowed
+ * until the next on_units_changed or the topology's destruction. */
+const struct eb_redis_unit *eb_redis_topology_unit(const eb_redis_topology_t *t, size_t i);
+
+/* The unit of the master serving `slot` (0..16383) as far as the topology
+ * knows: on Cluster the owner in the last map read (NULL when no master
+ * serves it, or before the first map), elsewhere the one unit whatever the
+ * slot (NULL before the sentinels named a master). Borrowed like
+ * eb_redis_topology_unit(). */
+const struct eb_redis_unit *eb_redis_topology_node_for_slot(const eb_redis_topology_t *t,
+                                                            unsigned slot);
+
+/* True for a redis-cluster:// URL: keys live on the master of their slot. */
+bool eb_redis_topology_is_cluster(const eb_redis_topology_t *t);
+
+/* Ask the sentinels or the cluster now rather than at the next interval:
+ * a MOVED, ASK, CLUSTERDOWN or READONLY reply on another connection says
+ * the map it has is stale. on_units_changed follows if anything changed.
+ * A no-op for standalone and once stopped. */
+void eb_redis_topology_poll_now(eb_redis_topology_t *t);
 
 /* NULL is a no-op. Must not be called from inside one of its callbacks.
  * Leaves no event registered on the base. */

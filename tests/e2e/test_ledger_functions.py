@@ -65,10 +65,18 @@ class Functions(unittest.TestCase):
         return self.fcall("eb1_arm", keys, *args)
 
     def expire_now(self, key):
-        """Make key overdue without Redis expiring it yet (active expiry off)."""
+        """Make key overdue without Redis expiring it yet (active expiry off).
+        PEXPIRE and PEXPIRETIME go in one MULTI: the server judges expiry
+        inside a transaction at the time EXEC started, so PEXPIRETIME cannot
+        find the key already 1 ms old and expire it itself, as it did when
+        the two were separate commands on a loaded machine."""
         self.r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
-        self.r.pexpire(key, 1)
-        deadline = self.r.execute_command("PEXPIRETIME", key)
+        tx = self.r.pipeline(transaction=True)
+        tx.pexpire(key, 1)
+        tx.execute_command("PEXPIRETIME", key)
+        armed, deadline = tx.execute()
+        self.assertTrue(armed)
+        self.assertGreater(deadline, 0, "the key was expired before its deadline was read")
         self.r.zadd(L, {key: deadline})
         wait_for(lambda: int(time.time() * 1000) > deadline + 2, 2, what="deadline passed")
         return deadline

@@ -16,6 +16,10 @@
                    Kafka confirmed, exits 0) delivers nothing twice
   other_db         timers in database 3 (databases: all) are claimed,
                    swept and recovered there
+  buckets          ledger.buckets: 8 -- timers in the 8 bucket ledgers and
+                   timers armed into the route's own ledger before the
+                   buckets were configured, delivered alike, across a bridge
+                   SIGKILL (the sweep recovers both kinds)
 
 Each prints RESULT <name> expected=N delivered=N duplicates=N ...
 """
@@ -225,6 +229,41 @@ class LedgerModes(unittest.TestCase):
         t.report()
         self.assertEqual(t.delivered, t.expected)
         self.assertEqual(t.duplicates, 0)
+
+    def test_bucketed_and_pre_bucket_timers_survive_a_bridge_sigkill(self):
+        cfg = ledger_config(self.redis.port, self.kafka.bootstrap, topic=TOPIC,
+                            match="order:{{orders{tail}")
+        cfg = cfg.replace("ledger:\n", "ledger:\n  buckets: 8\n", 1)
+        bridge = self.start_bridge(cfg)
+        pipe = self.r.pipeline(transaction=False)
+        keys = []
+        for i in range(1600):
+            if i % 5 == 0:  # armed before the route had buckets
+                k, lk = "order:{orders}:%d" % i, ledger_key("orders")
+            else:
+                b = i % 8
+                k, lk = "order:{orders:%d}:%d" % (b, i), "expiry-bridge:ledger:{orders:%d}" % b
+            pipe.fcall("eb1_arm", 2, k, lk, 1500 + i * 3)
+            keys.append(k)
+        armed = dict(zip(keys, pipe.execute()))
+        # Half of them expire while no bridge runs.
+        self.consumer.collect_keys(keys[:400], 30)
+        bridge.stop(signal.SIGKILL)
+        wait_for(lambda: time.time() * 1000 > armed[keys[1200]], 10, interval=0.05,
+                 what="three quarters of the deadlines passed")
+        self.start_bridge(cfg)
+        self.consumer.collect_keys(armed, 30)
+        for lk in [ledger_key("orders")] + ["expiry-bridge:ledger:{orders:%d}" % b
+                                            for b in range(8)]:
+            wait_for(lambda: self.consumer.poll_once(0.05) >= 0 and self.r.zcard(lk) == 0, 30,
+                     interval=0, what="%s empty" % lk)
+        self.consumer.drain(2.0)
+        t = Tally("buckets", armed, self.consumer)
+        t.report()
+        self.assertEqual(t.delivered, t.expected)
+        self.assertGreater(t.recovered, 0, "timers that expired while no bridge ran")
+        self.assertEqual(t.bad_deadlines, [])
+        self.assertEqual(t.bad_ids, [])
 
     def test_timers_in_another_database_are_recovered_there(self):
         config = ledger_config(self.redis.port, self.kafka.bootstrap, topic=TOPIC)

@@ -2,7 +2,10 @@
  * the text of CLUSTER NODES and, through hiredis's reader, as a CLUSTER
  * SHARDS reply: a map either comes out consistent (every served slot
  * names a master of the map, and counts add up) or the input is refused
- * with a reason; nothing leaks or reads out of bounds. */
+ * with a reason; nothing leaks or reads out of bounds. The same bytes as
+ * the text of an error reply go through the redirection parser, which
+ * reads only the length it is given (a copy of exactly that size here, so
+ * ASan sees any read past it). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,5 +56,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         freeReplyObject(reply);
     }
     redisReaderFree(rd);
+
+    char *copy = malloc(size ? size : 1);
+    if (copy) {
+        struct eb_cluster_redirect r;
+        memcpy(copy, data, size);
+        enum eb_cluster_redirect_kind k = eb_cluster_redirect_parse(copy, size, &r);
+        if (k != r.kind || ((k == EB_CLUSTER_REDIRECT_MOVED || k == EB_CLUSTER_REDIRECT_ASK) &&
+                            (r.slot >= EB_KEYSLOT_COUNT || r.port < 1 || r.port > 65535 ||
+                             strlen(r.host) > EB_CLUSTER_REDIRECT_HOST_MAX)))
+            abort();
+        free(copy);
+    }
     return 0;
 }

@@ -118,7 +118,8 @@ class Node:
 
 
 class RedisCluster:
-    """masters x (1 + replicas) cluster nodes; slots spread by redis-cli."""
+    """masters x (1 + replicas) cluster nodes; slots spread by redis-cli
+    (by hand below 3 masters, which redis-cli refuses)."""
 
     def __init__(self, masters=3, replicas=1, node_timeout_ms=2000, args=()):
         self.nmasters = masters
@@ -143,17 +144,46 @@ class RedisCluster:
         try:
             for _ in range(self.nmasters * (1 + self.nreplicas)):
                 self._start_node()
-            addrs = ["127.0.0.1:%d" % p for p in self.nodes]
-            subprocess.run([CLI, "--cluster", "create"] + addrs +
-                           ["--cluster-replicas", str(self.nreplicas), "--cluster-yes"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           timeout=60)
+            if self.nmasters >= 3:
+                addrs = ["127.0.0.1:%d" % p for p in self.nodes]
+                subprocess.run([CLI, "--cluster", "create"] + addrs +
+                               ["--cluster-replicas", str(self.nreplicas), "--cluster-yes"],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               timeout=60)
+            else:
+                self._create_small()
             self.wait_healthy()
             wait_for(self._replicas_placed, 30, interval=0.1, what="replicas attached")
         except BaseException:
             self.cleanup()
             raise
         return self
+
+    def _create_small(self):
+        """redis-cli --cluster create wants 3 masters at least: build a
+        1- or 2-master cluster by hand (slots split evenly, MEET, then
+        each replica REPLICATEs its master)."""
+        ports = sorted(self.nodes)
+        masters = ports[:self.nmasters]
+        per = 16384 // self.nmasters
+        for i, p in enumerate(masters):
+            hi = 16383 if i == self.nmasters - 1 else (i + 1) * per - 1
+            self.nodes[p].client().execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, hi)
+        for p in ports[1:]:
+            self.nodes[p].client().execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0])
+        wait_for(lambda: all(len(self.node_ids_of(p)) == len(ports) for p in ports), 20,
+                 interval=0.1, what="every node met")
+        ids = self.node_ids_of(ports[0])
+        for j, p in enumerate(ports[self.nmasters:]):
+            master = masters[j % self.nmasters]
+            self.nodes[p].client().execute_command("CLUSTER", "REPLICATE", ids[master])
+
+    def node_ids_of(self, port):
+        text = self.nodes[port].client().execute_command("CLUSTER", "NODES")
+        if isinstance(text, bytes):
+            text = text.decode()
+        return {int(l.split()[1].split("@")[0].rsplit(":", 1)[1]): l.split()[0]
+                for l in text.strip().splitlines()}
 
     # ---- state, as the cluster reports it ------------------------------
 
@@ -476,7 +506,8 @@ def crc16_slot(key):
 class ClusterWriter:
     """Writes keys to the master that serves their slot; on MOVED, ASK or a
     refused connection it re-reads the slot map from any live node and
-    tries again (up to `timeout` seconds per key)."""
+    tries again (up to `timeout` seconds per key). pipelined() batches many
+    commands per master, for arming thousands of timers."""
 
     def __init__(self, cluster, timeout=20):
         self.cluster = cluster
@@ -507,8 +538,13 @@ class ClusterWriter:
 
     def execute(self, *args):
         """Run a one-key command (the key is args[1]) on its master."""
+        return self.execute_for(args[1], *args)
+
+    def execute_for(self, key, *args):
+        """Run a command on the master of key's slot (every key the command
+        names must share that slot: FCALL with hash-tagged keys)."""
         deadline = time.monotonic() + self.timeout
-        slot = crc16_slot(args[1])
+        slot = crc16_slot(key)
         while True:
             port = self.owner.get(slot)
             try:
@@ -524,3 +560,38 @@ class ClusterWriter:
 
     def set(self, key, value, px):
         return self.execute("SET", key, value, "PX", px)
+
+    def pipelined(self, calls):
+        """Run calls [(key, args), ...] pipelined per master; the ones a
+        master refused (MOVED in a slot migration, a failover) are run
+        again one by one with execute_for(). Returns the replies in order."""
+        by_port = {}
+        for i, (key, args) in enumerate(calls):
+            by_port.setdefault(self.owner.get(crc16_slot(key)), []).append(i)
+        out = [None] * len(calls)
+        for port, idx in by_port.items():
+            replies = None
+            if port is not None:
+                try:
+                    pipe = self._conn(port).pipeline(transaction=False)
+                    for i in idx:
+                        pipe.execute_command(*calls[i][1])
+                    replies = pipe.execute(raise_on_error=False)
+                except Exception:
+                    self.conns.pop(port, None)
+            for j, i in enumerate(idx):
+                r = replies[j] if replies is not None else None
+                if replies is None or isinstance(r, Exception):
+                    self.refresh()
+                    r = self.execute_for(calls[i][0], *calls[i][1])
+                out[i] = r
+        return out
+
+    def wait_replicated(self, timeout_ms=2000):
+        """WAIT 1 on every master: what was written so far survives the
+        loss of any one master (its replica has it)."""
+        self.refresh()
+        for port in sorted(set(self.owner.values())):
+            n = self._conn(port).execute_command("WAIT", 1, timeout_ms)
+            if n < 1:
+                raise AssertionError("master %d: no replica acknowledged the writes" % port)

@@ -11,7 +11,6 @@
 #include <event2/event.h>
 
 #include "bridge/backlog.h"
-#include "core/clock.h"
 
 #define NPRIO 3
 #define LOW   (NPRIO - 1)
@@ -48,13 +47,7 @@ static void record(const struct eb_notification *n, void *opaque) {
 
 static eb_backlog_t *make(struct fix *f, size_t max_events, size_t max_bytes) {
     char errstr[256];
-    struct eb_backlog_conf c = {.max_events = max_events,
-                                .max_bytes = max_bytes,
-                                .priority = LOW,
-                                .deliver = record,
-                                .opaque = &f->seen,
-                                .log = f->log,
-                                .metrics = f->metrics};
+    struct eb_backlog_conf c = {max_events, max_bytes, LOW, record, &f->seen, f->log, f->metrics};
     eb_backlog_t *b = eb_backlog_new(f->base, &c, errstr, sizeof(errstr));
     assert_non_null(b);
     return b;
@@ -101,48 +94,6 @@ static void test_backlog_delivers_in_order_with_the_exact_key_bytes(void **state
     assert_int_equal(f->seen.lens[2], 0);
     assert_int_equal(f->seen.dbs[1], 7);
     assert_int_equal(eb_backlog_len(f->b), 0);
-}
-
-/* What a held backlog's callbacks share: the record of deliveries (first,
- * so record() reads it) and the gate admit() answers from. */
-struct gate {
-    struct seen seen;
-    bool open;
-};
-
-static bool admit_gate(void *opaque) {
-    return ((struct gate *)opaque)->open;
-}
-
-static void test_backlog_holds_while_admit_says_no_and_delivers_after(void **state) {
-    struct fix *f = *state;
-    static struct gate g;
-    memset(&g, 0, sizeof(g));
-    g.seen.high_runs = &f->high_runs;
-    char errstr[256];
-    struct eb_backlog_conf c = {.max_events = 100,
-                                .max_bytes = 1 << 20,
-                                .priority = LOW,
-                                .deliver = record,
-                                .admit = admit_gate,
-                                .opaque = &g,
-                                .log = f->log,
-                                .metrics = f->metrics};
-    f->b = eb_backlog_new(f->base, &c, errstr, sizeof(errstr));
-    assert_non_null(f->b);
-    push(f->b, "a:1", 3, 0);
-    push(f->b, "a:2", 3, 0);
-    int64_t until = eb_mono_ms() + 3 * EB_BACKLOG_HOLD_RETRY_MS;
-    while (eb_mono_ms() < until)
-        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    assert_int_equal(g.seen.count, 0); /* held, several offers later */
-    assert_int_equal(eb_backlog_len(f->b), 2);
-    g.open = true;
-    until = eb_mono_ms() + 2000;
-    while (g.seen.count < 2 && eb_mono_ms() < until)
-        event_base_loop(f->base, EVLOOP_ONCE);
-    assert_int_equal(g.seen.count, 2);
-    assert_memory_equal(g.seen.keys[1], "a:2", 3);
 }
 
 static void test_backlog_drops_and_counts_past_the_event_bound(void **state) {
@@ -260,7 +211,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         T(test_backlog_delivers_in_order_with_the_exact_key_bytes),
-        T(test_backlog_holds_while_admit_says_no_and_delivers_after),
         T(test_backlog_drops_and_counts_past_the_event_bound),
         T(test_backlog_drops_past_the_byte_bound),
         T(test_backlog_holds_a_key_larger_than_a_block),

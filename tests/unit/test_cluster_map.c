@@ -262,6 +262,72 @@ static void test_cluster_map_refuses_a_cluster_without_masters(void **state) {
     assert_non_null(strstr(err, "no master"));
 }
 
+/* ---- redirections ---------------------------------------------------- */
+
+static enum eb_cluster_redirect_kind redirect(const char *text, struct eb_cluster_redirect *rd) {
+    return eb_cluster_redirect_parse(text, strlen(text), rd);
+}
+
+static void test_cluster_redirect_moved_names_slot_host_and_port(void **state) {
+    struct eb_cluster_redirect rd;
+    assert_int_equal(redirect("MOVED 3999 127.0.0.1:6381", &rd), EB_CLUSTER_REDIRECT_MOVED);
+    assert_int_equal(rd.kind, EB_CLUSTER_REDIRECT_MOVED);
+    assert_int_equal(rd.slot, 3999);
+    assert_string_equal(rd.host, "127.0.0.1");
+    assert_int_equal(rd.port, 6381);
+    /* IPv6: the port is after the last colon */
+    assert_int_equal(redirect("MOVED 0 ::1:7000", &rd), EB_CLUSTER_REDIRECT_MOVED);
+    assert_string_equal(rd.host, "::1");
+    assert_int_equal(rd.port, 7000);
+    assert_int_equal(redirect("MOVED 16383 cache-2.svc:6379", &rd), EB_CLUSTER_REDIRECT_MOVED);
+    assert_string_equal(rd.host, "cache-2.svc");
+}
+
+static void test_cluster_redirect_ask_is_told_apart_from_moved(void **state) {
+    struct eb_cluster_redirect rd;
+    assert_int_equal(redirect("ASK 12 127.0.0.1:7002", &rd), EB_CLUSTER_REDIRECT_ASK);
+    assert_int_equal(rd.slot, 12);
+    assert_int_equal(rd.port, 7002);
+}
+
+static void test_cluster_redirect_without_an_address_means_the_node_asked(void **state) {
+    struct eb_cluster_redirect rd;
+    assert_int_equal(redirect("MOVED 3999 :6380", &rd), EB_CLUSTER_REDIRECT_MOVED);
+    assert_string_equal(rd.host, "");
+    assert_int_equal(rd.port, 6380);
+    assert_int_equal(redirect("MOVED 3999 ?:6380", &rd), EB_CLUSTER_REDIRECT_MOVED);
+    assert_string_equal(rd.host, "");
+}
+
+static void test_cluster_redirect_failover_errors_ask_for_a_retry(void **state) {
+    struct eb_cluster_redirect rd;
+    const char *retry[] = {"TRYAGAIN Multiple keys request during rehashing of slot",
+                           "CLUSTERDOWN The cluster is down",
+                           "READONLY You can't write against a read only replica.",
+                           "MASTERDOWN Link with MASTER is down", "LOADING Redis is loading",
+                           "CLUSTERDOWN"};
+    for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
+        assert_int_equal(redirect(retry[i], &rd), EB_CLUSTER_REDIRECT_RETRY);
+}
+
+static void test_cluster_redirect_other_errors_and_malformed_ones_are_none(void **state) {
+    struct eb_cluster_redirect rd;
+    const char *none[] = {"ERR Function not found", "CROSSSLOT Keys in request don't hash",
+                          "MOVEDX 1 a:1", "MOVED", "MOVED 1", "MOVED x a:1", "MOVED 16384 a:1",
+                          "MOVED -1 a:1", "MOVED 1 a", "MOVED 1 a:0", "MOVED 1 a:65536",
+                          "MOVED 1 a:1 extra", "TRYAGAINX", ""};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+        assert_int_equal(redirect(none[i], &rd), EB_CLUSTER_REDIRECT_NONE);
+    assert_int_equal(eb_cluster_redirect_parse(NULL, 0, &rd), EB_CLUSTER_REDIRECT_NONE);
+}
+
+static void test_cluster_redirect_reads_only_the_given_length(void **state) {
+    struct eb_cluster_redirect rd;
+    const char text[] = "MOVED 7 127.0.0.1:6379 and more";
+    assert_int_equal(eb_cluster_redirect_parse(text, 22, &rd), EB_CLUSTER_REDIRECT_MOVED);
+    assert_int_equal(rd.port, 6379);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, teardown)
 
 int main(void) {
@@ -284,6 +350,12 @@ int main(void) {
         T(test_cluster_map_refuses_lines_that_are_not_nodes),
         T(test_cluster_map_refuses_slots_out_of_range),
         T(test_cluster_map_refuses_a_cluster_without_masters),
+        cmocka_unit_test(test_cluster_redirect_moved_names_slot_host_and_port),
+        cmocka_unit_test(test_cluster_redirect_ask_is_told_apart_from_moved),
+        cmocka_unit_test(test_cluster_redirect_without_an_address_means_the_node_asked),
+        cmocka_unit_test(test_cluster_redirect_failover_errors_ask_for_a_retry),
+        cmocka_unit_test(test_cluster_redirect_other_errors_and_malformed_ones_are_none),
+        cmocka_unit_test(test_cluster_redirect_reads_only_the_given_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* test_ledger.c -- the ledger's pure parts: ledger key names, SCAN patterns,
+/* test_ledger.c -- the ledger's pure parts: ledger key names (a route's, a
+ * bucket's, a Cluster slot's), the bucket a key's hash tag names, SCAN patterns,
  * the JSON of companion payloads (docs/event.md), the embedded function
  * library, and which configurations need a ledger. The Redis side is
  * covered by tests/e2e/test_ledger_*.py against a real redis-server. */
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "core/keyslot.h"
 #include "ledger/ledger.h"
 
 #define B(lit)                                                                                     \
@@ -45,6 +47,95 @@ static void test_ledger_key_is_prefix_plus_hash_tagged_route(void **state) {
     eb_ledger_key(&b, NULL, "r");
     eb_buf_cstr(&b);
     assert_string_equal(b.data, "{r}");
+    eb_buf_free(&b);
+}
+
+static const char *cstr(struct eb_buf *b) {
+    eb_buf_cstr(b);
+    assert_true(eb_buf_ok(b));
+    return b->data;
+}
+
+static void test_ledger_bucket_key_tags_route_and_bucket(void **state) {
+    struct eb_buf b = EB_BUF_INIT;
+    eb_ledger_bucket_key(&b, "expiry-bridge:ledger:", "orders", 13);
+    assert_string_equal(cstr(&b), "expiry-bridge:ledger:{orders:13}");
+    eb_buf_reset(&b);
+    eb_ledger_bucket_key(&b, NULL, "r", 0);
+    assert_string_equal(cstr(&b), "{r:0}");
+    eb_buf_free(&b);
+}
+
+static int bucket_of(const char *key, unsigned n) {
+    return eb_ledger_bucket_of(key, strlen(key), "orders", n);
+}
+
+static void test_ledger_bucket_of_reads_the_first_hash_tag(void **state) {
+    assert_int_equal(bucket_of("order:{orders:0}:7", 16), 0);
+    assert_int_equal(bucket_of("order:{orders:15}:7", 16), 15);
+    assert_int_equal(bucket_of("{orders:3}", 16), 3);
+    /* Cluster hashes the first tag only: a later one names nothing. */
+    assert_int_equal(bucket_of("order:{x}:{orders:3}", 16), -1);
+    /* An empty first tag ("{}") makes Cluster hash the whole key. */
+    assert_int_equal(bucket_of("order:{}{orders:3}", 16), -1);
+}
+
+static void test_ledger_bucket_of_refuses_what_no_ledger_is_named(void **state) {
+    assert_int_equal(bucket_of("order:7", 16), -1);           /* no tag */
+    assert_int_equal(bucket_of("order:{orders}:7", 16), -1);  /* the unbucketed ledger's */
+    assert_int_equal(bucket_of("order:{orders:16}:7", 16), -1); /* out of range */
+    assert_int_equal(bucket_of("order:{orders:03}:7", 16), -1); /* not canonical */
+    assert_int_equal(bucket_of("order:{orders:+3}:7", 16), -1);
+    assert_int_equal(bucket_of("order:{orders:3x}:7", 16), -1);
+    assert_int_equal(bucket_of("order:{orders:}:7", 16), -1);
+    assert_int_equal(bucket_of("order:{ordersx:3}:7", 16), -1); /* another route */
+    assert_int_equal(bucket_of("order:{order:3}:7", 16), -1);
+    assert_int_equal(bucket_of("order:{orders:99999999}:7", 1024), -1);
+    assert_int_equal(bucket_of("order:{orders:3", 16), -1); /* unterminated: no tag */
+}
+
+static void test_ledger_bucket_key_and_a_key_naming_it_share_a_slot(void **state) {
+    struct eb_buf b = EB_BUF_INIT;
+    char key[64];
+    for (unsigned i = 0; i < 64; i++) {
+        eb_buf_reset(&b);
+        eb_ledger_bucket_key(&b, "expiry-bridge:ledger:", "orders", i);
+        snprintf(key, sizeof(key), "order:{orders:%u}:%u", i, i * 7);
+        assert_int_equal(eb_keyslot_of(b.data, b.len), eb_keyslot_of(key, strlen(key)));
+        assert_int_equal(bucket_of(key, 64), (int)i);
+    }
+    eb_buf_free(&b);
+}
+
+static void test_ledger_slot_tags_hash_to_their_slot(void **state) {
+    static struct eb_ledger_slot_tags t;
+    assert_int_equal(eb_ledger_slot_tags_build(&t), 0);
+    for (unsigned s = 0; s < EB_KEYSLOT_COUNT; s++) {
+        size_t n = strlen(t.tag[s]);
+        assert_true(n >= 1 && n <= EB_LEDGER_SLOT_TAG_MAX);
+        assert_int_equal(eb_keyslot_crc16(t.tag[s], n) & (EB_KEYSLOT_COUNT - 1), s);
+    }
+    /* A fixed function of the slot: names written by earlier versions stay
+     * found. The first candidates, "0".."9", "a".., take their own slots. */
+    assert_string_equal(t.tag[eb_keyslot_crc16("0", 1) & (EB_KEYSLOT_COUNT - 1)], "0");
+    assert_string_equal(t.tag[eb_keyslot_crc16("z", 1) & (EB_KEYSLOT_COUNT - 1)], "z");
+}
+
+static void test_ledger_slot_key_lives_in_its_slot(void **state) {
+    static struct eb_ledger_slot_tags t;
+    struct eb_buf b = EB_BUF_INIT;
+    assert_int_equal(eb_ledger_slot_tags_build(&t), 0);
+    for (unsigned s = 0; s < EB_KEYSLOT_COUNT; s += 97) {
+        eb_buf_reset(&b);
+        eb_ledger_slot_key(&b, "expiry-bridge:ledger:", "carts", t.tag[s]);
+        assert_int_equal(eb_keyslot_of(b.data, b.len), s);
+        /* its claims set, <ledger>:claims, too */
+        eb_buf_puts(&b, ":claims");
+        assert_int_equal(eb_keyslot_of(b.data, b.len), s);
+    }
+    eb_buf_reset(&b);
+    eb_ledger_slot_key(&b, "p:", "carts", "1a");
+    assert_string_equal(cstr(&b), "p:{1a}:carts");
     eb_buf_free(&b);
 }
 
@@ -212,6 +303,12 @@ static void test_ledger_is_needed_only_for_ledgered_or_payload_routes(void **sta
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ledger_key_is_prefix_plus_hash_tagged_route),
+        cmocka_unit_test(test_ledger_bucket_key_tags_route_and_bucket),
+        cmocka_unit_test(test_ledger_bucket_of_reads_the_first_hash_tag),
+        cmocka_unit_test(test_ledger_bucket_of_refuses_what_no_ledger_is_named),
+        cmocka_unit_test(test_ledger_bucket_key_and_a_key_naming_it_share_a_slot),
+        cmocka_unit_test(test_ledger_slot_tags_hash_to_their_slot),
+        cmocka_unit_test(test_ledger_slot_key_lives_in_its_slot),
         cmocka_unit_test(test_ledger_scan_pattern_escapes_glob_characters),
         cmocka_unit_test(test_ledger_payload_json_text_is_embedded_as_json),
         cmocka_unit_test(test_ledger_payload_json_with_newlines_is_embedded_compact),

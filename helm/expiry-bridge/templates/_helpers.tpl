@@ -133,6 +133,15 @@ wins would be a guess.
 {{- if or .Values.redis.existingSecret .Values.redis.password }}true{{ end }}
 {{- end }}
 
+{{/* "true" when the sentinels' own password is configured. */}}
+{{- define "expiry-bridge.sentinelPasswordEnabled" -}}
+{{- $sn := .Values.redis.sentinel }}
+{{- if and $sn.existingSecret $sn.password }}
+{{- fail "redis.sentinel: set either existingSecret or password, not both (prefer existingSecret)" }}
+{{- end }}
+{{- if or $sn.existingSecret $sn.password }}true{{ end }}
+{{- end }}
+
 {{/* "true" when Kafka SASL is enabled; checks its settings. */}}
 {{- define "expiry-bridge.kafkaSaslEnabled" -}}
 {{- $s := .Values.kafka.sasl }}
@@ -168,6 +177,9 @@ wins would be a guess.
 {{- if and (not .Values.redis.existingSecret) .Values.redis.password }}
 {{- $_ := set $d "redis-password" .Values.redis.password }}
 {{- end }}
+{{- if and (not .Values.redis.sentinel.existingSecret) .Values.redis.sentinel.password }}
+{{- $_ := set $d "sentinel-password" .Values.redis.sentinel.password }}
+{{- end }}
 {{- if and .Values.kafka.sasl.enabled (not .Values.kafka.sasl.existingSecret) .Values.kafka.sasl.password }}
 {{- $_ := set $d "kafka-sasl-password" .Values.kafka.sasl.password }}
 {{- end }}
@@ -198,6 +210,9 @@ An env entry reading a secret: (dict "name" ENV "existing" SECRET "key" KEY
 {{- define "expiry-bridge.env" -}}
 {{- if include "expiry-bridge.redisPasswordEnabled" . }}
 {{ include "expiry-bridge.secretEnv" (dict "name" "REDIS_PASSWORD" "existing" .Values.redis.existingSecret "key" .Values.redis.existingSecretPasswordKey "chartKey" "redis-password" "root" .) }}
+{{- end }}
+{{- if include "expiry-bridge.sentinelPasswordEnabled" . }}
+{{ include "expiry-bridge.secretEnv" (dict "name" "SENTINEL_PASSWORD" "existing" .Values.redis.sentinel.existingSecret "key" .Values.redis.sentinel.existingSecretPasswordKey "chartKey" "sentinel-password" "root" .) }}
 {{- end }}
 {{- if include "expiry-bridge.kafkaSaslEnabled" . }}
 {{ include "expiry-bridge.secretEnv" (dict "name" "KAFKA_SASL_PASSWORD" "existing" .Values.kafka.sasl.existingSecret "key" .Values.kafka.sasl.existingSecretPasswordKey "chartKey" "kafka-sasl-password" "root" .) }}
@@ -260,6 +275,112 @@ here instead of in the pod's reload.
 {{- end }}
 
 {{/*
+The Redis target, as JSON: {"url", "topology" (standalone, sentinel or
+cluster), "tls" (bool), "db" (bool: the URL selects one database)}. It is
+where the Redis values are checked against each other, after `tpl`, so
+that the chart never renders a file the bridge refuses: a setting of one
+topology (or of TLS) given with another is an error that names both.
+*/}}
+{{- define "expiry-bridge.redisTarget" -}}
+{{- $r := .Values.redis }}
+{{- $url := tpl (required "redis.url is required" $r.url) . }}
+{{- if regexMatch "^[a-zA-Z][-a-zA-Z0-9+.]*://[^/@]*:[^/@]*@" $url }}
+{{- fail "redis.url carries a password, which would land in the ConfigMap: keep the user name there if you like and put the password in a Secret (redis.existingSecret)" }}
+{{- end }}
+{{- $scheme := regexFind "^rediss?(-sentinel|-cluster)?://" $url | trimSuffix "://" }}
+{{- if not $scheme }}
+{{- fail (printf "redis.url (%s) must start with redis:// (standalone), redis-sentinel:// (Sentinel) or redis-cluster:// (Cluster), or rediss... for TLS" $url) }}
+{{- end }}
+{{- $topology := "standalone" }}
+{{- if hasSuffix "-sentinel" $scheme }}{{ $topology = "sentinel" }}
+{{- else if hasSuffix "-cluster" $scheme }}{{ $topology = "cluster" }}
+{{- end }}
+{{- $tls := hasPrefix "rediss" $scheme }}
+{{- $db := or (regexMatch "^rediss?://[^/]*/[0-9]+/?$" $url) (regexMatch "^rediss?-sentinel://[^/]*/[^/]+/[0-9]+/?$" $url) }}
+{{- $s := $r.sentinel }}
+{{- if and (ne $topology "sentinel") (or $s.username $s.existingSecret $s.password) }}
+{{- fail (printf "redis.sentinel is for redis-sentinel:// URLs (the sentinels' own credentials); redis.url is a %s:// URL: leave redis.sentinel empty" $scheme) }}
+{{- end }}
+{{- $t := $r.tls }}
+{{- if not $tls }}
+{{- range $k := list "existingSecret" "certKey" "keyKey" "serverName" "insecureSkipVerify" }}
+{{- if get $t $k }}
+{{- fail (printf "redis.tls.%s needs a TLS URL (rediss://, rediss-sentinel:// or rediss-cluster://); redis.url is a %s:// URL" $k $scheme) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if ne (not $t.certKey) (not $t.keyKey) }}
+{{- fail "redis.tls: set both certKey and keyKey (a client certificate and its key) or neither" }}
+{{- end }}
+{{- if and $t.certKey (not $t.existingSecret) }}
+{{- fail "redis.tls.certKey and keyKey name keys of redis.tls.existingSecret, which is empty" }}
+{{- end }}
+{{- if and $t.existingSecret (not $t.caKey) (not $t.certKey) }}
+{{- fail "redis.tls.existingSecret is set but neither caKey nor certKey/keyKey name a key of it" }}
+{{- end }}
+{{- if kindIs "slice" $r.databases }}
+{{- if $db }}
+{{- fail (printf "redis.url selects one database and redis.databases lists %s: give the databases in one place only (leave redis.databases at \"all\", or drop the /N from the URL)" (toJson $r.databases)) }}
+{{- end }}
+{{- if and (eq $topology "cluster") (ne (toJson $r.databases) "[0]") }}
+{{- fail (printf "redis.databases is %s, but Redis Cluster has only database 0: use \"all\" or [0]" (toJson $r.databases)) }}
+{{- end }}
+{{- end }}
+{{- dict "url" $url "topology" $topology "tls" $tls "db" $db | toJson }}
+{{- end }}
+
+{{/* Where the Redis TLS Secret is mounted, and the file names in it. */}}
+{{- define "expiry-bridge.redisTlsDir" -}}/etc/expiry-bridge-tls/redis{{- end }}
+
+{{/*
+The coordination settings, as JSON with the chart's defaults filled in
+(group and topic named after the release), or {} when coordination is off.
+Checks what the bridge would refuse, and replicas without coordination.
+*/}}
+{{- define "expiry-bridge.coordination" -}}
+{{- $co := .Values.coordination }}
+{{- if and (gt (int .Values.replicaCount) 1) (not $co.enabled) }}
+{{- fail (printf "replicaCount is %d but coordination.enabled is false: without the coordination group every replica reads every notification and forwards it, so each event would be produced %d times. Set coordination.enabled: true (the replicas then split the units, one owner each), or replicaCount: 1" (int .Values.replicaCount) (int .Values.replicaCount)) }}
+{{- end }}
+{{- if $co.enabled }}
+{{- $session := include "expiry-bridge.milliseconds" (dict "name" "coordination.sessionTimeout" "value" $co.sessionTimeout) | atoi }}
+{{- $heartbeat := include "expiry-bridge.milliseconds" (dict "name" "coordination.heartbeatInterval" "value" $co.heartbeatInterval) | atoi }}
+{{- $_ := include "expiry-bridge.milliseconds" (dict "name" "coordination.handoverGrace" "value" $co.handoverGrace) }}
+{{- if lt $session (mul 3 $heartbeat) }}
+{{- fail (printf "coordination.sessionTimeout (%s) must be at least three coordination.heartbeatInterval (%s): a replica must be able to miss a heartbeat without losing its units" $co.sessionTimeout $co.heartbeatInterval) }}
+{{- end }}
+{{- $name := printf "%s.%s" .Release.Namespace (include "expiry-bridge.fullname" .) }}
+{{- dict "enabled" true
+      "group" ($co.group | default (printf "expiry-bridge.%s" $name))
+      "topic" ($co.topic | default (printf "expiry-bridge.units.%s" $name))
+      "session_timeout" $co.sessionTimeout
+      "heartbeat_interval" $co.heartbeatInterval
+      "handover_grace" $co.handoverGrace | toJson }}
+{{- else }}{}
+{{- end }}
+{{- end }}
+
+{{/*
+kafka.client as the bridge gets it (JSON): the passthrough properties as
+strings, plus the SASL settings. Shared by the config and, with
+coordination, the restart checksum.
+*/}}
+{{- define "expiry-bridge.kafkaClient" -}}
+{{- $k := .Values.kafka }}
+{{- $client := dict }}
+{{- range $key, $val := $k.client }}
+{{- $_ := set $client $key (include "expiry-bridge.scalarString" $val) }}
+{{- end }}
+{{- if include "expiry-bridge.kafkaSaslEnabled" . }}
+{{- $_ := set $client "security.protocol" $k.sasl.securityProtocol }}
+{{- $_ := set $client "sasl.mechanisms" $k.sasl.mechanism }}
+{{- $_ := set $client "sasl.username" $k.sasl.username }}
+{{- $_ := set $client "sasl.password" "${KAFKA_SASL_PASSWORD}" }}
+{{- end }}
+{{- toJson $client }}
+{{- end }}
+
+{{/*
 The bridge config, part 1: connections, queue, HTTP server. The bridge
 applies these on reload too (a changed Redis or Kafka is reconnected: the
 new Redis connection overlaps the old one, a replaced producer drains), so
@@ -270,15 +391,20 @@ can break the document.
 {{- define "expiry-bridge.config.restart" -}}
 {{- $r := .Values.redis -}}
 {{- $k := .Values.kafka -}}
+{{- $target := include "expiry-bridge.redisTarget" . | fromJson -}}
+{{- $t := $r.tls -}}
+{{- $tlsDir := include "expiry-bridge.redisTlsDir" . -}}
 redis:
-  url: {{ tpl (required "redis.url is required" $r.url) . | toJson }}
+  url: {{ $target.url | toJson }}
   {{- with $r.username }}
   username: {{ toJson . }}
   {{- end }}
   {{- if include "expiry-bridge.redisPasswordEnabled" . }}
   password: "${REDIS_PASSWORD}"
   {{- end }}
+  {{- if kindIs "slice" $r.databases }}
   databases: {{ toJson $r.databases }}
+  {{- end }}
   configure_notifications: {{ $r.configureNotifications }}
   {{- with $r.source }}
   source: {{ toJson . }}
@@ -288,22 +414,36 @@ redis:
   heartbeat_timeout: {{ toJson $r.heartbeatTimeout }}
   reconnect_min: {{ toJson $r.reconnectMin }}
   reconnect_max: {{ toJson $r.reconnectMax }}
-  {{- include "expiry-bridge.config.redisTls" . | nindent 2 }}
+  topology_interval: {{ toJson $r.topologyInterval }}
+  {{- if and (eq $target.topology "sentinel") (or $r.sentinel.username (include "expiry-bridge.sentinelPasswordEnabled" .)) }}
+  sentinel:
+    {{- with $r.sentinel.username }}
+    username: {{ toJson . }}
+    {{- end }}
+    {{- if include "expiry-bridge.sentinelPasswordEnabled" . }}
+    password: "${SENTINEL_PASSWORD}"
+    {{- end }}
+  {{- end }}
+  {{- if $target.tls }}
+  tls:
+    {{- if and $t.existingSecret $t.caKey }}
+    ca_file: {{ printf "%s/ca.crt" $tlsDir | toJson }}
+    {{- end }}
+    {{- if $t.certKey }}
+    cert_file: {{ printf "%s/tls.crt" $tlsDir | toJson }}
+    key_file: {{ printf "%s/tls.key" $tlsDir | toJson }}
+    {{- end }}
+    {{- with $t.serverName }}
+    server_name: {{ toJson . }}
+    {{- end }}
+    insecure_skip_verify: {{ $t.insecureSkipVerify }}
+  {{- end }}
   read_ahead:
     max_events: {{ int64 $r.readAhead.maxEvents }}
     max_bytes: {{ toJson $r.readAhead.maxBytes }}
 kafka:
   brokers: {{ tpl (required "kafka.brokers is required" $k.brokers) . | toJson }}
-  {{- $client := dict }}
-  {{- range $key, $val := $k.client }}
-  {{- $_ := set $client $key (include "expiry-bridge.scalarString" $val) }}
-  {{- end }}
-  {{- if include "expiry-bridge.kafkaSaslEnabled" . }}
-  {{- $_ := set $client "security.protocol" $k.sasl.securityProtocol }}
-  {{- $_ := set $client "sasl.mechanisms" $k.sasl.mechanism }}
-  {{- $_ := set $client "sasl.username" $k.sasl.username }}
-  {{- $_ := set $client "sasl.password" "${KAFKA_SASL_PASSWORD}" }}
-  {{- end }}
+  {{- $client := include "expiry-bridge.kafkaClient" . | fromJson }}
   {{- if $client }}
   client:
     {{- range $key := keys $client | sortAlpha }}
@@ -314,52 +454,15 @@ kafka:
     max_events: {{ int64 $k.queue.maxEvents }}
     max_bytes: {{ toJson $k.queue.maxBytes }}
   drain_timeout: {{ toJson $k.drainTimeout }}
+{{- $co := include "expiry-bridge.coordination" . | fromJson }}
+{{- if $co }}
+coordination:
+  {{- range $key := list "enabled" "group" "topic" "session_timeout" "heartbeat_interval" "handover_grace" }}
+  {{ $key }}: {{ get $co $key | toJson }}
+  {{- end }}
+{{- end }}
 http:
   listen: {{ printf "%s:%d" (ternary (printf "[%s]" .Values.metrics.bindAddress) .Values.metrics.bindAddress (contains ":" .Values.metrics.bindAddress)) (int .Values.metrics.port) | toJson }}
-{{- end }}
-
-{{/*
-Where the redis.tls Secret is mounted, and whether the URL asks for TLS.
-*/}}
-{{- define "expiry-bridge.redisTlsDir" -}}/etc/expiry-bridge/redis-tls{{- end }}
-
-{{- define "expiry-bridge.redisTlsEnabled" -}}
-{{- if hasPrefix "rediss" (tpl (required "redis.url is required" .Values.redis.url) .) }}true{{ end }}
-{{- end }}
-
-{{/*
-The config's redis.tls: files by their path in the mounted Secret. Only
-with a rediss URL (the bridge refuses redis.tls otherwise, so the chart
-refuses to render it); keys without a Secret, or a key without its
-certificate, are refused here with the value to fix.
-*/}}
-{{- define "expiry-bridge.config.redisTls" -}}
-{{- $t := .Values.redis.tls -}}
-{{- $dir := include "expiry-bridge.redisTlsDir" . -}}
-{{- $on := include "expiry-bridge.redisTlsEnabled" . -}}
-{{- if and (not $on) (or $t.existingSecret $t.certKey $t.keyKey $t.serverName $t.insecureSkipVerify) }}
-{{- fail "redis.tls is set but redis.url is not a rediss:// (rediss-sentinel://, rediss-cluster://) URL" }}
-{{- end }}
-{{- if ne (not $t.certKey) (not $t.keyKey) }}
-{{- fail "redis.tls: set certKey and keyKey together (a client certificate and its key), or neither" }}
-{{- end }}
-{{- if and $t.certKey (not $t.existingSecret) }}
-{{- fail "redis.tls.certKey needs redis.tls.existingSecret (the Secret holding it)" }}
-{{- end }}
-{{- if $on }}
-tls:
-  {{- if and $t.existingSecret $t.caKey }}
-  ca_file: {{ printf "%s/%s" $dir $t.caKey | toJson }}
-  {{- end }}
-  {{- if $t.certKey }}
-  cert_file: {{ printf "%s/%s" $dir $t.certKey | toJson }}
-  key_file: {{ printf "%s/%s" $dir $t.keyKey | toJson }}
-  {{- end }}
-  {{- with $t.serverName }}
-  server_name: {{ toJson . }}
-  {{- end }}
-  insecure_skip_verify: {{ $t.insecureSkipVerify }}
-{{- end }}
 {{- end }}
 
 {{/*
@@ -408,6 +511,7 @@ ledger:
   sweep_batch: {{ int64 $l.sweepBatch }}
   claim_ttl: {{ toJson $l.claimTtl }}
   remember_delivered: {{ toJson $l.rememberDelivered }}
+  buckets: {{ int64 $l.buckets }}
 log:
   level: {{ toJson .Values.log.level }}
   stats_interval: {{ toJson .Values.log.statsInterval }}
@@ -415,9 +519,13 @@ log:
 
 {{/*
 Everything whose change needs a restart, hashed into the pod annotation.
-The bridge reloads its whole config file live, so what remains is what a
+The bridge reloads its config file live, so what remains is what a
 process reads only at start: its environment, which carries the secrets
-(${REDIS_PASSWORD}, ${KAFKA_SASL_PASSWORD}) and any extra variables. Secret
+(${REDIS_PASSWORD}, ${SENTINEL_PASSWORD}, ${KAFKA_SASL_PASSWORD}) and any
+extra variables; and, with coordination, the coordination settings and the
+Kafka connection the group was made with (src/daemon/reload.c builds the
+group from the first file only). A rollout of replicas with coordination
+hands each pod's units over before it stops, so it costs no gap. Secret
 references and extra env already change the pod spec; the inline secret
 values do not (the Secret object changes, not the pod), so they are what
 this hash is really for. A change to an existingSecret's content is
@@ -428,9 +536,15 @@ the Helm version.
 {{- define "expiry-bridge.restartChecksum" -}}
 {{- $refs := dict
       "redis" (pick .Values.redis "existingSecret" "existingSecretPasswordKey")
+      "sentinel" (pick .Values.redis.sentinel "existingSecret" "existingSecretPasswordKey")
       "kafkaSasl" (pick .Values.kafka.sasl "enabled" "existingSecret" "existingSecretPasswordKey")
       "extraEnv" .Values.extraEnv
       "extraEnvFrom" .Values.extraEnvFrom -}}
 {{- $parts := list (toJson $refs) (include "expiry-bridge.inlineSecrets" .) -}}
+{{- $co := include "expiry-bridge.coordination" . -}}
+{{- if ne $co "{}" -}}
+{{- $kafka := dict "brokers" (tpl .Values.kafka.brokers .) "client" (include "expiry-bridge.kafkaClient" . | fromJson) -}}
+{{- $parts = append $parts (printf "coordination %s kafka %s" $co (toJson $kafka)) -}}
+{{- end -}}
 {{- join "\n---\n" $parts | sha256sum -}}
 {{- end }}
