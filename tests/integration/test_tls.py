@@ -8,6 +8,7 @@ one (redis-py), the bridge reads through the TLS one (rediss://).
 On a build whose hiredis has no TLS (0.14, Debian 12) only the test that
 `check` says so runs; the others skip, saying why.
 """
+import os
 import re
 import subprocess
 import unittest
@@ -275,6 +276,35 @@ class TopologyOverTlsTest(BridgeTestCase, unittest.TestCase):
         msgs = c.collect(2, what="the event after the failover")
         self.assertEqual(sorted(m["key"] for m in msgs), [b"after", b"before"])
         self.assertIsNone(b.find_log(lambda e: e.get("tls_reason")))
+
+
+@unittest.skipIf(UNAVAILABLE, "%s" % WHY)
+class TlsFilesTest(unittest.TestCase):
+    """Certificate files that do not load are the configuration's fault:
+    named with their setting, before anything connects."""
+
+    def config(self, ca_file):
+        return with_tls(bridge_config(free_port(), "127.0.0.1:9", ROUTES), free_port(),
+                        ca_file=ca_file)
+
+    def test_functions_load_with_a_missing_ca_file_exits_78_naming_it(self):
+        d = TempDir("fload")
+        self.addCleanup(d.cleanup)
+        missing = os.path.join(d.path, "absent-ca.pem")
+        p = subprocess.run([EB_BIN, "functions", "load", "-c",
+                            d.file("c.yaml", self.config(missing))],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn("redis.tls.ca_file '%s': cannot read it" % missing, p.stderr)
+
+    def test_run_with_a_ca_file_that_is_not_pem_stops_at_start_naming_it(self):
+        d = TempDir("badca")
+        self.addCleanup(d.cleanup)
+        bad = d.file("ca.pem", "not a certificate\n")
+        b = Bridge(self.config(bad)).start()
+        self.addCleanup(b.cleanup)
+        self.assertNotEqual(b.wait_exit(30), 0)
+        self.assertIn("redis.tls.ca_file '%s'" % bad, b.stderr_tail())
 
 
 class CheckTest(unittest.TestCase):
