@@ -132,13 +132,21 @@ class TlsTest(BridgeTestCase, unittest.TestCase):
         bad = os.path.join(self.pki.dir.path, "bad-ca.pem")
         with open(bad, "w") as f:
             f.write("not a certificate\n")
-        with open(b.config_path, "w") as f:
+        # Replaced whole (the bridge also watches the file: a half-written
+        # one must not be what it reads).
+        with open(b.config_path + ".new", "w") as f:
             f.write(self.config(ca_file=bad))
+        os.rename(b.config_path + ".new", b.config_path)
         b.send_signal(signal.SIGHUP)
         line = b.wait_msg("config reload rejected; keeping the current routes", 20)
         self.assertIn("redis.tls.ca_file '%s'" % bad, line["error"])
         self.expire("after-reload")
-        self.assertEqual(c.collect(1)[0]["key"], b"after-reload")
+        try:
+            msgs = c.collect(1)
+        except AssertionError:
+            raise AssertionError("no event after the rejected reload; bridge log:\n" +
+                                 b.stderr_tail(30))
+        self.assertEqual(msgs[0]["key"], b"after-reload")
 
     def test_reconnects_over_tls_after_redis_restarts(self):
         self.start_tls_redis(auth_clients="yes")
@@ -179,12 +187,16 @@ class LedgerOverTlsTest(BridgeTestCase, unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("loaded eb_timers_v1", p.stdout)
 
-        b = wait_ledger_ready(self.start_bridge(cfg, wait=False))
+        b = self.start_bridge(cfg, wait=False)
         c = self.consumer(["orders"])
-        r = self.redis.client()
-        for i in range(5):
-            r.fcall("eb1_arm", 2, "order:%d" % i, ledger_key("orders"), 50)
-        msgs = c.collect(5, what="five ledgered timers")
+        try:
+            wait_ledger_ready(b)
+            r = self.redis.client()
+            for i in range(5):
+                r.fcall("eb1_arm", 2, "order:%d" % i, ledger_key("orders"), 50)
+            msgs = c.collect(5, what="five ledgered timers")
+        except AssertionError as e:
+            raise AssertionError("%s; bridge log:\n%s" % (e, b.stderr_tail(30))) from None
         self.assertEqual(sorted(m["json"]["data"]["key"] for m in msgs),
                          ["order:%d" % i for i in range(5)])
         wait_for(lambda: r.zcard(ledger_key("orders")) == 0, 10, what="the ledger emptied")
