@@ -45,18 +45,21 @@ static const struct eb_config_key sentinel_keys[] = {
 static const struct eb_config_key tls_keys[] = {
     {EB_CT_FILE, "ca_file", NULL, OFF(redis.tls_ca_file), 0, NULL,
      "PEM file of the certificate authorities that sign the servers' certificates. Default: "
-     "the system's trust store."},
+     "the system's trust store. Read at start (a file that does not load stops it, naming "
+     "it) and again before a new connection when it changed (docs/tls.md)."},
     {EB_CT_FILE, "cert_file", NULL, OFF(redis.tls_cert_file), 0, NULL,
-     "PEM client certificate, for servers that authenticate clients (`tls-auth-clients "
-     "yes`). Needs `key_file`."},
+     "PEM client certificate (chain), for servers that authenticate clients "
+     "(`tls-auth-clients yes`). Needs `key_file`. Re-read when it changes, like `ca_file`."},
     {EB_CT_FILE, "key_file", NULL, OFF(redis.tls_key_file), 0, NULL,
      "PEM private key of `cert_file`. Never logged."},
     {EB_CT_STRING, "server_name", NULL, OFF(redis.tls_server_name), 0, NULL,
-     "Name to verify the servers' certificates against and to send as SNI. Default: the host "
-     "each connection is made to."},
+     "Name to verify the servers' certificates against and to send as SNI, for every "
+     "connection. Default: the host each connection is made to as written in `redis.url` (or "
+     "as a sentinel or cluster node announces it), never the address it resolves to; an IP "
+     "address is checked against the certificate's IP entries."},
     {EB_CT_BOOL, "insecure_skip_verify", "false", OFF(redis.tls_insecure_skip_verify), 0, NULL,
-     "Accept any server certificate. Encrypts but does not authenticate the server: for tests "
-     "only; logged as a warning at every start."},
+     "Accept any server certificate for any name. Encrypts but does not authenticate the "
+     "server: for tests only; logged as a warning at every start."},
     {0},
 };
 

@@ -159,7 +159,9 @@ int eb_app_functions_load(const char *path) {
     else
         fprintf(stderr, "%s: %s\n", url, errstr);
     eb_config_free(cfg);
-    return rc == 0 ? EB_EXIT_OK : EB_EXIT_UNAVAILABLE;
+    /* A TLS certificate file that does not load is the configuration's
+     * fault, not Redis's: nothing was connected. */
+    return rc == 0 ? EB_EXIT_OK : rc == EB_ECONFIG ? EB_EXIT_CONFIG : EB_EXIT_UNAVAILABLE;
 }
 
 /* ----------------------------------------------------- process settings */

@@ -256,7 +256,7 @@ static int make_group(eb_reload_t *r, const struct eb_config *cfg, char *errstr,
 static int ensure_ledger(eb_reload_t *r, const struct eb_config *cfg, char *errstr,
                          size_t errstr_size) {
     if (r->ledger)
-        return eb_ledger_set_config(r->ledger, cfg);
+        return eb_ledger_set_config(r->ledger, cfg, errstr, errstr_size);
     if (!eb_ledger_needed(cfg))
         return 0;
     struct eb_ledger_conf lc = {
@@ -267,7 +267,7 @@ static int ensure_ledger(eb_reload_t *r, const struct eb_config *cfg, char *errs
     };
     r->ledger = eb_ledger_new(r->base, &lc, cfg, errstr, errstr_size);
     if (!r->ledger)
-        return EB_ENOMEM;
+        return EB_ECONFIG;
     eb_pipeline_set_ledger(r->c.pipeline, r->ledger);
     return 0;
 }

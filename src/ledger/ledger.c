@@ -301,13 +301,32 @@ static bool str_differs(const char *a, const char *b) {
     return strcmp(a && *a ? a : "", b && *b ? b : "") != 0;
 }
 
+/* r's TLS settings as one string (NULL without TLS or when out of memory:
+ * *oom says which), to tell whether a reload changed them. */
+static char *tls_key(const struct eb_config_redis *r, bool *oom) {
+    if (!r->target.tls)
+        return NULL;
+    char *k = NULL;
+    if (asprintf(&k, "%s\x1f%s\x1f%s\x1f%s\x1f%d", r->tls_ca_file ? r->tls_ca_file : "",
+                 r->tls_cert_file ? r->tls_cert_file : "", r->tls_key_file ? r->tls_key_file : "",
+                 r->tls_server_name ? r->tls_server_name : "", r->tls_insecure_skip_verify) < 0) {
+        *oom = true;
+        return NULL;
+    }
+    return k;
+}
+
 static bool same_redis(const eb_ledger_t *l, const struct eb_config_redis *r) {
     bool same_dbs =
         l->all_databases == r->all_databases &&
         (r->all_databases || (l->ndatabases == r->ndatabases &&
                               !memcmp(l->databases, r->databases, r->ndatabases * sizeof(int))));
+    bool oom = false;
+    char *tk = tls_key(r, &oom);
+    bool same_tls = !oom && !str_differs(tk, l->tls_key);
+    free(tk);
     return l->configured && !str_differs(l->username, r->username) &&
-           !str_differs(l->password, r->password) && same_dbs &&
+           !str_differs(l->password, r->password) && same_tls && same_dbs &&
            l->connect_timeout_ms == r->connect_timeout_ms &&
            l->reply_timeout_ms == r->heartbeat_timeout_ms &&
            l->reconnect_min_ms == r->reconnect_min_ms && l->reconnect_max_ms == r->reconnect_max_ms;
@@ -321,24 +340,35 @@ static void free_secret(char *p) {
     }
 }
 
-/* Take r's connection settings (other credentials, databases or timings:
- * then every link reconnects; where Redis is comes from the topology). The
- * password is kept even when empty if a user is named: an ACL user with
- * nopass. */
-static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r) {
+/* Take r's connection settings (other credentials, TLS settings,
+ * databases or timings: then every link reconnects; where Redis is comes
+ * from the topology). The password is kept even when empty if a user is
+ * named: an ACL user with nopass. A TLS file that does not load changes
+ * nothing: EB_ECONFIG + errstr. */
+static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r, char *errstr,
+                     size_t errstr_size) {
     if (same_redis(l, r))
         return 0;
-    bool user = r->username && *r->username;
+    eb_redis_tls_t *tls = NULL;
+    if (r->target.tls) {
+        struct eb_redis_tls_conf tc = eb_redis_tls_conf_of(r, l->log, l->metrics);
+        if (!(tls = eb_redis_tls_new(&tc, errstr, errstr_size)))
+            return EB_ECONFIG;
+    }
+    bool user = r->username && *r->username, oom = false;
     char *username = user ? strdup(r->username) : NULL;
     char *password = r->password && (*r->password || user) ? strdup(r->password) : NULL;
+    char *tk = tls_key(r, &oom);
     size_t ndb = r->all_databases ? 0 : r->ndatabases;
     int *dbs = ndb ? malloc(ndb * sizeof(int)) : NULL;
-    if ((user && !username) || (r->password && (*r->password || user) && !password) ||
+    if ((user && !username) || (r->password && (*r->password || user) && !password) || oom ||
         (ndb && !dbs)) {
         free(username);
         free_secret(password);
+        free(tk);
         free(dbs);
-        return EB_ENOMEM;
+        eb_redis_tls_destroy(tls);
+        return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
     }
     if (ndb)
         memcpy(dbs, r->databases, ndb * sizeof(int));
@@ -355,7 +385,14 @@ static int set_redis(eb_ledger_t *l, const struct eb_config_redis *r) {
     l->reply_timeout_ms = r->heartbeat_timeout_ms;
     l->reconnect_min_ms = r->reconnect_min_ms;
     l->reconnect_max_ms = r->reconnect_max_ms;
-    return eb_ledger_links_reconnect(l);
+    free(l->tls_key);
+    l->tls_key = tk;
+    eb_redis_tls_destroy(l->old_tls);
+    l->old_tls = l->tls;
+    l->tls = tls;
+    if (eb_ledger_links_reconnect(l) != 0)
+        return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
+    return 0;
 }
 
 /* Which ledgers route lr keeps (ledger_internal.h): on Cluster, an
@@ -450,11 +487,15 @@ static void set_ledger(eb_ledger_t *l, const struct eb_config *cfg) {
     }
 }
 
-int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg) {
+int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg, char *errstr,
+                         size_t errstr_size) {
     struct lroute *routes = NULL;
     eb_router_t *prouter = NULL;
-    if (set_redis(l, &cfg->redis) != 0 || build_routes(l, cfg, &routes, &prouter) != 0)
-        return EB_ENOMEM;
+    int rc = set_redis(l, &cfg->redis, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    if (build_routes(l, cfg, &routes, &prouter) != 0)
+        return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
     free_routes(l->routes, l->nroutes);
     eb_router_destroy(l->payload_router);
     l->routes = routes;
@@ -494,6 +535,10 @@ static void free_fields(eb_ledger_t *l) {
     free(l->username);
     free_secret(l->password);
     free(l->databases);
+    free(l->tls_key);
+    /* After the links (freed first above): hiredis held sessions of them. */
+    eb_redis_tls_destroy(l->tls);
+    eb_redis_tls_destroy(l->old_tls);
     eb_buf_free(&l->kbuf);
     eb_buf_free(&l->pbuf);
     eb_buf_free(&l->jbuf);
@@ -531,10 +576,12 @@ eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf 
     l->id_del = eb_notify_event_id("del", 3);
     l->id_persist = eb_notify_event_id("persist", 7);
     if (!make_events(l) || !eb_ledger_links_init(l) || register_metrics(l) != 0 ||
-        !eb_ledger_tickets_init(l) || eb_ledger_set_config(l, cfg) != 0) {
+        !eb_ledger_tickets_init(l)) {
         eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory setting up the ledger");
         goto err_free_fields;
     }
+    if (eb_ledger_set_config(l, cfg, errstr, errstr_size) != 0)
+        goto err_free_fields;
     return l;
 
 err_free_fields:

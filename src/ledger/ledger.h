@@ -103,15 +103,18 @@ bool eb_ledger_needed(const struct eb_config *cfg);
 
 /* Create (does not connect yet). cfg is borrowed until replaced with
  * eb_ledger_set_config() or the ledger is destroyed; connection settings
- * are copied from it now. NULL + errstr when out of memory. Free with
+ * are copied from it now (a rediss URL's certificates are read). NULL +
+ * errstr when out of memory or a TLS file does not load. Free with
  * eb_ledger_destroy(). */
 eb_ledger_t *eb_ledger_new(struct event_base *base, const struct eb_ledger_conf *conf,
                            const struct eb_config *cfg, char *errstr, size_t errstr_size);
 
-/* Swap in new routes and ledger settings (a reload); connection settings
- * apply after a restart. Tickets in flight keep their ledger. Returns 0 or
- * EB_ENOMEM (then the old configuration stays). */
-int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg);
+/* Swap in new routes and ledger settings (a reload); changed credentials,
+ * timings or TLS settings reconnect every link. Tickets in flight keep
+ * their ledger. Returns 0; or EB_ECONFIG (a TLS certificate file that does
+ * not load) or EB_ENOMEM, + errstr, and then the old configuration stays. */
+int eb_ledger_set_config(eb_ledger_t *l, const struct eb_config *cfg, char *errstr,
+                         size_t errstr_size);
 
 /* Connect, load the library, start sweeping. 0, or EB_ESTATE when started. */
 int eb_ledger_start(eb_ledger_t *l);

@@ -2,7 +2,8 @@
  * Function library of the deadline ledger (config/redis/eb_timers.lua,
  * compiled into the binary) from the command line, before any bridge runs
  * (contract in ledger.h): on the server, or on Redis Cluster on every
- * master CLUSTER NODES lists. A one-shot command, not the daemon: it may
+ * master CLUSTER NODES lists; over TLS for a rediss URL, verified as the
+ * daemon's connections are. A one-shot command, not the daemon: it may
  * block.
  */
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "redis/cluster_map.h"
 #include "redis/redis_client.h"
 #include "redis/redis_conn.h"
+#include "redis/redis_tls.h"
 
 static int timeout_ms(const struct eb_config_redis *r) {
     return r->connect_timeout_ms > 0 ? r->connect_timeout_ms : EB_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -29,8 +31,8 @@ void eb_ledger_install_load_args(struct eb_redis_argv *a) {
 }
 
 /* FUNCTION LOAD (after AUTH when configured) on one server. */
-static int load_on(const struct eb_config_redis *r, const char *host, int port, char *errstr,
-                   size_t errstr_size) {
+static int load_on(const struct eb_config_redis *r, eb_redis_tls_t *tls, const char *host,
+                   int port, char *errstr, size_t errstr_size) {
     struct eb_redis_argv cmds[2];
     size_t n = 0, failed_at = 0;
     /* AUTH whenever a user is named, even with an empty password (an ACL
@@ -40,7 +42,7 @@ static int load_on(const struct eb_config_redis *r, const char *host, int port, 
         eb_redis_conn_auth_args(&cmds[n++], r->username, r->password);
     eb_ledger_install_load_args(&cmds[n++]);
     char why[512];
-    int rc = eb_redis_conn_run_blocking(host, port, timeout_ms(r), cmds, n, &failed_at, why,
+    int rc = eb_redis_conn_run_blocking(host, port, tls, timeout_ms(r), cmds, n, &failed_at, why,
                                         sizeof(why));
     for (size_t i = 0; i < n; i++)
         eb_redis_argv_free(&cmds[i]);
@@ -58,8 +60,8 @@ static int load_on(const struct eb_config_redis *r, const char *host, int port, 
 }
 
 /* Cluster: the masters, from CLUSTER NODES of the first seed that answers. */
-static int cluster_masters(const struct eb_config_redis *r, struct eb_cluster_map **out,
-                           char *errstr, size_t errstr_size) {
+static int cluster_masters(const struct eb_config_redis *r, eb_redis_tls_t *tls,
+                           struct eb_cluster_map **out, char *errstr, size_t errstr_size) {
     int rc = EB_EIO;
     for (size_t i = 0; i < r->target.nnodes; i++) {
         const struct eb_redis_addr *seed = &r->target.nodes[i];
@@ -71,12 +73,12 @@ static int cluster_masters(const struct eb_config_redis *r, struct eb_cluster_ma
         eb_redis_argv_init(&cmds[n]);
         eb_redis_argv_add_str(&cmds[n], "CLUSTER");
         eb_redis_argv_add_str(&cmds[n++], "NODES");
-        rc = eb_redis_conn_query_blocking(seed->host, seed->port, timeout_ms(r), cmds, n,
+        rc = eb_redis_conn_query_blocking(seed->host, seed->port, tls, timeout_ms(r), cmds, n,
                                           &failed_at, &text, &len, errstr, errstr_size);
         for (size_t k = 0; k < n; k++)
             eb_redis_argv_free(&cmds[k]);
         if (rc == 0) {
-            struct eb_cluster_source src = {seed->host, seed->port, false};
+            struct eb_cluster_source src = {seed->host, seed->port, r->target.tls};
             rc = eb_cluster_map_from_nodes(text, len, &src, out, errstr, errstr_size);
         }
         free(text);
@@ -88,11 +90,11 @@ static int cluster_masters(const struct eb_config_redis *r, struct eb_cluster_ma
 
 /* Every master of the cluster: functions are per node (a replica gets them
  * from its master, another master does not). */
-static int install_cluster(const struct eb_config_redis *r, size_t *nodes, char *errstr,
-                           size_t errstr_size) {
+static int install_cluster(const struct eb_config_redis *r, eb_redis_tls_t *tls, size_t *nodes,
+                           char *errstr, size_t errstr_size) {
     struct eb_cluster_map *m = NULL;
     char why[1024];
-    int rc = cluster_masters(r, &m, why, sizeof(why));
+    int rc = cluster_masters(r, tls, &m, why, sizeof(why));
     if (rc != 0)
         return eb_error_set(errstr, errstr_size, rc, "cannot read the cluster's masters: %s",
                             why);
@@ -100,7 +102,7 @@ static int install_cluster(const struct eb_config_redis *r, size_t *nodes, char 
         const struct eb_cluster_master *cm = &m->masters[i];
         if (cm->failed)
             continue; /* its replica, once promoted, gets the library from the bridge */
-        rc = load_on(r, cm->host, cm->port, why, sizeof(why));
+        rc = load_on(r, tls, cm->host, cm->port, why, sizeof(why));
         if (rc != 0)
             eb_error_set(errstr, errstr_size, rc, "master %s:%d: %s", cm->host, cm->port, why);
         else if (nodes)
@@ -115,10 +117,20 @@ int eb_ledger_install(const struct eb_config *cfg, size_t *nodes, char *errstr,
     const struct eb_config_redis *r = &cfg->redis;
     if (nodes)
         *nodes = 0;
-    if (r->target.topology == EB_REDIS_CLUSTER)
-        return install_cluster(r, nodes, errstr, errstr_size);
-    int rc = load_on(r, r->host, r->port, errstr, errstr_size);
-    if (rc == 0 && nodes)
-        *nodes = 1;
+    eb_redis_tls_t *tls = NULL;
+    if (r->target.tls) {
+        struct eb_redis_tls_conf tc = eb_redis_tls_conf_of(r, NULL, NULL);
+        if (!(tls = eb_redis_tls_new(&tc, errstr, errstr_size)))
+            return EB_ECONFIG;
+    }
+    int rc;
+    if (r->target.topology == EB_REDIS_CLUSTER) {
+        rc = install_cluster(r, tls, nodes, errstr, errstr_size);
+    } else {
+        rc = load_on(r, tls, r->host, r->port, errstr, errstr_size);
+        if (rc == 0 && nodes)
+            *nodes = 1;
+    }
+    eb_redis_tls_destroy(tls);
     return rc;
 }

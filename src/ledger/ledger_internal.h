@@ -49,6 +49,7 @@
 #include "redis/redis_argv.h"
 #include "redis/redis_client.h"
 #include "redis/redis_reply.h"
+#include "redis/redis_tls.h"
 #include "redis/redis_topology.h"
 
 /* ------------------------------------------------------------------------
@@ -289,6 +290,11 @@ struct eb_ledger {
     bool configured; /* set_redis ran once */
     char *username;
     char *password; /* never logged */
+    char *tls_key;  /* redis.tls settings in one string; NULL without TLS */
+    /* rediss: every link's TLS, and the one it replaced (kept until the
+     * next change or the end: links retired on the loop's next turn may
+     * still hold it). */
+    eb_redis_tls_t *tls, *old_tls;
     bool all_databases;
     int *databases;
     size_t ndatabases;

@@ -446,6 +446,7 @@ static eb_redis_client_t *make_client(eb_ledger_t *l, struct ledger_link *k, cha
         .port = k->port,
         .username = l->username,
         .password = l->password,
+        .tls = l->tls,
         .kind = EB_REDIS_CLIENT_COMMANDS,
         .connect_timeout_ms = l->connect_timeout_ms,
         .reply_timeout_ms = l->reply_timeout_ms,

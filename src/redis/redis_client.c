@@ -73,6 +73,7 @@ struct eb_redis_client {
     /* conf, strings copied */
     char *name, *client_name, *host, *username, *password;
     int port;
+    eb_redis_tls_t *tls; /* borrowed, or NULL */
     enum eb_redis_client_kind kind;
     bool require_master;
     int connect_timeout_ms, reply_timeout_ms, idle_ping_ms, tick_ms;
@@ -111,6 +112,7 @@ struct eb_redis_client {
     char detail[256];
     const char *hint; /* static storage */
     bool was_ready;
+    enum eb_redis_tls_reason tls_reason;
 
     uint64_t attempt; /* since the last READY */
 
@@ -162,6 +164,8 @@ static void fail(eb_redis_client_t *c, enum eb_redis_down_cause cause, const cha
         return;
     c->failing = true;
     c->cause = cause;
+    if (cause != EB_REDIS_DOWN_TLS)
+        c->tls_reason = EB_REDIS_TLS_OK;
     c->was_ready = c->state == EB_REDIS_CLIENT_READY;
     snprintf(c->what, sizeof(c->what), "%s", what ? what : "");
     snprintf(c->detail, sizeof(c->detail), "%s", detail ? detail : "");
@@ -381,11 +385,23 @@ static bool send_handshake(eb_redis_client_t *c) {
  * hiredis connection events
  * --------------------------------------------------------------------- */
 
+/* A TLS failure, in the words redis_conn.c found for it.
+ * @locality loop thread, inside hiredis. */
+static void fail_tls(eb_redis_client_t *c, enum eb_redis_tls_reason reason, const char *detail) {
+    if (c->failing)
+        return;
+    fail(c, EB_REDIS_DOWN_TLS, NULL, detail, eb_redis_tls_reason_hint(reason));
+    c->tls_reason = reason;
+}
+
 /* @locality loop thread, inside hiredis. */
 static void conn_on_connect(eb_redis_conn_t *conn, bool ok, const char *err, void *opaque) {
     eb_redis_client_t *c = opaque;
+    enum eb_redis_tls_reason tls = eb_redis_conn_tls_failure(conn);
     c->depth++;
-    if (!ok) {
+    if (!ok && tls != EB_REDIS_TLS_OK) {
+        fail_tls(c, tls, err);
+    } else if (!ok) {
         fail(c, EB_REDIS_DOWN_CONNECT, NULL, err, NULL);
     } else {
         c->up = true;
@@ -411,8 +427,12 @@ static enum eb_redis_down_cause lost_cause(const eb_redis_client_t *c, const cha
 /* @locality loop thread, inside hiredis. */
 static void conn_on_disconnect(eb_redis_conn_t *conn, const char *err, void *opaque) {
     eb_redis_client_t *c = opaque;
+    enum eb_redis_tls_reason tls = eb_redis_conn_tls_failure(conn);
     c->depth++;
-    fail(c, lost_cause(c, err), NULL, err, NULL);
+    if (tls != EB_REDIS_TLS_OK)
+        fail_tls(c, tls, err);
+    else
+        fail(c, lost_cause(c, err), NULL, err, NULL);
     c->depth--;
 }
 
@@ -453,12 +473,21 @@ static const struct eb_redis_conn_handlers conn_handlers = {
  * Attempts
  * --------------------------------------------------------------------- */
 
-/* The address is known: connect and pipeline the handshake. */
+/* The address is known: connect (TLS verifies the host's name, not the
+ * address) and pipeline the handshake. */
 static void connect_to(eb_redis_client_t *c) {
     char err[256];
     c->conn = eb_redis_conn_new(c->base, c->addr, c->port, &conn_handlers, c, err, sizeof(err));
     if (!c->conn) {
         fail(c, EB_REDIS_DOWN_CONNECT, NULL, err, NULL);
+        return;
+    }
+    if (c->tls && eb_redis_conn_start_tls(c->conn, c->tls, c->host, err, sizeof(err)) != 0) {
+        enum eb_redis_tls_reason tls = eb_redis_conn_tls_failure(c->conn);
+        if (tls != EB_REDIS_TLS_OK)
+            fail_tls(c, tls, err);
+        else
+            fail(c, EB_REDIS_DOWN_CONNECT, NULL, err, NULL);
         return;
     }
     if (!send_handshake(c))
@@ -549,6 +578,7 @@ static void sess_retrying(uint32_t delay_ms, void *opaque) {
         .what = c->what[0] ? c->what : NULL,
         .hint = c->hint,
         .was_ready = c->was_ready,
+        .tls = c->cause == EB_REDIS_DOWN_TLS ? c->tls_reason : EB_REDIS_TLS_OK,
         .retry_in_ms = delay_ms,
         .attempt = c->attempt,
     };
@@ -577,6 +607,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         return;
     const struct creq *late = (const struct creq *)eb_redis_pending_overdue(
         &c->pending, now, c->up_ns, (int64_t)c->reply_timeout_ms * 1000000);
+    if (late && eb_redis_conn_tls_handshaking(c->conn)) {
+        char detail[128];
+        snprintf(detail, sizeof(detail),
+                 "TLS: no handshake answer within %d ms of connecting", c->reply_timeout_ms);
+        eb_redis_tls_count(c->tls, EB_REDIS_TLS_HANDSHAKE_TIMEOUT);
+        fail_tls(c, EB_REDIS_TLS_HANDSHAKE_TIMEOUT, detail);
+        return;
+    }
     if (late) {
         char detail[96];
         snprintf(detail, sizeof(detail), "%s reply overdue by more than %d ms",
@@ -631,8 +669,18 @@ static void cause_words(const eb_redis_client_t *c, const struct eb_redis_client
         *cause = "closed before any reply";
         *level = EB_LOG_ERROR;
         if (!*hint)
-            *hint = "the server may expect TLS (a rediss:// URL, which this build's hiredis "
-                    "cannot speak) or is not Redis";
+            *hint = eb_redis_conn_tls_unavailable()
+                        ? "the server may expect TLS (a rediss:// URL, which this build's "
+                          "hiredis cannot speak) or is not Redis"
+                        : "the server may expect TLS (a rediss:// URL, redis.tls) or is not "
+                          "Redis";
+        break;
+    case EB_REDIS_DOWN_TLS:
+        *cause = "TLS failed";
+        *setting = eb_redis_tls_reason_setting(d->tls);
+        /* Only a change of settings or certificates helps, but for a
+         * server that did not answer in time. */
+        *level = d->tls == EB_REDIS_TLS_HANDSHAKE_TIMEOUT ? EB_LOG_WARN : EB_LOG_ERROR;
         break;
     case EB_REDIS_DOWN_DEAD:
         *cause = "no reply";
@@ -690,9 +738,17 @@ void eb_redis_client_log_down(eb_redis_client_t *c, const struct eb_redis_client
         eb_lf_int("retry_in_ms", d->retry_in_ms),
         eb_lf_int("repeated", (int64_t)repeated),
         eb_lf_str("hint", hint ? hint : ""),
+        eb_lf_str("tls_reason", eb_redis_tls_reason_name(d->tls)),
     };
+    /* hint and tls_reason are the last two: left off when empty. */
+    size_t nf = hint ? 11 : 10;
+    if (d->tls != EB_REDIS_TLS_OK) {
+        if (!hint)
+            f[nf] = f[11];
+        nf++;
+    }
     eb_log_write(c->log, level, d->was_ready ? "redis connection lost" : "redis connect failed", f,
-                 hint ? 11 : 10);
+                 nf);
 }
 
 /* ------------------------------------------------------------------------
@@ -758,6 +814,7 @@ eb_redis_client_t *eb_redis_client_new(struct event_base *base,
     c->client_name = dup_opt(conf->client_name, &oom);
     c->host = dup_opt(conf->host, &oom);
     c->port = conf->port;
+    c->tls = conf->tls;
     /* An empty user is no user; an empty password with a user is the
      * password of a `nopass` user, sent as such. */
     c->username = conf->username && *conf->username ? dup_opt(conf->username, &oom) : NULL;

@@ -12,6 +12,7 @@
  *
  *   resolve host (redis_resolve.h: never blocks the loop)
  *   -> TCP connect to the address              } within connect_timeout
+ *   -> [TLS, verifying host: redis_tls.h]      } with the first writes
  *   -> [AUTH user pass | AUTH pass]            } pipelined, one round trip
  *   -> [CLIENT SETNAME client_name]            }
  *   -> [ROLE, or INFO replication where ROLE is refused: require a master]
@@ -59,6 +60,7 @@
 
 #include "core/log.h"
 #include "redis/redis_resolve.h"
+#include "redis/redis_tls.h"
 
 struct event_base;
 struct redisReply; /* <hiredis/hiredis.h>, read with redis_reply.h */
@@ -92,6 +94,7 @@ enum eb_redis_down_cause {
     EB_REDIS_DOWN_AUTH,      /* AUTH refused, or required and not configured */
     EB_REDIS_DOWN_ROLE,      /* not a master where one is required */
     EB_REDIS_DOWN_NOT_REDIS, /* closed before any reply, or not RESP: TLS port? */
+    EB_REDIS_DOWN_TLS,       /* the TLS handshake failed or got no answer: tls says why */
     EB_REDIS_DOWN_LOST,      /* the connection went away */
     EB_REDIS_DOWN_DEAD,      /* a reply overdue: the peer stopped answering */
     EB_REDIS_DOWN_OWNER,     /* the owner's verdict: eb_redis_client_fail() */
@@ -106,6 +109,7 @@ struct eb_redis_client_down {
     const char *what;     /* for OWNER: the owner's message; else NULL */
     const char *hint;     /* what to do about it (the setting to fix), or NULL */
     bool was_ready;       /* the connection had completed its handshake */
+    enum eb_redis_tls_reason tls; /* TLS: why; EB_REDIS_TLS_OK for other causes */
     uint32_t retry_in_ms; /* WAITING: when the next attempt starts */
     uint64_t attempt;     /* attempts since the client was last READY */
 };
@@ -146,6 +150,9 @@ struct eb_redis_client_conf {
     int port;
     const char *username; /* ACL user or NULL; copied */
     const char *password; /* or NULL; copied, never logged */
+    /* TLS (rediss://) with this context, verifying host, or NULL for
+     * plaintext. Borrowed: must outlive the client. */
+    eb_redis_tls_t *tls;
     enum eb_redis_client_kind kind;
     bool require_master; /* ROLE (or INFO replication) must say master */
     /* Timings; 0 takes the EB_REDIS_DEFAULT_* value. connect_timeout

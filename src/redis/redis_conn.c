@@ -311,6 +311,7 @@ void eb_redis_reader_free(eb_redis_reader_t *rd) {
     pool_free(&rd->pool);
     free(rd);
 }
+#include "redis/redis_tls.h"
 
 struct eb_redis_conn {
     /* The hiredis context, or NULL once hiredis freed it (failed connect,
@@ -326,6 +327,12 @@ struct eb_redis_conn {
     redisAsyncContext *loop_ac; /* the context they serve (ac may be forgotten first) */
     struct event *rev, *wev;
     int64_t read_ns; /* CLOCK_MONOTONIC at the start of the latest socket read */
+    /* TLS (eb_redis_conn_start_tls()): the handle (borrowed) and the
+     * session, owned by hiredis and valid while ac is; why it failed. */
+    eb_redis_tls_t *tls;
+    struct ssl_st *ssl;
+    enum eb_redis_tls_reason tls_failure;
+    bool answered; /* a reply was read: TLS worked */
 };
 
 /* ------------------------------------------------------------------------
@@ -445,10 +452,16 @@ static const char *ctx_err(const redisAsyncContext *ac) {
  * @locality loop thread, inside hiredis. */
 static void conn_on_connect(const redisAsyncContext *ac, int status) {
     eb_redis_conn_t *c = ac->data;
-    char err[128] = "";
+    char err[256] = "";
     if (status != REDIS_OK) {
+        /* The TCP connect, as hiredis checks it when the socket first
+         * wakes: TLS may have begun by then, and may have been refused. */
         snprintf(err, sizeof(err), "%s", ctx_err(ac));
+        if (c->ssl && !c->destroying)
+            c->tls_failure =
+                eb_redis_tls_diagnose(c->tls, c->ssl, EB_REDIS_TLS_AT_CONNECT, err, sizeof(err));
         c->ac = NULL;
+        c->ssl = NULL;
     }
     if (c->destroying)
         return;
@@ -459,11 +472,17 @@ static void conn_on_connect(const redisAsyncContext *ac, int status) {
 
 /* hiredis disconnect callback: the context is freed right after this
  * returns. During our own redisAsyncFree() it runs too: stay silent then.
+ * A TLS session is still readable here: say what failed in its words.
  * @locality loop thread, inside hiredis. */
 static void conn_on_disconnect(const redisAsyncContext *ac, int status) {
     eb_redis_conn_t *c = ac->data;
-    char err[128];
+    char err[256];
     snprintf(err, sizeof(err), "%s", status == REDIS_OK ? "connection closed" : ctx_err(ac));
+    if (c->ssl && !c->destroying && status != REDIS_OK)
+        c->tls_failure = eb_redis_tls_diagnose(
+            c->tls, c->ssl, c->answered ? EB_REDIS_TLS_AFTER_REPLY : EB_REDIS_TLS_BEFORE_REPLY,
+            err, sizeof(err));
+    c->ssl = NULL;
     c->ac = NULL;
     if (c->destroying)
         return;
@@ -476,6 +495,7 @@ static void conn_on_disconnect(const redisAsyncContext *ac, int status) {
  * @locality loop thread, inside hiredis. */
 static void conn_on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     eb_redis_conn_t *c = ac->data;
+    c->answered |= reply != NULL;
     c->depth++;
     c->h->on_reply(c, reply, privdata, c->opaque);
     c->depth--;
@@ -524,6 +544,34 @@ err_free_conn:
     return NULL;
 }
 
+int eb_redis_conn_start_tls(eb_redis_conn_t *c, eb_redis_tls_t *tls, const char *host,
+                            char *errstr, size_t errstr_size) {
+    if (!c->ac || c->ssl || !tls)
+        return eb_error_set(errstr, errstr_size, EB_ESTATE, "TLS cannot start on this connection");
+    int rc =
+        eb_redis_tls_start(tls, &c->ac->c, host, &c->ssl, &c->tls_failure, errstr, errstr_size);
+    if (rc == 0) {
+        c->tls = tls;
+        return 0;
+    }
+    /* hiredis leaves a context whose TLS failed to start with its TLS I/O
+     * functions and no TLS state: the next event on it would crash inside
+     * hiredis_ssl. Free it now, before the loop runs again (not
+     * connected yet: no callback runs). */
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    redisAsyncFree(ac);
+    return rc;
+}
+
+enum eb_redis_tls_reason eb_redis_conn_tls_failure(const eb_redis_conn_t *c) {
+    return c ? c->tls_failure : EB_REDIS_TLS_OK;
+}
+
+bool eb_redis_conn_tls_handshaking(const eb_redis_conn_t *c) {
+    return c && c->ac && eb_redis_tls_handshaking(c->ssl);
+}
+
 int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const char **argv,
                           const size_t *argvlen) {
     if (!c->ac || c->destroying)
@@ -541,9 +589,9 @@ void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, cons
     eb_redis_argv_add_str(a, password ? password : "");
 }
 
-/* Both blocking entry points: run cmds[0..n); with text, the string reply
- * of the last one is copied there (NUL-terminated). */
-static int run_blocking(const char *host, int port, int timeout_ms,
+/* Both blocking entry points: run cmds[0..n) (over TLS with tls); with
+ * text, the string reply of the last one is copied there (NUL-terminated). */
+static int run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
                         const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
                         char **text, size_t *text_len, char *errstr, size_t errstr_size) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -556,6 +604,14 @@ static int run_blocking(const char *host, int port, int timeout_ms,
         goto out_free;
     }
     redisSetTimeout(c, tv);
+    struct ssl_st *ssl;
+    enum eb_redis_tls_reason reason;
+    char why[256];
+    if (tls && eb_redis_tls_start(tls, c, host, &ssl, &reason, why, sizeof(why)) != 0) {
+        rc = eb_error_set(errstr, errstr_size, EB_EIO, "cannot connect to redis at %s:%d: %s",
+                          host, port, why);
+        goto out_free;
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         *failed_at = i;
         redisReply *r = redisCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
@@ -581,20 +637,20 @@ out_free:
     return rc;
 }
 
-int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
                                const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
                                char *errstr, size_t errstr_size) {
-    return run_blocking(host, port, timeout_ms, cmds, n, failed_at, NULL, NULL, errstr,
+    return run_blocking(host, port, tls, timeout_ms, cmds, n, failed_at, NULL, NULL, errstr,
                         errstr_size);
 }
 
-int eb_redis_conn_query_blocking(const char *host, int port, int timeout_ms,
-                                 const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
-                                 char **text, size_t *text_len, char *errstr,
+int eb_redis_conn_query_blocking(const char *host, int port, eb_redis_tls_t *tls,
+                                 int timeout_ms, const struct eb_redis_argv *cmds, size_t n,
+                                 size_t *failed_at, char **text, size_t *text_len, char *errstr,
                                  size_t errstr_size) {
     *text = NULL;
     *text_len = 0;
-    return run_blocking(host, port, timeout_ms, cmds, n, failed_at, text, text_len, errstr,
+    return run_blocking(host, port, tls, timeout_ms, cmds, n, failed_at, text, text_len, errstr,
                         errstr_size);
 }
 

@@ -34,7 +34,10 @@
  *    REDIS_OPT_NOAUTOFREE unset, so 1.x frees it exactly when 0.14 does
  *    (redis_conn.c says why that option is not used);
  *  - TLS: hiredis_ssl, linked where found (EB_HIREDIS_SSL,
- *    cmake/EbHiredis.cmake; eb_redis_conn_tls_unavailable());
+ *    cmake/EbHiredis.cmake; eb_redis_conn_tls_unavailable()):
+ *    redisInitiateSSL() on &ac->c with a session made from our own OpenSSL
+ *    context (redis_tls.h), right after connecting; a failed handshake
+ *    arrives as a disconnect, which this module explains in TLS's words;
  *  - the loop hooks: the same five ac->ev callbacks; 1.x's sixth,
  *    scheduleTimer, stays unset because no hiredis timeout is set (the
  *    caller's timers do that work);
@@ -68,6 +71,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "redis/redis_tls.h"
 
 struct event_base;
 struct eb_redis_argv;
@@ -104,6 +109,28 @@ eb_redis_conn_t *eb_redis_conn_new(struct event_base *base, const char *host, in
                                    const struct eb_redis_conn_handlers *handlers, void *opaque,
                                    char *errstr, size_t errstr_size);
 
+/* Speak TLS on c (a rediss:// URL): right after eb_redis_conn_new(), before
+ * any command is queued. The handshake runs with the first writes and
+ * reads; when it fails, on_connect or on_disconnect says why in TLS's
+ * words (counted by tls) and eb_redis_conn_tls_failure() tells the reason
+ * -- as it does when this call fails because the handshake failed at once. host is the name
+ * to verify and announce (SNI), not the address connected to; tls is
+ * borrowed until c is destroyed. 0; or EB_EIO + errstr when TLS failed at
+ * once (then c is dead already: destroy it; no callback runs); EB_ESTATE
+ * when c is dead or TLS already;
+ * in a build without TLS, always an error naming the hiredis version. */
+int eb_redis_conn_start_tls(eb_redis_conn_t *c, eb_redis_tls_t *tls, const char *host,
+                            char *errstr, size_t errstr_size);
+
+/* Why the TLS connection c failed, when on_connect, on_disconnect or
+ * eb_redis_conn_start_tls() reported it: a TLS
+ * reason, or EB_REDIS_TLS_OK when TLS was not the cause (or c has none). */
+enum eb_redis_tls_reason eb_redis_conn_tls_failure(const eb_redis_conn_t *c);
+
+/* True while c is a TLS connection whose handshake has not finished: an
+ * overdue first reply then means no TLS answer. */
+bool eb_redis_conn_tls_handshaking(const eb_redis_conn_t *c);
+
 /* Queue a command (binary-safe argv; hiredis copies it). Commands may be
  * queued before the connect completes. Returns 0 (on_reply will run exactly
  * once for it, or for every channel when it is a (P)SUBSCRIBE) or EB_ESTATE
@@ -118,23 +145,24 @@ int eb_redis_conn_command(eb_redis_conn_t *c, void *privdata, int argc, const ch
 void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, const char *password);
 
 /* Run cmds[0..n) in order on a blocking hiredis connection to host:port
- * (timeout_ms for the connect and for each reply), for short-lived
+ * (over TLS with tls, borrowed, when not NULL; timeout_ms for the connect,
+ * the TLS handshake and each reply), for short-lived
  * command-line work such as `expiry-bridge functions load`; never on the
  * event loop: it blocks, name lookup included. Stops at the first error
  * reply. Returns 0; EB_EIO when Redis could not be reached or a reply did
  * not come (errstr says why, *failed_at which command, or SIZE_MAX when the
  * connection itself failed); EB_EREDIS when
  * command *failed_at answered with an error (errstr: Redis's words). */
-int eb_redis_conn_run_blocking(const char *host, int port, int timeout_ms,
+int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
                                const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
                                char *errstr, size_t errstr_size);
 
 /* The same, and the last command's reply, a string (CLUSTER NODES), is
  * returned in *text (NUL-terminated, *text_len bytes; owned by the caller,
  * free()); another kind of reply is EB_EPROTO. *text is NULL on failure. */
-int eb_redis_conn_query_blocking(const char *host, int port, int timeout_ms,
-                                 const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
-                                 char **text, size_t *text_len, char *errstr,
+int eb_redis_conn_query_blocking(const char *host, int port, eb_redis_tls_t *tls,
+                                 int timeout_ms, const struct eb_redis_argv *cmds, size_t n,
+                                 size_t *failed_at, char **text, size_t *text_len, char *errstr,
                                  size_t errstr_size);
 
 /* The hiredis version this build links, "0.14.1": static storage. */

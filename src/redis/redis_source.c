@@ -1053,6 +1053,7 @@ static bool make_clients(eb_redis_source_t *s, const struct eb_redis_source_conf
         .port = conf->port,
         .username = conf->username,
         .password = conf->password,
+        .tls = conf->tls,
         .kind = EB_REDIS_CLIENT_SUBSCRIBER,
         .connect_timeout_ms = conf->connect_timeout_ms,
         .reply_timeout_ms = s->hb_timeout_ms,

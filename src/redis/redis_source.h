@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/notification.h"
+#include "redis/redis_tls.h"
 
 struct event_base;
 struct redisReply; /* <hiredis/hiredis.h>; only eb_redis_source_command() uses it */
@@ -86,6 +87,7 @@ struct eb_redis_source_conf {
     const char *gap_cause;
     const char *username; /* ACL user or NULL; copied */
     const char *password; /* or NULL; copied, never logged */
+    eb_redis_tls_t *tls;  /* rediss: TLS for both connections, borrowed; or NULL */
     bool all_databases;
     const int *databases; /* when !all_databases; copied */
     size_t ndatabases;

@@ -14,7 +14,8 @@
  * callbacks (redis_client.h: no freeing inside hiredis).
  *
  * Ownership: the topology owns its units, their sources, the probe, the
- * sentinel hint subscriber and their resolver.
+ * sentinel hint subscriber, their resolver and, for a rediss URL, the TLS
+ * context they all connect with (freed after them).
  *
  * @locality loop thread only.
  */
@@ -33,6 +34,7 @@
 #include "redis/redis_client.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_resolve.h"
+#include "redis/redis_tls.h"
 #include "redis/redis_topology.h"
 
 /* A discovery failure of the same kind is logged at most this often. */
@@ -79,6 +81,8 @@ struct eb_redis_topology {
     int reconnect_min_ms, reconnect_max_ms, interval_ms;
     char *handover_channel; /* NULL without coordination */
     int handover_grace_ms;
+    eb_redis_tls_t *tls; /* rediss: every connection's TLS; else NULL */
+    bool tls_insecure;
     eb_strpool_t *names;
     eb_log_t *log;
     eb_metrics_t *metrics;
@@ -379,6 +383,7 @@ static bool unit_open(eb_redis_topology_t *t, struct unit *u, int64_t gap_since_
         .gap_cause = gap_cause,
         .username = t->username,
         .password = t->password,
+        .tls = t->tls,
         .all_databases = t->all_databases,
         .databases = t->databases,
         .ndatabases = t->ndatabases,
@@ -776,6 +781,7 @@ static void probe_next(eb_redis_topology_t *t) {
         .port = a->port,
         .username = sentinel ? t->sentinel_username : t->username,
         .password = sentinel ? t->sentinel_password : t->password,
+        .tls = t->tls,
         .kind = EB_REDIS_CLIENT_COMMANDS,
         .connect_timeout_ms = t->connect_timeout_ms,
         .reply_timeout_ms = t->heartbeat_timeout_ms,
@@ -971,6 +977,15 @@ static bool copy_conf(eb_redis_topology_t *t, const struct eb_redis_topology_con
     t->interval_ms = r->topology_interval_ms > 0 ? r->topology_interval_ms : 1000;
     t->handover_channel = dup_or_null(c->handover_channel, &oom);
     t->handover_grace_ms = c->handover_grace_ms;
+    /* The certificates are read now: a file that does not load stops the
+     * start (or the reload) here, naming it, before anything connects. */
+    if (t->target.tls) {
+        struct eb_redis_tls_conf tc = eb_redis_tls_conf_of(r, t->log, t->metrics);
+        t->tls = eb_redis_tls_new(&tc, errstr, errstr_size);
+        if (!t->tls)
+            return false;
+        t->tls_insecure = r->tls_insecure_skip_verify;
+    }
     /* Discovery starts from the URL's nodes: the sentinels, or the seeds. */
     t->candidates = t->target.nodes;
     t->ncandidates = t->target.topology == EB_REDIS_STANDALONE ? 0 : t->target.nnodes;
@@ -1039,6 +1054,12 @@ int eb_redis_topology_start(eb_redis_topology_t *t) {
            eb_lf_str("topology", eb_redis_url_topology_name(t->target.topology)),
            eb_lf_bool("tls", t->target.tls), eb_lf_int("nodes", (int64_t)t->target.nnodes),
            eb_lf_str("master_name", t->target.master_name ? t->target.master_name : ""));
+    if (t->tls_insecure)
+        eb_log(t->log, EB_LOG_WARN,
+               "redis.tls.insecure_skip_verify is true: Redis servers' certificates are not "
+               "verified, so anyone on the network path can pose as Redis and read or change "
+               "what the bridge reads; for tests only",
+               eb_lf_str("setting", "redis.tls.insecure_skip_verify"));
     for (size_t i = 0; i < t->nunits; i++) {
         eb_metrics_inc(t->m_added);
         unit_open(t, t->units[i], 0, NULL);
@@ -1117,5 +1138,7 @@ void eb_redis_topology_destroy(eb_redis_topology_t *t) {
     free_secret(t->sentinel_password);
     free(t->databases);
     free(t->handover_channel);
+    /* Last: hiredis held sessions of it until the connections above went. */
+    eb_redis_tls_destroy(t->tls);
     free(t);
 }

