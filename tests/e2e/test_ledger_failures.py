@@ -72,7 +72,16 @@ class LedgerFailures(unittest.TestCase):
         wait_for(cond, FIRST_S + SPAN_S, interval=0, what="the middle of the deadlines")
 
     def finish(self, name, armed, timeout=90):
-        self.consumer.collect_keys(armed, timeout)
+        try:
+            self.consumer.collect_keys(armed, timeout)
+        except AssertionError as e:
+            # What the bridge and the ledger say, for a failure seen only
+            # on a loaded machine: entries left, the last log lines.
+            left = self.redis.client().zcard(ledger_key("orders"))
+            with self.bridge._lock:
+                tail = [{k: v for k, v in x.items() if k != "ts"} for x in self.bridge.logs[-25:]]
+            raise AssertionError("%s\nledger entries left: %d\nbridge log tail: %s" % (
+                e, left, tail)) from None
         # Until the ledger is empty: every timer was acknowledged, so nothing
         # more can come; then a quiet spell catches late duplicates.
         r = self.redis.client()
