@@ -404,15 +404,26 @@ local function observe(keys, args)
 end
 
 -- eb1_drop KEYS: ledger  ARGV: member...
--- Observed mode: the application deleted these timer keys (a `del`
--- notification): they are cancelled. Returns how many entries went.
+-- Observed mode: the application deleted these timer keys (a `del` or
+-- `persist` notification): they are cancelled. Returns how many entries
+-- went. An entry whose deadline has passed (this master's clock) stays:
+-- Redis expires a key only after its deadline, and a replica announces
+-- that expiry as the `del` its master propagated -- a master demoted by a
+-- failover keeps the bridge's subscription for a moment and announces the
+-- new master's expiries so. The live `expired` notification or the sweep
+-- delivers such a timer. (An application's own DEL of a live key comes
+-- before its deadline; only one that raced the deadline is delivered.)
 local function drop(keys, args)
   local err = need_keys('eb1_drop', keys, 1, 1)
   if err then return err end
+  local now = now_ms()
   local n = 0
   for i = 1, #args do
-    n = n + redis.call('ZREM', keys[1], args[i])
-    redis.call('ZREM', claims_of(keys[1]), args[i])
+    local score = redis.call('ZSCORE', keys[1], args[i])
+    if score and tonumber(score) >= now then
+      n = n + redis.call('ZREM', keys[1], args[i])
+      redis.call('ZREM', claims_of(keys[1]), args[i])
+    end
   end
   return n
 end

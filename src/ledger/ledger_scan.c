@@ -33,9 +33,23 @@
  * Bookkeeping
  * --------------------------------------------------------------------- */
 
-static void on_observe(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
-    if (!r)
+/* An eb1_observe answered NULL recorded nothing (its link went away, or
+ * the slot's owner did not answer within the redirections): the SCAN of
+ * the slot's master records what exists, as after a gap in notifications
+ * (it waits until that link is ready and subscribed). */
+static void observe_lost(eb_ledger_t *l, const struct lreq *req) {
+    if (l->destroying || l->stopped)
         return;
+    struct ledger_link *k = eb_ledger_link_for_slot(l, req->slot);
+    if (k && !k->gone)
+        eb_ledger_scan_start(l, k);
+}
+
+static void on_observe(eb_ledger_t *l, struct lreq *req, const redisReply *r) {
+    if (!r) {
+        observe_lost(l, req);
+        return;
+    }
     if (eb_redis_reply_is_error(r)) {
         if (eb_ledger_log_allow(l, LOGSLOT_OBSERVE))
             eb_log(l->log, EB_LOG_ERROR, "ledger: observed-mode bookkeeping refused by redis",

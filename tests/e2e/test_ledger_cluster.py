@@ -27,6 +27,7 @@ the application's own write, which no bridge can see.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -171,9 +172,46 @@ class LedgerCluster(unittest.TestCase):
             return time.time() * 1000 >= when_ms
         wait_for(cond, (when_ms / 1000 - time.time()) + 5, interval=0, what="the mid-stream")
 
+    def explain_missing(self, armed):
+        """What a failed run needs to be diagnosed: per undelivered timer,
+        the ledger entries and claims holding it on any master and whether
+        its key still exists; the ledger's counters; its log lines."""
+        missing = sorted(k for k in armed if k not in self.consumer.per_key)
+        lines = []
+        for key in missing[:20]:
+            where = []
+            for port in self.cluster.master_ports():
+                c = topotest.redis_client(port)
+                for lk in c.scan_iter(match=PREFIX + "*", count=1000):
+                    score = c.zscore(lk, key)
+                    if score is not None:
+                        where.append("%s@%d=%d" % (lk.decode(), port, score))
+            exists = self.writer.execute_for(key, "PEXPIRETIME", key)
+            lines.append("  %s deadline=%s slot=%d pexpiretime=%s in=%s" % (
+                key, armed[key], topotest.crc16_slot(key), exists, where or "no ledger"))
+        counters = []
+        for name, labels in (("eb_ledger_observed_total", {"route": "carts", "op": "cancel"}),
+                             ("eb_ledger_observed_total", {"route": "carts", "op": "record"}),
+                             ("eb_ledger_redirects_total", {}),
+                             ("eb_ledger_recovered_total", {"route": "carts"}),
+                             ("eb_ledger_claims_total", {"route": "carts", "result": "unknown"})):
+            try:
+                counters.append("%s%s=%s" % (name, labels, self.metric(name, **labels)))
+            except OSError as e:
+                counters.append("%s: %s" % (name, e))
+        with self.bridge._lock:
+            logs = [e for e in self.bridge.raw_stderr
+                    if re.search(r"ledger|redirect|subscri|topology|warn|error", e, re.I)]
+        return "%d undelivered:\n%s\n%s\nbridge log (ledger/redis/warn):\n%s" % (
+            len(missing), "\n".join(lines), " ".join(counters),
+            "\n".join("  " + e for e in logs[-80:]))
+
     def finish(self, name, orders, carts, timeout=90):
         """Every timer delivered, every ledger empty; the RESULT lines."""
-        self.consumer.collect_keys(list(orders) + list(carts), timeout)
+        try:
+            self.consumer.collect_keys(list(orders) + list(carts), timeout)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.explain_missing({**orders, **carts}))) from None
         wait_for(lambda: self.consumer.poll_once(0.05) >= 0 and self.entries("orders") == 0 and
                  self.entries("carts") == 0, 30, interval=0, what="every ledger empty")
         self.consumer.drain(2.0)

@@ -50,6 +50,10 @@ class Functions(unittest.TestCase):
     def fcall(self, fn, keys, *args):
         return self.r.fcall(fn, len(keys), *keys, *args)
 
+    def redis_now_ms(self):
+        s, us = self.r.time()
+        return s * 1000 + us // 1000
+
     def claim(self, member, ttl_ms, pkey=None):
         """eb1_claim of one timer: its result."""
         res = self.fcall("eb1_claim", [L] + ([pkey] if pkey else []), ttl_ms, member,
@@ -334,12 +338,25 @@ class Functions(unittest.TestCase):
         self.fcall("eb1_observe", [L, "k"])
         self.assertIsNone(self.r.zscore(CLAIMS, "k"))
 
-    def test_drop_forgets_deleted_timers(self):
-        self.r.zadd(L, {"k1": 1, "k2": 2})
+    def test_drop_forgets_timers_deleted_before_their_deadline(self):
+        later = self.redis_now_ms() + 600000
+        self.r.zadd(L, {"k1": later, "k2": later + 1})
         self.r.zadd(CLAIMS, {"k1": 9e12})
         self.assertEqual(self.fcall("eb1_drop", [L], "k1", "k3"), 1)
         self.assertEqual(self.r.zrange(L, 0, -1), [b"k2"])
         self.assertIsNone(self.r.zscore(CLAIMS, "k1"))
+
+    def test_drop_keeps_a_timer_whose_deadline_passed(self):
+        # The `del` a replica announces when its master expires a key (a
+        # master demoted by CLUSTER FAILOVER still has the bridge's
+        # subscription): not a cancellation; the timer is still owed.
+        self.r.set("k", "v", px=100)
+        d = self.fcall("eb1_observe", [L, "k"])[0]
+        wait_for(lambda: not self.r.exists("k"), 2, what="expiry")
+        self.assertEqual(self.fcall("eb1_drop", [L], "k"), 0)
+        self.assertEqual(self.r.zscore(L, "k"), d)
+        res = self.fcall("eb1_collect", [L, "k"], d, 5000)
+        self.assertEqual(res[:2], [OWED, d])
 
     def test_binary_keys_and_payloads_survive(self):
         key = b"order:\xff\x00:1"
