@@ -37,6 +37,9 @@ PARTITIONS = 32  # the mock trims each partition at ~5 MB: spread the flood
 REAL_KAFKA_HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                  "support", "kafka_cluster.py")
 WARMUP = 10
+# kafka_sink.c's linger.ms default; the references at a steady rate and
+# under callgrind produce with it (librdkafka's own default is 5).
+BRIDGE_LINGER_MS = "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -290,16 +293,19 @@ def parse_ts(ts):
 class Bridge:
     """The daemon; its JSON-lines stderr is kept in a file and parsed."""
 
-    def __init__(self, ctx, name, queue_events=1000000, queue_bytes="1GiB"):
+    def __init__(self, ctx, name, queue_events=1000000, queue_bytes="1GiB", wrapper=(),
+                 stats_interval="20ms", client=None):
         self.ctx = ctx
         self.config = os.path.join(ctx.rundir, name + ".yaml")
         with open(self.config, "w") as f:
-            f.write(bridge_config(ctx.redis.port, ctx.mock.bootstrap, queue_events, queue_bytes))
+            f.write(bridge_config(ctx.redis.port, ctx.mock.bootstrap, queue_events, queue_bytes,
+                                  stats_interval, client))
         self.logfile = open(os.path.join(ctx.rundir, name + ".log"), "w")
         self.stats = []  # (bridge ts as epoch seconds, stats dict)
         self.errors = []
         self.lock = threading.Lock()
-        self.proc = ctx.procs.start([ctx.bin, "run", "-c", self.config], stdin=subprocess.DEVNULL,
+        self.proc = ctx.procs.start(list(wrapper) + [ctx.bin, "run", "-c", self.config],
+                                    stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.pid = self.proc.pid
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -407,13 +413,15 @@ def stats_brief(s):
 CLIENT_PROPS = {}  # --client NAME=VALUE: librdkafka properties for bridge and references
 
 
-def bridge_config(redis_port, brokers, queue_events, queue_bytes):
+def bridge_config(redis_port, brokers, queue_events, queue_bytes, stats_interval="20ms",
+                  client_props=None):
     """Production defaults except the queue bound (sized for the burst) and a
     fast stats line (the bench reads progress from it)."""
     client = ""
-    if CLIENT_PROPS:
+    props = CLIENT_PROPS if client_props is None else client_props
+    if props:
         client = "\n  client: { %s }" % ", ".join(
-            "%s: \"%s\"" % kv for kv in sorted(CLIENT_PROPS.items()))
+            "%s: \"%s\"" % kv for kv in sorted(props.items()))
     return """# written by bench/bench.py
 redis:
   url: redis://127.0.0.1:%d
@@ -427,8 +435,8 @@ routes:
     key: "{order_id}"
 log:
   level: info
-  stats_interval: 20ms
-""" % (redis_port, brokers, client, queue_events, queue_bytes, TOPIC)
+  stats_interval: %s
+""" % (redis_port, brokers, client, queue_events, queue_bytes, TOPIC, stats_interval)
 
 
 # ------------------------------------------------------------------ tools
@@ -522,7 +530,7 @@ class Ctx:
 
 # ------------------------------------------------------------ bridge life
 
-def start_bridge(ctx, name, **kw):
+def start_bridge(ctx, name, warmup_s=60, **kw):
     """A bridge that is subscribed (seen from Redis: PUBSUB NUMPAT) and has
     delivered WARMUP events (so Kafka connections, metadata and the producer
     id exist, as they do before any real burst). Returns (bridge, idle RSS
@@ -533,7 +541,7 @@ def start_bridge(ctx, name, **kw):
     b = Bridge(ctx, name, **kw)
     try:
         wait_for(lambda: b.proc.poll() is not None or
-                 ctx.redis.r.execute_command("PUBSUB", "NUMPAT") >= 1, 30,
+                 ctx.redis.r.execute_command("PUBSUB", "NUMPAT") >= 1, max(30, warmup_s),
                  "the bridge to subscribe (PUBSUB NUMPAT)")
         check(b.proc.poll() is None, "bridge exited (%s) at start; see %s" % (
             b.proc.returncode, b.logfile.name))
@@ -542,7 +550,8 @@ def start_bridge(ctx, name, **kw):
         for i in range(WARMUP):
             n = ctx.redis.r.publish(CHANNEL, "%s%d" % (PREFIX, 900000000 + i))
             check(n == 1, "warm-up PUBLISH reached %d subscribers, expected the bridge only" % n)
-        b.wait_stats(lambda s: s["produced"] >= WARMUP, "warm-up events delivered", max_s=60)
+        b.wait_stats(lambda s: s["produced"] >= WARMUP, "warm-up events delivered",
+                     stall_s=max(15, warmup_s / 2), max_s=warmup_s)
         return b, idle
     except BaseException:
         b.kill()
@@ -581,10 +590,10 @@ def kafka_ref(ctx, n, rate=None, latency=False):
         argv += ["--rate", "%.0f" % rate]
     if latency:
         argv += ["--latency", "1"]
-        # The bridge lingers 1 ms (kafka_sink.c), librdkafka 5 ms by
-        # default: latency is compared at the bridge's setting.
+        # The bridge lingers BRIDGE_LINGER_MS (kafka_sink.c), librdkafka 5 ms
+        # by default: latency is compared at the bridge's setting.
         if "linger.ms" not in CLIENT_PROPS:
-            argv += ["-X", "linger.ms=1"]
+            argv += ["-X", "linger.ms=" + BRIDGE_LINGER_MS]
     for kv in sorted(CLIENT_PROPS.items()):
         argv += ["-X", "%s=%s" % kv]
     return run_tool(ctx, argv, name="bench_kafka_ref_latency" if latency else
@@ -915,6 +924,445 @@ def s5_profile(ctx, n, out):
     log("profile: perf reports in %s/profile-*.txt" % ctx.rundir)
 
 
+# ------------------------------------------------------------- callgrind
+
+CG_N = 50000  # --cg-n: events per program under callgrind
+# linger.ms of the bridge and the reference under callgrind (--cg-linger-ms).
+# Valgrind runs them ~50x slower, so the bridge's 1 ms would close each
+# batch after ~20 us of native work, and batch sizes -- librdkafka's cost
+# per message -- would follow how fast valgrind runs, i.e. the machine's
+# load (measured: the reference 5,300 -> 6,200 instructions per message
+# while a build ran beside it). With a long linger, batches close by size
+# in the burst as they do natively, and the counts stop depending on time.
+CG_LINGER_MS = "1000"
+
+
+def callgrind_totals(path):
+    """{event: count} of one callgrind dump, from its 'events:' and
+    'totals:' (or 'summary:') lines, summed over every thread (callgrind's
+    default): Ir (instructions) and sysCount (system calls, with
+    --collect-systime; under valgrind clock_gettime is one, as it is
+    wherever the vDSO cannot serve it)."""
+    names, totals = None, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith(("totals:", "summary:")):
+                totals = [int(x) for x in line.split()[1:]]
+    if not names or not totals:
+        raise BenchError("no totals in %s" % path)
+    return dict(zip(names, totals))
+
+
+def callgrind_total(path):
+    return callgrind_totals(path)["Ir"]
+
+
+# Frames that were on a stack when the counters were zeroed: callgrind_annotate
+# shows their whole inclusive cost as their own after a mid-run zero, so the
+# profile leaves them out (their real self cost is a loop's few instructions).
+CG_OPEN_FRAMES = ("main ", "(below main)", "__libc_start_main", "libc_start_call_main",
+                  "start_thread", "clone ", "eb_app_run ", "event_base_dispatch ",
+                  "event_base_loop ", "0x000000000001ab70 [/usr/lib/x86_64-linux-gnu/ld-linux")
+
+
+def callgrind_functions(path, event="Ir"):
+    """{function: self Ir} of a dump, from callgrind_annotate (names as it
+    prints them, 'file:function [object]' trimmed to 'function [object]'),
+    without the frames open at the zero (CG_OPEN_FRAMES)."""
+    txt = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
+                          "--show=" + event, "--sort=" + event, path],
+                         capture_output=True, text=True, check=True).stdout
+    fns, started = {}, False
+    for line in txt.splitlines():
+        if "file:function" in line:
+            started = True
+            continue
+        if not started or not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2 or not parts[0].replace(",", "").isdigit():
+            if fns:
+                break
+            continue
+        ir = int(parts[0].replace(",", ""))
+        rest = parts[1]
+        if rest.startswith("("):  # "(12.34%)"
+            rest = rest.split(")", 1)[1].strip()
+        name = (rest.split(":", 1)[1] if ":" in rest.split(" [")[0] else rest).strip()
+        if any(name.startswith(f) for f in CG_OPEN_FRAMES):
+            continue
+        fns[name] = fns.get(name, 0) + ir
+    return fns
+
+
+class Callgrind:
+    """One program under valgrind --tool=callgrind; its counters are zeroed
+    and dumped around the measured part with callgrind_control (vgdb), so
+    start-up, warm-up and shutdown are left out."""
+
+    def __init__(self, ctx, name, run):
+        self.ctx, self.name = ctx, name
+        self.out = os.path.join(ctx.rundir, "callgrind.%s.%d.out" % (name, run))
+
+    def argv(self, argv):
+        return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + self.out,
+                "--dump-instr=no", "--collect-systime=yes",
+                "--log-file=" + self.out + ".log"] + argv
+
+    def control(self, pid, what):
+        r = subprocess.run(["callgrind_control", what, str(pid)], capture_output=True,
+                           text=True, timeout=120)
+        check(r.returncode == 0 and "OK" in r.stdout,
+              "callgrind_control %s %d: %s %s" % (what, pid, r.stdout, r.stderr))
+
+    def zero(self, pid):
+        self.control(pid, "--zero")
+
+    def dump(self, pid):
+        before = set(os.listdir(self.ctx.rundir))
+        self.control(pid, "--dump")
+        base = os.path.basename(self.out) + "."
+        new = [f for f in wait_for(lambda: [f for f in set(os.listdir(self.ctx.rundir)) - before
+                                            if f.startswith(base) and f[len(base):].isdigit()],
+                                   300, "the callgrind dump of " + self.name)]
+        self.dumpfile = os.path.join(self.ctx.rundir, sorted(new)[-1])
+        time.sleep(0.5)  # callgrind writes the file in one go; let it finish
+        return self.dumpfile
+
+
+# What each function of the profile does for an event, for the table by
+# kind of work (docs/performance.md): (kind, name prefixes or [object]s).
+# The first match wins; the rest is "other".
+CG_KINDS = (
+    ("encoding (CloudEvent JSON, id)", ("json_plain", "event_id", "eb_event_encode", "put_",
+                                        "eb_buf_", "eb_json_", "XXH")),
+    ("routing (router, Kafka key)", ("eb_router_",)),
+    ("reply objects (malloc/free, pool)", ("_int_malloc", "_int_free", "malloc", "free ",
+                                           "calloc", "realloc", "unlink_chunk",
+                                           "malloc_consolidate", "pool_", "freeReplyObject",
+                                           "createReplyObject", "createString", "createArray",
+                                           "createInteger", "createNil")),
+    ("hiredis (reading, async dispatch)", ("[/usr/lib/x86_64-linux-gnu/libhiredis",
+                                           "__strcasecmp", "redis")),
+    ("read-ahead (backlog)", ("eb_backlog_", "on_deliver ", "deliver_one", "on_backlog")),
+    ("delivery reports", ("dr_msg_cb", "eb_pipeline_on_delivery", "inflight_", "serve ",
+                          "on_wake")),
+    ("metrics (counters, histogram)", ("eb_metrics_",)),
+    ("clock reads", ("clock_gettime", "__gettimeofday", "gettimeofday")),
+    ("logging", ("eb_log", "__vfprintf", "_IO_", "vsnprintf", "__printf")),
+    ("event path glue (source, pipeline, sink)", ("deliver ", "sub_on_message", "conn_on_reply",
+                                                  "on_notification", "eb_pipeline_",
+                                                  "forward ", "produce ", "eb_kafka_sink_",
+                                                  "resolve_channel", "eb_notify_",
+                                                  "eb_redis_")),
+    ("librdkafka", ("[/usr/lib/x86_64-linux-gnu/librdkafka", "rd_kafka")),
+    ("libevent", ("[/usr/lib/x86_64-linux-gnu/libevent", "event_", "evmap", "epoll")),
+    ("libc string/memory", ("__mem", "__str", "memcpy", "memmove", "memset", "strlen")),
+)
+
+
+def cg_kind(fn):
+    for kind, keys in CG_KINDS:
+        for k in keys:
+            if fn.startswith(k) or (k.startswith("[") and k in fn):
+                return kind
+    return "other"
+
+
+def cg_subscriber(ctx, n, run):
+    cg = Callgrind(ctx, "subscriber", run)
+    p = ctx.procs.start(cg.argv([ctx.tool("bench_sub_count"), "-p", str(ctx.redis.port),
+                                 "-P", PATTERN, "-n", str(n), "--prefix", PREFIX,
+                                 "--max-id", str(n), "--idle-ms", "60000",
+                                 "--timeout-ms", "900000"]),
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    check(line == "READY", "subscriber under callgrind did not get ready: %r" % line)
+    cg.zero(p.pid)
+    ld = ctx.load("burst", "-n", str(n))
+    check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
+          "callgrind subscriber: PUBLISH reached %s subscribers" % ld["receivers_min"])
+    out, err = p.communicate(timeout=900)
+    ctx.procs.stop(p)
+    res = json_line(out)
+    check(res and res["count"] == n and res["distinct"] == n,
+          "callgrind subscriber counted %s" % res)
+    return cg.out  # the final dump: everything since the zero
+
+
+def cg_reference(ctx, n, run):
+    cg = Callgrind(ctx, "reference", run)
+    argv = [ctx.tool("bench_kafka_ref"), "-b", ctx.mock.bootstrap, "-t", REF_TOPIC,
+            "-n", str(n), "--source", "redis://127.0.0.1:%d/0" % ctx.redis.port,
+            "--route", "order-confirm", "--prefix", PREFIX, "--hold", "1"]
+    for kv in sorted(cg_producer_props().items()):
+        argv += ["-X", "%s=%s" % kv]
+    p = ctx.procs.start(cg.argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    check(line == "READY", "reference under callgrind did not get ready: %r" % line)
+    cg.zero(p.pid)
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    line = p.stdout.readline().strip()
+    check(line == "DONE", "reference under callgrind did not finish: %r" % line)
+    dump = cg.dump(p.pid)
+    out, err = p.communicate("go\n", timeout=300)
+    ctx.procs.stop(p)
+    res = json_line(out)
+    check(res and res["delivered"] == n and res["failed"] == 0,
+          "callgrind reference delivered %s" % res)
+    return dump
+
+
+def cg_bridge(ctx, n, run):
+    cg = Callgrind(ctx, "bridge", run)
+    # A stats line a second, not the bench's 50: under callgrind the run
+    # lasts ~100x longer, and 50 lines a second would be counted as the
+    # bridge's per-event work.
+    b, _ = start_bridge(ctx, "callgrind%d" % run, wrapper=cg.argv([]), warmup_s=300,
+                        stats_interval="1s", client=cg_producer_props())
+    try:
+        cg.zero(b.pid)
+        ld = ctx.load("burst", "-n", str(n))
+        check(ld["receivers_min"] == 1 and ld["receivers_zero"] == 0,
+              "callgrind bridge: PUBLISH reached %s subscribers" % ld["receivers_min"])
+        b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the callgrind burst delivered",
+                     stall_s=120, max_s=1800)
+        dump = cg.dump(b.pid)
+    except BaseException:
+        b.kill()
+        raise
+    stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+    return dump
+
+
+def cg_producer_props():
+    props = bridge_producer_props()
+    props["linger.ms"] = CG_LINGER_MS
+    return props
+
+
+def bridge_producer_props():
+    """The bridge's own producer settings that librdkafka does not default
+    to the same (kafka_sink.c), for the references at the bridge's pace."""
+    props = {"linger.ms": BRIDGE_LINGER_MS}
+    props.update(CLIENT_PROPS)
+    return props
+
+
+def s6_callgrind(ctx, n, runs, out):
+    """Instructions per event, deterministic: the counting subscriber, the
+    Kafka reference (the bridge's producer settings) and the bridge, each
+    under callgrind on the same n-event burst; floor = subscriber +
+    reference. Plus the bridge's functions above the floor."""
+    ctx.fresh_mock()
+    rows = []
+    for run in range(runs):
+        log("callgrind run %d/%d: the counting subscriber (%d events)" % (run + 1, runs, n))
+        wait_for(lambda: ctx.redis.r.execute_command("PUBSUB", "NUMPAT") == 0, 10,
+                 "no pattern subscriber left")
+        sub = cg_subscriber(ctx, n, run + 1)
+        log("callgrind run %d/%d: the Kafka reference" % (run + 1, runs))
+        ref = cg_reference(ctx, n, run + 1)
+        log("callgrind run %d/%d: the bridge" % (run + 1, runs))
+        br = cg_bridge(ctx, n, run + 1)
+        tot = {k: callgrind_totals(f) for k, f in (("sub", sub), ("ref", ref), ("bridge", br))}
+        row = {"run": run + 1, "n": n}
+        for k, t in tot.items():
+            row[k + "_ir_per_event"] = t["Ir"] / n
+            row[k + "_syscalls_per_event"] = t.get("sysCount", 0) / n
+        row["floor_ir_per_event"] = row["sub_ir_per_event"] + row["ref_ir_per_event"]
+        row["ratio"] = row["bridge_ir_per_event"] / row["floor_ir_per_event"]
+        row["files"] = {"subscriber": sub, "reference": ref, "bridge": br}
+        log("callgrind run %d: instructions/event: subscriber %.0f + reference %.0f = floor "
+            "%.0f; bridge %.0f (x%.2f)" % (run + 1, row["sub_ir_per_event"],
+                                           row["ref_ir_per_event"], row["floor_ir_per_event"],
+                                           row["bridge_ir_per_event"], row["ratio"]))
+        rows.append(row)
+        ctx.raw("s6_row", row)
+    last = rows[-1]["files"]
+    fb, fs, fr = (callgrind_functions(last[k]) for k in ("bridge", "subscriber", "reference"))
+    above = {f: (ir - fs.get(f, 0) - fr.get(f, 0)) / n for f, ir in fb.items()}
+    top = sorted(above.items(), key=lambda kv: -kv[1])[:25]
+    kinds = {}
+    for f in set(fb) | set(fs) | set(fr):
+        k = kinds.setdefault(cg_kind(f), [0, 0, 0])
+        k[0] += fb.get(f, 0) / n
+        k[1] += fs.get(f, 0) / n
+        k[2] += fr.get(f, 0) / n
+    kinds = sorted(((k, v[0], v[1], v[2], v[0] - v[1] - v[2]) for k, v in kinds.items()),
+                   key=lambda r: -r[4])
+    out["callgrind"] = {"runs": rows, "median": medians([{k: v for k, v in r.items()
+                                                           if k != "files"} for r in rows]),
+                        "bridge_top_self": sorted(((f, ir / n) for f, ir in fb.items()),
+                                                  key=lambda kv: -kv[1])[:25],
+                        "above_floor_top": top, "by_kind": kinds}
+    with open(os.path.join(ctx.rundir, "callgrind-profile.txt"), "w") as f:
+        f.write("Self instructions per event by kind of work: above the floor = bridge - "
+                "subscriber - reference (%d events)\n" % n)
+        for k, b, sub, ref, above_ in kinds:
+            f.write("%8.0f = %8.0f - %8.0f - %8.0f  %s\n" % (above_, b, sub, ref, k))
+        f.write("\nSelf instructions per event by function: bridge - subscriber - reference = "
+                "above the floor\n")
+        rows = sorted(((fb.get(k, 0) - fs.get(k, 0) - fr.get(k, 0)) / n, k)
+                      for k in set(fb) | set(fs) | set(fr))
+        for v, k in rows[::-1]:
+            if abs(v) >= 1:
+                f.write("%8.0f = %8.0f - %8.0f - %8.0f  %s\n" % (
+                    v, fb.get(k, 0) / n, fs.get(k, 0) / n, fr.get(k, 0) / n, k))
+        f.write("\nSystem calls per event by calling function (bridge / subscriber / reference)\n")
+        sb, ss, sr = (callgrind_functions(last[k], "sysCount")
+                      for k in ("bridge", "subscriber", "reference"))
+        for k in sorted(set(sb) | set(ss) | set(sr), key=lambda k: -sb.get(k, 0)):
+            f.write("%8.3f %8.3f %8.3f  %s\n" % (sb.get(k, 0) / n, ss.get(k, 0) / n,
+                                                 sr.get(k, 0) / n, k))
+
+
+# ---------------------------------------------------------- steady rates
+
+def sched_cpu_s(pid):
+    """CPU seconds of every thread of pid from /proc/<pid>/task/*/schedstat
+    (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for the
+    few hundred ms a slow steady run uses)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            continue  # a thread that just ended
+    return total / 1e9
+
+
+def ctx_switches(pid):
+    """Context switches (voluntary + involuntary) of every thread of pid so
+    far: how often its threads slept and were woken, or were preempted."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def s7_steady(ctx, rates, seconds, runs, out):
+    """CPU per event at steady rates against the floor measured at the same
+    rate in the same run: the counting subscriber, subscribed beside the
+    bridge to the same stream, plus the Kafka reference paced at that rate
+    with the bridge's producer settings (linger.ms included)."""
+    ctx.fresh_mock()
+    res = {}
+    for rate in rates:
+        rows = []
+        n = int(rate * seconds)
+        for run in range(runs):
+            log("steady %d/s run %d/%d: bridge and counting subscriber on one stream (%d events)"
+                % (rate, run + 1, runs, n))
+            b, _ = start_bridge(ctx, "steady%d_%d" % (rate, run + 1), stats_interval="1s")
+            try:
+                c = Background(ctx, [ctx.tool("bench_sub_count"), "-p", str(ctx.redis.port),
+                                     "-P", PATTERN, "-n", str(n), "--prefix", PREFIX,
+                                     "--max-id", str(n), "--idle-ms", "5000",
+                                     "--timeout-ms", "600000"], "sub_count_steady")
+                quiesce()
+                cpu0, csw0 = sched_cpu_s(b.pid), ctx_switches(b.pid)
+                ld = ctx.load("rate", "--rate", str(rate), "--seconds", str(seconds))
+                check(ld["receivers_min"] == 2 and ld["receivers_zero"] == 0,
+                      "steady: a PUBLISH reached %d subscribers, expected bridge + counter" %
+                      ld["receivers_min"])
+                b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the steady stream delivered")
+                cpu1, csw1 = sched_cpu_s(b.pid), ctx_switches(b.pid)
+                sub = c.result(60)
+                check(sub["count"] == n and sub["distinct"] == n,
+                      "steady: the counter got %d of %d" % (sub["count"], n))
+            except BaseException:
+                b.kill()
+                raise
+            s = stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+            log("steady %d/s run %d/%d: Kafka reference at %d msgs/s (linger.ms %s)" % (
+                rate, run + 1, runs, rate, bridge_producer_props()["linger.ms"]))
+            quiesce()
+            ref = kafka_ref(ctx, n, rate=rate, latency=True)
+            check(ref["delivered"] == n, "steady reference delivered %d of %d" % (
+                ref["delivered"], n))
+            row = {"run": run + 1, "n": n, "rate": rate,
+                   "bridge_cpu_us_per_event": (cpu1 - cpu0) * 1e6 / n,
+                   "sub_cpu_us_per_event": sub["cpu_us"] / n,
+                   "ref_cpu_us_per_msg": ref["cpu_us_per_msg"],
+                   "bridge_csw_per_event": (csw1 - csw0) / n,
+                   "sub_csw_per_event": sub.get("csw", 0) / n,
+                   "ref_csw_per_event": ref.get("csw", 0) / n,
+                   "p50_ms": s["latency_p50_busiest_route_s"] * 1000,
+                   "p99_ms": s["latency_p99_busiest_route_s"] * 1000,
+                   "ref_p50_ms": ref["latency_p50_ms"], "ref_p99_ms": ref["latency_p99_ms"]}
+            row["floor_cpu_us_per_event"] = row["sub_cpu_us_per_event"] + row["ref_cpu_us_per_msg"]
+            row["ratio"] = row["bridge_cpu_us_per_event"] / row["floor_cpu_us_per_event"]
+            log("steady %d/s run %d: bridge %.2f us/event; floor %.2f (subscriber %.2f + "
+                "reference %.2f): x%.2f; p99 %.2f ms (reference %.2f ms)" % (
+                    rate, run + 1, row["bridge_cpu_us_per_event"], row["floor_cpu_us_per_event"],
+                    row["sub_cpu_us_per_event"], row["ref_cpu_us_per_msg"], row["ratio"],
+                    row["p99_ms"], row["ref_p99_ms"]))
+            rows.append(row)
+            ctx.raw("s7_row", row)
+        res[str(rate)] = {"runs": rows, "median": medians(rows)}
+    out["steady"] = res
+
+
+def strace_counts(path):
+    """{syscall: calls} from an `strace -c` summary."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            if len(parts) >= 5 and parts[3].isdigit() and not parts[-1].startswith("total"):
+                counts[parts[-1]] = int(parts[3])
+    return counts
+
+
+def s8_syscalls(ctx, rates, seconds, out):
+    """System calls per event at steady rates, by name (strace -c on every
+    thread of the bridge while the stream runs): what the loop and
+    librdkafka's threads do per event and per wakeup. strace slows every
+    call it sees, so no CPU is measured here; the counts are what matter."""
+    strace = shutil.which("strace")
+    if not strace:
+        log("syscalls: strace not installed; skipped")
+        return
+    ctx.fresh_mock()
+    res = {}
+    for rate in rates:
+        n = int(rate * seconds)
+        log("syscalls: %d/s for %.0f s under strace -c" % (rate, seconds))
+        b, _ = start_bridge(ctx, "syscalls%d" % rate, stats_interval="1s")
+        path = os.path.join(ctx.rundir, "strace-%d.txt" % rate)
+        try:
+            tr = ctx.procs.start([strace, "-f", "-c", "-qq", "-o", path, "-p", str(b.pid)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # strace attaches to each thread
+            ld = ctx.load("rate", "--rate", str(rate), "--seconds", str(seconds))
+            check(ld["receivers_zero"] == 0, "syscalls: a PUBLISH reached no subscriber")
+            b.wait_stats(lambda s: s["produced"] >= WARMUP + n, "the traced stream delivered")
+            ctx.procs.stop(tr, signal.SIGINT, 30)
+        except BaseException:
+            b.kill()
+            raise
+        stop_bridge(b, WARMUP + n, WARMUP + n, 0)
+        counts = strace_counts(path)
+        res[str(rate)] = {"n": n, "per_event": {k: v / n for k, v in sorted(
+            counts.items(), key=lambda kv: -kv[1])}}
+        log("syscalls %d/s: %.2f per event: %s" % (rate, sum(counts.values()) / n, ", ".join(
+            "%s %.2f" % (k, v / n) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])))
+    out["syscalls"] = res
+
+
 def cpu_snapshot(ctx, bridge=None):
     """CPU seconds so far of redis-server, the mock Kafka and the bridge
     (loop thread and librdkafka's threads apart): who used the 2 cores."""
@@ -936,6 +1384,14 @@ def medians(rows):
 def verdicts(out, t):
     """(name, measured, target, pass) per target of issue 3 item 10."""
     v = []
+    if "callgrind" in out:
+        m = out["callgrind"]["median"]
+        v.append(("bridge instructions/event <= 1.3 x floor (callgrind)", "x%.2f" % m["ratio"],
+                  "<= x%.2f" % t["ir_ratio"], m["ratio"] <= t["ir_ratio"]))
+    for rate, r in out.get("steady", {}).items():
+        m = r["median"]
+        v.append(("bridge CPU/event at %s/s <= 1.3 x floor" % rate, "x%.2f" % m["ratio"],
+                  "<= x%.2f" % t["steady_ratio"], m["ratio"] <= t["steady_ratio"]))
     if "burst" in out:
         m = out["burst"]["median"]
         runs = out["burst"]["runs"]
@@ -1068,8 +1524,51 @@ def summary_text(out, v, runs):
             m["redis_events_per_s"]))
         L.append("   bridge: last event on Kafka +%.3f s   ratio x%.3f   CPU %.2f us/event" % (
             m["bridge_done_s"], m["ratio"], m["bridge_cpu_us_per_event"]))
+    if "callgrind" in out:
+        m = out["callgrind"]["median"]
+        L.append("")
+        L.append("5. Instructions per event under callgrind (%d-event burst, deterministic)" %
+                 m["n"])
+        L.append("                       instructions  system calls (per event)")
+        L.append("   counting subscriber %10.0f  %8.3f" % (m["sub_ir_per_event"],
+                                                       m["sub_syscalls_per_event"]))
+        L.append("   Kafka reference     %10.0f  %8.3f   (linger.ms %s, both: CG_LINGER_MS)" % (
+            m["ref_ir_per_event"], m["ref_syscalls_per_event"], CG_LINGER_MS))
+        L.append("   floor (sum)         %10.0f  %8.3f" % (
+            m["floor_ir_per_event"], m["sub_syscalls_per_event"] + m["ref_syscalls_per_event"]))
+        L.append("   bridge              %10.0f  %8.3f   ratio x%.2f" % (
+            m["bridge_ir_per_event"], m["bridge_syscalls_per_event"], m["ratio"]))
+        L.append("   by kind of work (self instructions/event): above floor = bridge - "
+                 "subscriber - reference")
+        for k, b, sub, ref, above_ in out["callgrind"]["by_kind"]:
+            L.append("     %6.0f = %6.0f - %6.0f - %6.0f  %s" % (above_, b, sub, ref, k))
+        L.append("   bridge functions above the floor (self instructions/event):")
+        for fn, ir in out["callgrind"]["above_floor_top"][:10]:
+            L.append("     %8.0f  %s" % (ir, fn[:90]))
+    if "steady" in out:
+        L.append("")
+        L.append("6. CPU per event at steady rates against the floor at the same rate (counting "
+                 "subscriber on the same stream + Kafka reference paced, linger.ms %s)" %
+                 BRIDGE_LINGER_MS)
+        for rate, r in out["steady"].items():
+            m = r["median"]
+            L.append("   %6s/s: bridge %6.2f us/event; floor %6.2f (subscriber %5.2f + reference "
+                     "%5.2f): x%.2f;  p99 %.2f ms (reference %.2f ms)" % (
+                         rate, m["bridge_cpu_us_per_event"], m["floor_cpu_us_per_event"],
+                         m["sub_cpu_us_per_event"], m["ref_cpu_us_per_msg"], m["ratio"],
+                         m["p99_ms"], m["ref_p99_ms"]))
+            L.append("            context switches per event: bridge %.2f; subscriber %.2f + "
+                     "reference %.2f" % (m["bridge_csw_per_event"], m["sub_csw_per_event"],
+                                         m["ref_csw_per_event"]))
+    if "syscalls" in out:
+        L.append("")
+        L.append("7. System calls per event at steady rates (strace -c, every thread of the bridge)")
+        for rate, r in out["syscalls"].items():
+            pe = r["per_event"]
+            L.append("   %6s/s: %.2f per event: %s" % (rate, sum(pe.values()), ", ".join(
+                "%s %.2f" % kv for kv in list(pe.items())[:8])))
     L.append("")
-    L.append("Targets (issue 3, item 10)")
+    L.append("Targets (issue 3, item 10; issue 16: instructions and steady rates vs the floor)")
     for name, measured, target, ok in v:
         L.append("   %-4s %-52s %-28s %s" % ("PASS" if ok else "FAIL", name, measured, target))
     return "\n".join(L) + "\n"
@@ -1089,6 +1588,7 @@ def versions():
 
 
 def main():
+    global BRIDGE_LINGER_MS, CG_LINGER_MS
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--rundir", required=True)
@@ -1102,6 +1602,20 @@ def main():
                     help="scenarios to run; 'refs' runs only the burst's references; "
                     "'profile' (not in the default) records the bridge under perf")
     ap.add_argument("--burst-n", type=int, default=500000)
+    ap.add_argument("--steady-rates", default="1000,10000")
+    ap.add_argument("--steady-seconds", type=float, default=10)
+    ap.add_argument("--bridge-bin", default=None,
+                    help="another expiry-bridge binary to measure (e.g. a build of main, for "
+                    "before/after); the bench tools stay this tree's")
+    ap.add_argument("--linger-ms", default=None,
+                    help="the bridge's default linger.ms when it is not the built-in one "
+                    "(the references at a steady rate use it)")
+    ap.add_argument("--cg-n", type=int, default=CG_N,
+                    help="events per program in the callgrind scenario")
+    ap.add_argument("--cg-runs", type=int, default=3,
+                    help="callgrind runs (medians; the counts move by ~1%%)")
+    ap.add_argument("--cg-linger-ms", default=CG_LINGER_MS,
+                    help="linger.ms of the bridge and the reference under callgrind")
     ap.add_argument("--rate", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--bounds", default="20000,100000")
@@ -1112,6 +1626,9 @@ def main():
                     "Kafka reference, to evaluate a change, e.g. linger.ms=1")
     args = ap.parse_args()
     KAFKA["kind"] = args.kafka
+    if args.linger_ms:
+        BRIDGE_LINGER_MS = args.linger_ms
+    CG_LINGER_MS = args.cg_linger_ms
     # On real Kafka: the throughput, latency and mass-expiry scenarios (the
     # memory bound and the naive bridge say nothing more there).
     if args.only is None:
@@ -1122,13 +1639,15 @@ def main():
         k, _, v = kv.partition("=")
         CLIENT_PROPS[k] = v
     targets = {"eps_ratio": 0.5, "cpu_ratio": 1.5, "p99_ms": 10, "idle_rss_mb": 30,
-               "mass_ratio": 1.1}
+               "mass_ratio": 1.1, "ir_ratio": 1.3, "steady_ratio": 1.3}
 
     def on_term(sig, frame):
         raise SystemExit("bench.py: signal %d" % sig)
     signal.signal(signal.SIGTERM, on_term)
 
     ctx = Ctx(args)
+    if args.bridge_bin:
+        ctx.bin = args.bridge_bin
     out = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "client_props": CLIENT_PROPS,
            "kafka": ("real Apache Kafka %s: KRaft controller + 3 brokers, rf 3, "
                      "min.insync.replicas=2" % real_kafka_version()) if args.kafka == "real"
@@ -1155,6 +1674,14 @@ def main():
             s4_mass_expiry(ctx, args.expiry_n, args.lead_ms, args.runs, out)
         if "profile" in only:
             s5_profile(ctx, args.burst_n, out)
+        if "callgrind" in only:
+            s6_callgrind(ctx, args.cg_n, args.cg_runs, out)
+        if "syscalls" in only:
+            s8_syscalls(ctx, [int(x) for x in args.steady_rates.split(",")], args.steady_seconds,
+                        out)
+        if "steady" in only:
+            s7_steady(ctx, [int(x) for x in args.steady_rates.split(",")], args.steady_seconds,
+                      args.runs, out)
     except BenchError as e:
         print("\nBENCH FAILED: %s\n(raw results and logs: %s)" % (e, args.rundir),
               file=sys.stderr, flush=True)

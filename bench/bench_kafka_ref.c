@@ -30,6 +30,12 @@
  * -X adds librdkafka properties (the bench's --client, given to the bridge
  * too, to evaluate a setting on both sides).
  *
+ * --hold 1 (for counting instructions under callgrind, bench.py's callgrind
+ * scenario): after the warm-up it prints "READY" and waits for a line on
+ * stdin before producing, and once every report is in it prints "DONE" and
+ * waits for another line before reporting and destroying the producer, so
+ * the driver can zero and dump the counters around exactly the N messages.
+ *
  * One warm-up message is delivered first (metadata, connections, producer
  * id), as the bridge has them before a burst arrives. Prints one JSON line
  * with wall time, msgs/s and CPU per message (getrusage RUSAGE_SELF: user +
@@ -62,6 +68,7 @@ struct opts {
     const char *extra[16]; /* -X name=value: more librdkafka properties */
     int nextra;
     int latency; /* --latency 1: record produce -> delivery report per message */
+    int hold;    /* --hold 1: READY/DONE handshakes on stdin around the timed part */
 };
 
 struct counts {
@@ -82,19 +89,21 @@ static int64_t now_us(clockid_t clk) {
 struct cpu {
     int64_t user_us, sys_us;
     long minflt;
+    long csw; /* context switches, voluntary + involuntary, every thread: wakeups */
 };
 
 static struct cpu cpu_now(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (struct cpu){(int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
-                        (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_minflt};
+                        (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_minflt,
+                        ru.ru_nvcsw + ru.ru_nivcsw};
 }
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_kafka_ref -b BROKERS -t TOPIC -n N [--source URL] "
                     "[--route NAME] [--prefix P] [--rate R] [--window W] [--latency 1] "
-                    "[-X NAME=VALUE]...\n");
+                    "[--hold 1] [-X NAME=VALUE]...\n");
     exit(2);
 }
 
@@ -121,6 +130,7 @@ static void parse(int argc, char **argv, struct opts *o) {
         {"--window", BA_LL, &o->window},
         {"--rate", BA_DBL, &o->rate},
         {"--latency", BA_INT, &o->latency},
+        {"--hold", BA_INT, &o->hold},
     };
     bench_args_parse(argc, argv, 1, args, sizeof(args) / sizeof(args[0]), extra_property, o, usage);
     if (!o->brokers || !o->topic || o->n <= 0)
@@ -253,6 +263,17 @@ static void pace(rd_kafka_t *rk, int64_t t0, long long i, double rate) {
         rd_kafka_poll(rk, 1);
 }
 
+/* --hold: say where we are, then wait for the driver's go-ahead line. */
+static void hold(const struct opts *o, const char *word) {
+    char line[16];
+    if (!o->hold)
+        return;
+    printf("%s\n", word);
+    fflush(stdout);
+    if (!fgets(line, sizeof(line), stdin))
+        exit(1);
+}
+
 static bool wait_delivered(rd_kafka_t *rk, const struct counts *c, long long want, int timeout_s) {
     int64_t deadline = now_us(CLOCK_MONOTONIC) + (int64_t)timeout_s * 1000000;
     while (c->delivered + c->failed < want && now_us(CLOCK_MONOTONIC) < deadline)
@@ -292,6 +313,7 @@ int main(int argc, char **argv) {
             return 1;
     }
 
+    hold(&o, "READY");
     struct cpu cpu0 = cpu_now();
     int64_t t0 = now_us(CLOCK_MONOTONIC);
     for (long long i = 0; i < o.n; i++) {
@@ -306,6 +328,7 @@ int main(int argc, char **argv) {
     bool done = wait_delivered(rk, &c, o.n, 120);
     int64_t t1 = now_us(CLOCK_MONOTONIC);
     struct cpu cpu1 = cpu_now();
+    hold(&o, "DONE");
     int64_t used = cpu1.user_us + cpu1.sys_us - cpu0.user_us - cpu0.sys_us;
 
     double secs = (double)(t1 - t0) / 1e6;
@@ -316,11 +339,11 @@ int main(int argc, char **argv) {
     printf("\"n\":%lld,\"delivered\":%lld,\"failed\":%lld,"
            "\"seconds\":%.6f,\"msgs_per_s\":%.1f,\"cpu_us\":%lld,\"cpu_us_per_msg\":%.4f,"
            "\"user_us\":%lld,\"sys_us\":%lld,\"minor_faults\":%ld,\"window\":%lld,\"rate\":%.0f,"
-           "\"value_bytes\":%zu,\"headers\":%zu}\n",
+           "\"value_bytes\":%zu,\"headers\":%zu,\"csw\":%ld}\n",
            o.n, c.delivered, c.failed, secs, (double)c.delivered / secs, (long long)used,
            (double)used / (double)o.n, (long long)(cpu1.user_us - cpu0.user_us),
            (long long)(cpu1.sys_us - cpu0.sys_us), cpu1.minflt - cpu0.minflt, o.window, o.rate,
-           enc.value.len, enc.nheaders);
+           enc.value.len, enc.nheaders, cpu1.csw - cpu0.csw);
     fflush(stdout);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);

@@ -195,9 +195,9 @@ int main(int argc, char **argv) {
                      (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
     printf("{\"tool\":\"sub_count\",\"count\":%lld,\"distinct\":%lld,\"foreign\":%lld,"
            "\"first_us\":%lld,\"last_us\":%lld,\"disconnected\":%s,\"stopped\":\"%s\","
-           "\"cpu_us\":%lld}\n",
+           "\"cpu_us\":%lld,\"csw\":%ld}\n",
            t.count, t.distinct, t.foreign, (long long)t.first_us, (long long)t.last_us,
-           disconnected ? "true" : "false", why, (long long)cpu_us);
+           disconnected ? "true" : "false", why, (long long)cpu_us, ru.ru_nvcsw + ru.ru_nivcsw);
     fflush(stdout);
     redisFree(c);
     free(t.seen);

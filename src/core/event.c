@@ -95,18 +95,39 @@ static inline uint64_t swar_bad(uint64_t x) {
 
 static bool json_plain(const void *vp, size_t n) {
     const unsigned char *p = vp;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        memcpy(&x, p + i, 8);
-        if (swar_bad(x))
-            return false;
+    uint64_t x;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&x, p + i, 8);
+            if (swar_bad(x))
+                return false;
+        }
+        if (i == n)
+            return true;
+        /* The tail as the last eight bytes, overlapping bytes already
+         * checked: a fixed-size load, where copying n - i bytes was a call
+         * to memcpy per string (docs/performance.md). */
+        memcpy(&x, p + n - 8, 8);
+        return !swar_bad(x);
     }
-    if (i == n)
-        return true;
-    /* The tail in one more step, padded with spaces (plain). */
-    uint64_t x = 0x2020202020202020u;
-    memcpy(&x, p + i, n - i);
+    /* Shorter than a step: 4..7 bytes as two overlapping 4-byte loads,
+     * fewer one by one into a word padded with spaces (plain). */
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        x = lo | (uint64_t)hi << 32;
+    } else {
+        x = 0x2020202020202020u;
+        unsigned char *xb = (unsigned char *)&x;
+        if (n > 0)
+            xb[0] = p[0];
+        if (n > 1)
+            xb[1] = p[1];
+        if (n > 2)
+            xb[2] = p[2];
+    }
     return !swar_bad(x);
 }
 

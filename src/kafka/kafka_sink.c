@@ -28,11 +28,6 @@
 #include "kafka/kafka_sink.h"
 #include "kafka/kafka_stats.h"
 
-/* Serve at most this many poll rounds per wakeup, so a flood of delivery
- * reports cannot starve the Redis connection sharing the loop; leftovers
- * are served on the next loop iteration. */
-#define EB_SINK_POLL_ROUNDS 64
-
 /* Broker state arrives with librdkafka's statistics; once a second keeps
  * /readyz fresh. The document grows with the partitions (6.8 MB at
  * 10 000), but only its "brokers" part is read (kafka_stats.h). */
@@ -63,8 +58,7 @@ struct eb_kafka_sink {
     int wake[2]; /* librdkafka writes wake[1]; the loop reads wake[0] */
     struct event *wake_ev;
     struct event *tick_ev; /* 1 s housekeeping: full-queue log, safety poll */
-    struct event *more_ev; /* zero timeout: serve what one wakeup left over */
-    int64_t serve_now_ns;  /* clock of the poll round being served; 0 outside one */
+    int64_t serve_now_ns;  /* clock of the poll being served; 0 outside one */
     eb_log_t *log;
     eb_metrics_t *metrics; /* borrowed; our gauge callbacks are unbound at destroy */
     eb_delivery_cb *on_delivery;
@@ -229,33 +223,30 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                    k->opaque);
 }
 
+/* One rd_kafka_poll() per wakeup. It takes everything on the main queue
+ * at once (librdkafka moves the whole queue out under its lock, then runs
+ * the callbacks), so the queue is empty when the callbacks start, and
+ * whatever arrives meanwhile makes it non-empty again, which writes the
+ * wakeup pipe: the next loop iteration serves it, after any Redis read
+ * that is ready. A second poll "in case more came" finds nothing nearly
+ * always at a steady rate and costs a lock round and a clock read per
+ * wakeup (it was one of the per-wakeup costs measured in
+ * docs/performance.md); a flood is served in bounded pieces all the same,
+ * each the size of what queued up during the previous one. */
 static void serve(eb_kafka_sink_t *k) {
-    static const struct timeval next_turn = {0, 0};
-    for (int i = 0; i < EB_SINK_POLL_ROUNDS; i++) {
-        k->serve_now_ns = eb_mono_ns();
-        int served = rd_kafka_poll(k->rk, 0);
-        k->serve_now_ns = 0;
-        if (served == 0)
-            return;
-    }
-    /* More is queued, and librdkafka only signals an empty->non-empty
-     * transition: come back on the next loop iteration. A zero timeout,
-     * not event_active(): libevent 2.1 would run an event activated from
-     * its own callback again in this same pass, never polling Redis. */
-    event_add(k->more_ev, &next_turn);
+    k->serve_now_ns = eb_mono_ns();
+    rd_kafka_poll(k->rk, 0);
+    k->serve_now_ns = 0;
 }
 
-/* @locality loop thread. */
-static void on_more(evutil_socket_t fd, short what, void *arg) {
-    serve(arg);
-}
-
-/* @locality loop thread. */
+/* The pipe carries one byte per empty->non-empty transition of the main
+ * queue, and each transition needs a poll of ours in between: one read
+ * drains it (and if not, the level-triggered event fires again).
+ * @locality loop thread. */
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
     eb_kafka_sink_t *k = arg;
     char drain[256];
-    while (read(fd, drain, sizeof(drain)) > 0)
-        ;
+    (void)!read(fd, drain, sizeof(drain));
     serve(k);
 }
 
@@ -390,8 +381,10 @@ static rd_kafka_conf_t *build_conf(eb_kafka_sink_t *k, const struct eb_kafka_sin
         set_prop(conf, "statistics.interval.ms", EB_SINK_STATS_INTERVAL_MS, errstr, errstr_size))
         goto err_destroy_conf;
     /* Expiry events are about time: wait at most 1 ms to fill a batch
-     * (librdkafka's default is 5). Measured at 10k events/s: p99 from the
-     * notification to the acknowledgement 9.9 ms -> 5.3 ms; bursts still
+     * (librdkafka's default is 5). Measured at 10k events/s
+     * (docs/performance.md, "linger.ms"): p99 from the notification to the
+     * acknowledgement 4.9 ms at 1, 6.6 at 2, 9.6 at 3, 9.9 at 5, where the
+     * target is 10; only 5 costs clearly less CPU (~20 %). Bursts still
      * fill batches by size. */
     if (!user_sets(c, "linger.ms") && !user_sets(c, "queue.buffering.max.ms") &&
         set_prop(conf, "linger.ms", "1", errstr, errstr_size))
@@ -420,9 +413,8 @@ static int setup_wakeup(eb_kafka_sink_t *k, struct event_base *base, char *errst
         return eb_error_set(errstr, errstr_size, EB_EIO, "pipe: %s", strerror(errno));
     k->wake_ev = event_new(base, k->wake[0], EV_READ | EV_PERSIST, on_wake, k);
     k->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, k);
-    k->more_ev = event_new(base, -1, 0, on_more, k);
     struct timeval second = {1, 0};
-    if (!k->wake_ev || !k->tick_ev || !k->more_ev || event_add(k->wake_ev, NULL) ||
+    if (!k->wake_ev || !k->tick_ev || event_add(k->wake_ev, NULL) ||
         event_add(k->tick_ev, &second))
         return eb_error_set(errstr, errstr_size, EB_ENOMEM, "cannot register loop events");
     k->mainq = rd_kafka_queue_get_main(k->rk);
@@ -574,9 +566,7 @@ static void detach(eb_kafka_sink_t *k) {
         event_free(k->wake_ev);
     if (k->tick_ev)
         event_free(k->tick_ev);
-    if (k->more_ev)
-        event_free(k->more_ev);
-    k->wake_ev = k->tick_ev = k->more_ev = NULL;
+    k->wake_ev = k->tick_ev = NULL;
     for (int i = 0; i < 2; i++) {
         if (k->wake[i] >= 0)
             close(k->wake[i]);

@@ -907,6 +907,11 @@ enum eb_redis_client_state eb_redis_client_state(const eb_redis_client_t *c) {
     return c->state;
 }
 
+int64_t eb_redis_client_read_ns(const eb_redis_client_t *c) {
+    int64_t t = c->depth > 0 && c->conn ? eb_redis_conn_read_ns(c->conn) : 0;
+    return t ? t : eb_mono_ns();
+}
+
 const char *eb_redis_client_host(const eb_redis_client_t *c) {
     return c->host;
 }

@@ -223,6 +223,12 @@ void eb_redis_client_stop(eb_redis_client_t *c);
 
 enum eb_redis_client_state eb_redis_client_state(const eb_redis_client_t *c);
 
+/* Inside on_message (or a reply callback): CLOCK_MONOTONIC (ns) when the
+ * socket read that brought the reply began (redis_conn.h), so the owner
+ * stamps a message without reading the clock itself. Outside a callback,
+ * or without a connection: now. */
+int64_t eb_redis_client_read_ns(const eb_redis_client_t *c);
+
 /* "idle", "connecting", "ready", "waiting", "stopped". Static storage. */
 const char *eb_redis_client_state_name(enum eb_redis_client_state st);
 

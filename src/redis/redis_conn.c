@@ -1,5 +1,6 @@
-/* redis_conn.c -- a hiredis async connection on libevent: connect, attach,
- * AUTH, keepalive, and the context freeing rules (see redis_conn.h).
+/* redis_conn.c -- a hiredis async connection on libevent: connect, attach
+ * (our own event hooks), AUTH, keepalive, the context freeing rules, and
+ * replies built in a per-connection pool (see redis_conn.h).
  *
  * One file for hiredis 0.14 (Debian 12) and 1.x (Debian 13: 1.2): every
  * call used here has the same meaning in both. In particular the context is
@@ -11,18 +12,305 @@
  * test_conn_a_killed_server_is_reported_at_once, fails with it). Without
  * it, 1.x frees the context exactly when 0.14 does. What differs between
  * the versions -- TLS, with hiredis_ssl -- is told by EB_HIREDIS_SSL, a
- * constant src/CMakeLists.txt sets (cmake/EbHiredis.cmake). */
+ * constant src/CMakeLists.txt sets (cmake/EbHiredis.cmake); what differs in
+ * the reply builders' table (1.x reads RESP3) is redis_conn_hiredis.h's. */
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libevent.h>
+#include <sanitizer/asan_interface.h>
+
+#include <event2/event.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "redis/redis_argv.h"
 #include "redis/redis_conn.h"
+#include "redis/redis_conn_hiredis.h"
+
+/* ------------------------------------------------------------------------
+ * Replies built in a pool
+ *
+ * hiredis's default reply functions make every reply a tree of separate
+ * allocations: a pub/sub message ["pmessage", pattern, channel, key] is
+ * nine mallocs and nine frees (four strings, four reply objects, the
+ * element array), and the bridge's profile showed malloc and free as the
+ * largest cost of reading Redis (docs/performance.md). These functions
+ * build the same redisReply tree, field for field, in a pool owned by the
+ * connection: hiredis holds at most one reply tree per reader at a time (a
+ * complete reply goes to its callback and is freed before the next one is
+ * parsed; a partial one waits in the reader), and it frees only roots, so
+ * freeing a root rewinds the pool. Replies stay borrowed until their
+ * callback returns, as they always were.
+ * --------------------------------------------------------------------- */
+
+/* The first chunk is kept from reply to reply: a pub/sub message or a
+ * short command reply takes a few hundred bytes of it. A larger reply (a
+ * SCAN page, INFO) chains chunks, each twice the last up to 1 MiB (fewer
+ * mallocs than hiredis makes for it), freed with the reply. */
+#define POOL_FIRST_CHUNK 4096
+#define POOL_MAX_CHUNK   (1024 * 1024)
+
+struct pool_chunk {
+    struct pool_chunk *next;
+    size_t cap, used;
+    alignas(max_align_t) unsigned char data[];
+};
+
+struct reply_pool {
+    struct pool_chunk *first; /* kept; NULL until the first reply */
+    struct pool_chunk *cur;   /* where the next object goes */
+};
+
+/* Memory of a rewound pool is poisoned under AddressSanitizer (the macros
+ * are no-ops otherwise), so a reply used after its callback returned is
+ * still reported as the use-after-free it would be with hiredis's own
+ * functions. */
+
+/* Put before every root object: freeObject() is handed only the root. */
+struct pool_root {
+    struct reply_pool *pool;
+    alignas(max_align_t) redisReply reply;
+};
+
+static void *pool_alloc(struct reply_pool *p, size_t n) {
+    n = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+    struct pool_chunk *c = p->cur;
+    if (c && c->cap - c->used >= n) {
+        void *o = c->data + c->used;
+        c->used += n;
+        ASAN_UNPOISON_MEMORY_REGION(o, n);
+        return o;
+    }
+    size_t cap = !c ? POOL_FIRST_CHUNK : c->cap < POOL_MAX_CHUNK / 2 ? 2 * c->cap : POOL_MAX_CHUNK;
+    if (cap < n)
+        cap = n;
+    if (cap > SIZE_MAX - sizeof(*c))
+        return NULL;
+    struct pool_chunk *nc = malloc(sizeof(*nc) + cap);
+    if (!nc)
+        return NULL;
+    nc->next = NULL;
+    nc->cap = cap;
+    nc->used = n;
+    ASAN_POISON_MEMORY_REGION(nc->data + n, cap - n);
+    if (c)
+        c->next = nc;
+    else
+        p->first = nc;
+    p->cur = nc;
+    return nc->data;
+}
+
+/* The tree was freed: rewind to an empty first chunk, free the others. */
+static void pool_rewind(struct reply_pool *p) {
+    if (!p->first)
+        return;
+    for (struct pool_chunk *c = p->first->next, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    p->first->next = NULL;
+    p->first->used = 0;
+    ASAN_POISON_MEMORY_REGION(p->first->data, p->first->cap);
+    p->cur = p->first;
+}
+
+static void pool_free(struct reply_pool *p) {
+    pool_rewind(p);
+    if (p->first)
+        ASAN_UNPOISON_MEMORY_REGION(p->first->data, p->first->cap);
+    free(p->first);
+    p->first = p->cur = NULL;
+}
+
+/* One reply object (plus extra bytes after it) in the task's pool, linked
+ * into its parent array as hiredis's own functions do. The reader copies
+ * its privdata, the pool, into every task. */
+static redisReply *pool_reply(const redisReadTask *task, int type, size_t extra) {
+    struct reply_pool *p = task->privdata;
+    redisReply *r;
+    if (extra > SIZE_MAX - sizeof(struct pool_root))
+        return NULL;
+    if (task->parent) {
+        r = pool_alloc(p, sizeof(*r) + extra);
+        if (!r)
+            return NULL;
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    } else {
+        struct pool_root *root = pool_alloc(p, sizeof(*root) + extra);
+        if (!root)
+            return NULL;
+        root->pool = p;
+        r = &root->reply;
+    }
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    return r;
+}
+
+/* A string-like reply: bulk, status, error; in 1.x also a RESP3 big
+ * number, and a verbatim string, whose "txt:" prefix goes to vtype as
+ * hiredis's own builder does (its reader ensures len >= 4 there). */
+static void *pool_create_string(const redisReadTask *task, char *str, size_t len) {
+    const char *vtype = NULL;
+    if (task->type == EB_REDIS_CONN_REPLY_VERB) {
+        vtype = str;
+        str += 4;
+        len -= 4;
+    }
+    if (len >= SIZE_MAX / 2)
+        return NULL;
+    redisReply *r = pool_reply(task, task->type, len + 1);
+    if (!r)
+        return NULL;
+    r->str = (char *)(r + 1);
+    if (len)
+        memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    if (vtype)
+        EB_REDIS_CONN_SET_VTYPE(r, vtype);
+    return r;
+}
+
+/* An array; in 1.x also a RESP3 map (elements counts keys and values),
+ * set or push: the type is the task's, as in hiredis's own builder. */
+static void *pool_create_array(const redisReadTask *task, eb_redis_conn_elements_t elements) {
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    if (n > (SIZE_MAX / 2) / sizeof(redisReply *))
+        return NULL;
+    redisReply *r = pool_reply(task, task->type, n * sizeof(redisReply *));
+    if (!r)
+        return NULL;
+    if (n) {
+        r->element = (redisReply **)(r + 1);
+        memset(r->element, 0, n * sizeof(redisReply *));
+    }
+    r->elements = n;
+    return r;
+}
+
+static void *pool_create_integer(const redisReadTask *task, long long value) {
+    redisReply *r = pool_reply(task, REDIS_REPLY_INTEGER, 0);
+    if (r)
+        r->integer = value;
+    return r;
+}
+
+/* RESP3 double (1.x only): the value in dval and, as hiredis keeps it, the
+ * text Redis sent in str. */
+EB_REDIS_CONN_RESP3_ONLY static void *pool_create_double(const redisReadTask *task, double value,
+                                                         char *str, size_t len) {
+    if (len >= SIZE_MAX / 2)
+        return NULL;
+    redisReply *r = pool_reply(task, EB_REDIS_CONN_REPLY_DOUBLE, len + 1);
+    if (!r)
+        return NULL;
+    EB_REDIS_CONN_SET_DVAL(r, value);
+    r->str = (char *)(r + 1);
+    if (len)
+        memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *pool_create_nil(const redisReadTask *task) {
+    return pool_reply(task, REDIS_REPLY_NIL, 0);
+}
+
+/* RESP3 boolean (1.x only): 0 or 1 in integer, as hiredis stores it. */
+EB_REDIS_CONN_RESP3_ONLY static void *pool_create_bool(const redisReadTask *task, int value) {
+    redisReply *r = pool_reply(task, EB_REDIS_CONN_REPLY_BOOL, 0);
+    if (r)
+        r->integer = value != 0;
+    return r;
+}
+
+static void pool_free_object(void *obj) {
+    struct pool_root *root =
+        (struct pool_root *)((unsigned char *)obj - offsetof(struct pool_root, reply));
+    pool_rewind(root->pool);
+}
+
+/* Every slot of the hiredis built against filled (redis_conn_hiredis.h:
+ * a NULL slot in 1.x is not a skipped type but a bogus reply pointer).
+ * Not const: the reader of both versions holds a plain pointer. */
+static redisReplyObjectFunctions pool_fns =
+    EB_REDIS_CONN_REPLY_FNS(pool_create_string, pool_create_array, pool_create_integer,
+                            pool_create_double, pool_create_nil, pool_create_bool,
+                            pool_free_object);
+
+/* Make reader build its replies in p. */
+static void pool_attach(redisReader *reader, struct reply_pool *p) {
+    reader->fn = &pool_fns;
+    reader->privdata = p;
+}
+
+/* ------------------------------------------------------------------------
+ * A reader alone (redis_conn.h: eb_redis_reader_*), for tests and fuzzing
+ * --------------------------------------------------------------------- */
+
+struct eb_redis_reader {
+    redisReader *r;
+    struct reply_pool pool;
+    bool holding;        /* the last reply handed out is still in the pool */
+    void *holding_reply; /* that reply */
+};
+
+eb_redis_reader_t *eb_redis_reader_new(void) {
+    eb_redis_reader_t *rd = calloc(1, sizeof(*rd));
+    if (!rd)
+        return NULL;
+    rd->r = redisReaderCreate();
+    if (!rd->r) {
+        free(rd);
+        return NULL;
+    }
+    pool_attach(rd->r, &rd->pool);
+    return rd;
+}
+
+int eb_redis_reader_feed(eb_redis_reader_t *rd, const void *buf, size_t len) {
+    return redisReaderFeed(rd->r, buf, len) == REDIS_OK ? 0 : EB_EREDIS;
+}
+
+int eb_redis_reader_next(eb_redis_reader_t *rd, const redisReply **out) {
+    void *reply = NULL;
+    *out = NULL;
+    if (rd->holding) {
+        pool_free_object(rd->holding_reply);
+        rd->holding = false;
+    }
+    if (redisReaderGetReply(rd->r, &reply) != REDIS_OK)
+        return EB_EREDIS;
+    if (reply) {
+        rd->holding = true;
+        rd->holding_reply = reply;
+    }
+    *out = reply;
+    return 0;
+}
+
+const char *eb_redis_reader_error(const eb_redis_reader_t *rd) {
+    return rd->r->err ? rd->r->errstr : "";
+}
+
+void eb_redis_reader_free(eb_redis_reader_t *rd) {
+    if (!rd)
+        return;
+    if (rd->holding)
+        pool_free_object(rd->holding_reply);
+    redisReaderFree(rd->r);
+    pool_free(&rd->pool);
+    free(rd);
+}
 #include "redis/redis_tls.h"
 
 struct eb_redis_conn {
@@ -34,6 +322,11 @@ struct eb_redis_conn {
     void *opaque;                           /* borrowed */
     int depth;                              /* > 0 while one of our hiredis callbacks runs */
     bool destroying;                        /* eb_redis_conn_destroy() is freeing the context */
+    struct reply_pool pool;                 /* the replies of ac's reader; outlives ac */
+    /* the loop hooks (attach()); both NULL once hiredis cleaned them up */
+    redisAsyncContext *loop_ac; /* the context they serve (ac may be forgotten first) */
+    struct event *rev, *wev;
+    int64_t read_ns; /* CLOCK_MONOTONIC at the start of the latest socket read */
     /* TLS (eb_redis_conn_start_tls()): the handle (borrowed) and the
      * session, owned by hiredis and valid while ac is; why it failed. */
     eb_redis_tls_t *tls;
@@ -41,6 +334,99 @@ struct eb_redis_conn {
     enum eb_redis_tls_reason tls_failure;
     bool answered; /* a reply was read: TLS worked */
 };
+
+/* ------------------------------------------------------------------------
+ * The loop: hiredis's five event hooks on libevent
+ *
+ * What hiredis's adapters/libevent.h does, with two differences: the read
+ * event is persistent (hiredis re-adds it after every read; a persistent
+ * event makes that a no-op instead of a delete and re-add in libevent's
+ * change list), and each read is timed once, so every reply parsed from
+ * its bytes is stamped without a clock read of its own
+ * (eb_redis_conn_read_ns(); at a burst's 180 messages per 16 KB read that
+ * was one clock read per message, docs/performance.md).
+ *
+ * hiredis 1.x adds a sixth hook, scheduleTimer, which the adapter uses to
+ * enforce redisOptions' connect_timeout and command_timeout. It stays
+ * NULL here, and that loses nothing: redisAsyncConnect() sets neither
+ * timeout, and 1.x calls the hook only when one is set (async_private.h,
+ * refreshTimeout()); the caller's own libevent timers time the connect and
+ * overdue replies (redis_conn.h). Whoever sets a hiredis timeout must add
+ * the hook, calling redisAsyncHandleTimeout(), or it never fires.
+ *
+ * TLS (hiredis_ssl, 1.x) goes through the same hooks: after
+ * redisInitiateSSLWithContext() on &ac->c, redisAsyncHandleRead/Write()
+ * call hiredis's SSL read and write functions instead of the plain ones
+ * (1.2's ssl.c, redisContextSSLFuncs), and those ask for reads and writes
+ * through ac->ev like the plain ones do.
+ * --------------------------------------------------------------------- */
+
+/* @locality loop thread. */
+static void ev_read(evutil_socket_t fd, short what, void *arg) {
+    eb_redis_conn_t *c = arg;
+    c->read_ns = eb_mono_ns();
+    redisAsyncHandleRead(c->loop_ac);
+}
+
+/* @locality loop thread. */
+static void ev_write(evutil_socket_t fd, short what, void *arg) {
+    eb_redis_conn_t *c = arg;
+    redisAsyncHandleWrite(c->loop_ac);
+}
+
+static void ev_add_read(void *p) {
+    eb_redis_conn_t *c = p;
+    event_add(c->rev, NULL);
+}
+
+static void ev_del_read(void *p) {
+    eb_redis_conn_t *c = p;
+    event_del(c->rev);
+}
+
+static void ev_add_write(void *p) {
+    eb_redis_conn_t *c = p;
+    event_add(c->wev, NULL);
+}
+
+static void ev_del_write(void *p) {
+    eb_redis_conn_t *c = p;
+    event_del(c->wev);
+}
+
+/* hiredis is freeing the context (possibly from inside ev_read). */
+static void ev_cleanup(void *p) {
+    eb_redis_conn_t *c = p;
+    event_free(c->rev);
+    event_free(c->wev);
+    c->rev = c->wev = NULL;
+    c->loop_ac = NULL;
+}
+
+/* Hook ac to base. Both events armed at once, as hiredis's adapter does:
+ * the connect completes on the first of them. */
+static bool attach(eb_redis_conn_t *c, redisAsyncContext *ac, struct event_base *base) {
+    c->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, ev_read, c);
+    c->wev = event_new(base, ac->c.fd, EV_WRITE, ev_write, c);
+    if (!c->rev || !c->wev) {
+        if (c->rev)
+            event_free(c->rev);
+        if (c->wev)
+            event_free(c->wev);
+        c->rev = c->wev = NULL;
+        return false;
+    }
+    c->loop_ac = ac;
+    ac->ev.data = c;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    event_add(c->rev, NULL);
+    event_add(c->wev, NULL);
+    return true;
+}
 
 #define EB_STR2(x) #x
 #define EB_STR(x)  EB_STR2(x)
@@ -138,8 +524,9 @@ eb_redis_conn_t *eb_redis_conn_new(struct event_base *base, const char *host, in
     /* Dead peers behind a NAT or a silently dropped route are caught by the
      * heartbeat too; keepalive also tells the kernel to give up on them. */
     redisEnableKeepAlive(&ac->c);
+    pool_attach(ac->c.reader, &c->pool);
     ac->data = c;
-    if (redisLibeventAttach(ac, base) != REDIS_OK) {
+    if (!attach(c, ac, base)) {
         eb_error_set(errstr, errstr_size, EB_EREDIS, "cannot attach to the event loop");
         goto err_free_ac;
     }
@@ -152,6 +539,7 @@ err_free_ac:
     /* Not connected and no callbacks yet: nothing runs during this free. */
     redisAsyncFree(ac);
 err_free_conn:
+    pool_free(&c->pool);
     free(c);
     return NULL;
 }
@@ -266,6 +654,10 @@ int eb_redis_conn_query_blocking(const char *host, int port, eb_redis_tls_t *tls
                         errstr_size);
 }
 
+int64_t eb_redis_conn_read_ns(const eb_redis_conn_t *c) {
+    return c->read_ns;
+}
+
 bool eb_redis_conn_alive(const eb_redis_conn_t *c) {
     return c && c->ac && !c->destroying;
 }
@@ -287,5 +679,6 @@ void eb_redis_conn_destroy(eb_redis_conn_t *c) {
          * the disconnect callback (silenced by c->destroying). */
         redisAsyncFree(ac);
     }
+    pool_free(&c->pool);
     free(c);
 }

@@ -7,7 +7,8 @@
  * redisAsyncContext and when. The rest of the bridge sees an opaque handle
  * that it creates and destroys itself, whatever hiredis did underneath.
  *
- * Built for hiredis 0.14.1 (Debian 12). Its rules, all handled here:
+ * Built for hiredis 0.14.1 (Debian 12) and 1.x (Debian 13: 1.2) from the
+ * same redis_conn.c. The rules, the same in both builds, all handled here:
  *  - redisAsyncConnect() starts a non-blocking connect; "connection refused"
  *    arrives later in the connect callback, never from redisAsyncConnect().
  *    It resolves names with a blocking getaddrinfo(): redis_client.h hands
@@ -27,24 +28,36 @@
  *    invokes its callback (the reply is swallowed): use a second connection
  *    and a heartbeat channel.
  *
- * What changes for hiredis 1.x (Debian 13 ships 1.2), all in redis_conn.c:
- *  - connect through redisAsyncConnectWithOptions(redisOptions) with
- *    REDIS_OPT_NOAUTOFREE (we then free the context ourselves after a
- *    failed connect or a disconnect, instead of forgetting the pointer),
- *    and options.connect_timeout / redisAsyncSetTimeout() could replace the
- *    caller's connect timer (keep the caller's overdue-reply check: it also
- *    covers a server that accepts but never answers);
- *  - TLS (done, redis_tls.h): redisInitiateSSL() on &ac->c with a session
- *    made from our own OpenSSL context, right after connecting; hiredis 1.x
- *    reports the TCP connect in the connect callback and a failed
- *    handshake as a disconnect, which this module explains in TLS's words;
- *  - the connect callback may be the non-const redisConnectCallbackNC
- *    (1.2: redisAsyncSetConnectCallbackNC);
- *  - keepalive: redisEnableKeepAliveWithInterval() lets the interval be set;
+ * What differs for hiredis 1.x, all in redis_conn.c and
+ * redis_conn_hiredis.h:
+ *  - the context is still opened with redisAsyncConnect(), which leaves
+ *    REDIS_OPT_NOAUTOFREE unset, so 1.x frees it exactly when 0.14 does
+ *    (redis_conn.c says why that option is not used);
+ *  - TLS: hiredis_ssl, linked where found (EB_HIREDIS_SSL,
+ *    cmake/EbHiredis.cmake; eb_redis_conn_tls_unavailable()):
+ *    redisInitiateSSL() on &ac->c with a session made from our own OpenSSL
+ *    context (redis_tls.h), right after connecting; a failed handshake
+ *    arrives as a disconnect, which this module explains in TLS's words;
+ *  - the loop hooks: the same five ac->ev callbacks; 1.x's sixth,
+ *    scheduleTimer, stays unset because no hiredis timeout is set (the
+ *    caller's timers do that work);
+ *  - replies built in a pool: the same builders, with the same
+ *    one-tree-at-a-time rule, plus 1.x's createDouble and createBool and
+ *    its RESP3 aggregate and verbatim types, built as hiredis builds them;
  *  - PING works on a subscribed context from 1.1 and RESP3 push replies
  *    exist; the heartbeat channel keeps working, so nothing above changes.
  * The handle, its callbacks and the redisReply type stay the same, so
  * redis_source.c does not change.
+ *
+ * Replies are built in a pool owned by the connection, not as hiredis's
+ * tree of separate allocations (nine mallocs and frees per pub/sub
+ * message): hiredis holds one reply tree per reader at a time and frees
+ * only its root, which rewinds the pool. A reply is therefore valid only
+ * until its callback returns -- the rule callers always had -- and a reply
+ * used later is reported by AddressSanitizer (the pool is poisoned when it
+ * rewinds). Whichever hiredis this file is built for must keep that
+ * contract; eb_redis_reader_*() below exposes the same reply builder alone,
+ * so tests and the fuzz target check it against hiredis's own trees.
  *
  * Ownership: the handle is owned by whoever called eb_redis_conn_new() and
  * freed only by eb_redis_conn_destroy(). Replies passed to callbacks are
@@ -57,6 +70,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redis/redis_tls.h"
 
@@ -157,6 +171,25 @@ const char *eb_redis_conn_version(void);
 /* NULL when this build can speak TLS to Redis; else a sentence saying why
  * not, naming the hiredis version (static storage), for `check`. */
 const char *eb_redis_conn_tls_unavailable(void);
+
+/* A RESP reader building replies exactly as a connection's do (the pool
+ * above), without a connection: for tests and tests/fuzz/fuzz_redis_reply.c.
+ * Feed bytes in any split; eb_redis_reader_next() returns 0 and the next
+ * complete reply in *out (NULL when none is complete yet; borrowed until
+ * the next call or eb_redis_reader_free()), or EB_EREDIS on a protocol
+ * error (eb_redis_reader_error() says which; the reader is then dead). */
+typedef struct eb_redis_reader eb_redis_reader_t;
+eb_redis_reader_t *eb_redis_reader_new(void);
+int eb_redis_reader_feed(eb_redis_reader_t *rd, const void *buf, size_t len);
+int eb_redis_reader_next(eb_redis_reader_t *rd, const struct redisReply **out);
+const char *eb_redis_reader_error(const eb_redis_reader_t *rd);
+void eb_redis_reader_free(eb_redis_reader_t *rd);
+
+/* CLOCK_MONOTONIC (ns) when the socket read began whose bytes the reply in
+ * hand came from: inside on_reply, the time the bridge read it. One clock
+ * reading per read, not per reply (a 16 KB read holds ~180 pub/sub
+ * messages). 0 before the first read. */
+int64_t eb_redis_conn_read_ns(const eb_redis_conn_t *c);
 
 /* True until the connection failed, was lost, or the handle is being
  * destroyed. */

@@ -12,8 +12,8 @@ import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ebtest import (SOURCE_DIR, Bridge, BridgeTestCase, Metrics, bridge_config, free_port,
-                    http_config, http_get, scrape, wait_for)
+from ebtest import (SOURCE_DIR, Bridge, BridgeTestCase, Metrics, Timeout, bridge_config,
+                    free_port, http_config, http_get, scrape, wait_for)
 
 ROUTES = """
   - name: orders
@@ -65,10 +65,21 @@ class HttpTest(BridgeTestCase, unittest.TestCase):
         return status, json.loads(body)
 
     def wait_ready(self, want_status, what):
+        """The first /readyz answer with want_status. When none comes, the
+        failure says what /readyz last answered and what the bridge last
+        logged (a timeout alone does not say which side was stuck)."""
+        last = []
+
         def cond():
             r = self.ready()
+            last[:] = [r]
             return r if r[0] == want_status else None
-        return wait_for(cond, 20, what=what)
+        try:
+            return wait_for(cond, 20, what=what)
+        except (Timeout, OSError) as e:
+            raise AssertionError("%s; last /readyz answer %r; bridge exit code %r; bridge log:\n%s"
+                                 % (e, last[0] if last else None, self.bridge.proc.poll(),
+                                    self.bridge.stderr_tail())) from e
 
     # ---------------------------------------------------------- /metrics
 
