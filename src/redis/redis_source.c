@@ -532,13 +532,19 @@ static void try_claim(eb_redis_source_t *s) {
                              "PUBLISH", NULL);
 }
 
-/* A release is complete once nothing read is this source's any more. */
-static void check_released(eb_redis_source_t *s, int64_t now) {
+/* A release is complete once nothing read is this source's any more:
+ * true when it has just become so. */
+static bool mark_released(eb_redis_source_t *s, int64_t now) {
     if (!s->releasing || s->released || !eb_handover_released(s->handover, now))
-        return;
+        return false;
     s->released = true;
     count_gauges(s);
-    if (s->on_released && !s->destroying)
+    return true;
+}
+
+/* The same, telling the owner (on_released) when it has just ended. */
+static void check_released(eb_redis_source_t *s, int64_t now) {
+    if (mark_released(s, now) && s->on_released && !s->destroying)
         s->on_released(s->opaque);
 }
 
@@ -1279,11 +1285,7 @@ bool eb_redis_source_release(eb_redis_source_t *s, int grace_ms) {
                eb_lf_bool("producing", eb_handover_producing(s->handover)),
                eb_lf_int("grace_ms", grace_ms));
     }
-    if (!eb_handover_released(s->handover, eb_mono_ns()))
-        return false;
-    s->released = true;
-    count_gauges(s);
-    return true;
+    return mark_released(s, eb_mono_ns()) || s->released;
 }
 
 void eb_redis_source_reclaim(eb_redis_source_t *s) {
