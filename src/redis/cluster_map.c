@@ -110,12 +110,19 @@ static int add_orphan(struct build *b, const char *master_id) {
     return 0;
 }
 
-/* Slots lo..hi (inclusive) are served by master index i. */
+/* Slots lo..hi (inclusive) are served by master index i. One node's view
+ * of the cluster gives each slot one owner; a reply where two masters claim
+ * the same slot is corrupt, and guessing which one serves it would route
+ * that slot's expiries to a subscriber that never hears them. */
 static int add_range(struct build *b, size_t i, long lo, long hi) {
     if (lo < 0 || hi < lo || hi >= EB_KEYSLOT_COUNT)
         return fail(b, "a slot range is out of 0..16383 (%s)", "CLUSTER reply");
     for (long s = lo; s <= hi; s++) {
-        if (b->m->owner[s] == 0)
+        uint16_t prev = b->m->owner[s];
+        if (prev != 0 && prev != i + 1)
+            return fail(b, "slot %ld is claimed by two masters (%s and %s)", s,
+                        b->m->masters[prev - 1].id, b->m->masters[i].id);
+        if (prev == 0)
             b->m->masters[i].nslots++;
         b->m->owner[s] = (uint16_t)(i + 1);
     }

@@ -255,6 +255,17 @@ static void test_cluster_map_refuses_slots_out_of_range(void **state) {
                      EB_EPROTO);
 }
 
+static void test_cluster_map_refuses_a_slot_claimed_by_two_masters(void **state) {
+    const char *text = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 127.0.0.1:1@2 master - 0 0 1 "
+                       "connected 0-100\n"
+                       "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb 127.0.0.1:3@4 master - 0 0 2 "
+                       "connected 100-200\n";
+    assert_int_equal(eb_cluster_map_from_nodes(text, strlen(text), &seed, &map, err, sizeof(err)),
+                     EB_EPROTO);
+    assert_null(map);
+    assert_non_null(strstr(err, "slot 100 is claimed by two masters"));
+}
+
 static void test_cluster_map_refuses_a_cluster_without_masters(void **state) {
     const char *text = "\n";
     assert_int_equal(eb_cluster_map_from_nodes(text, strlen(text), &seed, &map, err, sizeof(err)),
@@ -349,6 +360,7 @@ int main(void) {
         T(test_cluster_map_refuses_an_error_reply),
         T(test_cluster_map_refuses_lines_that_are_not_nodes),
         T(test_cluster_map_refuses_slots_out_of_range),
+        T(test_cluster_map_refuses_a_slot_claimed_by_two_masters),
         T(test_cluster_map_refuses_a_cluster_without_masters),
         cmocka_unit_test(test_cluster_redirect_moved_names_slot_host_and_port),
         cmocka_unit_test(test_cluster_redirect_ask_is_told_apart_from_moved),
