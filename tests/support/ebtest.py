@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -77,6 +78,17 @@ def stop_pid(proc, sig=signal.SIGTERM, timeout=10.0):
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
         return proc.wait()
+
+
+def close_pipes(proc):
+    """Close the pipes of a process that has exited (Python warns about
+    each one left to the garbage collector)."""
+    for f in (proc.stdin, proc.stdout, proc.stderr) if proc else ():
+        if f:
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 class TempDir:
@@ -206,6 +218,7 @@ class MockKafka:
             except OSError:
                 pass
         stop_pid(self.proc, signal.SIGTERM)
+        close_pipes(self.proc)
 
     cleanup = stop
 
@@ -288,6 +301,7 @@ class Bridge:
 
     def cleanup(self):
         self.stop(signal.SIGKILL, 5)
+        close_pipes(self.proc)
         self.dir.cleanup()
 
     def __enter__(self):
@@ -428,6 +442,29 @@ def is_subscribed_log(entry):
 class BridgeTestCase:
     """Mixin for unittest.TestCase: a redis-server, the mock Kafka and the
     bridge, each torn down (by PID) whatever happens in the test."""
+
+    def addCleanup(self, function, *args, **kwargs):
+        """A bridge's cleanup first prints the bridge's last log lines when
+        the test failed: a failure seen only in CI then says what the bridge
+        was doing, not just what the test waited for."""
+        owner = getattr(function, "__self__", None)
+        if isinstance(owner, Bridge) and function.__name__ == "cleanup":
+            inner = function
+
+            def function(*a, **kw):
+                if self._failed_so_far():
+                    sys.stderr.write("---- last bridge log lines (pid %s) ----\n%s\n----\n" % (
+                        owner.proc.pid if owner.proc else "-", owner.stderr_tail(60)))
+                inner(*a, **kw)
+        super().addCleanup(function, *args, **kwargs)
+
+    def _failed_so_far(self):
+        # Python >= 3.11 records a failure in the result as it happens,
+        # before the cleanups run.
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return False
+        return any(t is self for t, _ in list(result.failures) + list(result.errors))
 
     def start_redis(self, args=(), appendonly=False):
         r = RedisServer(args=args, appendonly=appendonly).start()
