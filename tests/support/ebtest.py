@@ -378,9 +378,24 @@ class Consumer:
         def cond():
             self.poll_once()
             return len(self.messages) >= n
-        wait_for(cond, timeout, interval=0, what=what or "%d Kafka messages (have %d)" % (
-            n, len(self.messages)))
+        try:
+            wait_for(cond, timeout, interval=0, what=what or "%d Kafka messages" % n)
+        except Timeout as e:
+            raise Timeout("%s (have %d; the consumer was assigned %s)" % (
+                e, len(self.messages), self.assigned())) from None
         return self.messages
+
+    def assigned(self):
+        """The partitions assigned now, as 'topic[p,...]' (a timeout says
+        whether the consumer was reading the topic at all)."""
+        try:
+            parts = self.consumer.assignment()
+        except Exception as e:  # a closed or failed consumer
+            return "nothing (%s)" % e
+        by_topic = {}
+        for tp in parts:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        return ", ".join("%s%s" % (t, sorted(p)) for t, p in sorted(by_topic.items())) or "nothing"
 
     def drain(self, quiet=1.0):
         """Collect until nothing arrives for `quiet` seconds (for no-extra checks)."""
