@@ -188,7 +188,8 @@ void eb_ledger_destroy(eb_ledger_t *l);
 const char *eb_ledger_library(size_t *len);
 
 /* Connect to cfg's Redis (blocking, with redis.connect_timeout), AUTH, and
- * FUNCTION LOAD REPLACE the library -- on Redis Cluster on every master
+ * FUNCTION LOAD REPLACE the library -- with Sentinel on the master the
+ * first answering sentinel names; on Redis Cluster on every master
  * CLUSTER NODES of the first seed that answers lists (functions are per
  * node). *nodes (may be NULL) receives on how many servers it was loaded.
  * Returns 0, EB_EIO when Redis cannot be reached, or EB_EREDIS when it

@@ -1,12 +1,14 @@
 /* ledger_install.c -- `expiry-bridge functions load`: install the Redis
  * Function library of the deadline ledger (config/redis/eb_timers.lua,
  * compiled into the binary) from the command line, before any bridge runs
- * (contract in ledger.h): on the server, or on Redis Cluster on every
- * master CLUSTER NODES lists; over TLS for a rediss URL, verified as the
- * daemon's connections are. A one-shot command, not the daemon: it may
+ * (contract in ledger.h): on the server; with Sentinel on the master the
+ * first answering sentinel names; on Redis Cluster on every master CLUSTER
+ * NODES lists; over TLS for a rediss URL, verified as the daemon's
+ * connections are. A one-shot command, not the daemon: it may
  * block.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "config/config.h"
 #include "core/error.h"
@@ -88,6 +90,67 @@ static int cluster_masters(const struct eb_config_redis *r, eb_redis_tls_t *tls,
     return rc;
 }
 
+struct master_addr {
+    char host[256];
+    int port;
+};
+
+static int read_master(const struct redisReply *r, void *opaque, char *errstr,
+                       size_t errstr_size) {
+    struct master_addr *out = opaque;
+    const char *host;
+    if (!eb_redis_reply_master_addr(r, &host, &out->port))
+        return eb_error_set(errstr, errstr_size, EB_EPROTO,
+                            "the sentinel does not know this master name (the name after the "
+                            "sentinels in redis.url must be the one in `sentinel monitor NAME`)");
+    if (strlen(host) >= sizeof(out->host))
+        return eb_error_set(errstr, errstr_size, EB_EPROTO, "the master's host name is too long");
+    strcpy(out->host, host);
+    return 0;
+}
+
+/* Sentinel: the master, from the first sentinel that names it (the sentinels'
+ * own user and password, as the daemon's topology connections use). */
+static int sentinel_master(const struct eb_config_redis *r, eb_redis_tls_t *tls,
+                           struct master_addr *out, char *errstr, size_t errstr_size) {
+    int rc = EB_EIO;
+    for (size_t i = 0; i < r->target.nnodes; i++) {
+        const struct eb_redis_addr *s = &r->target.nodes[i];
+        struct eb_redis_argv cmds[2];
+        size_t n = 0, failed_at = 0;
+        if ((r->sentinel_username && *r->sentinel_username) ||
+            (r->sentinel_password && *r->sentinel_password))
+            eb_redis_conn_auth_args(&cmds[n++], r->sentinel_username, r->sentinel_password);
+        eb_redis_argv_init(&cmds[n]);
+        eb_redis_argv_add_str(&cmds[n], "SENTINEL");
+        eb_redis_argv_add_str(&cmds[n], "get-master-addr-by-name");
+        eb_redis_argv_add_str(&cmds[n++], r->target.master_name);
+        char why[512];
+        rc = eb_redis_conn_ask_blocking(s->host, s->port, tls, timeout_ms(r), cmds, n, &failed_at,
+                                        read_master, out, why, sizeof(why));
+        for (size_t k = 0; k < n; k++)
+            eb_redis_argv_free(&cmds[k]);
+        if (rc == 0)
+            return 0;
+        eb_error_set(errstr, errstr_size, rc, "sentinel %s:%d: %s", s->host, s->port, why);
+    }
+    return rc;
+}
+
+static int install_sentinel(const struct eb_config_redis *r, eb_redis_tls_t *tls, char *errstr,
+                            size_t errstr_size) {
+    struct master_addr m;
+    char why[1024];
+    int rc = sentinel_master(r, tls, &m, why, sizeof(why));
+    if (rc != 0)
+        return eb_error_set(errstr, errstr_size, rc, "cannot learn the master from the sentinels: %s",
+                            why);
+    rc = load_on(r, tls, m.host, m.port, why, sizeof(why));
+    if (rc != 0)
+        return eb_error_set(errstr, errstr_size, rc, "master %s:%d: %s", m.host, m.port, why);
+    return 0;
+}
+
 /* Every master of the cluster: functions are per node (a replica gets them
  * from its master, another master does not). */
 static int install_cluster(const struct eb_config_redis *r, eb_redis_tls_t *tls, size_t *nodes,
@@ -127,7 +190,9 @@ int eb_ledger_install(const struct eb_config *cfg, size_t *nodes, char *errstr,
     if (r->target.topology == EB_REDIS_CLUSTER) {
         rc = install_cluster(r, tls, nodes, errstr, errstr_size);
     } else {
-        rc = load_on(r, tls, r->host, r->port, errstr, errstr_size);
+        rc = r->target.topology == EB_REDIS_SENTINEL
+                 ? install_sentinel(r, tls, errstr, errstr_size)
+                 : load_on(r, tls, r->host, r->port, errstr, errstr_size);
         if (rc == 0 && nodes)
             *nodes = 1;
     }

@@ -593,7 +593,8 @@ void eb_redis_conn_auth_args(struct eb_redis_argv *a, const char *username, cons
  * text, the string reply of the last one is copied there (NUL-terminated). */
 static int run_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
                         const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
-                        char **text, size_t *text_len, char *errstr, size_t errstr_size) {
+                        eb_redis_conn_read_fn read, void *opaque, char *errstr,
+                        size_t errstr_size) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int rc = 0;
     *failed_at = (size_t)-1;
@@ -619,15 +620,8 @@ static int run_blocking(const char *host, int port, eb_redis_tls_t *tls, int tim
             rc = eb_error_set(errstr, errstr_size, EB_EIO, "%s", c->errstr);
         else if (r->type == REDIS_REPLY_ERROR)
             rc = eb_error_set(errstr, errstr_size, EB_EREDIS, "%s", r->str);
-        else if (text && i + 1 == n && r->type != REDIS_REPLY_STRING)
-            rc = eb_error_set(errstr, errstr_size, EB_EPROTO, "expected a string reply");
-        else if (text && i + 1 == n && !(*text = malloc(r->len + 1)))
-            rc = eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
-        else if (text && i + 1 == n) {
-            memcpy(*text, r->str, r->len);
-            (*text)[r->len] = '\0';
-            *text_len = r->len;
-        }
+        else if (read && i + 1 == n)
+            rc = read(r, opaque, errstr, errstr_size);
         freeReplyObject(r);
     }
 
@@ -644,13 +638,39 @@ int eb_redis_conn_run_blocking(const char *host, int port, eb_redis_tls_t *tls, 
                         errstr_size);
 }
 
+int eb_redis_conn_ask_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
+                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                               eb_redis_conn_read_fn read, void *opaque, char *errstr,
+                               size_t errstr_size) {
+    return run_blocking(host, port, tls, timeout_ms, cmds, n, failed_at, read, opaque, errstr,
+                        errstr_size);
+}
+
+struct text_out {
+    char **text;
+    size_t *len;
+};
+
+static int read_text(const redisReply *r, void *opaque, char *errstr, size_t errstr_size) {
+    struct text_out *o = opaque;
+    if (r->type != REDIS_REPLY_STRING)
+        return eb_error_set(errstr, errstr_size, EB_EPROTO, "expected a string reply");
+    if (!(*o->text = malloc(r->len + 1)))
+        return eb_error_set(errstr, errstr_size, EB_ENOMEM, "out of memory");
+    memcpy(*o->text, r->str, r->len);
+    (*o->text)[r->len] = '\0';
+    *o->len = r->len;
+    return 0;
+}
+
 int eb_redis_conn_query_blocking(const char *host, int port, eb_redis_tls_t *tls,
                                  int timeout_ms, const struct eb_redis_argv *cmds, size_t n,
                                  size_t *failed_at, char **text, size_t *text_len, char *errstr,
                                  size_t errstr_size) {
     *text = NULL;
     *text_len = 0;
-    return run_blocking(host, port, tls, timeout_ms, cmds, n, failed_at, text, text_len, errstr,
+    struct text_out o = {text, text_len};
+    return run_blocking(host, port, tls, timeout_ms, cmds, n, failed_at, read_text, &o, errstr,
                         errstr_size);
 }
 

@@ -165,6 +165,17 @@ int eb_redis_conn_query_blocking(const char *host, int port, eb_redis_tls_t *tls
                                  size_t *failed_at, char **text, size_t *text_len, char *errstr,
                                  size_t errstr_size);
 
+/* The same, and the last command's reply is handed to `read` (borrowed for
+ * the call; on the calling thread), whose return value, 0 or an EB_* code
+ * with errstr set, is returned. For replies that are not one string, such
+ * as SENTINEL get-master-addr-by-name's. */
+typedef int (*eb_redis_conn_read_fn)(const struct redisReply *r, void *opaque, char *errstr,
+                                     size_t errstr_size);
+int eb_redis_conn_ask_blocking(const char *host, int port, eb_redis_tls_t *tls, int timeout_ms,
+                               const struct eb_redis_argv *cmds, size_t n, size_t *failed_at,
+                               eb_redis_conn_read_fn read, void *opaque, char *errstr,
+                               size_t errstr_size);
+
 /* The hiredis version this build links, "0.14.1": static storage. */
 const char *eb_redis_conn_version(void);
 

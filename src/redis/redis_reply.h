@@ -49,6 +49,20 @@ static inline bool eb_redis_reply_is(const redisReply *r, const char *lit, size_
            memcmp(r->str, lit, n) == 0;
 }
 
+/* SENTINEL get-master-addr-by-name's answer, [host, port]: *host points
+ * into r (borrowed with it). False for anything else, a nil (the name is
+ * not monitored) included. */
+static inline bool eb_redis_reply_master_addr(const redisReply *r, const char **host, int *port) {
+    long long p;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || !eb_redis_reply_int(r->element[1], &p) ||
+        p <= 0 || p > 65535)
+        return false;
+    *host = r->element[0]->str;
+    *port = (int)p;
+    return true;
+}
+
 /* True when an error reply starts with the error code `code` ("NOAUTH"). */
 static inline bool eb_redis_reply_error_is(const redisReply *r, const char *code) {
     return r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, code, strlen(code)) == 0;

@@ -642,14 +642,12 @@ static void on_sentinel_reply(const redisReply *r, void *opaque) {
     t->probe_busy = false;
     if (!r || t->stopped)
         return;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING) {
-        long long port;
-        if (eb_redis_reply_int(r->element[1], &port) && port > 0 && port < 65536) {
-            apply_master(t, r->element[0]->str, (int)port);
-            reply_done(t);
-            return;
-        }
+    const char *host;
+    int port;
+    if (eb_redis_reply_master_addr(r, &host, &port)) {
+        apply_master(t, host, port);
+        reply_done(t);
+        return;
     }
     if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_ARRAY && r->elements == 0))
         discovery_error(t, "redis sentinel does not know the master name", t->target.master_name,

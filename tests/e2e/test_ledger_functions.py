@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import ebtest  # noqa: E402
 from ebtest import EB_BIN, SOURCE_DIR, RedisServer, TempDir, bridge_config, wait_for  # noqa: E402
 from ledgertest import wait_ledger_ready  # noqa: E402
+import topotest  # noqa: E402
 
 LUA = os.path.join(SOURCE_DIR, "config", "redis", "eb_timers.lua")
 L = "expiry-bridge:ledger:{orders}"
@@ -512,6 +513,47 @@ class FunctionsLoadCommand(unittest.TestCase):
     def test_invalid_config_exits_78(self):
         p = self.run_load("redis: {url: redis://x}\n")
         self.assertEqual(p.returncode, 78)
+
+
+class FunctionsLoadBehindSentinel(unittest.TestCase):
+    """`expiry-bridge functions load` with a redis-sentinel:// URL asks the
+    sentinels which server is the master and loads the library there (not
+    on a sentinel, which has no FUNCTION command)."""
+
+    def load(self, url, sentinel_password=None):
+        d = TempDir("fload")
+        self.addCleanup(d.cleanup)
+        cfg = bridge_config(0, "127.0.0.1:9", '  - name: orders\n    match: "order:{id}"\n'
+                            '    topic: orders\n    ledger: armed\n')
+        cfg = cfg.replace("url: redis://127.0.0.1:0", "url: " + url)
+        if sentinel_password:
+            cfg = cfg.replace("redis:\n", "redis:\n  sentinel: { password: %s }\n" %
+                              sentinel_password, 1)
+        path = d.file("c.yaml", cfg)
+        return subprocess.run([EB_BIN, "functions", "load", "-c", path], capture_output=True,
+                              text=True, timeout=30)
+
+    def group(self):
+        g = topotest.SentinelGroup(replicas=1, sentinels=1, sentinel_password="sentinel-pw")
+        g.start()
+        self.addCleanup(g.cleanup)
+        return g
+
+    def test_a_sentinel_url_loads_the_library_on_the_master_the_sentinels_name(self):
+        g = self.group()
+        p = self.load("redis-sentinel://%s/%s" % (g.sentinel_addrs(), g.name), "sentinel-pw")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("loaded eb_timers_v1", p.stdout)
+        self.assertNotIn("sentinel-pw", p.stdout + p.stderr)
+        lib = g.node(g.master_port()).client().function_list()[0]
+        self.assertEqual(lib[lib.index(b"library_name") + 1], b"eb_timers_v1")
+
+    def test_a_master_name_the_sentinels_do_not_monitor_exits_69_naming_the_sentinel(self):
+        g = self.group()
+        p = self.load("redis-sentinel://%s/othermaster" % g.sentinel_addrs(), "sentinel-pw")
+        self.assertEqual(p.returncode, 69, p.stdout)
+        self.assertIn("sentinel %s" % g.sentinel_addrs(), p.stderr)
+        self.assertIn("does not know this master name", p.stderr)
 
 
 if __name__ == "__main__":
