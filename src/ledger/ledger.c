@@ -546,7 +546,7 @@ static void free_fields(eb_ledger_t *l) {
 }
 
 static bool make_events(eb_ledger_t *l) {
-    l->ev_sweep = event_new(l->base, -1, EV_PERSIST, eb_ledger_sweep_on_timer, l);
+    l->ev_sweep = event_new(l->base, -1, EV_PERSIST, eb_ledger_sweep_on_interval, l);
     l->ev_renew = event_new(l->base, -1, EV_PERSIST, eb_ledger_claims_on_renew_timer, l);
     l->acks.ev = evtimer_new(l->base, eb_ledger_claims_on_ack_timer, l);
     l->claims.ev = evtimer_new(l->base, eb_ledger_claims_on_claim_timer, l);

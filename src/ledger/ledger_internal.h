@@ -344,6 +344,7 @@ struct eb_ledger {
     eb_series_t *m_sweep, *m_skipped, *m_loads_ok, *m_loads_failed;
     eb_series_t *m_redirect[4]; /* by enum eb_cluster_redirect_kind (NONE: given up) */
     uint64_t total_recovered, total_acked, total_sweeps, total_deferred;
+    uint64_t sweep_ticks; /* periodic sweep timer firings (ownership backstop) */
 };
 
 /* ------------------------------------------------------------------------
@@ -374,6 +375,11 @@ unsigned eb_ledger_part_slot(const struct lstats *ls, struct lpart part);
 /* The link of the master serving slot (the one link outside Cluster), or
  * NULL. Ready or not. */
 struct ledger_link *eb_ledger_link_for_slot(const eb_ledger_t *l, unsigned slot);
+
+/* Does this replica own k's master (coordination)? True without a
+ * topology, without coordination, and for a master the topology does not
+ * list (yet): when in doubt, a link is swept. */
+bool eb_ledger_link_owned(const eb_ledger_t *l, const struct ledger_link *k);
 
 /* Send a built argument list (freed here) on link k, in database db (< 0:
  * any), with its handler; no redirection is followed (walks: the master's
@@ -494,8 +500,12 @@ bool eb_ledger_sweep_any_route(const eb_ledger_t *l, enum pass_kind kind);
 void eb_ledger_sweep_start(eb_ledger_t *l, struct ledger_link *k);
 void eb_ledger_sweep_start_all(eb_ledger_t *l);
 void eb_ledger_sweep_abort(struct ledger_link *k);
-/* libevent timer: the periodic sweep and the one room asks for (all links). */
+/* libevent timer: the one room asks for (every link). */
 void eb_ledger_sweep_on_timer(evutil_socket_t fd, short what, void *arg);
+/* libevent timer, every sweep_interval: the links of masters this replica
+ * owns, and every EB_LEDGER_UNOWNED_SWEEP_EVERY-th time the others too. */
+void eb_ledger_sweep_on_interval(evutil_socket_t fd, short what, void *arg);
+#define EB_LEDGER_UNOWNED_SWEEP_EVERY 10
 
 /* The pass helpers the scan shares (see struct pass). */
 int eb_ledger_pass_begin(struct ledger_link *k, struct pass *p, eb_ledger_reply_fn *on_info);

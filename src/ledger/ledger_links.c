@@ -104,6 +104,16 @@ static struct ledger_link *find_link(const eb_ledger_t *l, const char *host, int
     return NULL;
 }
 
+bool eb_ledger_link_owned(const eb_ledger_t *l, const struct ledger_link *k) {
+    size_t n = l->topo ? eb_redis_topology_units(l->topo, NULL, NULL) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct eb_redis_unit *u = eb_redis_topology_unit(l->topo, i);
+        if (u->port == k->port && strcasecmp(u->host, k->host) == 0)
+            return eb_redis_topology_owns(l->topo, u->id);
+    }
+    return true;
+}
+
 struct ledger_link *eb_ledger_link_for_slot(const eb_ledger_t *l, unsigned slot) {
     if (!l->cluster)
         return l->links;

@@ -441,3 +441,21 @@ void eb_ledger_sweep_on_timer(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     eb_ledger_sweep_start_all(arg);
 }
+
+/* With several replicas, each master's ledgers are swept by the replica
+ * that owns the master (and at once by a new owner: on_unit_subscribed);
+ * N replicas sweeping every master would cost each master N times the
+ * eb1_due calls for the same claims. The others sweep it one time in
+ * EB_LEDGER_UNOWNED_SWEEP_EVERY, a backstop for an owner that is stuck
+ * without knowing it (the claims keep them from producing twice).
+ * @locality loop thread (libevent timer). */
+void eb_ledger_sweep_on_interval(evutil_socket_t fd, short what, void *arg) {
+    eb_ledger_t *l = arg;
+    (void)fd;
+    (void)what;
+    bool backstop = ++l->sweep_ticks % EB_LEDGER_UNOWNED_SWEEP_EVERY == 0;
+    for (struct ledger_link *k = l->links; k; k = k->next) {
+        if (backstop || eb_ledger_link_owned(l, k))
+            eb_ledger_sweep_start(l, k);
+    }
+}

@@ -361,7 +361,11 @@ static struct unit *unit_new(eb_redis_topology_t *t, int32_t id, const char *hos
 }
 
 static bool owned(const eb_redis_topology_t *t, const struct unit *u) {
-    return !t->h->owns || t->h->owns(u->info.id, t->opaque);
+    return eb_redis_topology_owns(t, u->info.id);
+}
+
+bool eb_redis_topology_owns(const eb_redis_topology_t *t, int32_t unit) {
+    return !t->h->owns || t->h->owns(unit, t->opaque);
 }
 
 /* Give u its keyevent source and start it (a started topology), when this

@@ -138,6 +138,10 @@ enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t);
  * with coordination, producing (each may be NULL). */
 size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned, size_t *subscribed);
 
+/* Does this replica own unit `unit` now (the handlers' owns(); without
+ * one, every unit is owned)? */
+bool eb_redis_topology_owns(const eb_redis_topology_t *t, int32_t unit);
+
 /* Units that still have a source: owned, or being handed over. */
 size_t eb_redis_topology_sources(const eb_redis_topology_t *t);
 
