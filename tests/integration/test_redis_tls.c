@@ -71,6 +71,7 @@ struct t {
 
     int replies;
     char reply[128];
+    char line[4096]; /* the log line of the last failure asserted */
 
     /* fake servers */
     struct evconnlistener *plain; /* answers anything with a RESP error */
@@ -257,40 +258,69 @@ static void use_client_cert(struct t *t, const char *name) {
     snprintf(t->key, sizeof(t->key), "%s", eb_fix_tls_path(&t->pki, name, "key"));
 }
 
-static void start_client_with(struct t *t, const struct eb_redis_tls_conf *tc, int port) {
+/* What one connection attempt is made of. */
+struct attempt {
+    const char *server_cert;  /* the server's certificate; NULL: no server (port given) */
+    const char *auth_clients; /* tls-auth-clients; NULL: "no" */
+    const char *client_cert;  /* the client's certificate; NULL: none */
+    const char *server_name;  /* redis.tls.server_name; NULL: the host is verified */
+    bool insecure;            /* redis.tls.insecure_skip_verify */
+    int port;                 /* where the client connects; 0: the server's TLS port */
+};
+
+/* Start the server and the client an attempt names (skipped without TLS). */
+static void attempt(struct t *t, const struct attempt *a) {
+    skip_without_tls();
+    if (a->server_cert)
+        start_server(t, a->server_cert, a->auth_clients ? a->auth_clients : "no");
+    if (a->client_cert)
+        use_client_cert(t, a->client_cert);
+    struct eb_redis_tls_conf tc = tls_conf(t, a->server_name);
+    tc.insecure_skip_verify = a->insecure;
     char err[512] = "";
-    t->tls = eb_redis_tls_new(tc, err, sizeof(err));
+    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
     if (!t->tls)
         fail_msg("eb_redis_tls_new: %s", err);
     t->conf.tls = t->tls;
-    t->conf.port = port;
+    t->conf.port = a->port ? a->port : t->redis.tls_port;
     t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
     assert_non_null(t->c);
     assert_int_equal(eb_redis_client_start(t->c), 0);
 }
 
-static void start_client(struct t *t, const char *server_name, int port) {
-    struct eb_redis_tls_conf tc = tls_conf(t, server_name);
-    start_client_with(t, &tc, port);
+/* The attempt is verified: the client becomes ready and PING answers. */
+static void assert_connects(struct t *t, struct attempt a) {
+    attempt(t, &a);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    ping(t);
 }
 
 /* The attempt failed over TLS for reason: the cause, the counter and one
- * error line naming the setting. The line is left in line. */
-static void assert_tls_failure(struct t *t, enum eb_redis_tls_reason reason, char *line,
-                               size_t n) {
+ * error line naming the setting (left in t->line). */
+static void assert_tls_failure(struct t *t, enum eb_redis_tls_reason reason) {
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
     assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
     assert_string_equal(eb_redis_tls_reason_name(t->last_down.tls),
                         eb_redis_tls_reason_name(reason));
     assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 0);
     assert_true(failures(t, eb_redis_tls_reason_name(reason)) >= 1);
-    assert_log(t, "\"msg\":\"redis connect failed\"", line, n);
+    assert_log(t, "\"msg\":\"redis connect failed\"", t->line, sizeof(t->line));
     char want[128];
     snprintf(want, sizeof(want), "\"tls_reason\":\"%s\"", eb_redis_tls_reason_name(reason));
-    assert_non_null(strstr(line, want));
+    assert_non_null(strstr(t->line, want));
     snprintf(want, sizeof(want), "\"setting\":\"%s\"", eb_redis_tls_reason_setting(reason));
-    assert_non_null(strstr(line, want));
-    assert_non_null(strstr(line, "\"cause\":\"TLS failed\""));
+    assert_non_null(strstr(t->line, want));
+    assert_non_null(strstr(t->line, "\"cause\":\"TLS failed\""));
+}
+
+/* The attempt is refused for reason (assert_tls_failure), the cause's
+ * detail containing detail (unless NULL). */
+static void assert_refused(struct t *t, struct attempt a, enum eb_redis_tls_reason reason,
+                           const char *detail) {
+    attempt(t, &a);
+    assert_tls_failure(t, reason);
+    if (detail && !strstr(t->last_detail, detail))
+        fail_msg("detail '%s' lacks '%s'", t->last_detail, detail);
 }
 
 static bool base_idle(struct t *t, const void *arg) {
@@ -317,11 +347,7 @@ static void finish(struct t *t) {
 
 static void test_verified_server_is_ready_and_commands_flow(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, (struct attempt){.server_cert = "server"});
     const char *name[] = {"CLIENT", "GETNAME"};
     int want = t->replies + 1;
     assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 2, name, NULL), 0);
@@ -335,24 +361,16 @@ static void test_verified_server_is_ready_and_commands_flow(void **state) {
  * configured, it passes; against the address it resolved to, it would not. */
 static void test_the_host_name_is_verified_not_the_address(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "localhost", "no");
     t->conf.host = "localhost";
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    assert_connects(t, (struct attempt){.server_cert = "localhost"});
     assert_string_equal(eb_redis_client_address(t->c), "127.0.0.1");
-    ping(t);
     finish(t);
 }
 
 /* A certificate for DNS:redis.test only, reached at 127.0.0.1. */
 static void test_server_name_is_verified_instead_of_the_host(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "named", "no");
-    start_client(t, "redis.test", t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, (struct attempt){.server_cert = "named", .server_name = "redis.test"});
     finish(t);
 }
 
@@ -362,24 +380,16 @@ static void test_server_name_is_verified_instead_of_the_host(void **state) {
 
 static void test_unknown_ca_is_refused_naming_ca_file(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "untrusted", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_UNKNOWN_CA, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "unknown CA"));
-    assert_non_null(strstr(line, "\"level\":\"error\""));
+    assert_refused(t, (struct attempt){.server_cert = "untrusted"}, EB_REDIS_TLS_UNKNOWN_CA,
+                   "unknown CA");
+    assert_non_null(strstr(t->line, "\"level\":\"error\""));
     finish(t);
 }
 
 static void test_name_mismatch_is_refused_naming_the_name(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "wrongname", "no");
-    start_client(t, "redis.test", t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_NAME_MISMATCH, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "not for 'redis.test'"));
+    assert_refused(t, (struct attempt){.server_cert = "wrongname", .server_name = "redis.test"},
+                   EB_REDIS_TLS_NAME_MISMATCH, "not for 'redis.test'");
     finish(t);
 }
 
@@ -387,22 +397,15 @@ static void test_name_mismatch_is_refused_naming_the_name(void **state) {
  * certificate's IP entries (it has none for 127.0.0.1). */
 static void test_an_address_not_in_the_certificate_is_a_name_mismatch(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "wrongname", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_NAME_MISMATCH, line, sizeof(line));
+    assert_refused(t, (struct attempt){.server_cert = "wrongname"}, EB_REDIS_TLS_NAME_MISMATCH,
+                   NULL);
     finish(t);
 }
 
 static void test_expired_certificate_is_refused_saying_until_when(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "expired", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_EXPIRED, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "certificate has expired: 'expired' valid from "));
+    assert_refused(t, (struct attempt){.server_cert = "expired"}, EB_REDIS_TLS_EXPIRED,
+                   "certificate has expired: 'expired' valid from ");
     assert_non_null(strstr(t->last_detail, " until "));
     finish(t);
 }
@@ -454,25 +457,18 @@ static int listen_loopback(struct t *t, bool answer) {
 
 static void test_plaintext_answer_is_named_not_tls(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    int port = listen_loopback(t, true);
-    start_client(t, NULL, port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_NOT_TLS, line, sizeof(line));
-    assert_non_null(strstr(line, "plaintext"));
+    assert_refused(t, (struct attempt){.port = listen_loopback(t, true)}, EB_REDIS_TLS_NOT_TLS,
+                   NULL);
+    assert_non_null(strstr(t->line, "plaintext"));
     finish(t);
 }
 
 static void test_silent_server_is_a_handshake_timeout(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    int port = listen_loopback(t, false);
-    start_client(t, NULL, port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_HANDSHAKE_TIMEOUT, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "no handshake answer within 600 ms"));
+    assert_refused(t, (struct attempt){.port = listen_loopback(t, false)},
+                   EB_REDIS_TLS_HANDSHAKE_TIMEOUT, "no handshake answer within 600 ms");
     /* Possibly a stalled server: a warning, not an error. */
-    assert_non_null(strstr(line, "\"level\":\"warn\""));
+    assert_non_null(strstr(t->line, "\"level\":\"warn\""));
     finish(t);
 }
 
@@ -483,14 +479,13 @@ static void test_redis_plaintext_port_is_named_as_a_tls_failure(void **state) {
     struct t *t = *state;
     skip_without_tls();
     start_server(t, "server", "no");
-    start_client(t, NULL, t->redis.port);
+    attempt(t, &(struct attempt){.port = t->redis.port}); /* its plaintext port */
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
     assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
     assert_true(t->last_down.tls == EB_REDIS_TLS_NOT_TLS ||
                 t->last_down.tls == EB_REDIS_TLS_HANDSHAKE_TIMEOUT);
-    char line[4096];
-    assert_log(t, "\"msg\":\"redis connect failed\"", line, sizeof(line));
-    assert_non_null(strstr(line, "plaintext"));
+    assert_log(t, "\"msg\":\"redis connect failed\"", t->line, sizeof(t->line));
+    assert_non_null(strstr(t->line, "plaintext"));
     finish(t);
 }
 
@@ -498,37 +493,30 @@ static void test_redis_plaintext_port_is_named_as_a_tls_failure(void **state) {
  * Client certificates (tls-auth-clients yes)
  * --------------------------------------------------------------------- */
 
+/* A server that asks for a client certificate; the client's is
+ * client_cert (NULL: none). */
+static struct attempt mutual(const char *client_cert) {
+    return (struct attempt){
+        .server_cert = "server", .auth_clients = "yes", .client_cert = client_cert};
+}
+
 static void test_client_certificate_is_accepted(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    use_client_cert(t, "client");
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, mutual("client"));
     finish(t);
 }
 
 static void test_missing_client_certificate_is_refused_naming_cert_file(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_CLIENT_CERTIFICATE, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "without a client certificate"));
+    assert_refused(t, mutual(NULL), EB_REDIS_TLS_CLIENT_CERTIFICATE,
+                   "without a client certificate");
     finish(t);
 }
 
 static void test_client_certificate_of_another_ca_is_refused(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    use_client_cert(t, "client-other");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_CLIENT_CERTIFICATE, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "refused the client certificate"));
+    assert_refused(t, mutual("client-other"), EB_REDIS_TLS_CLIENT_CERTIFICATE,
+                   "refused the client certificate");
     finish(t);
 }
 
@@ -538,11 +526,7 @@ static void test_client_certificate_of_another_ca_is_refused(void **state) {
 
 static void test_reconnects_over_tls_after_the_server_restarts(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    use_client_cert(t, "client");
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    assert_connects(t, mutual("client"));
     eb_fix_redis_kill9(&t->redis);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
     assert_true(t->last_down.was_ready);
@@ -555,13 +539,7 @@ static void test_reconnects_over_tls_after_the_server_restarts(void **state) {
 
 static void test_insecure_skip_verify_accepts_an_unknown_ca(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "untrusted", "no");
-    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
-    tc.insecure_skip_verify = true;
-    start_client_with(t, &tc, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, (struct attempt){.server_cert = "untrusted", .insecure = true});
     finish(t);
 }
 
@@ -576,10 +554,9 @@ static void copy_file(const char *from, const char *to) {
 static void test_a_changed_ca_file_is_used_by_the_next_attempt(void **state) {
     struct t *t = *state;
     skip_without_tls();
-    start_server(t, "server", "no");
     snprintf(t->ca, sizeof(t->ca), "%s/bundle.pem", t->dir);
     copy_file(eb_fix_tls_path(&t->pki, "other-ca", "pem"), t->ca);
-    start_client(t, NULL, t->redis.tls_port);
+    attempt(t, &(struct attempt){.server_cert = "server"});
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
     assert_int_equal(t->last_down.tls, EB_REDIS_TLS_UNKNOWN_CA);
     copy_file(eb_fix_tls_path(&t->pki, "ca", "pem"), t->ca);
@@ -622,46 +599,46 @@ static void test_files_that_do_not_load_are_named_with_their_setting(void **stat
     assert_new_fails(t, &tc, "redis.tls.cert_file", notpem);
 }
 
+/* Run one command (NULL-terminated words) on a blocking connection to
+ * host at a server with certificate server_cert, verified with the
+ * client's settings, as `expiry-bridge functions load` does: its return
+ * code, and its error in err. */
+static int run_blocking(struct t *t, const char *server_cert, const char *host,
+                        const char *const *words, char *err, size_t err_size) {
+    skip_without_tls();
+    start_server(t, server_cert, "no");
+    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
+    t->tls = eb_redis_tls_new(&tc, err, err_size);
+    if (!t->tls)
+        fail_msg("eb_redis_tls_new: %s", err);
+    struct eb_redis_argv cmd;
+    eb_redis_argv_init(&cmd);
+    for (; *words; words++)
+        eb_redis_argv_add_str(&cmd, *words);
+    size_t failed_at = 0;
+    int rc = eb_redis_conn_run_blocking(host, t->redis.tls_port, t->tls, 2000, &cmd, 1, &failed_at,
+                                        err, err_size);
+    eb_redis_argv_free(&cmd);
+    return rc;
+}
+
 /* `expiry-bridge functions load` connects with a blocking hiredis context:
  * verified the same way. */
 static void test_blocking_connection_is_verified_too(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "untrusted", "no");
-    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
     char err[512] = "";
-    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
-    assert_non_null(t->tls);
-    struct eb_redis_argv cmd;
-    eb_redis_argv_init(&cmd);
-    eb_redis_argv_add_str(&cmd, "PING");
-    size_t failed_at = 0;
-    int rc = eb_redis_conn_run_blocking("127.0.0.1", t->redis.tls_port, t->tls, 2000, &cmd, 1,
-                                        &failed_at, err, sizeof(err));
+    int rc =
+        run_blocking(t, "untrusted", "127.0.0.1", (const char *[]){"PING", NULL}, err, sizeof(err));
     assert_int_equal(rc, EB_EIO);
     assert_non_null(strstr(err, "unknown CA"));
     assert_int_equal(failures(t, "unknown_ca"), 1);
-    eb_redis_argv_free(&cmd);
 }
 
 static void test_blocking_connection_runs_commands_over_tls(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "no");
-    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
     char err[512] = "";
-    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
-    assert_non_null(t->tls);
-    struct eb_redis_argv cmd;
-    eb_redis_argv_init(&cmd);
-    eb_redis_argv_add_str(&cmd, "SET");
-    eb_redis_argv_add_str(&cmd, "over-tls");
-    eb_redis_argv_add_str(&cmd, "1");
-    size_t failed_at = 0;
-    int rc = eb_redis_conn_run_blocking("localhost", t->redis.tls_port, t->tls, 2000, &cmd, 1,
-                                        &failed_at, err, sizeof(err));
-    eb_redis_argv_free(&cmd);
-    if (rc != 0)
+    if (run_blocking(t, "server", "localhost", (const char *[]){"SET", "over-tls", "1", NULL}, err,
+                     sizeof(err)) != 0)
         fail_msg("run_blocking: %s", err);
     redisReply *r = eb_fix_redis_cmd(&t->redis, "GET over-tls");
     assert_non_null(r);
