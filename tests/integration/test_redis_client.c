@@ -36,12 +36,8 @@
 #define WAIT_MS 10000
 
 struct t {
-    struct event_base *base;
+    struct eb_fix_loop loop; /* base, dir, log */
     struct eb_fix_redis redis, replica;
-    char *dir;
-    char log_path[4096];
-    int log_fd;
-    eb_log_t *log;
     eb_redis_client_t *c;
     struct eb_redis_client_conf conf;
 
@@ -88,39 +84,29 @@ static void on_reply(const struct redisReply *r, void *opaque) {
         snprintf(t->reply, sizeof(t->reply), "%lld", r->integer);
 }
 
-typedef bool (*cond_fn)(struct t *t, const void *arg);
-
-struct until {
-    struct t *t;
-    cond_fn cond;
-    const void *arg;
-};
-
-static bool until_holds(void *p) {
-    struct until *u = p;
-    return u->cond(u->t, u->arg);
+/* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
+static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int timeout_ms) {
+    return eb_fix_loop_until_arg(t->loop.base, cond, t, arg, timeout_ms);
 }
 
-/* Run the loop until cond holds or timeout_ms passes (loop_fixture.h). */
-static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    struct until u = {t, cond, arg};
-    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
-}
-
-static bool is_state(struct t *t, const void *arg) {
+static bool is_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return eb_redis_client_state(t->c) == *(const enum eb_redis_client_state *)arg;
 }
 
-static bool seen_state(struct t *t, const void *arg) {
+static bool seen_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->states[*(const enum eb_redis_client_state *)arg] > 0;
 }
 
-static bool replies_at_least(struct t *t, const void *arg) {
+static bool replies_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->replies >= *(const int *)arg;
 }
 
-static bool base_idle(struct t *t, const void *arg) {
-    return event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED) == 0;
+static bool base_idle(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED) == 0;
 }
 
 static const enum eb_redis_client_state READY = EB_REDIS_CLIENT_READY;
@@ -139,11 +125,11 @@ static void command(struct t *t, int db, int argc, const char **argv) {
 }
 
 static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
-    return eb_fix_log_line(t->log_path, needle, out, out_size);
+    return eb_fix_log_line(t->loop.log_path, needle, out, out_size);
 }
 
 static int log_count(const struct t *t, const char *needle) {
-    return eb_fix_log_count(t->log_path, needle);
+    return eb_fix_log_count(t->loop.log_path, needle);
 }
 
 /* ------------------------------------------------------------------------
@@ -154,11 +140,7 @@ static int setup(void **state) {
     struct t *t = calloc(1, sizeof(*t));
     if (!t)
         return -1;
-    t->base = event_base_new();
-    t->dir = eb_fix_tempdir("eb-rc-test");
-    snprintf(t->log_path, sizeof(t->log_path), "%s/client.log", t->dir);
-    t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    t->log = eb_log_new(t->log_fd, EB_LOG_INFO);
+    int rc = eb_fix_loop_open(&t->loop, "eb-rc-test", "client.log", EB_LOG_INFO);
     t->conf = (struct eb_redis_client_conf){
         .name = "test",
         .client_name = "expiry-bridge:test",
@@ -168,12 +150,12 @@ static int setup(void **state) {
         .reply_timeout_ms = 600,
         .reconnect_min_ms = 20,
         .reconnect_max_ms = 100,
-        .log = t->log,
+        .log = t->loop.log,
         .handlers = &handlers,
         .opaque = t,
     };
     *state = t;
-    return t->base && t->log && t->log_fd >= 0 ? 0 : -1;
+    return rc;
 }
 
 static int teardown(void **state) {
@@ -181,17 +163,7 @@ static int teardown(void **state) {
     eb_redis_client_destroy(t->c);
     eb_fix_redis_stop(&t->replica);
     eb_fix_redis_stop(&t->redis);
-    if (getenv("EB_TEST_SHOW_LOG")) {
-        char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", t->log_path);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot show %s\n", t->log_path);
-    }
-    eb_log_destroy(t->log);
-    close(t->log_fd);
-    event_base_free(t->base);
-    eb_fix_rmtree(t->dir);
-    free(t->dir);
+    eb_fix_loop_close(&t->loop);
     free(t);
     return 0;
 }
@@ -199,7 +171,7 @@ static int teardown(void **state) {
 static void start_client(struct t *t, int port) {
     char err[256] = "";
     t->conf.port = port;
-    t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
+    t->c = eb_redis_client_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->c);
     assert_int_equal(eb_redis_client_start(t->c), 0);
     assert_int_equal(eb_redis_client_start(t->c), EB_ESTATE);
@@ -209,8 +181,8 @@ static void start_client(struct t *t, int port) {
 static void finish(struct t *t) {
     eb_redis_client_destroy(t->c);
     t->c = NULL;
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ACTIVE), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -353,7 +325,8 @@ static void test_overdue_reply_fails_the_connection_and_it_comes_back(void **sta
     finish(t);
 }
 
-static bool pinged(struct t *t, const void *arg) {
+static bool pinged(void *ctx, const void *arg) {
+    struct t *t = ctx;
     redisReply *rep = eb_fix_redis_cmd(&t->redis, "CLIENT LIST");
     bool ok = rep && rep->type == REDIS_REPLY_STRING &&
               strstr(rep->str, "name=expiry-bridge:test") &&
@@ -377,7 +350,8 @@ static void test_idle_connection_is_pinged(void **state) {
  * Failures, logs, stop, destroy
  * --------------------------------------------------------------------- */
 
-static bool waited_at_least(struct t *t, const void *arg) {
+static bool waited_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->states[EB_REDIS_CLIENT_WAITING] >= *(const int *)arg;
 }
 
@@ -442,7 +416,7 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     char err[256];
     /* Idle: created, never started. */
     t->conf.port = 6379;
-    t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
+    t->c = eb_redis_client_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->c);
     finish(t);
 
@@ -456,8 +430,8 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     eb_fix_redis_signal(&t->redis, SIGSTOP);
     start_client(t, t->redis.port);
     struct timeval tv = {0, 50000};
-    event_base_loopexit(t->base, &tv);
-    event_base_dispatch(t->base);
+    event_base_loopexit(t->loop.base, &tv);
+    event_base_dispatch(t->loop.base);
     assert_int_equal(eb_redis_client_state(t->c), EB_REDIS_CLIENT_CONNECTING);
     finish(t);
     eb_fix_redis_signal(&t->redis, SIGCONT);

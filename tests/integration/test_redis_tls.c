@@ -52,13 +52,9 @@
 #define WAIT_MS 10000
 
 struct t {
-    struct event_base *base;
+    struct eb_fix_loop loop; /* base, dir, log */
     struct eb_fix_redis redis;
     struct eb_fix_tls pki;
-    char *dir;
-    char log_path[4096];
-    int log_fd;
-    eb_log_t *log;
     eb_metrics_t *metrics;
     eb_redis_tls_t *tls;
     eb_redis_client_t *c;
@@ -106,33 +102,23 @@ static void on_reply(const struct redisReply *r, void *opaque) {
         snprintf(t->reply, sizeof(t->reply), "%s", r->str);
 }
 
-typedef bool (*cond_fn)(struct t *t, const void *arg);
-
-struct until {
-    struct t *t;
-    cond_fn cond;
-    const void *arg;
-};
-
-static bool until_holds(void *p) {
-    struct until *u = p;
-    return u->cond(u->t, u->arg);
+/* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
+static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int timeout_ms) {
+    return eb_fix_loop_until_arg(t->loop.base, cond, t, arg, timeout_ms);
 }
 
-static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    struct until u = {t, cond, arg};
-    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
-}
-
-static bool seen_state(struct t *t, const void *arg) {
+static bool seen_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->states[*(const enum eb_redis_client_state *)arg] >= 1;
 }
 
-static bool ready_twice(struct t *t, const void *arg) {
+static bool ready_twice(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->states[EB_REDIS_CLIENT_READY] >= 2;
 }
 
-static bool replies_at_least(struct t *t, const void *arg) {
+static bool replies_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->replies >= *(const int *)arg;
 }
 
@@ -156,7 +142,7 @@ static double failures(struct t *t, const char *reason) {
 }
 
 static void assert_log(struct t *t, const char *needle, char *line, size_t n) {
-    if (!eb_fix_log_line(t->log_path, needle, line, n))
+    if (!eb_fix_log_line(t->loop.log_path, needle, line, n))
         fail_msg("no log line with %s", needle);
 }
 
@@ -169,11 +155,7 @@ static int setup(void **state) {
     if (!t)
         return -1;
     t->silent_fd = -1;
-    t->base = event_base_new();
-    t->dir = eb_fix_tempdir("eb-tls-test");
-    snprintf(t->log_path, sizeof(t->log_path), "%s/client.log", t->dir);
-    t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    t->log = eb_log_new(t->log_fd, EB_LOG_INFO);
+    int rc = eb_fix_loop_open(&t->loop, "eb-tls-test", "client.log", EB_LOG_INFO);
     t->metrics = eb_metrics_new();
     t->conf = (struct eb_redis_client_conf){
         .name = "test",
@@ -184,12 +166,12 @@ static int setup(void **state) {
         .reply_timeout_ms = 600,
         .reconnect_min_ms = 20,
         .reconnect_max_ms = 100,
-        .log = t->log,
+        .log = t->loop.log,
         .handlers = &handlers,
         .opaque = t,
     };
     *state = t;
-    if (!t->base || !t->log || t->log_fd < 0 || !t->metrics)
+    if (rc != 0 || !t->metrics)
         return -1;
     if (eb_redis_conn_tls_unavailable())
         return 0; /* the tests skip; no certificates needed */
@@ -207,19 +189,9 @@ static int teardown(void **state) {
     if (t->silent_fd >= 0)
         close(t->silent_fd);
     eb_fix_redis_stop(&t->redis);
-    if (getenv("EB_TEST_SHOW_LOG")) {
-        char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", t->log_path);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot show %s\n", t->log_path);
-    }
     eb_fix_tls_remove(&t->pki);
     eb_metrics_destroy(t->metrics);
-    eb_log_destroy(t->log);
-    close(t->log_fd);
-    event_base_free(t->base);
-    eb_fix_rmtree(t->dir);
-    free(t->dir);
+    eb_fix_loop_close(&t->loop);
     free(t);
     return 0;
 }
@@ -248,7 +220,7 @@ static struct eb_redis_tls_conf tls_conf(struct t *t, const char *server_name) {
         .cert_file = t->cert[0] ? t->cert : NULL,
         .key_file = t->key[0] ? t->key : NULL,
         .server_name = server_name,
-        .log = t->log,
+        .log = t->loop.log,
         .metrics = t->metrics,
     };
 }
@@ -283,7 +255,7 @@ static void attempt(struct t *t, const struct attempt *a) {
         fail_msg("eb_redis_tls_new: %s", err);
     t->conf.tls = t->tls;
     t->conf.port = a->port ? a->port : t->redis.tls_port;
-    t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
+    t->c = eb_redis_client_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->c);
     assert_int_equal(eb_redis_client_start(t->c), 0);
 }
@@ -323,8 +295,9 @@ static void assert_refused(struct t *t, struct attempt a, enum eb_redis_tls_reas
         fail_msg("detail '%s' lacks '%s'", t->last_detail, detail);
 }
 
-static bool base_idle(struct t *t, const void *arg) {
-    return event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED) == 0;
+static bool base_idle(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED) == 0;
 }
 
 /* Destroy the client and check that it left nothing on the base (once a
@@ -337,8 +310,8 @@ static void finish(struct t *t) {
         t->plain = NULL;
         assert_true(run_until(t, base_idle, NULL, WAIT_MS));
     }
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ACTIVE), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -439,7 +412,7 @@ static int listen_loopback(struct t *t, bool answer) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
     if (answer) {
-        t->plain = evconnlistener_new_bind(t->base, on_plain_accept, t,
+        t->plain = evconnlistener_new_bind(t->loop.base, on_plain_accept, t,
                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
                                            (struct sockaddr *)&a, sizeof(a));
         assert_non_null(t->plain);
@@ -554,14 +527,14 @@ static void copy_file(const char *from, const char *to) {
 static void test_a_changed_ca_file_is_used_by_the_next_attempt(void **state) {
     struct t *t = *state;
     skip_without_tls();
-    snprintf(t->ca, sizeof(t->ca), "%s/bundle.pem", t->dir);
+    snprintf(t->ca, sizeof(t->ca), "%s/bundle.pem", t->loop.dir);
     copy_file(eb_fix_tls_path(&t->pki, "other-ca", "pem"), t->ca);
     attempt(t, &(struct attempt){.server_cert = "server"});
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
     assert_int_equal(t->last_down.tls, EB_REDIS_TLS_UNKNOWN_CA);
     copy_file(eb_fix_tls_path(&t->pki, "ca", "pem"), t->ca);
     assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    assert_true(eb_fix_log_contains(t->log_path, "redis TLS certificates reloaded"));
+    assert_true(eb_fix_log_contains(t->loop.log_path, "redis TLS certificates reloaded"));
     finish(t);
 }
 
@@ -577,8 +550,8 @@ static void test_files_that_do_not_load_are_named_with_their_setting(void **stat
     struct t *t = *state;
     skip_without_tls();
     char missing[4200], notpem[4200];
-    snprintf(missing, sizeof(missing), "%s/nope.pem", t->dir);
-    snprintf(notpem, sizeof(notpem), "%s/notpem.pem", t->dir);
+    snprintf(missing, sizeof(missing), "%s/nope.pem", t->loop.dir);
+    snprintf(notpem, sizeof(notpem), "%s/notpem.pem", t->loop.dir);
     FILE *f = fopen(notpem, "w");
     assert_non_null(f);
     fputs("not a certificate\n", f);
