@@ -31,6 +31,7 @@
 #include "fixture.h"
 #include "redis/redis_client.h"
 #include "loop_fixture.h"
+#include "redis_client_fixture.h"
 #include "redis_fixture.h"
 
 #define WAIT_MS 10000
@@ -41,13 +42,8 @@ struct t {
     eb_redis_client_t *c;
     struct eb_redis_client_conf conf;
 
-    int states[5]; /* on_state calls per state */
-    struct eb_redis_client_down last_down;
-    char last_detail[256];
+    struct eb_fix_client_seen seen; /* what the client reported */
     bool stop_when_ready;
-
-    int replies, nulls;
-    char reply[128];
 };
 
 /* ------------------------------------------------------------------------
@@ -57,14 +53,7 @@ struct t {
 static void on_state(eb_redis_client_t *c, enum eb_redis_client_state st,
                      const struct eb_redis_client_down *d, void *opaque) {
     struct t *t = opaque;
-    t->states[st]++;
-    if (d) {
-        t->last_down = *d;
-        snprintf(t->last_detail, sizeof(t->last_detail), "%s", d->detail);
-        t->last_down.detail = t->last_detail;
-        t->last_down.what = t->last_down.hint = NULL;
-        eb_redis_client_log_down(c, d, NULL);
-    }
+    eb_fix_client_saw_state(&t->seen, c, st, d);
     if (st == EB_REDIS_CLIENT_READY && t->stop_when_ready)
         eb_redis_client_stop(c);
 }
@@ -73,15 +62,7 @@ static const struct eb_redis_client_handlers handlers = {.on_state = on_state};
 
 static void on_reply(const struct redisReply *r, void *opaque) {
     struct t *t = opaque;
-    t->replies++;
-    t->reply[0] = '\0';
-    if (!r)
-        t->nulls++;
-    else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-             r->type == REDIS_REPLY_ERROR)
-        snprintf(t->reply, sizeof(t->reply), "%s", r->str);
-    else if (r->type == REDIS_REPLY_INTEGER)
-        snprintf(t->reply, sizeof(t->reply), "%lld", r->integer);
+    eb_fix_client_saw_reply(&t->seen, r);
 }
 
 /* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
@@ -96,12 +77,12 @@ static bool is_state(void *ctx, const void *arg) {
 
 static bool seen_state(void *ctx, const void *arg) {
     struct t *t = ctx;
-    return t->states[*(const enum eb_redis_client_state *)arg] > 0;
+    return t->seen.states[*(const enum eb_redis_client_state *)arg] > 0;
 }
 
 static bool replies_at_least(void *ctx, const void *arg) {
     struct t *t = ctx;
-    return t->replies >= *(const int *)arg;
+    return t->seen.replies >= *(const int *)arg;
 }
 
 static bool base_idle(void *ctx, const void *arg) {
@@ -117,9 +98,9 @@ static void wait_ready(struct t *t) {
     assert_true(run_until(t, is_state, &READY, WAIT_MS));
 }
 
-/* Send a command and wait for its reply (into t->reply). */
+/* Send a command and wait for its reply (into t->seen.reply). */
 static void command(struct t *t, int db, int argc, const char **argv) {
-    int want = t->replies + 1;
+    int want = t->seen.replies + 1;
     assert_int_equal(eb_redis_client_command(t->c, db, on_reply, t, argc, argv, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
 }
@@ -141,19 +122,7 @@ static int setup(void **state) {
     if (!t)
         return -1;
     int rc = eb_fix_loop_open(&t->loop, "eb-rc-test", "client.log", EB_LOG_INFO);
-    t->conf = (struct eb_redis_client_conf){
-        .name = "test",
-        .client_name = "expiry-bridge:test",
-        .host = "127.0.0.1",
-        .kind = EB_REDIS_CLIENT_COMMANDS,
-        .connect_timeout_ms = 2000,
-        .reply_timeout_ms = 600,
-        .reconnect_min_ms = 20,
-        .reconnect_max_ms = 100,
-        .log = t->loop.log,
-        .handlers = &handlers,
-        .opaque = t,
-    };
+    t->conf = eb_fix_client_conf(t->loop.log, &handlers, t);
     *state = t;
     return rc;
 }
@@ -198,7 +167,7 @@ static void test_ready_after_name_and_role_and_commands_flow(void **state) {
     wait_ready(t);
     const char *name[] = {"CLIENT", "GETNAME"};
     command(t, -1, 2, name);
-    assert_string_equal(t->reply, "expiry-bridge:test");
+    assert_string_equal(t->seen.reply, "expiry-bridge:test");
     assert_string_equal(eb_redis_client_address(t->c), "127.0.0.1");
     finish(t);
 }
@@ -218,7 +187,7 @@ static void test_acl_user_without_password_authenticates_as_that_user(void **sta
     wait_ready(t);
     const char *who[] = {"ACL", "WHOAMI"};
     command(t, -1, 2, who);
-    assert_string_equal(t->reply, "bot");
+    assert_string_equal(t->seen.reply, "bot");
     finish(t);
 }
 
@@ -239,7 +208,7 @@ static void test_unresolvable_host_fails_naming_redis_url(void **state) {
     t->conf.connect_timeout_ms = 8000;
     start_client(t, 6379);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS + 5000));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_RESOLVE);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_RESOLVE);
     char line[4096];
     assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
     assert_non_null(strstr(line, "\"cause\":\"host name not resolved\""));
@@ -255,9 +224,9 @@ static void test_replica_is_refused_when_a_master_is_required(void **state) {
     t->conf.require_master = true;
     start_client(t, t->replica.port);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_ROLE);
-    assert_string_equal(t->last_detail, "role slave");
-    assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 0);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_ROLE);
+    assert_string_equal(t->seen.last_detail, "role slave");
+    assert_int_equal(t->seen.states[EB_REDIS_CLIENT_READY], 0);
     char line[4096];
     assert_true(log_line(t, "is a replica", line, sizeof(line)));
     assert_non_null(strstr(line, "\"level\":\"error\""));
@@ -271,7 +240,7 @@ static void test_tls_port_is_reported_as_probably_tls(void **state) {
     eb_fix_redis_start_tls(&t->redis);
     start_client(t, t->redis.port);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_NOT_REDIS);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_NOT_REDIS);
     char line[4096];
     assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
     assert_non_null(strstr(line, "may expect TLS"));
@@ -294,9 +263,9 @@ static void test_command_runs_in_the_database_it_names(void **state) {
     command(t, 5, 3, set);
     const char *get[] = {"GET", "in-five"};
     command(t, 0, 2, get);
-    assert_string_equal(t->reply, "");
+    assert_string_equal(t->seen.reply, "");
     command(t, 5, 2, get);
-    assert_string_equal(t->reply, "v");
+    assert_string_equal(t->seen.reply, "v");
     finish(t);
 }
 
@@ -313,15 +282,15 @@ static void test_overdue_reply_fails_the_connection_and_it_comes_back(void **sta
     int64_t detect_ms = eb_fix_now_ms() - frozen_at;
     eb_fix_redis_signal(&t->redis, SIGCONT);
     assert_true(lost);
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_DEAD);
-    assert_string_equal(t->last_detail, "PING reply overdue by more than 600 ms");
-    assert_true(t->last_down.was_ready);
-    assert_int_equal(t->nulls, 1); /* the pending command saw NULL */
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_DEAD);
+    assert_string_equal(t->seen.last_detail, "PING reply overdue by more than 600 ms");
+    assert_true(t->seen.last_down.was_ready);
+    assert_int_equal(t->seen.nulls, 1); /* the pending command saw NULL */
     assert_true(detect_ms >= 600 && detect_ms < 600 + 2000);
     assert_int_equal(log_count(t, "\"msg\":\"redis connection lost\""), 1);
     wait_ready(t);
     command(t, -1, 1, ping);
-    assert_string_equal(t->reply, "PONG");
+    assert_string_equal(t->seen.reply, "PONG");
     finish(t);
 }
 
@@ -352,7 +321,7 @@ static void test_idle_connection_is_pinged(void **state) {
 
 static bool waited_at_least(void *ctx, const void *arg) {
     struct t *t = ctx;
-    return t->states[EB_REDIS_CLIENT_WAITING] >= *(const int *)arg;
+    return t->seen.states[EB_REDIS_CLIENT_WAITING] >= *(const int *)arg;
 }
 
 /* Four lines per failed attempt once (state, failure, schedule, state):
@@ -362,7 +331,7 @@ static void test_failed_attempts_are_one_line_naming_the_setting(void **state) {
     start_client(t, eb_fix_free_port());
     int five = 5;
     assert_true(run_until(t, waited_at_least, &five, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_CONNECT);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_CONNECT);
     assert_int_equal(log_count(t, "\"level\":\"warn\""), 1);
     assert_int_equal(log_count(t, "\"level\":\"info\""), 0);
     char line[4096];
@@ -391,9 +360,9 @@ static void test_reset_reconnects_without_a_failure(void **state) {
     wait_ready(t);
     eb_redis_client_reset(t->c);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_RESET);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_RESET);
     wait_ready(t);
-    assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 2);
+    assert_int_equal(t->seen.states[EB_REDIS_CLIENT_READY], 2);
     assert_int_equal(log_count(t, "redis conn"), 0);
     finish(t);
 }
@@ -441,9 +410,9 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     wait_ready(t);
     const char *ping[] = {"PING"};
     assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, ping, NULL), 0);
-    int before = t->nulls;
+    int before = t->seen.nulls;
     finish(t);
-    assert_int_equal(t->nulls, before + 1);
+    assert_int_equal(t->seen.nulls, before + 1);
 }
 
 int main(void) {

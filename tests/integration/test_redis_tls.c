@@ -46,6 +46,7 @@
 #include "redis/redis_client.h"
 #include "redis/redis_conn.h"
 #include "redis/redis_tls.h"
+#include "redis_client_fixture.h"
 #include "redis_fixture.h"
 #include "tls_fixture.h"
 
@@ -61,12 +62,7 @@ struct t {
     struct eb_redis_client_conf conf;
     char ca[4200], cert[4200], key[4200]; /* the client's files */
 
-    int states[5];
-    struct eb_redis_client_down last_down;
-    char last_detail[256];
-
-    int replies;
-    char reply[128];
+    struct eb_fix_client_seen seen; /* what the client reported */
     char line[4096]; /* the log line of the last failure asserted */
 
     /* fake servers */
@@ -81,25 +77,14 @@ struct t {
 static void on_state(eb_redis_client_t *c, enum eb_redis_client_state st,
                      const struct eb_redis_client_down *d, void *opaque) {
     struct t *t = opaque;
-    t->states[st]++;
-    if (d) {
-        t->last_down = *d;
-        snprintf(t->last_detail, sizeof(t->last_detail), "%s", d->detail);
-        t->last_down.detail = t->last_detail;
-        t->last_down.what = t->last_down.hint = NULL;
-        eb_redis_client_log_down(c, d, NULL);
-    }
+    eb_fix_client_saw_state(&t->seen, c, st, d);
 }
 
 static const struct eb_redis_client_handlers handlers = {.on_state = on_state};
 
 static void on_reply(const struct redisReply *r, void *opaque) {
     struct t *t = opaque;
-    t->replies++;
-    t->reply[0] = '\0';
-    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-              r->type == REDIS_REPLY_ERROR))
-        snprintf(t->reply, sizeof(t->reply), "%s", r->str);
+    eb_fix_client_saw_reply(&t->seen, r);
 }
 
 /* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
@@ -109,17 +94,17 @@ static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int tim
 
 static bool seen_state(void *ctx, const void *arg) {
     struct t *t = ctx;
-    return t->states[*(const enum eb_redis_client_state *)arg] >= 1;
+    return t->seen.states[*(const enum eb_redis_client_state *)arg] >= 1;
 }
 
 static bool ready_twice(void *ctx, const void *arg) {
     struct t *t = ctx;
-    return t->states[EB_REDIS_CLIENT_READY] >= 2;
+    return t->seen.states[EB_REDIS_CLIENT_READY] >= 2;
 }
 
 static bool replies_at_least(void *ctx, const void *arg) {
     struct t *t = ctx;
-    return t->replies >= *(const int *)arg;
+    return t->seen.replies >= *(const int *)arg;
 }
 
 static const enum eb_redis_client_state READY = EB_REDIS_CLIENT_READY;
@@ -127,10 +112,10 @@ static const enum eb_redis_client_state WAITING = EB_REDIS_CLIENT_WAITING;
 
 static void ping(struct t *t) {
     const char *argv[] = {"PING"};
-    int want = t->replies + 1;
+    int want = t->seen.replies + 1;
     assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, argv, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
-    assert_string_equal(t->reply, "PONG");
+    assert_string_equal(t->seen.reply, "PONG");
 }
 
 /* eb_redis_tls_failures_total{reason=...} */
@@ -157,19 +142,7 @@ static int setup(void **state) {
     t->silent_fd = -1;
     int rc = eb_fix_loop_open(&t->loop, "eb-tls-test", "client.log", EB_LOG_INFO);
     t->metrics = eb_metrics_new();
-    t->conf = (struct eb_redis_client_conf){
-        .name = "test",
-        .client_name = "expiry-bridge:test",
-        .host = "127.0.0.1",
-        .kind = EB_REDIS_CLIENT_COMMANDS,
-        .connect_timeout_ms = 2000,
-        .reply_timeout_ms = 600,
-        .reconnect_min_ms = 20,
-        .reconnect_max_ms = 100,
-        .log = t->loop.log,
-        .handlers = &handlers,
-        .opaque = t,
-    };
+    t->conf = eb_fix_client_conf(t->loop.log, &handlers, t);
     *state = t;
     if (rc != 0 || !t->metrics)
         return -1;
@@ -271,10 +244,10 @@ static void assert_connects(struct t *t, struct attempt a) {
  * error line naming the setting (left in t->line). */
 static void assert_tls_failure(struct t *t, enum eb_redis_tls_reason reason) {
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
-    assert_string_equal(eb_redis_tls_reason_name(t->last_down.tls),
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_string_equal(eb_redis_tls_reason_name(t->seen.last_down.tls),
                         eb_redis_tls_reason_name(reason));
-    assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 0);
+    assert_int_equal(t->seen.states[EB_REDIS_CLIENT_READY], 0);
     assert_true(failures(t, eb_redis_tls_reason_name(reason)) >= 1);
     assert_log(t, "\"msg\":\"redis connect failed\"", t->line, sizeof(t->line));
     char want[128];
@@ -291,8 +264,8 @@ static void assert_refused(struct t *t, struct attempt a, enum eb_redis_tls_reas
                            const char *detail) {
     attempt(t, &a);
     assert_tls_failure(t, reason);
-    if (detail && !strstr(t->last_detail, detail))
-        fail_msg("detail '%s' lacks '%s'", t->last_detail, detail);
+    if (detail && !strstr(t->seen.last_detail, detail))
+        fail_msg("detail '%s' lacks '%s'", t->seen.last_detail, detail);
 }
 
 static bool base_idle(void *ctx, const void *arg) {
@@ -322,10 +295,10 @@ static void test_verified_server_is_ready_and_commands_flow(void **state) {
     struct t *t = *state;
     assert_connects(t, (struct attempt){.server_cert = "server"});
     const char *name[] = {"CLIENT", "GETNAME"};
-    int want = t->replies + 1;
+    int want = t->seen.replies + 1;
     assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 2, name, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
-    assert_string_equal(t->reply, "expiry-bridge:test");
+    assert_string_equal(t->seen.reply, "expiry-bridge:test");
     assert_int_equal(failures(t, "handshake"), 0);
     finish(t);
 }
@@ -379,7 +352,7 @@ static void test_expired_certificate_is_refused_saying_until_when(void **state) 
     struct t *t = *state;
     assert_refused(t, (struct attempt){.server_cert = "expired"}, EB_REDIS_TLS_EXPIRED,
                    "certificate has expired: 'expired' valid from ");
-    assert_non_null(strstr(t->last_detail, " until "));
+    assert_non_null(strstr(t->seen.last_detail, " until "));
     finish(t);
 }
 
@@ -454,9 +427,9 @@ static void test_redis_plaintext_port_is_named_as_a_tls_failure(void **state) {
     start_server(t, "server", "no");
     attempt(t, &(struct attempt){.port = t->redis.port}); /* its plaintext port */
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
-    assert_true(t->last_down.tls == EB_REDIS_TLS_NOT_TLS ||
-                t->last_down.tls == EB_REDIS_TLS_HANDSHAKE_TIMEOUT);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_true(t->seen.last_down.tls == EB_REDIS_TLS_NOT_TLS ||
+                t->seen.last_down.tls == EB_REDIS_TLS_HANDSHAKE_TIMEOUT);
     assert_log(t, "\"msg\":\"redis connect failed\"", t->line, sizeof(t->line));
     assert_non_null(strstr(t->line, "plaintext"));
     finish(t);
@@ -502,8 +475,8 @@ static void test_reconnects_over_tls_after_the_server_restarts(void **state) {
     assert_connects(t, mutual("client"));
     eb_fix_redis_kill9(&t->redis);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_true(t->last_down.was_ready);
-    assert_int_not_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_true(t->seen.last_down.was_ready);
+    assert_int_not_equal(t->seen.last_down.cause, EB_REDIS_DOWN_TLS);
     eb_fix_redis_restart(&t->redis);
     assert_true(run_until(t, ready_twice, NULL, WAIT_MS));
     ping(t);
@@ -531,7 +504,7 @@ static void test_a_changed_ca_file_is_used_by_the_next_attempt(void **state) {
     copy_file(eb_fix_tls_path(&t->pki, "other-ca", "pem"), t->ca);
     attempt(t, &(struct attempt){.server_cert = "server"});
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.tls, EB_REDIS_TLS_UNKNOWN_CA);
+    assert_int_equal(t->seen.last_down.tls, EB_REDIS_TLS_UNKNOWN_CA);
     copy_file(eb_fix_tls_path(&t->pki, "ca", "pem"), t->ca);
     assert_true(run_until(t, seen_state, &READY, WAIT_MS));
     assert_true(eb_fix_log_contains(t->loop.log_path, "redis TLS certificates reloaded"));
