@@ -60,11 +60,6 @@ static void on_state(eb_redis_client_t *c, enum eb_redis_client_state st,
 
 static const struct eb_redis_client_handlers handlers = {.on_state = on_state};
 
-static void on_reply(const struct redisReply *r, void *opaque) {
-    struct t *t = opaque;
-    eb_fix_client_saw_reply(&t->seen, r);
-}
-
 /* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
 static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int timeout_ms) {
     return eb_fix_loop_until_arg(t->loop.base, cond, t, arg, timeout_ms);
@@ -101,7 +96,8 @@ static void wait_ready(struct t *t) {
 /* Send a command and wait for its reply (into t->seen.reply). */
 static void command(struct t *t, int db, int argc, const char **argv) {
     int want = t->seen.replies + 1;
-    assert_int_equal(eb_redis_client_command(t->c, db, on_reply, t, argc, argv, NULL), 0);
+    assert_int_equal(
+        eb_redis_client_command(t->c, db, eb_fix_client_on_reply, &t->seen, argc, argv, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
 }
 
@@ -277,7 +273,8 @@ static void test_overdue_reply_fails_the_connection_and_it_comes_back(void **sta
     eb_fix_redis_signal(&t->redis, SIGSTOP);
     const char *ping[] = {"PING"};
     int64_t frozen_at = eb_fix_now_ms();
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, ping, NULL), 0);
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, ping, NULL), 0);
     bool lost = run_until(t, seen_state, &WAITING, WAIT_MS);
     int64_t detect_ms = eb_fix_now_ms() - frozen_at;
     eb_fix_redis_signal(&t->redis, SIGCONT);
@@ -375,7 +372,9 @@ static void test_stop_inside_a_callback_closes_once_control_returns(void **state
     assert_true(run_until(t, seen_state, &STOPPED, WAIT_MS));
     assert_true(run_until(t, base_idle, NULL, WAIT_MS));
     const char *ping[] = {"PING"};
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, ping, NULL), EB_ESTATE);
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, ping, NULL),
+        EB_ESTATE);
     eb_redis_client_stop(t->c); /* twice is harmless */
     finish(t);
 }
@@ -409,7 +408,8 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     start_client(t, t->redis.port);
     wait_ready(t);
     const char *ping[] = {"PING"};
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, ping, NULL), 0);
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, ping, NULL), 0);
     int before = t->seen.nulls;
     finish(t);
     assert_int_equal(t->seen.nulls, before + 1);

@@ -82,11 +82,6 @@ static void on_state(eb_redis_client_t *c, enum eb_redis_client_state st,
 
 static const struct eb_redis_client_handlers handlers = {.on_state = on_state};
 
-static void on_reply(const struct redisReply *r, void *opaque) {
-    struct t *t = opaque;
-    eb_fix_client_saw_reply(&t->seen, r);
-}
-
 /* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
 static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int timeout_ms) {
     return eb_fix_loop_until_arg(t->loop.base, cond, t, arg, timeout_ms);
@@ -113,7 +108,8 @@ static const enum eb_redis_client_state WAITING = EB_REDIS_CLIENT_WAITING;
 static void ping(struct t *t) {
     const char *argv[] = {"PING"};
     int want = t->seen.replies + 1;
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, argv, NULL), 0);
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, argv, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
     assert_string_equal(t->seen.reply, "PONG");
 }
@@ -296,7 +292,8 @@ static void test_verified_server_is_ready_and_commands_flow(void **state) {
     assert_connects(t, (struct attempt){.server_cert = "server"});
     const char *name[] = {"CLIENT", "GETNAME"};
     int want = t->seen.replies + 1;
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 2, name, NULL), 0);
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 2, name, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
     assert_string_equal(t->seen.reply, "expiry-bridge:test");
     assert_int_equal(failures(t, "handshake"), 0);

@@ -35,7 +35,8 @@ void eb_fix_client_saw_state(struct eb_fix_client_seen *s, eb_redis_client_t *c,
     eb_redis_client_log_down(c, d, NULL);
 }
 
-void eb_fix_client_saw_reply(struct eb_fix_client_seen *s, const struct redisReply *r) {
+void eb_fix_client_on_reply(const struct redisReply *r, void *seen) {
+    struct eb_fix_client_seen *s = seen;
     s->replies++;
     s->reply[0] = '\0';
     if (!r)

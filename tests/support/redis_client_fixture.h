@@ -36,8 +36,9 @@ eb_fix_client_conf(eb_log_t *log, const struct eb_redis_client_handlers *handler
 void eb_fix_client_saw_state(struct eb_fix_client_seen *s, eb_redis_client_t *c,
                              enum eb_redis_client_state st, const struct eb_redis_client_down *d);
 
-/* Record a reply (call it from the test's reply callback); NULL: the
- * connection was lost before it came. */
-void eb_fix_client_saw_reply(struct eb_fix_client_seen *s, const struct redisReply *r);
+/* A reply callback for eb_redis_client_command() that records the reply
+ * in seen (the opaque, a struct eb_fix_client_seen); NULL: the connection
+ * was lost before it came. */
+void eb_fix_client_on_reply(const struct redisReply *r, void *seen);
 
 #endif
