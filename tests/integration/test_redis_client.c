@@ -31,27 +31,19 @@
 #include "fixture.h"
 #include "redis/redis_client.h"
 #include "loop_fixture.h"
+#include "redis_client_fixture.h"
 #include "redis_fixture.h"
 
 #define WAIT_MS 10000
 
 struct t {
-    struct event_base *base;
+    struct eb_fix_loop loop; /* base, dir, log */
     struct eb_fix_redis redis, replica;
-    char *dir;
-    char log_path[4096];
-    int log_fd;
-    eb_log_t *log;
     eb_redis_client_t *c;
     struct eb_redis_client_conf conf;
 
-    int states[5]; /* on_state calls per state */
-    struct eb_redis_client_down last_down;
-    char last_detail[256];
+    struct eb_fix_client_seen seen; /* what the client reported */
     bool stop_when_ready;
-
-    int replies, nulls;
-    char reply[128];
 };
 
 /* ------------------------------------------------------------------------
@@ -61,66 +53,36 @@ struct t {
 static void on_state(eb_redis_client_t *c, enum eb_redis_client_state st,
                      const struct eb_redis_client_down *d, void *opaque) {
     struct t *t = opaque;
-    t->states[st]++;
-    if (d) {
-        t->last_down = *d;
-        snprintf(t->last_detail, sizeof(t->last_detail), "%s", d->detail);
-        t->last_down.detail = t->last_detail;
-        t->last_down.what = t->last_down.hint = NULL;
-        eb_redis_client_log_down(c, d, NULL);
-    }
+    eb_fix_client_saw_state(&t->seen, c, st, d);
     if (st == EB_REDIS_CLIENT_READY && t->stop_when_ready)
         eb_redis_client_stop(c);
 }
 
 static const struct eb_redis_client_handlers handlers = {.on_state = on_state};
 
-static void on_reply(const struct redisReply *r, void *opaque) {
-    struct t *t = opaque;
-    t->replies++;
-    t->reply[0] = '\0';
-    if (!r)
-        t->nulls++;
-    else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-             r->type == REDIS_REPLY_ERROR)
-        snprintf(t->reply, sizeof(t->reply), "%s", r->str);
-    else if (r->type == REDIS_REPLY_INTEGER)
-        snprintf(t->reply, sizeof(t->reply), "%lld", r->integer);
+/* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
+static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int timeout_ms) {
+    return eb_fix_loop_until_arg(t->loop.base, cond, t, arg, timeout_ms);
 }
 
-typedef bool (*cond_fn)(struct t *t, const void *arg);
-
-struct until {
-    struct t *t;
-    cond_fn cond;
-    const void *arg;
-};
-
-static bool until_holds(void *p) {
-    struct until *u = p;
-    return u->cond(u->t, u->arg);
-}
-
-/* Run the loop until cond holds or timeout_ms passes (loop_fixture.h). */
-static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    struct until u = {t, cond, arg};
-    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
-}
-
-static bool is_state(struct t *t, const void *arg) {
+static bool is_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return eb_redis_client_state(t->c) == *(const enum eb_redis_client_state *)arg;
 }
 
-static bool seen_state(struct t *t, const void *arg) {
-    return t->states[*(const enum eb_redis_client_state *)arg] > 0;
+static bool seen_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return t->seen.states[*(const enum eb_redis_client_state *)arg] > 0;
 }
 
-static bool replies_at_least(struct t *t, const void *arg) {
-    return t->replies >= *(const int *)arg;
+static bool replies_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return t->seen.replies >= *(const int *)arg;
 }
 
-static bool base_idle(struct t *t, const void *arg) {
-    return event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED) == 0;
+static bool base_idle(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED) == 0;
 }
 
 static const enum eb_redis_client_state READY = EB_REDIS_CLIENT_READY;
@@ -131,19 +93,20 @@ static void wait_ready(struct t *t) {
     assert_true(run_until(t, is_state, &READY, WAIT_MS));
 }
 
-/* Send a command and wait for its reply (into t->reply). */
+/* Send a command and wait for its reply (into t->seen.reply). */
 static void command(struct t *t, int db, int argc, const char **argv) {
-    int want = t->replies + 1;
-    assert_int_equal(eb_redis_client_command(t->c, db, on_reply, t, argc, argv, NULL), 0);
+    int want = t->seen.replies + 1;
+    assert_int_equal(
+        eb_redis_client_command(t->c, db, eb_fix_client_on_reply, &t->seen, argc, argv, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
 }
 
 static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
-    return eb_fix_log_line(t->log_path, needle, out, out_size);
+    return eb_fix_log_line(t->loop.log_path, needle, out, out_size);
 }
 
 static int log_count(const struct t *t, const char *needle) {
-    return eb_fix_log_count(t->log_path, needle);
+    return eb_fix_log_count(t->loop.log_path, needle);
 }
 
 /* ------------------------------------------------------------------------
@@ -154,26 +117,10 @@ static int setup(void **state) {
     struct t *t = calloc(1, sizeof(*t));
     if (!t)
         return -1;
-    t->base = event_base_new();
-    t->dir = eb_fix_tempdir("eb-rc-test");
-    snprintf(t->log_path, sizeof(t->log_path), "%s/client.log", t->dir);
-    t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    t->log = eb_log_new(t->log_fd, EB_LOG_INFO);
-    t->conf = (struct eb_redis_client_conf){
-        .name = "test",
-        .client_name = "expiry-bridge:test",
-        .host = "127.0.0.1",
-        .kind = EB_REDIS_CLIENT_COMMANDS,
-        .connect_timeout_ms = 2000,
-        .reply_timeout_ms = 600,
-        .reconnect_min_ms = 20,
-        .reconnect_max_ms = 100,
-        .log = t->log,
-        .handlers = &handlers,
-        .opaque = t,
-    };
+    int rc = eb_fix_loop_open(&t->loop, "eb-rc-test", "client.log", EB_LOG_INFO);
+    t->conf = eb_fix_client_conf(t->loop.log, &handlers, t);
     *state = t;
-    return t->base && t->log && t->log_fd >= 0 ? 0 : -1;
+    return rc;
 }
 
 static int teardown(void **state) {
@@ -181,17 +128,7 @@ static int teardown(void **state) {
     eb_redis_client_destroy(t->c);
     eb_fix_redis_stop(&t->replica);
     eb_fix_redis_stop(&t->redis);
-    if (getenv("EB_TEST_SHOW_LOG")) {
-        char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", t->log_path);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot show %s\n", t->log_path);
-    }
-    eb_log_destroy(t->log);
-    close(t->log_fd);
-    event_base_free(t->base);
-    eb_fix_rmtree(t->dir);
-    free(t->dir);
+    eb_fix_loop_close(&t->loop);
     free(t);
     return 0;
 }
@@ -199,7 +136,7 @@ static int teardown(void **state) {
 static void start_client(struct t *t, int port) {
     char err[256] = "";
     t->conf.port = port;
-    t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
+    t->c = eb_redis_client_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->c);
     assert_int_equal(eb_redis_client_start(t->c), 0);
     assert_int_equal(eb_redis_client_start(t->c), EB_ESTATE);
@@ -209,8 +146,8 @@ static void start_client(struct t *t, int port) {
 static void finish(struct t *t) {
     eb_redis_client_destroy(t->c);
     t->c = NULL;
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ACTIVE), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -226,7 +163,7 @@ static void test_ready_after_name_and_role_and_commands_flow(void **state) {
     wait_ready(t);
     const char *name[] = {"CLIENT", "GETNAME"};
     command(t, -1, 2, name);
-    assert_string_equal(t->reply, "expiry-bridge:test");
+    assert_string_equal(t->seen.reply, "expiry-bridge:test");
     assert_string_equal(eb_redis_client_address(t->c), "127.0.0.1");
     finish(t);
 }
@@ -246,7 +183,7 @@ static void test_acl_user_without_password_authenticates_as_that_user(void **sta
     wait_ready(t);
     const char *who[] = {"ACL", "WHOAMI"};
     command(t, -1, 2, who);
-    assert_string_equal(t->reply, "bot");
+    assert_string_equal(t->seen.reply, "bot");
     finish(t);
 }
 
@@ -267,7 +204,7 @@ static void test_unresolvable_host_fails_naming_redis_url(void **state) {
     t->conf.connect_timeout_ms = 8000;
     start_client(t, 6379);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS + 5000));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_RESOLVE);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_RESOLVE);
     char line[4096];
     assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
     assert_non_null(strstr(line, "\"cause\":\"host name not resolved\""));
@@ -283,9 +220,9 @@ static void test_replica_is_refused_when_a_master_is_required(void **state) {
     t->conf.require_master = true;
     start_client(t, t->replica.port);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_ROLE);
-    assert_string_equal(t->last_detail, "role slave");
-    assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 0);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_ROLE);
+    assert_string_equal(t->seen.last_detail, "role slave");
+    assert_int_equal(t->seen.states[EB_REDIS_CLIENT_READY], 0);
     char line[4096];
     assert_true(log_line(t, "is a replica", line, sizeof(line)));
     assert_non_null(strstr(line, "\"level\":\"error\""));
@@ -299,7 +236,7 @@ static void test_tls_port_is_reported_as_probably_tls(void **state) {
     eb_fix_redis_start_tls(&t->redis);
     start_client(t, t->redis.port);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_NOT_REDIS);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_NOT_REDIS);
     char line[4096];
     assert_true(log_line(t, "\"msg\":\"redis connect failed\"", line, sizeof(line)));
     assert_non_null(strstr(line, "may expect TLS"));
@@ -322,9 +259,9 @@ static void test_command_runs_in_the_database_it_names(void **state) {
     command(t, 5, 3, set);
     const char *get[] = {"GET", "in-five"};
     command(t, 0, 2, get);
-    assert_string_equal(t->reply, "");
+    assert_string_equal(t->seen.reply, "");
     command(t, 5, 2, get);
-    assert_string_equal(t->reply, "v");
+    assert_string_equal(t->seen.reply, "v");
     finish(t);
 }
 
@@ -336,24 +273,26 @@ static void test_overdue_reply_fails_the_connection_and_it_comes_back(void **sta
     eb_fix_redis_signal(&t->redis, SIGSTOP);
     const char *ping[] = {"PING"};
     int64_t frozen_at = eb_fix_now_ms();
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, ping, NULL), 0);
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, ping, NULL), 0);
     bool lost = run_until(t, seen_state, &WAITING, WAIT_MS);
     int64_t detect_ms = eb_fix_now_ms() - frozen_at;
     eb_fix_redis_signal(&t->redis, SIGCONT);
     assert_true(lost);
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_DEAD);
-    assert_string_equal(t->last_detail, "PING reply overdue by more than 600 ms");
-    assert_true(t->last_down.was_ready);
-    assert_int_equal(t->nulls, 1); /* the pending command saw NULL */
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_DEAD);
+    assert_string_equal(t->seen.last_detail, "PING reply overdue by more than 600 ms");
+    assert_true(t->seen.last_down.was_ready);
+    assert_int_equal(t->seen.nulls, 1); /* the pending command saw NULL */
     assert_true(detect_ms >= 600 && detect_ms < 600 + 2000);
     assert_int_equal(log_count(t, "\"msg\":\"redis connection lost\""), 1);
     wait_ready(t);
     command(t, -1, 1, ping);
-    assert_string_equal(t->reply, "PONG");
+    assert_string_equal(t->seen.reply, "PONG");
     finish(t);
 }
 
-static bool pinged(struct t *t, const void *arg) {
+static bool pinged(void *ctx, const void *arg) {
+    struct t *t = ctx;
     redisReply *rep = eb_fix_redis_cmd(&t->redis, "CLIENT LIST");
     bool ok = rep && rep->type == REDIS_REPLY_STRING &&
               strstr(rep->str, "name=expiry-bridge:test") &&
@@ -377,8 +316,9 @@ static void test_idle_connection_is_pinged(void **state) {
  * Failures, logs, stop, destroy
  * --------------------------------------------------------------------- */
 
-static bool waited_at_least(struct t *t, const void *arg) {
-    return t->states[EB_REDIS_CLIENT_WAITING] >= *(const int *)arg;
+static bool waited_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return t->seen.states[EB_REDIS_CLIENT_WAITING] >= *(const int *)arg;
 }
 
 /* Four lines per failed attempt once (state, failure, schedule, state):
@@ -388,7 +328,7 @@ static void test_failed_attempts_are_one_line_naming_the_setting(void **state) {
     start_client(t, eb_fix_free_port());
     int five = 5;
     assert_true(run_until(t, waited_at_least, &five, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_CONNECT);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_CONNECT);
     assert_int_equal(log_count(t, "\"level\":\"warn\""), 1);
     assert_int_equal(log_count(t, "\"level\":\"info\""), 0);
     char line[4096];
@@ -417,9 +357,9 @@ static void test_reset_reconnects_without_a_failure(void **state) {
     wait_ready(t);
     eb_redis_client_reset(t->c);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_RESET);
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_RESET);
     wait_ready(t);
-    assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 2);
+    assert_int_equal(t->seen.states[EB_REDIS_CLIENT_READY], 2);
     assert_int_equal(log_count(t, "redis conn"), 0);
     finish(t);
 }
@@ -432,7 +372,9 @@ static void test_stop_inside_a_callback_closes_once_control_returns(void **state
     assert_true(run_until(t, seen_state, &STOPPED, WAIT_MS));
     assert_true(run_until(t, base_idle, NULL, WAIT_MS));
     const char *ping[] = {"PING"};
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, ping, NULL), EB_ESTATE);
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, ping, NULL),
+        EB_ESTATE);
     eb_redis_client_stop(t->c); /* twice is harmless */
     finish(t);
 }
@@ -442,7 +384,7 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     char err[256];
     /* Idle: created, never started. */
     t->conf.port = 6379;
-    t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
+    t->c = eb_redis_client_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->c);
     finish(t);
 
@@ -456,8 +398,8 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     eb_fix_redis_signal(&t->redis, SIGSTOP);
     start_client(t, t->redis.port);
     struct timeval tv = {0, 50000};
-    event_base_loopexit(t->base, &tv);
-    event_base_dispatch(t->base);
+    event_base_loopexit(t->loop.base, &tv);
+    event_base_dispatch(t->loop.base);
     assert_int_equal(eb_redis_client_state(t->c), EB_REDIS_CLIENT_CONNECTING);
     finish(t);
     eb_fix_redis_signal(&t->redis, SIGCONT);
@@ -466,10 +408,11 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     start_client(t, t->redis.port);
     wait_ready(t);
     const char *ping[] = {"PING"};
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, ping, NULL), 0);
-    int before = t->nulls;
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, ping, NULL), 0);
+    int before = t->seen.nulls;
     finish(t);
-    assert_int_equal(t->nulls, before + 1);
+    assert_int_equal(t->seen.nulls, before + 1);
 }
 
 int main(void) {

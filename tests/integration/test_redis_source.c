@@ -53,13 +53,9 @@ struct rec {
 };
 
 struct t {
-    struct event_base *base;
+    struct eb_fix_loop loop; /* base, dir, log */
     struct eb_fix_redis redis;
     struct eb_fix_redis replica;
-    char *dir;
-    char log_path[4096];
-    int log_fd;
-    eb_log_t *log;
     eb_metrics_t *metrics;
     eb_redis_source_t *src;
     struct eb_redis_source_conf conf;
@@ -119,30 +115,18 @@ static void on_state(enum eb_redis_state st, void *opaque) {
         eb_redis_source_stop(t->src);
 }
 
-typedef bool (*cond_fn)(struct t *t, const void *arg);
-
-struct until {
-    struct t *t;
-    cond_fn cond;
-    const void *arg;
-};
-
-static bool until_holds(void *p) {
-    struct until *u = p;
-    return u->cond(u->t, u->arg);
+/* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
+static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int timeout_ms) {
+    return eb_fix_loop_until_arg(t->loop.base, cond, t, arg, timeout_ms);
 }
 
-/* Run the loop until cond holds or timeout_ms passes (loop_fixture.h). */
-static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    struct until u = {t, cond, arg};
-    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
-}
-
-static bool is_state(struct t *t, const void *arg) {
+static bool is_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return eb_redis_source_state(t->src) == *(const enum eb_redis_state *)arg;
 }
 
-static bool is_not_state(struct t *t, const void *arg) {
+static bool is_not_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return eb_redis_source_state(t->src) != *(const enum eb_redis_state *)arg;
 }
 
@@ -153,7 +137,8 @@ static void wait_subscribed(struct t *t) {
     assert_true(run_until(t, is_state, &SUBSCRIBED, WAIT_MS));
 }
 
-static bool have_recs(struct t *t, const void *arg) {
+static bool have_recs(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->nrecs >= *(const size_t *)arg;
 }
 
@@ -173,7 +158,8 @@ static const struct rec *find_rec(const struct t *t, int db, const char *event, 
     return NULL;
 }
 
-static bool rec_arrived(struct t *t, const void *arg) {
+static bool rec_arrived(void *ctx, const void *arg) {
+    struct t *t = ctx;
     const char *key = arg;
     return find_rec(t, 0, "expired", key, strlen(key)) != NULL;
 }
@@ -213,7 +199,8 @@ struct metric_min {
     double v;
 };
 
-static bool metric_at_least(struct t *t, const void *arg) {
+static bool metric_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
     const struct metric_min *m = arg;
     return metric(t, m->name) >= m->v;
 }
@@ -251,16 +238,16 @@ static unsigned flag_set(const char *flags) {
 }
 
 static void assert_no_events(struct t *t) {
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ACTIVE), 0);
 }
 
 static bool log_contains(const struct t *t, const char *needle) {
-    return eb_fix_log_contains(t->log_path, needle);
+    return eb_fix_log_contains(t->loop.log_path, needle);
 }
 
 static bool log_line(const struct t *t, const char *needle, char *out, size_t out_size) {
-    return eb_fix_log_line(t->log_path, needle, out, out_size);
+    return eb_fix_log_line(t->loop.log_path, needle, out, out_size);
 }
 
 /* ------------------------------------------------------------------------
@@ -271,11 +258,7 @@ static int setup(void **state) {
     struct t *t = calloc(1, sizeof(*t));
     if (!t)
         return -1;
-    t->base = event_base_new();
-    t->dir = eb_fix_tempdir("eb-rs-test");
-    snprintf(t->log_path, sizeof(t->log_path), "%s/bridge.log", t->dir);
-    t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    t->log = eb_log_new(t->log_fd, EB_LOG_DEBUG);
+    int rc = eb_fix_loop_open(&t->loop, "eb-rs-test", "bridge.log", EB_LOG_DEBUG);
     t->metrics = eb_metrics_new();
     t->last_state = EB_REDIS_STOPPED;
     t->dbs[0] = 0;
@@ -290,14 +273,14 @@ static int setup(void **state) {
         .heartbeat_timeout_ms = HB_TIMEOUT_MS,
         .reconnect_min_ms = 20,
         .reconnect_max_ms = 200,
-        .log = t->log,
+        .log = t->loop.log,
         .metrics = t->metrics,
         .on_notification = on_note,
         .on_state = on_state,
         .opaque = t,
     };
     *state = t;
-    return t->base && t->log && t->metrics && t->log_fd >= 0 ? 0 : -1;
+    return rc == 0 && t->metrics ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -305,21 +288,11 @@ static int teardown(void **state) {
     eb_redis_source_destroy(t->src);
     eb_fix_redis_stop(&t->replica);
     eb_fix_redis_stop(&t->redis);
-    if (getenv("EB_TEST_SHOW_LOG")) {
-        char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", t->log_path);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot show %s\n", t->log_path);
-    }
     for (size_t i = 0; i < t->nrecs; i++)
         free(t->recs[i].key);
     free(t->recs);
-    eb_log_destroy(t->log);
-    close(t->log_fd);
     eb_metrics_destroy(t->metrics);
-    event_base_free(t->base);
-    eb_fix_rmtree(t->dir);
-    free(t->dir);
+    eb_fix_loop_close(&t->loop);
     free(t);
     return 0;
 }
@@ -329,7 +302,7 @@ static void start_source(struct t *t) {
     char err[256] = "";
     t->conf.port = t->redis.port;
     t->last_state = EB_REDIS_STOPPED;
-    t->src = eb_redis_source_new(t->base, &t->conf, err, sizeof(err));
+    t->src = eb_redis_source_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->src);
     assert_int_equal(eb_redis_source_start(t->src), 0);
     assert_int_equal(eb_redis_source_start(t->src), EB_ESTATE);
@@ -635,7 +608,7 @@ static void test_replica_is_refused_counted_and_retried(void **state) {
     eb_fix_redis_start_replica(&t->replica, &t->redis, NULL);
     t->conf.port = t->replica.port;
     char err[256];
-    t->src = eb_redis_source_new(t->base, &t->conf, err, sizeof(err));
+    t->src = eb_redis_source_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->src);
     assert_int_equal(eb_redis_source_start(t->src), 0);
 
@@ -698,7 +671,8 @@ struct metric_is {
     double v;
 };
 
-static bool metric_equals(struct t *t, const void *arg) {
+static bool metric_equals(void *ctx, const void *arg) {
+    struct t *t = ctx;
     const struct metric_is *m = arg;
     return metric(t, m->name) == m->v;
 }
@@ -748,7 +722,7 @@ static void test_tls_port_is_named_as_the_likely_cause(void **state) {
 
 /* Lines at info or above that contain needle. */
 static int loud_lines(const struct t *t, const char *needle) {
-    FILE *f = fopen(t->log_path, "r");
+    FILE *f = fopen(t->loop.log_path, "r");
     if (!f)
         return 0;
     char line[8192];
@@ -900,7 +874,8 @@ struct numsub {
     long long n;
 };
 
-static bool numsub_is(struct t *t, const void *arg) {
+static bool numsub_is(void *ctx, const void *arg) {
+    struct t *t = ctx;
     const struct numsub *a = arg;
     redisReply *rep = eb_fix_redis_cmd(&t->redis, "PUBSUB NUMSUB %s", a->channel);
     bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
@@ -910,13 +885,15 @@ static bool numsub_is(struct t *t, const void *arg) {
     return ok;
 }
 
-static bool del_arrived(struct t *t, const void *arg) {
+static bool del_arrived(void *ctx, const void *arg) {
+    struct t *t = ctx;
     const char *key = arg;
     return find_rec(t, 0, "del", key, strlen(key)) != NULL;
 }
 
-static bool base_idle(struct t *t, const void *arg) {
-    return event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED) == 0;
+static bool base_idle(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED) == 0;
 }
 
 static size_t count_event(const struct t *t, const char *event) {
@@ -1003,7 +980,8 @@ static void on_reply(const struct redisReply *r, void *opaque) {
         snprintf(t->reply_str, sizeof(t->reply_str), "%s", r->str);
 }
 
-static bool replies_at_least(struct t *t, const void *arg) {
+static bool replies_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
     return t->replies >= *(const int *)arg;
 }
 
@@ -1012,7 +990,7 @@ static void test_command_runs_on_command_connection_and_sees_null_on_loss(void *
     eb_fix_redis_start(&t->redis, fast_expiry);
     char err[256];
     t->conf.port = t->redis.port;
-    t->src = eb_redis_source_new(t->base, &t->conf, err, sizeof(err));
+    t->src = eb_redis_source_new(t->loop.base, &t->conf, err, sizeof(err));
     const char *set[] = {"SET", "ledger:k", "v1"};
     assert_int_equal(eb_redis_source_command(t->src, on_reply, t, 3, set, NULL), EB_ESTATE);
     assert_int_equal(eb_redis_source_start(t->src), 0);
@@ -1081,7 +1059,7 @@ static void test_second_source_of_one_node_counts_beside_the_first(void **state)
     wait_subscribed(t);
     assert_int_equal(metric(t, "eb_redis_node_subscribed"), 1);
     eb_redis_source_t *old = t->src;
-    t->src = eb_redis_source_new(t->base, &t->conf, err, sizeof(err));
+    t->src = eb_redis_source_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->src);
     assert_int_equal(metric(t, "eb_redis_node_subscribed"), 1); /* the new one: not started */
     assert_int_equal(eb_redis_source_start(t->src), 0);
@@ -1124,8 +1102,8 @@ static void test_destroy_leaves_no_registered_events_in_every_state(void **state
     start_source(t);
     assert_int_equal(eb_redis_source_state(t->src), EB_REDIS_CONNECTING);
     struct timeval tv = {0, 50000};
-    event_base_loopexit(t->base, &tv);
-    event_base_dispatch(t->base);
+    event_base_loopexit(t->loop.base, &tv);
+    event_base_dispatch(t->loop.base);
     finish(t);
     eb_fix_redis_signal(&t->redis, SIGCONT);
 

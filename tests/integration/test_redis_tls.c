@@ -46,31 +46,24 @@
 #include "redis/redis_client.h"
 #include "redis/redis_conn.h"
 #include "redis/redis_tls.h"
+#include "redis_client_fixture.h"
 #include "redis_fixture.h"
 #include "tls_fixture.h"
 
 #define WAIT_MS 10000
 
 struct t {
-    struct event_base *base;
+    struct eb_fix_loop loop; /* base, dir, log */
     struct eb_fix_redis redis;
     struct eb_fix_tls pki;
-    char *dir;
-    char log_path[4096];
-    int log_fd;
-    eb_log_t *log;
     eb_metrics_t *metrics;
     eb_redis_tls_t *tls;
     eb_redis_client_t *c;
     struct eb_redis_client_conf conf;
     char ca[4200], cert[4200], key[4200]; /* the client's files */
 
-    int states[5];
-    struct eb_redis_client_down last_down;
-    char last_detail[256];
-
-    int replies;
-    char reply[128];
+    struct eb_fix_client_seen seen; /* what the client reported */
+    char line[4096]; /* the log line of the last failure asserted */
 
     /* fake servers */
     struct evconnlistener *plain; /* answers anything with a RESP error */
@@ -84,55 +77,29 @@ struct t {
 static void on_state(eb_redis_client_t *c, enum eb_redis_client_state st,
                      const struct eb_redis_client_down *d, void *opaque) {
     struct t *t = opaque;
-    t->states[st]++;
-    if (d) {
-        t->last_down = *d;
-        snprintf(t->last_detail, sizeof(t->last_detail), "%s", d->detail);
-        t->last_down.detail = t->last_detail;
-        t->last_down.what = t->last_down.hint = NULL;
-        eb_redis_client_log_down(c, d, NULL);
-    }
+    eb_fix_client_saw_state(&t->seen, c, st, d);
 }
 
 static const struct eb_redis_client_handlers handlers = {.on_state = on_state};
 
-static void on_reply(const struct redisReply *r, void *opaque) {
-    struct t *t = opaque;
-    t->replies++;
-    t->reply[0] = '\0';
-    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-              r->type == REDIS_REPLY_ERROR))
-        snprintf(t->reply, sizeof(t->reply), "%s", r->str);
+/* Run the loop until cond(t, arg) holds or timeout_ms passes (loop_fixture.h). */
+static bool run_until(struct t *t, eb_fix_cond_fn cond, const void *arg, int timeout_ms) {
+    return eb_fix_loop_until_arg(t->loop.base, cond, t, arg, timeout_ms);
 }
 
-typedef bool (*cond_fn)(struct t *t, const void *arg);
-
-struct until {
-    struct t *t;
-    cond_fn cond;
-    const void *arg;
-};
-
-static bool until_holds(void *p) {
-    struct until *u = p;
-    return u->cond(u->t, u->arg);
+static bool seen_state(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return t->seen.states[*(const enum eb_redis_client_state *)arg] >= 1;
 }
 
-static bool run_until(struct t *t, cond_fn cond, const void *arg, int timeout_ms) {
-    struct until u = {t, cond, arg};
-    return eb_fix_loop_until(t->base, until_holds, &u, timeout_ms);
+static bool ready_twice(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return t->seen.states[EB_REDIS_CLIENT_READY] >= 2;
 }
 
-static bool seen_state(struct t *t, const void *arg) {
-    return t->states[*(const enum eb_redis_client_state *)arg] >= 1;
-}
-
-static bool ready_twice(struct t *t, const void *arg) {
-    return t->states[EB_REDIS_CLIENT_READY] >= 2;
-}
-
-static bool replies_at_least(struct t *t, const void *arg) {
-    return t->replies >= *(const int *)arg;
+static bool replies_at_least(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return t->seen.replies >= *(const int *)arg;
 }
 
 static const enum eb_redis_client_state READY = EB_REDIS_CLIENT_READY;
@@ -140,10 +107,11 @@ static const enum eb_redis_client_state WAITING = EB_REDIS_CLIENT_WAITING;
 
 static void ping(struct t *t) {
     const char *argv[] = {"PING"};
-    int want = t->replies + 1;
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 1, argv, NULL), 0);
+    int want = t->seen.replies + 1;
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 1, argv, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
-    assert_string_equal(t->reply, "PONG");
+    assert_string_equal(t->seen.reply, "PONG");
 }
 
 /* eb_redis_tls_failures_total{reason=...} */
@@ -155,7 +123,7 @@ static double failures(struct t *t, const char *reason) {
 }
 
 static void assert_log(struct t *t, const char *needle, char *line, size_t n) {
-    if (!eb_fix_log_line(t->log_path, needle, line, n))
+    if (!eb_fix_log_line(t->loop.log_path, needle, line, n))
         fail_msg("no log line with %s", needle);
 }
 
@@ -168,27 +136,11 @@ static int setup(void **state) {
     if (!t)
         return -1;
     t->silent_fd = -1;
-    t->base = event_base_new();
-    t->dir = eb_fix_tempdir("eb-tls-test");
-    snprintf(t->log_path, sizeof(t->log_path), "%s/client.log", t->dir);
-    t->log_fd = open(t->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    t->log = eb_log_new(t->log_fd, EB_LOG_INFO);
+    int rc = eb_fix_loop_open(&t->loop, "eb-tls-test", "client.log", EB_LOG_INFO);
     t->metrics = eb_metrics_new();
-    t->conf = (struct eb_redis_client_conf){
-        .name = "test",
-        .client_name = "expiry-bridge:test",
-        .host = "127.0.0.1",
-        .kind = EB_REDIS_CLIENT_COMMANDS,
-        .connect_timeout_ms = 2000,
-        .reply_timeout_ms = 600,
-        .reconnect_min_ms = 20,
-        .reconnect_max_ms = 100,
-        .log = t->log,
-        .handlers = &handlers,
-        .opaque = t,
-    };
+    t->conf = eb_fix_client_conf(t->loop.log, &handlers, t);
     *state = t;
-    if (!t->base || !t->log || t->log_fd < 0 || !t->metrics)
+    if (rc != 0 || !t->metrics)
         return -1;
     if (eb_redis_conn_tls_unavailable())
         return 0; /* the tests skip; no certificates needed */
@@ -206,19 +158,9 @@ static int teardown(void **state) {
     if (t->silent_fd >= 0)
         close(t->silent_fd);
     eb_fix_redis_stop(&t->redis);
-    if (getenv("EB_TEST_SHOW_LOG")) {
-        char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", t->log_path);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot show %s\n", t->log_path);
-    }
     eb_fix_tls_remove(&t->pki);
     eb_metrics_destroy(t->metrics);
-    eb_log_destroy(t->log);
-    close(t->log_fd);
-    event_base_free(t->base);
-    eb_fix_rmtree(t->dir);
-    free(t->dir);
+    eb_fix_loop_close(&t->loop);
     free(t);
     return 0;
 }
@@ -247,7 +189,7 @@ static struct eb_redis_tls_conf tls_conf(struct t *t, const char *server_name) {
         .cert_file = t->cert[0] ? t->cert : NULL,
         .key_file = t->key[0] ? t->key : NULL,
         .server_name = server_name,
-        .log = t->log,
+        .log = t->loop.log,
         .metrics = t->metrics,
     };
 }
@@ -257,44 +199,74 @@ static void use_client_cert(struct t *t, const char *name) {
     snprintf(t->key, sizeof(t->key), "%s", eb_fix_tls_path(&t->pki, name, "key"));
 }
 
-static void start_client_with(struct t *t, const struct eb_redis_tls_conf *tc, int port) {
+/* What one connection attempt is made of. */
+struct attempt {
+    const char *server_cert;  /* the server's certificate; NULL: no server (port given) */
+    const char *auth_clients; /* tls-auth-clients; NULL: "no" */
+    const char *client_cert;  /* the client's certificate; NULL: none */
+    const char *server_name;  /* redis.tls.server_name; NULL: the host is verified */
+    bool insecure;            /* redis.tls.insecure_skip_verify */
+    int port;                 /* where the client connects; 0: the server's TLS port */
+};
+
+/* Start the server and the client an attempt names (skipped without TLS). */
+static void attempt(struct t *t, const struct attempt *a) {
+    skip_without_tls();
+    if (a->server_cert)
+        start_server(t, a->server_cert, a->auth_clients ? a->auth_clients : "no");
+    if (a->client_cert)
+        use_client_cert(t, a->client_cert);
+    struct eb_redis_tls_conf tc = tls_conf(t, a->server_name);
+    tc.insecure_skip_verify = a->insecure;
     char err[512] = "";
-    t->tls = eb_redis_tls_new(tc, err, sizeof(err));
+    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
     if (!t->tls)
         fail_msg("eb_redis_tls_new: %s", err);
     t->conf.tls = t->tls;
-    t->conf.port = port;
-    t->c = eb_redis_client_new(t->base, &t->conf, err, sizeof(err));
+    t->conf.port = a->port ? a->port : t->redis.tls_port;
+    t->c = eb_redis_client_new(t->loop.base, &t->conf, err, sizeof(err));
     assert_non_null(t->c);
     assert_int_equal(eb_redis_client_start(t->c), 0);
 }
 
-static void start_client(struct t *t, const char *server_name, int port) {
-    struct eb_redis_tls_conf tc = tls_conf(t, server_name);
-    start_client_with(t, &tc, port);
+/* The attempt is verified: the client becomes ready and PING answers. */
+static void assert_connects(struct t *t, struct attempt a) {
+    attempt(t, &a);
+    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    ping(t);
 }
 
 /* The attempt failed over TLS for reason: the cause, the counter and one
- * error line naming the setting. The line is left in line. */
-static void assert_tls_failure(struct t *t, enum eb_redis_tls_reason reason, char *line,
-                               size_t n) {
+ * error line naming the setting (left in t->line). */
+static void assert_tls_failure(struct t *t, enum eb_redis_tls_reason reason) {
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
-    assert_string_equal(eb_redis_tls_reason_name(t->last_down.tls),
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_string_equal(eb_redis_tls_reason_name(t->seen.last_down.tls),
                         eb_redis_tls_reason_name(reason));
-    assert_int_equal(t->states[EB_REDIS_CLIENT_READY], 0);
+    assert_int_equal(t->seen.states[EB_REDIS_CLIENT_READY], 0);
     assert_true(failures(t, eb_redis_tls_reason_name(reason)) >= 1);
-    assert_log(t, "\"msg\":\"redis connect failed\"", line, n);
+    assert_log(t, "\"msg\":\"redis connect failed\"", t->line, sizeof(t->line));
     char want[128];
     snprintf(want, sizeof(want), "\"tls_reason\":\"%s\"", eb_redis_tls_reason_name(reason));
-    assert_non_null(strstr(line, want));
+    assert_non_null(strstr(t->line, want));
     snprintf(want, sizeof(want), "\"setting\":\"%s\"", eb_redis_tls_reason_setting(reason));
-    assert_non_null(strstr(line, want));
-    assert_non_null(strstr(line, "\"cause\":\"TLS failed\""));
+    assert_non_null(strstr(t->line, want));
+    assert_non_null(strstr(t->line, "\"cause\":\"TLS failed\""));
 }
 
-static bool base_idle(struct t *t, const void *arg) {
-    return event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED) == 0;
+/* The attempt is refused for reason (assert_tls_failure), the cause's
+ * detail containing detail (unless NULL). */
+static void assert_refused(struct t *t, struct attempt a, enum eb_redis_tls_reason reason,
+                           const char *detail) {
+    attempt(t, &a);
+    assert_tls_failure(t, reason);
+    if (detail && !strstr(t->seen.last_detail, detail))
+        fail_msg("detail '%s' lacks '%s'", t->seen.last_detail, detail);
+}
+
+static bool base_idle(void *ctx, const void *arg) {
+    struct t *t = ctx;
+    return event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED) == 0;
 }
 
 /* Destroy the client and check that it left nothing on the base (once a
@@ -307,8 +279,8 @@ static void finish(struct t *t) {
         t->plain = NULL;
         assert_true(run_until(t, base_idle, NULL, WAIT_MS));
     }
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ADDED), 0);
-    assert_int_equal(event_base_get_num_events(t->base, EVENT_BASE_COUNT_ACTIVE), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ADDED), 0);
+    assert_int_equal(event_base_get_num_events(t->loop.base, EVENT_BASE_COUNT_ACTIVE), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -317,16 +289,13 @@ static void finish(struct t *t) {
 
 static void test_verified_server_is_ready_and_commands_flow(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, (struct attempt){.server_cert = "server"});
     const char *name[] = {"CLIENT", "GETNAME"};
-    int want = t->replies + 1;
-    assert_int_equal(eb_redis_client_command(t->c, -1, on_reply, t, 2, name, NULL), 0);
+    int want = t->seen.replies + 1;
+    assert_int_equal(
+        eb_redis_client_command(t->c, -1, eb_fix_client_on_reply, &t->seen, 2, name, NULL), 0);
     assert_true(run_until(t, replies_at_least, &want, WAIT_MS));
-    assert_string_equal(t->reply, "expiry-bridge:test");
+    assert_string_equal(t->seen.reply, "expiry-bridge:test");
     assert_int_equal(failures(t, "handshake"), 0);
     finish(t);
 }
@@ -335,24 +304,16 @@ static void test_verified_server_is_ready_and_commands_flow(void **state) {
  * configured, it passes; against the address it resolved to, it would not. */
 static void test_the_host_name_is_verified_not_the_address(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "localhost", "no");
     t->conf.host = "localhost";
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    assert_connects(t, (struct attempt){.server_cert = "localhost"});
     assert_string_equal(eb_redis_client_address(t->c), "127.0.0.1");
-    ping(t);
     finish(t);
 }
 
 /* A certificate for DNS:redis.test only, reached at 127.0.0.1. */
 static void test_server_name_is_verified_instead_of_the_host(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "named", "no");
-    start_client(t, "redis.test", t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, (struct attempt){.server_cert = "named", .server_name = "redis.test"});
     finish(t);
 }
 
@@ -362,24 +323,16 @@ static void test_server_name_is_verified_instead_of_the_host(void **state) {
 
 static void test_unknown_ca_is_refused_naming_ca_file(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "untrusted", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_UNKNOWN_CA, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "unknown CA"));
-    assert_non_null(strstr(line, "\"level\":\"error\""));
+    assert_refused(t, (struct attempt){.server_cert = "untrusted"}, EB_REDIS_TLS_UNKNOWN_CA,
+                   "unknown CA");
+    assert_non_null(strstr(t->line, "\"level\":\"error\""));
     finish(t);
 }
 
 static void test_name_mismatch_is_refused_naming_the_name(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "wrongname", "no");
-    start_client(t, "redis.test", t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_NAME_MISMATCH, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "not for 'redis.test'"));
+    assert_refused(t, (struct attempt){.server_cert = "wrongname", .server_name = "redis.test"},
+                   EB_REDIS_TLS_NAME_MISMATCH, "not for 'redis.test'");
     finish(t);
 }
 
@@ -387,23 +340,16 @@ static void test_name_mismatch_is_refused_naming_the_name(void **state) {
  * certificate's IP entries (it has none for 127.0.0.1). */
 static void test_an_address_not_in_the_certificate_is_a_name_mismatch(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "wrongname", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_NAME_MISMATCH, line, sizeof(line));
+    assert_refused(t, (struct attempt){.server_cert = "wrongname"}, EB_REDIS_TLS_NAME_MISMATCH,
+                   NULL);
     finish(t);
 }
 
 static void test_expired_certificate_is_refused_saying_until_when(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "expired", "no");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_EXPIRED, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "certificate has expired: 'expired' valid from "));
-    assert_non_null(strstr(t->last_detail, " until "));
+    assert_refused(t, (struct attempt){.server_cert = "expired"}, EB_REDIS_TLS_EXPIRED,
+                   "certificate has expired: 'expired' valid from ");
+    assert_non_null(strstr(t->seen.last_detail, " until "));
     finish(t);
 }
 
@@ -436,7 +382,7 @@ static int listen_loopback(struct t *t, bool answer) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
     if (answer) {
-        t->plain = evconnlistener_new_bind(t->base, on_plain_accept, t,
+        t->plain = evconnlistener_new_bind(t->loop.base, on_plain_accept, t,
                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
                                            (struct sockaddr *)&a, sizeof(a));
         assert_non_null(t->plain);
@@ -454,25 +400,18 @@ static int listen_loopback(struct t *t, bool answer) {
 
 static void test_plaintext_answer_is_named_not_tls(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    int port = listen_loopback(t, true);
-    start_client(t, NULL, port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_NOT_TLS, line, sizeof(line));
-    assert_non_null(strstr(line, "plaintext"));
+    assert_refused(t, (struct attempt){.port = listen_loopback(t, true)}, EB_REDIS_TLS_NOT_TLS,
+                   NULL);
+    assert_non_null(strstr(t->line, "plaintext"));
     finish(t);
 }
 
 static void test_silent_server_is_a_handshake_timeout(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    int port = listen_loopback(t, false);
-    start_client(t, NULL, port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_HANDSHAKE_TIMEOUT, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "no handshake answer within 600 ms"));
+    assert_refused(t, (struct attempt){.port = listen_loopback(t, false)},
+                   EB_REDIS_TLS_HANDSHAKE_TIMEOUT, "no handshake answer within 600 ms");
     /* Possibly a stalled server: a warning, not an error. */
-    assert_non_null(strstr(line, "\"level\":\"warn\""));
+    assert_non_null(strstr(t->line, "\"level\":\"warn\""));
     finish(t);
 }
 
@@ -483,14 +422,13 @@ static void test_redis_plaintext_port_is_named_as_a_tls_failure(void **state) {
     struct t *t = *state;
     skip_without_tls();
     start_server(t, "server", "no");
-    start_client(t, NULL, t->redis.port);
+    attempt(t, &(struct attempt){.port = t->redis.port}); /* its plaintext port */
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
-    assert_true(t->last_down.tls == EB_REDIS_TLS_NOT_TLS ||
-                t->last_down.tls == EB_REDIS_TLS_HANDSHAKE_TIMEOUT);
-    char line[4096];
-    assert_log(t, "\"msg\":\"redis connect failed\"", line, sizeof(line));
-    assert_non_null(strstr(line, "plaintext"));
+    assert_int_equal(t->seen.last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_true(t->seen.last_down.tls == EB_REDIS_TLS_NOT_TLS ||
+                t->seen.last_down.tls == EB_REDIS_TLS_HANDSHAKE_TIMEOUT);
+    assert_log(t, "\"msg\":\"redis connect failed\"", t->line, sizeof(t->line));
+    assert_non_null(strstr(t->line, "plaintext"));
     finish(t);
 }
 
@@ -498,37 +436,30 @@ static void test_redis_plaintext_port_is_named_as_a_tls_failure(void **state) {
  * Client certificates (tls-auth-clients yes)
  * --------------------------------------------------------------------- */
 
+/* A server that asks for a client certificate; the client's is
+ * client_cert (NULL: none). */
+static struct attempt mutual(const char *client_cert) {
+    return (struct attempt){
+        .server_cert = "server", .auth_clients = "yes", .client_cert = client_cert};
+}
+
 static void test_client_certificate_is_accepted(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    use_client_cert(t, "client");
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, mutual("client"));
     finish(t);
 }
 
 static void test_missing_client_certificate_is_refused_naming_cert_file(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_CLIENT_CERTIFICATE, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "without a client certificate"));
+    assert_refused(t, mutual(NULL), EB_REDIS_TLS_CLIENT_CERTIFICATE,
+                   "without a client certificate");
     finish(t);
 }
 
 static void test_client_certificate_of_another_ca_is_refused(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    use_client_cert(t, "client-other");
-    start_client(t, NULL, t->redis.tls_port);
-    char line[4096];
-    assert_tls_failure(t, EB_REDIS_TLS_CLIENT_CERTIFICATE, line, sizeof(line));
-    assert_non_null(strstr(t->last_detail, "refused the client certificate"));
+    assert_refused(t, mutual("client-other"), EB_REDIS_TLS_CLIENT_CERTIFICATE,
+                   "refused the client certificate");
     finish(t);
 }
 
@@ -538,15 +469,11 @@ static void test_client_certificate_of_another_ca_is_refused(void **state) {
 
 static void test_reconnects_over_tls_after_the_server_restarts(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "yes");
-    use_client_cert(t, "client");
-    start_client(t, NULL, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
+    assert_connects(t, mutual("client"));
     eb_fix_redis_kill9(&t->redis);
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_true(t->last_down.was_ready);
-    assert_int_not_equal(t->last_down.cause, EB_REDIS_DOWN_TLS);
+    assert_true(t->seen.last_down.was_ready);
+    assert_int_not_equal(t->seen.last_down.cause, EB_REDIS_DOWN_TLS);
     eb_fix_redis_restart(&t->redis);
     assert_true(run_until(t, ready_twice, NULL, WAIT_MS));
     ping(t);
@@ -555,13 +482,7 @@ static void test_reconnects_over_tls_after_the_server_restarts(void **state) {
 
 static void test_insecure_skip_verify_accepts_an_unknown_ca(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "untrusted", "no");
-    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
-    tc.insecure_skip_verify = true;
-    start_client_with(t, &tc, t->redis.tls_port);
-    assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    ping(t);
+    assert_connects(t, (struct attempt){.server_cert = "untrusted", .insecure = true});
     finish(t);
 }
 
@@ -576,15 +497,14 @@ static void copy_file(const char *from, const char *to) {
 static void test_a_changed_ca_file_is_used_by_the_next_attempt(void **state) {
     struct t *t = *state;
     skip_without_tls();
-    start_server(t, "server", "no");
-    snprintf(t->ca, sizeof(t->ca), "%s/bundle.pem", t->dir);
+    snprintf(t->ca, sizeof(t->ca), "%s/bundle.pem", t->loop.dir);
     copy_file(eb_fix_tls_path(&t->pki, "other-ca", "pem"), t->ca);
-    start_client(t, NULL, t->redis.tls_port);
+    attempt(t, &(struct attempt){.server_cert = "server"});
     assert_true(run_until(t, seen_state, &WAITING, WAIT_MS));
-    assert_int_equal(t->last_down.tls, EB_REDIS_TLS_UNKNOWN_CA);
+    assert_int_equal(t->seen.last_down.tls, EB_REDIS_TLS_UNKNOWN_CA);
     copy_file(eb_fix_tls_path(&t->pki, "ca", "pem"), t->ca);
     assert_true(run_until(t, seen_state, &READY, WAIT_MS));
-    assert_true(eb_fix_log_contains(t->log_path, "redis TLS certificates reloaded"));
+    assert_true(eb_fix_log_contains(t->loop.log_path, "redis TLS certificates reloaded"));
     finish(t);
 }
 
@@ -600,8 +520,8 @@ static void test_files_that_do_not_load_are_named_with_their_setting(void **stat
     struct t *t = *state;
     skip_without_tls();
     char missing[4200], notpem[4200];
-    snprintf(missing, sizeof(missing), "%s/nope.pem", t->dir);
-    snprintf(notpem, sizeof(notpem), "%s/notpem.pem", t->dir);
+    snprintf(missing, sizeof(missing), "%s/nope.pem", t->loop.dir);
+    snprintf(notpem, sizeof(notpem), "%s/notpem.pem", t->loop.dir);
     FILE *f = fopen(notpem, "w");
     assert_non_null(f);
     fputs("not a certificate\n", f);
@@ -622,46 +542,46 @@ static void test_files_that_do_not_load_are_named_with_their_setting(void **stat
     assert_new_fails(t, &tc, "redis.tls.cert_file", notpem);
 }
 
+/* Run one command (NULL-terminated words) on a blocking connection to
+ * host at a server with certificate server_cert, verified with the
+ * client's settings, as `expiry-bridge functions load` does: its return
+ * code, and its error in err. */
+static int run_blocking(struct t *t, const char *server_cert, const char *host,
+                        const char *const *words, char *err, size_t err_size) {
+    skip_without_tls();
+    start_server(t, server_cert, "no");
+    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
+    t->tls = eb_redis_tls_new(&tc, err, err_size);
+    if (!t->tls)
+        fail_msg("eb_redis_tls_new: %s", err);
+    struct eb_redis_argv cmd;
+    eb_redis_argv_init(&cmd);
+    for (; *words; words++)
+        eb_redis_argv_add_str(&cmd, *words);
+    size_t failed_at = 0;
+    int rc = eb_redis_conn_run_blocking(host, t->redis.tls_port, t->tls, 2000, &cmd, 1, &failed_at,
+                                        err, err_size);
+    eb_redis_argv_free(&cmd);
+    return rc;
+}
+
 /* `expiry-bridge functions load` connects with a blocking hiredis context:
  * verified the same way. */
 static void test_blocking_connection_is_verified_too(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "untrusted", "no");
-    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
     char err[512] = "";
-    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
-    assert_non_null(t->tls);
-    struct eb_redis_argv cmd;
-    eb_redis_argv_init(&cmd);
-    eb_redis_argv_add_str(&cmd, "PING");
-    size_t failed_at = 0;
-    int rc = eb_redis_conn_run_blocking("127.0.0.1", t->redis.tls_port, t->tls, 2000, &cmd, 1,
-                                        &failed_at, err, sizeof(err));
+    int rc =
+        run_blocking(t, "untrusted", "127.0.0.1", (const char *[]){"PING", NULL}, err, sizeof(err));
     assert_int_equal(rc, EB_EIO);
     assert_non_null(strstr(err, "unknown CA"));
     assert_int_equal(failures(t, "unknown_ca"), 1);
-    eb_redis_argv_free(&cmd);
 }
 
 static void test_blocking_connection_runs_commands_over_tls(void **state) {
     struct t *t = *state;
-    skip_without_tls();
-    start_server(t, "server", "no");
-    struct eb_redis_tls_conf tc = tls_conf(t, NULL);
     char err[512] = "";
-    t->tls = eb_redis_tls_new(&tc, err, sizeof(err));
-    assert_non_null(t->tls);
-    struct eb_redis_argv cmd;
-    eb_redis_argv_init(&cmd);
-    eb_redis_argv_add_str(&cmd, "SET");
-    eb_redis_argv_add_str(&cmd, "over-tls");
-    eb_redis_argv_add_str(&cmd, "1");
-    size_t failed_at = 0;
-    int rc = eb_redis_conn_run_blocking("localhost", t->redis.tls_port, t->tls, 2000, &cmd, 1,
-                                        &failed_at, err, sizeof(err));
-    eb_redis_argv_free(&cmd);
-    if (rc != 0)
+    if (run_blocking(t, "server", "localhost", (const char *[]){"SET", "over-tls", "1", NULL}, err,
+                     sizeof(err)) != 0)
         fail_msg("run_blocking: %s", err);
     redisReply *r = eb_fix_redis_cmd(&t->redis, "GET over-tls");
     assert_non_null(r);
