@@ -906,7 +906,8 @@ static size_t count_event(const struct t *t, const char *event) {
 
 /* Active expiry samples keys at random, so the last key armed is not the
  * last to expire: wait for the count, not for one key. */
-static bool expired_count_reached(struct t *t, const void *arg) {
+static bool expired_count_reached(void *ctx, const void *arg) {
+    const struct t *t = ctx;
     return count_event(t, "expired") >= *(const size_t *)arg;
 }
 
