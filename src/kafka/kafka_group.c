@@ -172,7 +172,8 @@ static void assign_units(eb_kafka_group_t *g, rd_kafka_t *rk, rd_kafka_topic_par
     }
     int32_t units[EB_KAFKA_GROUP_MAX_UNITS];
     size_t n = units_of(g, parts, units);
-    if (g->state == G_JOINING)
+    bool joined = g->state == G_JOINING;
+    if (joined)
         g->state = G_MEMBER;
     /* An assignment is the coordinator's word that we are a member now. */
     g->lease_from_ns = eb_mono_ns();
@@ -180,6 +181,10 @@ static void assign_units(eb_kafka_group_t *g, rd_kafka_t *rk, rd_kafka_topic_par
     if (n > 0) {
         eb_metrics_add(g->m_assigned, (double)n);
         log_units(g, "coordination: units assigned", units, n);
+    } else if (joined) {
+        eb_log(g->log, EB_LOG_INFO,
+               "coordination: joined as a standby (the other replicas own every unit; this one "
+               "takes units over when one of them leaves)");
     }
     /* Even an empty one: the first says this replica is a member -- a
      * standby, ready -- when the others own every unit. */
