@@ -308,15 +308,8 @@ class ConsumerContract:
                       "enable.auto.commit": False})
         self.addCleanup(c.close)
         c.assign([TopicPartition(topic, partition, 0)])
-        got = []
-
-        def more():
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.append(m)
-            return len(got) >= n
-        wait_for(more, timeout, interval=0, what="%d messages in %s[%d]" % (n, topic, partition))
-        return got
+        return ebtest.poll_messages(c, n, timeout, what="%d messages in %s[%d]" % (
+            n, topic, partition))
 
     # -- the story ----------------------------------------------------------------
 
@@ -586,12 +579,37 @@ class ConsumerContract:
         sa, sb = self.stop_consumer(a), self.stop_consumer(b)
         self.assertGreater(sa["events"], 0)
         self.assertGreater(sb["events"], 0)
+        self.assert_two_consumers_cancelled("two consumers", sa, sb, expected, paid)
+
+    def assert_two_consumers_cancelled(self, what, sa, sb, expected, paid):
+        """Two consumers' stop stats (sa, sb) cancelled exactly the unpaid
+        orders between them; prints their counts and the stock balance."""
         self.assertEqual(sa["cancelled"] + sb["cancelled"], len(self.shop.lines) - len(paid))
-        print("two consumers: %d + %d events (%d + %d duplicates); stock total %d == initial "
+        print("%s: %d + %d events (%d + %d duplicates); stock total %d == initial "
               "%d - %d held by paid orders" % (
-                  sa["events"], sb["events"], sa["duplicates"], sb["duplicates"],
+                  what, sa["events"], sb["events"], sa["duplicates"], sb["duplicates"],
                   sum(expected.values()), sum(self.shop.initial.values()),
                   self.shop.returned_qty(paid)))
+
+    def check_binary_mode_events_are_read(self):
+        """Two events in `format: cloudevents-binary` (attributes in ce_*
+        headers, the data as the value) cancel their orders."""
+        self.create_topic(1)
+        self.migrate()
+        self.shop.seed(orders=2)
+        consumer = self.start_consumer()
+        messages = []
+        for o in (1, 2):
+            ev = make_event(o)
+            headers = [("ce_" + k, ev[k].encode()) for k in
+                       ("specversion", "id", "source", "type", "time", "subject")]
+            messages.append({"key": str(o).encode(), "value": json.dumps(ev["data"]).encode(),
+                             "headers": headers + [("content-type", b"application/json")]})
+        produce(self.kafka.bootstrap, self.topic, messages)
+        self.wait_processed(2, [consumer])
+        self.assertEqual(self.shop.cancelled(), {1, 2})
+        self.assert_stock_balances()
+        self.assertEqual(self.stop_consumer(consumer)["cancelled"], 2)
 
     # -- schema ------------------------------------------------------------------------
 

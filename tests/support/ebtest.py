@@ -406,6 +406,20 @@ class Consumer:
     cleanup = close
 
 
+def poll_messages(consumer, n, timeout=30, what=None):
+    """Poll a confluent_kafka consumer (assigned or subscribed) until n
+    messages arrived, errors left out; returns them (Message objects)."""
+    got = []
+
+    def more():
+        m = consumer.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m)
+        return len(got) >= n
+    wait_for(more, timeout, interval=0, what=what or "%d Kafka messages" % n)
+    return got
+
+
 def event_schema():
     with open(os.path.join(SOURCE_DIR, "docs", "event.schema.json")) as f:
         return json.load(f)
