@@ -35,20 +35,19 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from ebtest import TempDir, free_port, wait_for  # noqa: E402
-from ledgertest import (CLIENT, FAST_LEDGER, LEDGER_PREFIX, LedgerTopologyCase,  # noqa: E402
-                        ledger_key, orders_and_carts)
+from ledgertest import (BUCKETED_ORDERS, CLIENT, FAST_LEDGER, LEDGER_PREFIX,  # noqa: E402
+                        LedgerTopologyCase, bucket_ledger, orders_and_carts)
 import topotest  # noqa: E402
 
 PREFIX = LEDGER_PREFIX
 BUCKETS = 16
 N_ORDERS = 3000
 N_CARTS = 1500
-ORDER_MATCH = "order:{{orders:{bucket}}}:{id}"
 
 
 def config(seed, brokers, http_port):
     return topotest.topology_config(
-        "redis-cluster://%s" % seed, brokers, orders_and_carts(ORDER_MATCH), http_port,
+        "redis-cluster://%s" % seed, brokers, orders_and_carts(BUCKETED_ORDERS), http_port,
         client=CLIENT, drain="10s", sections=FAST_LEDGER + "  buckets: %d\n" % BUCKETS,
         stats="1s")
 
@@ -58,7 +57,7 @@ def order_key(i):
 
 
 def order_ledger(i):
-    return ledger_key("orders:%d" % (i % BUCKETS))
+    return bucket_ledger(i % BUCKETS)
 
 
 class LedgerCluster(LedgerTopologyCase, unittest.TestCase):

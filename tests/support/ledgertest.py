@@ -86,6 +86,16 @@ def ledger_route(name, match, mode="armed", topic=None):
         name, match, topic or name, mode)
 
 
+# Orders spread over `ledger.buckets` ledgers (Cluster: over the masters):
+# timer i of bucket b is order:{orders:<b>}:<i>, in ledger bucket_ledger(b),
+# as bench_ledger_load --buckets arms them.
+BUCKETED_ORDERS = "order:{{orders:{bucket}}}:{id}"
+
+
+def bucket_ledger(b):
+    return ledger_key("orders:%d" % b)
+
+
 # The Cluster and Sentinel tests' two routes: `orders` armed by the
 # application (keys order_match), `carts` plain keys the bridge records.
 def orders_and_carts(order_match):
