@@ -581,6 +581,25 @@ class ConsumerContract:
         self.assertGreater(sb["events"], 0)
         self.assert_two_consumers_cancelled("two consumers", sa, sb, expected, paid)
 
+    def check_help_documents_every_flag(self, timeout):
+        """--help exits 0 and names every flag, environment variable and
+        the exit codes."""
+        p = subprocess.run(self.consumer_argv(["--help"]), capture_output=True, text=True,
+                           timeout=timeout)
+        self.assertEqual(p.returncode, 0)
+        for word in ("--brokers", "--group", "--topic", "--db", "-X", "--migrate",
+                     "--commit-interval-ms", "ORDER_CONSUMER_BROKERS", "ORDER_CONSUMER_GROUP",
+                     "ORDER_CONSUMER_TOPICS", "ORDER_CONSUMER_DB", "Exit codes"):
+            self.assertIn(word, p.stdout)
+
+    def check_bad_command_lines_exit_2(self, cases, timeout):
+        """Each command line of cases exits 2 with an `order-consumer:` message."""
+        for args in cases:
+            p = subprocess.run(self.consumer_argv(args), capture_output=True, text=True,
+                               timeout=timeout)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn("order-consumer:", p.stderr)
+
     def assert_two_consumers_cancelled(self, what, sa, sb, expected, paid):
         """Two consumers' stop stats (sa, sb) cancelled exactly the unpaid
         orders between them; prints their counts and the stock balance."""
@@ -631,18 +650,11 @@ class CConsumerTest(ConsumerContract, unittest.TestCase):
         return [ORDER_CONSUMER] + list(args)
 
     def test_help_documents_every_flag_and_environment_variable(self):
-        p = subprocess.run([ORDER_CONSUMER, "--help"], capture_output=True, text=True, timeout=10)
-        self.assertEqual(p.returncode, 0)
-        for word in ("--brokers", "--group", "--topic", "--db", "-X", "--migrate",
-                     "--commit-interval-ms", "ORDER_CONSUMER_BROKERS", "ORDER_CONSUMER_GROUP",
-                     "ORDER_CONSUMER_TOPICS", "ORDER_CONSUMER_DB", "Exit codes"):
-            self.assertIn(word, p.stdout)
+        self.check_help_documents_every_flag(timeout=10)
 
     def test_bad_command_line_exits_2(self):
-        for args in (["--no-such-flag"], ["-X", "novalue"], ["--commit-interval-ms", "0"]):
-            p = subprocess.run([ORDER_CONSUMER] + args, capture_output=True, text=True, timeout=10)
-            self.assertEqual(p.returncode, 2, args)
-            self.assertIn("order-consumer:", p.stderr)
+        self.check_bad_command_lines_exit_2(
+            (["--no-such-flag"], ["-X", "novalue"], ["--commit-interval-ms", "0"]), timeout=10)
 
     def test_demo_sql_reports_paid_orders_kept_and_stock_balanced(self):
         # The README demo's pieces: seed, pay 2 and 5, the other timers fire.
