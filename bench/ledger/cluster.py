@@ -29,58 +29,30 @@ The run checks what it measured: every phase delivered all its timers
 Results: JSON on stdout (and --out FILE), a table on stderr.
 """
 
-import argparse
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE, "tests", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ledgerbench import cpu_seconds, emit, log, redis_cpu, run_load, setup  # noqa: E402
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--build", default=os.path.join(SOURCE, "build"))
+def add_arguments(p):
     p.add_argument("--masters", default="1,3")
     p.add_argument("--replicas", type=int, default=0, help="replicas per master")
     p.add_argument("--rates", default="10000,20000,40000")
     p.add_argument("--seconds", type=float, default=10.0, help="per phase")
     p.add_argument("--buckets", type=int, default=16)
-    p.add_argument("--out")
-    return p.parse_args()
 
 
-ARGS = parse_args()
-os.environ.setdefault("EB_BIN", os.path.join(ARGS.build, "src", "expiry-bridge"))
-os.environ.setdefault("EB_MOCK_KAFKA", os.path.join(ARGS.build, "tests", "support",
-                                                    "eb_mock_kafka"))
-LOAD = os.path.join(ARGS.build, "bench", "bench_ledger_load")
+ARGS = setup(__doc__.split("\n\n")[0], add_arguments)
 
-from ebtest import Bridge, MockKafka, free_port, wait_for  # noqa: E402
-from ledgertest import scrape_metric  # noqa: E402
+from ebtest import Bridge, MockKafka, config_yaml, free_port, wait_for  # noqa: E402
+from ledgertest import BUCKETED_ORDERS, bucket_ledger, ledger_route, scrape_metric  # noqa: E402
 import topotest  # noqa: E402
 
-PREFIX = "expiry-bridge:ledger:"
 TTL_MS = 2000
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def redis_cpu(port):
-    i = topotest.redis_client(port).info("cpu")
-    return i["used_cpu_sys"] + i["used_cpu_user"]
 
 
 def fcalls(port):
@@ -89,23 +61,14 @@ def fcalls(port):
 
 
 def config(seed, brokers, http_port):
-    return """redis:
-  url: redis-cluster://%s
-  topology_interval: 1s
-kafka:
-  brokers: "%s"
-  client: { linger.ms: 5 }
-  queue: { max_events: 1000000 }
-ledger:
-  buckets: %d
-routes:
-  - name: orders
-    match: "order:{{orders:{bucket}}}:{id}"
-    topic: orders
-    ledger: armed
-http: { listen: "127.0.0.1:%d" }
-log: { level: info, stats_interval: 0s }
-""" % (seed, brokers, ARGS.buckets, http_port)
+    """Default heartbeats and reconnects (fast=""): what is measured is a
+    production configuration."""
+    return config_yaml("redis-cluster://%s" % seed, brokers,
+                       ledger_route("orders", BUCKETED_ORDERS),
+                       redis="  topology_interval: 1s\n", fast="", client="{ linger.ms: 5 }",
+                       queue="  queue: { max_events: 1000000 }",
+                       extra='ledger:\n  buckets: %d\nhttp: { listen: "127.0.0.1:%d" }\n' % (
+                           ARGS.buckets, http_port))
 
 
 def ledger_entries(ports):
@@ -113,7 +76,7 @@ def ledger_entries(ports):
     for p in ports:
         c = topotest.redis_client(p)
         for b in range(ARGS.buckets):
-            k = "%s{orders:%d}" % (PREFIX, b)
+            k = bucket_ledger(b)
             if topotest.crc16_slot(k) in owned_slots(p):
                 n += c.zcard(k)
     return n
@@ -154,18 +117,13 @@ def phase(masters, rate):
             "orders:%d" % b) in owned_slots(p)) for p in ports}
         total = int(rate * ARGS.seconds)
         cpu0 = cpu_seconds(bridge.proc.pid)
-        rcpu0 = {p: redis_cpu(p) for p in ports}
+        rcpu0 = {p: redis_cpu(topotest.redis_client(p)) for p in ports}
         f0 = {p: fcalls(p) for p in ports}
         t_start = time.time()
-        gen = subprocess.run([LOAD, "-p", str(ports[0]), "--cluster", "1", "--mode", "ledger",
-                              "--rate", str(rate), "--seconds", str(ARGS.seconds),
-                              "--ttl-ms", str(TTL_MS), "--prefix", "order:", "--buckets",
-                              str(ARGS.buckets), "--route", "orders"],
-                             capture_output=True, text=True, timeout=ARGS.seconds * 4 + 60)
+        g = run_load(ARGS, ports[0], rate, ["--cluster", "1", "--mode", "ledger",
+                                            "--ttl-ms", str(TTL_MS), "--prefix", "order:",
+                                            "--buckets", str(ARGS.buckets), "--route", "orders"])
         t_gen_end = time.time()
-        if gen.returncode != 0:
-            raise AssertionError("load generator failed: %s" % gen.stderr)
-        g = json.loads(gen.stdout)
         produced = lambda: m("eb_events_produced_total", route="orders")  # noqa: E731
         wait_for(lambda: produced() >= total, 600, interval=0.1,
                  what="%d timers acknowledged by Kafka" % total)
@@ -175,7 +133,7 @@ def phase(masters, rate):
         cpu1 = cpu_seconds(bridge.proc.pid)
         per_master = {}
         for p in ports:
-            us = (redis_cpu(p) - rcpu0[p]) * 1e6 / total
+            us = (redis_cpu(topotest.redis_client(p)) - rcpu0[p]) * 1e6 / total
             per_master[p] = {"redis_cpu_us_per_timer": round(us, 2),
                              "fcalls": fcalls(p) - f0[p],
                              "order_buckets": buckets_per_master[p]}
@@ -228,11 +186,7 @@ def main():
             r["lag_after_last_deadline_s"], r["redis_cpu_us_per_timer_total"],
             r["redis_cpu_us_per_timer_busiest"], r["capacity_timers_per_s_one_core_per_master"]))
     result = {"ttl_ms": TTL_MS, "seconds": ARGS.seconds, "cpus": os.cpu_count(), "rows": rows}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if ARGS.out:
-        with open(ARGS.out, "w") as f:
-            f.write(text + "\n")
+    emit(result, ARGS.out)
 
 
 if __name__ == "__main__":

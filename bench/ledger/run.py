@@ -26,22 +26,17 @@ the rate phases delivered every timer. Results: one JSON document on
 stdout (and --out FILE), a summary table on stderr.
 """
 
-import argparse
-import json
 import os
 import signal
 import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE, "tests", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ledgerbench import cpu_seconds, emit, log, redis_cpu, run_load, setup  # noqa: E402
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--build", default=os.path.join(SOURCE, "build"))
+def add_arguments(p):
     p.add_argument("--timers", type=int, default=1000)
     p.add_argument("--volatile", type=int, default=100000)
     p.add_argument("--span", type=float, default=10.0, help="deadlines spread over (s)")
@@ -52,30 +47,13 @@ def parse_args():
     p.add_argument("--seconds", type=float, default=10.0, help="per rate phase")
     p.add_argument("--skip-lateness", action="store_true")
     p.add_argument("--skip-overhead", action="store_true")
-    p.add_argument("--out")
-    return p.parse_args()
 
 
-ARGS = parse_args()
-os.environ.setdefault("EB_BIN", os.path.join(ARGS.build, "src", "expiry-bridge"))
-os.environ.setdefault("EB_MOCK_KAFKA", os.path.join(ARGS.build, "tests", "support",
-                                                    "eb_mock_kafka"))
-LOAD = os.path.join(ARGS.build, "bench", "bench_ledger_load")
+ARGS = setup(__doc__.split("\n\n")[0], add_arguments)
 
 from ebtest import Bridge, MockKafka, RedisServer, bridge_config, wait_for  # noqa: E402
 from ledgertest import (TimerConsumer, deadline_ms, ledger_key, quantile,  # noqa: E402
                         scrape_metric, wait_ledger_ready)
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, from /proc."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def commandstats(r):
@@ -84,11 +62,6 @@ def commandstats(r):
     for name, v in r.info("commandstats").items():
         out[name.replace("cmdstat_", "")] = v["calls"]
     return out
-
-
-def redis_cpu(r):
-    i = r.info("cpu")
-    return i["used_cpu_sys"] + i["used_cpu_user"]
 
 
 LEDGER_SECTION = """ledger:
@@ -199,7 +172,6 @@ GEN_CMDS = ("set", "fcall")  # the generator's own: one per timer in both modes
 def phase(rate, mode):
     """One overhead phase on a fresh Redis: arm rate*seconds timers, wait
     for all to reach Kafka, measure commands and CPU."""
-    import subprocess
     redis = RedisServer().start()
     kafka = MockKafka(brokers=1, topics=["plain:16", "led:16"]).start()
     bridge = None
@@ -210,13 +182,9 @@ def phase(rate, mode):
         total = int(rate * ARGS.seconds)
         r.config_resetstat()
         cpu0, rcpu0 = cpu_seconds(bridge.proc.pid), redis_cpu(r)
-        gen = subprocess.run([LOAD, "-p", str(redis.port), "--mode", mode, "--rate", str(rate),
-                              "--seconds", str(ARGS.seconds), "--ttl-ms", "2000",
-                              "--prefix", topic + ":", "--ledger", ledger_key("led")],
-                             capture_output=True, text=True, timeout=ARGS.seconds * 4 + 60)
-        if gen.returncode != 0:
-            raise AssertionError("load generator failed: %s" % gen.stderr)
-        g = json.loads(gen.stdout)
+        g = run_load(ARGS, redis.port, rate, ["--mode", mode, "--ttl-ms", "2000",
+                                             "--prefix", topic + ":", "--ledger",
+                                             ledger_key("led")])
         # Counted by the bridge (Kafka's acknowledgements), not by a consumer:
         # a consumer would compete for the CPU being measured, and the mock
         # Kafka trims partitions past ~5 MB.
@@ -299,11 +267,7 @@ def main():
                 row["bridge_cpu_ratio"], p["redis_cpu_us_per_timer"],
                 q["redis_cpu_us_per_timer"], row["redis_cpu_ratio"],
                 p["bridge_round_trips_per_timer"], q["bridge_round_trips_per_timer"]))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if ARGS.out:
-        with open(ARGS.out, "w") as f:
-            f.write(text + "\n")
+    emit(result, ARGS.out)
 
 
 if __name__ == "__main__":

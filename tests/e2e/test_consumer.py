@@ -308,15 +308,8 @@ class ConsumerContract:
                       "enable.auto.commit": False})
         self.addCleanup(c.close)
         c.assign([TopicPartition(topic, partition, 0)])
-        got = []
-
-        def more():
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.append(m)
-            return len(got) >= n
-        wait_for(more, timeout, interval=0, what="%d messages in %s[%d]" % (n, topic, partition))
-        return got
+        return ebtest.poll_messages(c, n, timeout, what="%d messages in %s[%d]" % (
+            n, topic, partition))
 
     # -- the story ----------------------------------------------------------------
 
@@ -586,12 +579,56 @@ class ConsumerContract:
         sa, sb = self.stop_consumer(a), self.stop_consumer(b)
         self.assertGreater(sa["events"], 0)
         self.assertGreater(sb["events"], 0)
+        self.assert_two_consumers_cancelled("two consumers", sa, sb, expected, paid)
+
+    def check_help_documents_every_flag(self, timeout):
+        """--help exits 0 and names every flag, environment variable and
+        the exit codes."""
+        p = subprocess.run(self.consumer_argv(["--help"]), capture_output=True, text=True,
+                           timeout=timeout)
+        self.assertEqual(p.returncode, 0)
+        for word in ("--brokers", "--group", "--topic", "--db", "-X", "--migrate",
+                     "--commit-interval-ms", "ORDER_CONSUMER_BROKERS", "ORDER_CONSUMER_GROUP",
+                     "ORDER_CONSUMER_TOPICS", "ORDER_CONSUMER_DB", "Exit codes"):
+            self.assertIn(word, p.stdout)
+
+    def check_bad_command_lines_exit_2(self, cases, timeout):
+        """Each command line of cases exits 2 with an `order-consumer:` message."""
+        for args in cases:
+            p = subprocess.run(self.consumer_argv(args), capture_output=True, text=True,
+                               timeout=timeout)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn("order-consumer:", p.stderr)
+
+    def assert_two_consumers_cancelled(self, what, sa, sb, expected, paid):
+        """Two consumers' stop stats (sa, sb) cancelled exactly the unpaid
+        orders between them; prints their counts and the stock balance."""
         self.assertEqual(sa["cancelled"] + sb["cancelled"], len(self.shop.lines) - len(paid))
-        print("two consumers: %d + %d events (%d + %d duplicates); stock total %d == initial "
+        print("%s: %d + %d events (%d + %d duplicates); stock total %d == initial "
               "%d - %d held by paid orders" % (
-                  sa["events"], sb["events"], sa["duplicates"], sb["duplicates"],
+                  what, sa["events"], sb["events"], sa["duplicates"], sb["duplicates"],
                   sum(expected.values()), sum(self.shop.initial.values()),
                   self.shop.returned_qty(paid)))
+
+    def check_binary_mode_events_are_read(self):
+        """Two events in `format: cloudevents-binary` (attributes in ce_*
+        headers, the data as the value) cancel their orders."""
+        self.create_topic(1)
+        self.migrate()
+        self.shop.seed(orders=2)
+        consumer = self.start_consumer()
+        messages = []
+        for o in (1, 2):
+            ev = make_event(o)
+            headers = [("ce_" + k, ev[k].encode()) for k in
+                       ("specversion", "id", "source", "type", "time", "subject")]
+            messages.append({"key": str(o).encode(), "value": json.dumps(ev["data"]).encode(),
+                             "headers": headers + [("content-type", b"application/json")]})
+        produce(self.kafka.bootstrap, self.topic, messages)
+        self.wait_processed(2, [consumer])
+        self.assertEqual(self.shop.cancelled(), {1, 2})
+        self.assert_stock_balances()
+        self.assertEqual(self.stop_consumer(consumer)["cancelled"], 2)
 
     # -- schema ------------------------------------------------------------------------
 
@@ -613,18 +650,11 @@ class CConsumerTest(ConsumerContract, unittest.TestCase):
         return [ORDER_CONSUMER] + list(args)
 
     def test_help_documents_every_flag_and_environment_variable(self):
-        p = subprocess.run([ORDER_CONSUMER, "--help"], capture_output=True, text=True, timeout=10)
-        self.assertEqual(p.returncode, 0)
-        for word in ("--brokers", "--group", "--topic", "--db", "-X", "--migrate",
-                     "--commit-interval-ms", "ORDER_CONSUMER_BROKERS", "ORDER_CONSUMER_GROUP",
-                     "ORDER_CONSUMER_TOPICS", "ORDER_CONSUMER_DB", "Exit codes"):
-            self.assertIn(word, p.stdout)
+        self.check_help_documents_every_flag(timeout=10)
 
     def test_bad_command_line_exits_2(self):
-        for args in (["--no-such-flag"], ["-X", "novalue"], ["--commit-interval-ms", "0"]):
-            p = subprocess.run([ORDER_CONSUMER] + args, capture_output=True, text=True, timeout=10)
-            self.assertEqual(p.returncode, 2, args)
-            self.assertIn("order-consumer:", p.stderr)
+        self.check_bad_command_lines_exit_2(
+            (["--no-such-flag"], ["-X", "novalue"], ["--commit-interval-ms", "0"]), timeout=10)
 
     def test_demo_sql_reports_paid_orders_kept_and_stock_balanced(self):
         # The README demo's pieces: seed, pay 2 and 5, the other timers fire.

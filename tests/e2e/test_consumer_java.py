@@ -78,13 +78,8 @@ class JavaConsumerTest(test_consumer.ConsumerContract, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        stamp, _ = fetched_artifacts()
-        if not stamp:
-            if os.environ.get("EB_REQUIRE_FETCHED") == "1":
-                raise AssertionError("the Java consumer's Maven artifacts are not fetched: "
-                                     "scripts/fetch-sdks.sh consumer")
-            raise unittest.SkipTest("the Java consumer's Maven artifacts are not fetched "
-                                    "(scripts/fetch-sdks.sh consumer)")
+        ebcache.require(fetched_artifacts()[0], "the Java consumer's Maven artifacts",
+                        "scripts/fetch-sdks.sh consumer")
         ok, out = build()
         if not ok:
             raise AssertionError("mvn package of examples/java-consumer failed:\n" + out)
@@ -123,49 +118,20 @@ class JavaConsumerTest(test_consumer.ConsumerContract, unittest.TestCase):
         sb = self.stop_consumer(b)
         self.assertEqual((sa["events"], sb["events"]), (100, 100), "b re-read nothing")
         self.assertEqual(sa["duplicates"] + sb["duplicates"], 0)
-        self.assertEqual(sa["cancelled"] + sb["cancelled"], len(self.shop.lines) - len(paid))
-        print("two consumers, one after the other: %d + %d events (%d + %d duplicates); stock "
-              "total %d == initial %d - %d held by paid orders" % (
-                  sa["events"], sb["events"], sa["duplicates"], sb["duplicates"],
-                  sum(expected.values()), sum(self.shop.initial.values()),
-                  self.shop.returned_qty(paid)))
+        self.assert_two_consumers_cancelled("two consumers, one after the other", sa, sb,
+                                            expected, paid)
 
     def test_help_documents_every_flag_and_environment_variable(self):
-        p = subprocess.run(self.consumer_argv(["--help"]), capture_output=True, text=True,
-                           timeout=30)
-        self.assertEqual(p.returncode, 0)
-        for word in ("--brokers", "--group", "--topic", "--db", "-X", "--migrate",
-                     "--commit-interval-ms", "ORDER_CONSUMER_BROKERS", "ORDER_CONSUMER_GROUP",
-                     "ORDER_CONSUMER_TOPICS", "ORDER_CONSUMER_DB", "Exit codes"):
-            self.assertIn(word, p.stdout)
+        self.check_help_documents_every_flag(timeout=30)
 
     def test_bad_command_line_exits_2(self):
-        for args in (["--no-such-flag"], ["-X", "novalue"], ["--commit-interval-ms", "0"],
-                     ["--brokers"]):
-            p = subprocess.run(self.consumer_argv(args), capture_output=True, text=True,
-                               timeout=30)
-            self.assertEqual(p.returncode, 2, args)
-            self.assertIn("order-consumer:", p.stderr)
+        self.check_bad_command_lines_exit_2(
+            (["--no-such-flag"], ["-X", "novalue"], ["--commit-interval-ms", "0"],
+             ["--brokers"]), timeout=30)
 
     def test_binary_mode_events_are_read_too(self):
         """The Java SDK's binding reads `format: cloudevents-binary` as well."""
-        import json
-        self.create_topic(1)
-        self.migrate()
-        self.shop.seed(orders=2)
-        consumer = self.start_consumer()
-        messages = []
-        for o in (1, 2):
-            ev = test_consumer.make_event(o)
-            headers = [("ce_" + k, ev[k].encode()) for k in
-                       ("specversion", "id", "source", "type", "time", "subject")]
-            messages.append({"key": str(o).encode(), "value": json.dumps(ev["data"]).encode(),
-                             "headers": headers + [("content-type", b"application/json")]})
-        test_consumer.produce(self.kafka.bootstrap, self.topic, messages)
-        self.wait_processed(2, [consumer])
-        self.assertEqual(self.shop.cancelled(), {1, 2})
-        self.assert_stock_balances()
-        self.assertEqual(self.stop_consumer(consumer)["cancelled"], 2)
+        self.check_binary_mode_events_are_read()
 
 
 if __name__ == "__main__":

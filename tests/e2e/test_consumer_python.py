@@ -9,7 +9,6 @@ Python CloudEvents SDK, which scripts/fetch-sdks.sh installs into the cache
 EB_REQUIRE_FETCHED=1.
 """
 
-import json
 import os
 import unittest
 
@@ -20,18 +19,15 @@ from ebtest import SOURCE_DIR
 PYTHON_CONSUMER = os.path.join(SOURCE_DIR, "examples", "python-consumer", "order_consumer.py")
 
 
-class PythonConsumerTest(test_consumer.ConsumerContract, unittest.TestCase):
-    """examples/python-consumer/order_consumer.py, run by Debian's interpreter."""
+class PythonConsumer:
+    """Mixin: run examples/python-consumer/order_consumer.py by Debian's
+    interpreter, with the fetched SDK (skipped when it is not there, failed
+    under EB_REQUIRE_FETCHED=1). Also used by tests/kafka/test_consumers.py."""
 
     @classmethod
     def setUpClass(cls):
-        cls.sdk = ebcache.sdk("python")
-        if not cls.sdk:
-            if os.environ.get("EB_REQUIRE_FETCHED") == "1":
-                raise AssertionError("the Python CloudEvents SDK is not fetched: "
-                                     "scripts/fetch-sdks.sh python")
-            raise unittest.SkipTest("the Python CloudEvents SDK is not fetched "
-                                    "(scripts/fetch-sdks.sh python)")
+        cls.sdk = ebcache.require(ebcache.sdk("python"), "the Python CloudEvents SDK",
+                                  "scripts/fetch-sdks.sh python")
         super().setUpClass()
 
     def consumer_argv(self, args):
@@ -39,25 +35,14 @@ class PythonConsumerTest(test_consumer.ConsumerContract, unittest.TestCase):
         return ["env", "PYTHONPATH=" + self.sdk, "/usr/bin/python3", "-u",
                 PYTHON_CONSUMER] + list(args)
 
+
+class PythonConsumerTest(PythonConsumer, test_consumer.ConsumerContract, unittest.TestCase):
+    """examples/python-consumer/order_consumer.py, run by Debian's interpreter."""
+
     def test_binary_mode_events_are_read_too(self):
         """The SDK reads the bridge's `format: cloudevents-binary` as well:
         the attributes in ce_* headers, the data as the value."""
-        self.create_topic(1)
-        self.migrate()
-        self.shop.seed(orders=2)
-        consumer = self.start_consumer()
-        messages = []
-        for o in (1, 2):
-            ev = test_consumer.make_event(o)
-            headers = [("ce_" + k, ev[k].encode()) for k in
-                       ("specversion", "id", "source", "type", "time", "subject")]
-            messages.append({"key": str(o).encode(), "value": json.dumps(ev["data"]).encode(),
-                             "headers": headers + [("content-type", b"application/json")]})
-        test_consumer.produce(self.kafka.bootstrap, self.topic, messages)
-        self.wait_processed(2, [consumer])
-        self.assertEqual(self.shop.cancelled(), {1, 2})
-        self.assert_stock_balances()
-        self.assertEqual(self.stop_consumer(consumer)["cancelled"], 2)
+        self.check_binary_mode_events_are_read()
 
 
 if __name__ == "__main__":

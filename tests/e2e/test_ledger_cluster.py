@@ -34,46 +34,22 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from ebtest import Bridge, MockKafka, TempDir, free_port, http_get, wait_for  # noqa: E402
-from ledgertest import CLIENT, Tally, TimerConsumer, scrape_metric  # noqa: E402
+from ebtest import TempDir, free_port, wait_for  # noqa: E402
+from ledgertest import (BUCKETED_ORDERS, CLIENT, FAST_LEDGER, LEDGER_PREFIX,  # noqa: E402
+                        LedgerTopologyCase, bucket_ledger, orders_and_carts)
 import topotest  # noqa: E402
 
-PREFIX = "expiry-bridge:ledger:"
+PREFIX = LEDGER_PREFIX
 BUCKETS = 16
 N_ORDERS = 3000
 N_CARTS = 1500
 
 
 def config(seed, brokers, http_port):
-    return """redis:
-  url: redis-cluster://%s
-  heartbeat_interval: 200ms
-  heartbeat_timeout: 2s
-  reconnect_min: 50ms
-  reconnect_max: 500ms
-  topology_interval: 500ms
-kafka:
-  brokers: "%s"
-  client: %s
-  drain_timeout: 10s
-ledger:
-  sweep_interval: 500ms
-  sweep_grace: 100ms
-  claim_ttl: 2s
-  remember_delivered: 60s
-  buckets: %d
-routes:
-  - name: orders
-    match: "order:{{orders:{bucket}}}:{id}"
-    topic: orders
-    ledger: armed
-  - name: carts
-    match: "cart:{id}"
-    topic: carts
-    ledger: observed
-http: { listen: "127.0.0.1:%d" }
-log: { level: info, stats_interval: 1s }
-""" % (seed, brokers, CLIENT, BUCKETS, http_port)
+    return topotest.topology_config(
+        "redis-cluster://%s" % seed, brokers, orders_and_carts(BUCKETED_ORDERS), http_port,
+        client=CLIENT, drain="10s", sections=FAST_LEDGER + "  buckets: %d\n" % BUCKETS,
+        stats="1s")
 
 
 def order_key(i):
@@ -81,40 +57,18 @@ def order_key(i):
 
 
 def order_ledger(i):
-    return "%s{orders:%d}" % (PREFIX, i % BUCKETS)
+    return bucket_ledger(i % BUCKETS)
 
 
-class LedgerCluster(unittest.TestCase):
+class LedgerCluster(LedgerTopologyCase, unittest.TestCase):
 
     def setUp(self):
         self.cluster = topotest.RedisCluster(masters=3, replicas=1).start()
         self.addCleanup(self.cluster.cleanup)
         self.writer = self.cluster.writer()
-        self.kafka = MockKafka(3, topics=["orders:8", "carts:8"]).start()
-        self.addCleanup(self.kafka.stop)
-        self.http_port = free_port()
         seed = "127.0.0.1:%d" % self.cluster.master_ports()[0]
-        self.bridge = Bridge(config(seed, self.kafka.bootstrap, self.http_port)).start()
-        self.addCleanup(self.bridge.cleanup)
-        self.consumer = TimerConsumer(self.kafka.bootstrap, ["orders", "carts"])
-        self.addCleanup(self.consumer.close)
-        self.wait_ready()
-        wait_for(lambda: self.metric("eb_ledger_connected") == 1, 20, interval=0.05,
-                 what="the ledger connected to every master")
-
-    # ---- the bridge ------------------------------------------------------
-
-    def ready(self):
-        try:
-            return http_get(self.http_port, "/readyz")[0] == 200
-        except OSError:
-            return False
-
-    def wait_ready(self, what="/readyz 200"):
-        wait_for(self.ready, 30, interval=0.05, what=what)
-
-    def metric(self, name, **labels):
-        return scrape_metric(self.http_port, name, **labels)
+        self.start_ledger_stack(lambda brokers, http_port: config(seed, brokers, http_port),
+                                connected="the ledger connected to every master")
 
     # ---- the application -------------------------------------------------
 
@@ -166,12 +120,6 @@ class LedgerCluster(unittest.TestCase):
 
     # ---- judging ---------------------------------------------------------
 
-    def until(self, when_ms):
-        def cond():
-            self.consumer.poll_once(0.05)
-            return time.time() * 1000 >= when_ms
-        wait_for(cond, (when_ms / 1000 - time.time()) + 5, interval=0, what="the mid-stream")
-
     def explain_missing(self, armed):
         """What a failed run needs to be diagnosed: per undelivered timer,
         the ledger entries and claims holding it on any master and whether
@@ -215,14 +163,7 @@ class LedgerCluster(unittest.TestCase):
         wait_for(lambda: self.consumer.poll_once(0.05) >= 0 and self.entries("orders") == 0 and
                  self.entries("carts") == 0, 30, interval=0, what="every ledger empty")
         self.consumer.drain(2.0)
-        tallies = []
-        for route, armed in (("orders", orders), ("carts", carts)):
-            t = Tally("%s_%s" % (name, route), armed, self.consumer)
-            t.report()
-            self.assertEqual(t.delivered, t.expected, route)
-            self.assertEqual(t.bad_ids, [], "every copy of a timer carries one id")
-            self.assertEqual(t.bad_deadlines, [], "every event carries its timer's deadline")
-            tallies.append(t)
+        tallies = self.assert_tallies(name, orders, carts)
         # which master announced a timer, or held the ledger it was
         # recovered from (the source names the cluster, for stable ids)
         masters = {"127.0.0.1:%d" % p for p in self.cluster.nodes}

@@ -20,76 +20,33 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from ebtest import Bridge, MockKafka, free_port, http_get, wait_for  # noqa: E402
-from ledgertest import (CLIENT, Tally, TimerConsumer, ledger_key,  # noqa: E402
-                        scrape_metric)
+from ebtest import wait_for  # noqa: E402
+from ledgertest import (CLIENT, FAST_LEDGER, LedgerTopologyCase, ledger_key,  # noqa: E402
+                        orders_and_carts)
 import topotest  # noqa: E402
 
 N_ORDERS = 2000
 N_CARTS = 1000
 
 
+ROUTES = orders_and_carts("order:{{orders}}:{id}")
+
+
 def config(url, brokers, http_port):
-    return """redis:
-  url: %s
-  heartbeat_interval: 200ms
-  heartbeat_timeout: 2s
-  reconnect_min: 50ms
-  reconnect_max: 500ms
-  topology_interval: 500ms
-kafka:
-  brokers: "%s"
-  client: %s
-ledger:
-  sweep_interval: 500ms
-  sweep_grace: 100ms
-  claim_ttl: 2s
-  remember_delivered: 60s
-routes:
-  - name: orders
-    match: "order:{{orders}}:{id}"
-    topic: orders
-    ledger: armed
-  - name: carts
-    match: "cart:{id}"
-    topic: carts
-    ledger: observed
-http: { listen: "127.0.0.1:%d" }
-log: { level: info, stats_interval: 1s }
-""" % (url, brokers, CLIENT, http_port)
+    return topotest.topology_config(url, brokers, ROUTES, http_port, client=CLIENT,
+                                    sections=FAST_LEDGER, stats="1s")
 
 
-class LedgerSentinel(unittest.TestCase):
+class LedgerSentinel(LedgerTopologyCase, unittest.TestCase):
+
+    READY_TIMEOUT = 40
 
     def setUp(self):
         self.group = topotest.SentinelGroup(replicas=1, sentinels=3).start()
         self.addCleanup(self.group.cleanup)
-        self.kafka = MockKafka(3, topics=["orders:8", "carts:8"]).start()
-        self.addCleanup(self.kafka.stop)
-        self.http_port = free_port()
         url = "redis-sentinel://%s/%s" % (self.group.sentinel_addrs(), self.group.name)
-        self.bridge = Bridge(config(url, self.kafka.bootstrap, self.http_port)).start()
-        self.addCleanup(self.bridge.cleanup)
-        self.consumer = TimerConsumer(self.kafka.bootstrap, ["orders", "carts"])
-        self.addCleanup(self.consumer.close)
-        self.wait_ready()
-        wait_for(lambda: self.metric("eb_ledger_connected") == 1, 20, interval=0.05,
-                 what="the ledger connected to the master")
-
-    def ready(self):
-        try:
-            return http_get(self.http_port, "/readyz")[0] == 200
-        except OSError:
-            return False
-
-    def wait_ready(self, what="/readyz 200"):
-        wait_for(self.ready, 40, interval=0.05, what=what)
-
-    def metric(self, name, **labels):
-        try:
-            return scrape_metric(self.http_port, name, **labels)
-        except OSError:
-            return -1
+        self.start_ledger_stack(lambda brokers, http_port: config(url, brokers, http_port),
+                                connected="the ledger connected to the master")
 
     def master(self):
         return topotest.redis_client(self.group.master_port())
@@ -112,12 +69,6 @@ class LedgerSentinel(unittest.TestCase):
         self.assertGreaterEqual(r.execute_command("WAIT", 1, 2000), 1)
         return orders, carts
 
-    def until(self, when_ms):
-        def cond():
-            self.consumer.poll_once(0.05)
-            return time.time() * 1000 >= when_ms
-        wait_for(cond, (when_ms / 1000 - time.time()) + 5, interval=0, what="the mid-stream")
-
     def finish(self, name, orders, carts):
         self.consumer.collect_keys(list(orders) + list(carts), 90)
         wait_for(lambda: self.consumer.poll_once(0.05) >= 0 and
@@ -125,12 +76,7 @@ class LedgerSentinel(unittest.TestCase):
                  self.master().zcard(ledger_key("carts")) == 0, 30, interval=0,
                  what="the ledgers empty on the new master")
         self.consumer.drain(2.0)
-        for route, armed in (("orders", orders), ("carts", carts)):
-            t = Tally("%s_%s" % (name, route), armed, self.consumer)
-            t.report()
-            self.assertEqual(t.delivered, t.expected, route)
-            self.assertEqual(t.bad_ids, [], "every copy of a timer carries one id")
-            self.assertEqual(t.bad_deadlines, [], "every event carries its timer's deadline")
+        self.assert_tallies(name, orders, carts)
 
     def test_sentinel_failover_mid_stream_loses_no_ledgered_timer(self):
         orders, carts = self.arm(3.0, 10.0)

@@ -19,6 +19,7 @@ from ebtest import (EB_BIN, BridgeTestCase, Bridge, TempDir, bridge_config, free
 from ledgertest import ledger_config, ledger_key, scrape_metric, wait_ledger_ready
 from tlstest import (Pki, TlsRedisCluster, TlsSentinelGroup, start_tls_redis, tls_unavailable,
                      with_tls)
+import topotest
 
 ROUTES = """
   - name: orders
@@ -225,22 +226,8 @@ TOPO_ROUTES = """
 
 
 def topology_config(url, brokers, http_port, ca_file):
-    return """redis:
-  url: %s
-  tls: { ca_file: %s }
-  heartbeat_interval: 200ms
-  heartbeat_timeout: 2s
-  reconnect_min: 50ms
-  reconnect_max: 500ms
-  topology_interval: 500ms
-kafka:
-  brokers: "%s"
-  client: { linger.ms: 1 }
-routes:
-%s
-http: { listen: "127.0.0.1:%d" }
-log: { level: info, stats_interval: 0s }
-""" % (url, ca_file, brokers, TOPO_ROUTES, http_port)
+    return topotest.topology_config(url, brokers, TOPO_ROUTES, http_port,
+                                    redis="  tls: { ca_file: %s }\n" % ca_file)
 
 
 @unittest.skipIf(UNAVAILABLE, "%s" % WHY)

@@ -16,8 +16,8 @@ import os
 import time
 import unittest
 
-from ebtest import (Bridge, MockKafka, Consumer, free_port, http_get, scrape, validate_event,
-                    wait_for)
+from ebtest import (Bridge, MockKafka, Consumer, free_port, http_ready, scrape, validate_event,
+                    wait_for, wait_ready)
 import topotest
 
 # Redis announces an expiry when its sampler finds the key, not at its
@@ -36,46 +36,28 @@ def report(name, **counts):
     print("RESULT %s %s" % (name, " ".join("%s=%s" % kv for kv in counts.items())), flush=True)
 
 
-def config(url, brokers, http_port, extra=""):
-    return """redis:
-  url: %s
-  heartbeat_interval: 200ms
-  heartbeat_timeout: 2s
-  reconnect_min: 50ms
-  reconnect_max: 500ms
-  topology_interval: 500ms
-%s
-kafka:
-  brokers: "%s"
-  client: { linger.ms: 1 }
-routes:
-%s
-http: { listen: "127.0.0.1:%d" }
-log: { level: info, stats_interval: 0s }
-""" % (url, extra, brokers, ROUTES, http_port)
+def config(url, brokers, http_port):
+    return topotest.topology_config(url, brokers, ROUTES, http_port)
 
 
 class TopologyCase:
     """Mixin: the mock Kafka, the bridge on a URL, its /readyz and /metrics,
     a consumer; each torn down by PID whatever happens."""
 
-    def start_bridge(self, url, extra=""):
+    def start_bridge(self, url):
         self.kafka = MockKafka(3, topics=["orders:8"]).start()
         self.addCleanup(self.kafka.stop)
         self.http_port = free_port()
-        self.bridge = Bridge(config(url, self.kafka.bootstrap, self.http_port, extra)).start()
+        self.bridge = Bridge(config(url, self.kafka.bootstrap, self.http_port)).start()
         self.addCleanup(self.bridge.cleanup)
         self.consumer = Consumer(self.kafka.bootstrap, ["orders"])
         self.addCleanup(self.consumer.close)
 
     def ready(self):
-        try:
-            return http_get(self.http_port, "/readyz")[0] == 200
-        except OSError:
-            return False
+        return http_ready(self.http_port)
 
     def wait_ready(self, timeout=30, what="/readyz 200"):
-        wait_for(self.ready, timeout, interval=0.05, what=what)
+        wait_ready(self.http_port, timeout, what)
 
     def metrics(self):
         return scrape(self.http_port)[0]

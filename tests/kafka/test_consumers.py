@@ -23,8 +23,8 @@ import signal
 import unittest
 import uuid
 
-import ebcache
 import test_consumer as tc  # tests/e2e (PYTHONPATH set by tests/kafka/CMakeLists.txt)
+import test_consumer_python  # tests/e2e
 from ebtest import Bridge, RedisServer, bridge_config, is_subscribed_log
 from kafka_cluster import KafkaCluster
 from pgtest import PostgresCluster
@@ -153,30 +153,14 @@ class CConsumerOnRealKafka(ConsumerStory, unittest.TestCase):
         return [tc.ORDER_CONSUMER] + list(args)
 
 
-class PythonConsumerOnRealKafka(ConsumerStory, unittest.TestCase):
+class PythonConsumerOnRealKafka(test_consumer_python.PythonConsumer, ConsumerStory,
+                                unittest.TestCase):
     """The Python consumer decodes through the CloudEvents SDK, which
     scripts/fetch-sdks.sh installs into the cache (as in
     tests/e2e/test_consumer_python.py): skipped when it is not there,
     failed under EB_REQUIRE_FETCHED=1."""
 
     lang = "python"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.sdk = ebcache.sdk("python")
-        if not cls.sdk:
-            if os.environ.get("EB_REQUIRE_FETCHED") == "1":
-                raise AssertionError("the Python CloudEvents SDK is not fetched: "
-                                     "scripts/fetch-sdks.sh python")
-            raise unittest.SkipTest("the Python CloudEvents SDK is not fetched "
-                                    "(scripts/fetch-sdks.sh python)")
-        super().setUpClass()
-
-    def consumer_argv(self, args):
-        # env(1) execs the interpreter: the PID the test stops is Python's.
-        return ["env", "PYTHONPATH=" + self.sdk, "/usr/bin/python3", "-u",
-                os.path.join(tc.SOURCE_DIR, "examples", "python-consumer", "order_consumer.py")
-                ] + list(args)
 
 
 if __name__ == "__main__":

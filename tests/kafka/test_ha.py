@@ -28,7 +28,7 @@ import unittest
 import uuid
 
 
-from ebtest import Bridge, RedisServer, free_port, http_get, scrape, wait_for
+from ebtest import Bridge, RedisServer, free_port, http_get, scrape, wait_for, wait_ready
 from kafkatest import RealKafkaTestCase, Tally, hold
 from ledgertest import FAST_LEDGER, ledger_key
 import topotest
@@ -67,15 +67,9 @@ class Replica:
         self.generations.append(self.bridge)
         return self
 
-    def ready(self):
-        try:
-            return http_get(self.http_port, "/readyz")[0] == 200
-        except OSError:
-            return False
-
     def wait_ready(self, timeout=60):
         try:
-            wait_for(self.ready, timeout, interval=0.05, what="%s /readyz 200" % self.name)
+            wait_ready(self.http_port, timeout, what="%s /readyz 200" % self.name)
         except AssertionError as e:
             try:
                 body = http_get(self.http_port, "/readyz")[2][:300]
@@ -176,25 +170,10 @@ class HATestCase(RealKafkaTestCase):
         if ledgered:
             routes += ('  - { name: timers, match: "timer:{id}", topic: %s, key: "{id}", '
                        'ledger: armed }\n' % self.timers_topic)
-        return """redis:
-  url: %s
-  heartbeat_interval: 200ms
-  heartbeat_timeout: 2s
-  reconnect_min: 50ms
-  reconnect_max: 500ms
-  topology_interval: 500ms
-kafka:
-  brokers: "%s"
-  client: { linger.ms: 1, message.timeout.ms: 0 }
-  drain_timeout: 20s
-routes:
-%s
-%s
-%s
-http: { listen: "127.0.0.1:%d" }
-log: { level: info, stats_interval: 0s }
-""" % (url, self.cluster.bootstrap, routes, FAST_LEDGER if ledgered else "",
-       self.coordination(), http_port)
+        return topotest.topology_config(
+            url, self.cluster.bootstrap, routes, http_port,
+            client="{ linger.ms: 1, message.timeout.ms: 0 }", drain="20s",
+            sections=(FAST_LEDGER if ledgered else "") + self.coordination())
 
     def setUp(self):
         super().setUp()

@@ -36,7 +36,7 @@ import unittest
 
 import ebcache
 import ebtest
-from ebtest import Bridge, MockKafka, RedisServer, TempDir, bridge_config, wait_for
+from ebtest import Bridge, MockKafka, RedisServer, TempDir, bridge_config, poll_messages
 
 SDK = os.environ.get("EB_SDK", "python")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -177,14 +177,7 @@ class SdkTest(unittest.TestCase):
                       "enable.auto.commit": False, "log_level": 2})
         try:
             c.assign([TopicPartition(t, 0, OFFSET_BEGINNING) for _, _, t in ROUTES.values()])
-            got = []
-
-            def more():
-                m = c.poll(0.2)
-                if m is not None and not m.error():
-                    got.append(m)
-                return len(got) >= n
-            wait_for(more, 30, interval=0, what="%d messages from the bridge" % n)
+            got = poll_messages(c, n, 30, what="%d messages from the bridge" % n)
             extra = c.poll(1.0)  # an exact count: nothing more arrives
             if extra is not None and not extra.error():
                 raise AssertionError("more than %d messages: %r" % (n, extra.value()[:100]))

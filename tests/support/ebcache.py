@@ -62,6 +62,18 @@ def missing(test, what, script):
     sys.exit(1 if required else 77)
 
 
+def require(found, what, script):
+    """For a test class's setUpClass: `found` (a fetched directory) when it
+    is there; else unittest.SkipTest naming the fetch command, or an
+    AssertionError under EB_REQUIRE_FETCHED=1 (as missing() for scripts)."""
+    if found:
+        return found
+    if os.environ.get("EB_REQUIRE_FETCHED") == "1":
+        raise AssertionError("%s is not fetched: %s" % (what, script))
+    import unittest
+    raise unittest.SkipTest("%s is not fetched (%s)" % (what, script))
+
+
 # What scripts/fetch-sdks.sh names each SDK directory after: a digest of its
 # input files (eb_hash in scripts/lib.sh: sha256 of their contents, 16 hex).
 SDK_INPUTS = {

@@ -91,6 +91,13 @@ def close_pipes(proc):
                 pass
 
 
+def redis_client(port, **kw):
+    """A redis-py client of 127.0.0.1:port (5 s socket timeout unless told)."""
+    import redis
+    kw.setdefault("socket_timeout", 5)
+    return redis.Redis(host="127.0.0.1", port=port, **kw)
+
+
 class TempDir:
     def __init__(self, prefix="ebtest"):
         self.path = tempfile.mkdtemp(prefix=prefix + ".")
@@ -106,45 +113,59 @@ class TempDir:
 
 
 class RedisServer:
-    """A redis-server (or EB_REDIS_SERVER) on 127.0.0.1 in its own temp dir."""
+    """A redis-server (or EB_REDIS_SERVER) on 127.0.0.1 in its own temp dir.
 
-    def __init__(self, port=None, args=(), appendonly=False):
+    The one server fixture: topotest.Node (cluster nodes, sentinels) is
+    this with another command()."""
+
+    LOG = "redis.log"
+
+    def __init__(self, port=None, args=(), appendonly=False, dir_prefix="redis"):
         self.port = port or free_port()
         self.args = list(args)
         self.appendonly = appendonly
-        # A server started with --requirepass is pinged and used with it.
-        self.password = (self.args[self.args.index("--requirepass") + 1]
-                         if "--requirepass" in self.args else None)
-        self.dir = TempDir("redis")
+        self.dir = TempDir(dir_prefix)
         self.proc = None
 
+    @property
+    def password(self):
+        """A server started with --requirepass is pinged and used with it."""
+        if "--requirepass" in self.args:
+            return self.args[self.args.index("--requirepass") + 1]
+        return None
+
+    def command(self):
+        """The server's argv."""
+        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--dir", self.dir.path, "--logfile", os.path.join(self.dir.path, self.LOG),
+                "--daemonize", "no"] + self.args
+
     def start(self):
-        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-               "--dir", self.dir.path, "--logfile", os.path.join(self.dir.path, "redis.log"),
-               "--daemonize", "no"] + self.args
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._ready, 10, what="redis-server on port %d" % self.port)
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(self._ready, 10, what="%s on port %d" % (REDIS_SERVER, self.port))
         return self
 
     def _ready(self):
         if self.proc.poll() is not None:
-            raise AssertionError("redis-server exited with %s; log: %s" % (
-                self.proc.returncode, self.log_tail()))
+            raise AssertionError("%s on port %d exited with %s; log: %s" % (
+                REDIS_SERVER, self.port, self.proc.returncode, self.log_tail()))
         try:
             return self.client().ping()
         except Exception:
             return False
 
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def client(self, **kw):
-        import redis
-        kw.setdefault("socket_timeout", 5)
         kw.setdefault("password", self.password)
-        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+        return redis_client(self.port, **kw)
 
     def log_tail(self, n=20):
         try:
-            with open(os.path.join(self.dir.path, "redis.log")) as f:
+            with open(os.path.join(self.dir.path, self.LOG)) as f:
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""
@@ -414,6 +435,20 @@ class Consumer:
     cleanup = close
 
 
+def poll_messages(consumer, n, timeout=30, what=None):
+    """Poll a confluent_kafka consumer (assigned or subscribed) until n
+    messages arrived, errors left out; returns them (Message objects)."""
+    got = []
+
+    def more():
+        m = consumer.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m)
+        return len(got) >= n
+    wait_for(more, timeout, interval=0, what=what or "%d Kafka messages" % n)
+    return got
+
+
 def event_schema():
     with open(os.path.join(SOURCE_DIR, "docs", "event.schema.json")) as f:
         return json.load(f)
@@ -425,28 +460,48 @@ def validate_event(ev):
     jsonschema.validate(ev, event_schema())
 
 
-def bridge_config(redis_port, brokers, routes, extra="", databases="all", drain="10s",
-                  queue="", stats="0s", client="{ linger.ms: 1 }"):
-    """A bridge config for tests: fast reconnects and heartbeats, short drain."""
-    return """redis:
-  url: redis://127.0.0.1:%d
-  databases: %s
-  heartbeat_interval: 200ms
+# The redis: lines every test config carries: a dead connection is noticed
+# within 2 s (heartbeats every 200 ms) and retried within half a second,
+# so a failure scenario takes seconds, not the defaults' tens of seconds.
+FAST_REDIS = """  heartbeat_interval: 200ms
   heartbeat_timeout: 2s
   reconnect_min: 50ms
   reconnect_max: 500ms
-kafka:
+"""
+
+
+def config_yaml(url, brokers, routes, redis="", fast=FAST_REDIS, client="{ linger.ms: 1 }",
+                drain=None, queue="", stats="0s", extra=""):
+    """The one template of the tests' (and benches') bridge configs.
+
+    redis: url, then the lines `redis` (databases, tls, topology_interval),
+    then `fast` (FAST_REDIS; "" keeps the defaults); kafka: brokers, client,
+    drain_timeout when `drain` is given, then the lines `queue`; routes;
+    log: level info and stats_interval `stats`; then `extra`, whole
+    top-level sections (http, ledger, coordination)."""
+    return """redis:
+  url: %s
+%s%skafka:
   brokers: "%s"
   client: %s
-  drain_timeout: %s
-%s
+%s%s
 routes:
 %s
 log:
   level: info
   stats_interval: %s
 %s
-""" % (redis_port, databases, brokers, client, drain, queue, routes, stats, extra)
+""" % (url, redis, fast, brokers, client, "  drain_timeout: %s\n" % drain if drain else "",
+       queue, routes, stats, extra)
+
+
+def bridge_config(redis_port, brokers, routes, extra="", databases="all", drain="10s",
+                  queue="", stats="0s", client="{ linger.ms: 1 }"):
+    """A bridge config for tests on one redis-server: fast reconnects and
+    heartbeats, short drain."""
+    return config_yaml("redis://127.0.0.1:%d" % redis_port, brokers, routes,
+                       redis="  databases: %s\n" % databases, client=client, drain=drain,
+                       queue=queue, stats=stats, extra=extra)
 
 
 def is_subscribed_log(entry):
@@ -568,6 +623,20 @@ class ReferenceSubscriber:
 def http_config(port, host="127.0.0.1"):
     """The `extra` YAML for bridge_config() that turns the HTTP server on."""
     return "http:\n  listen: %s:%d\n" % (host, port)
+
+
+def http_ready(port, host="127.0.0.1"):
+    """True when the bridge's /readyz answers 200; False while it answers
+    otherwise or does not listen (yet, or any more)."""
+    try:
+        return http_get(port, "/readyz", host=host)[0] == 200
+    except OSError:
+        return False
+
+
+def wait_ready(port, timeout=30, what="/readyz 200"):
+    """Poll /readyz on port until it answers 200."""
+    wait_for(lambda: http_ready(port), timeout, interval=0.05, what=what)
 
 
 def http_get(port, path, method="GET", host="127.0.0.1", timeout=5):

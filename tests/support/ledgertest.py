@@ -12,8 +12,12 @@
   Tally             expected vs delivered, duplicates, lateness quantiles;
                     prints the RESULT line the issue asks for
   ledger_config()   a bridge config with one ledgered route and fast sweeps
+  ledger_route()    one ledgered route of a config; orders_and_carts() two
   scrape_metric()   one sample from /metrics
   wait_ledger_ready()  until a started bridge's ledger and source are both up
+  LedgerTopologyCase  mixin for the Cluster and Sentinel ledger tests: the
+                    mock Kafka, the bridge (HTTP on), a TimerConsumer of
+                    routes orders and carts, /readyz, /metrics, the judging
 
 Every process is an ebtest fixture: stopped by PID on every exit path.
 """
@@ -26,7 +30,8 @@ import uuid
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ebtest import Consumer, bridge_config, wait_for  # noqa: E402
+from ebtest import (Bridge, Consumer, MockKafka, bridge_config, free_port,  # noqa: E402
+                    wait_for, wait_ready)
 
 LEDGER_PREFIX = "expiry-bridge:ledger:"
 
@@ -74,11 +79,33 @@ def wait_ledger_ready(bridge, timeout=20):
     return bridge
 
 
+def ledger_route(name, match, mode="armed", topic=None):
+    """One route of a config's routes: list, ledgered (`mode`), to the topic
+    named after it unless told."""
+    return '  - name: %s\n    match: "%s"\n    topic: %s\n    ledger: %s\n' % (
+        name, match, topic or name, mode)
+
+
+# Orders spread over `ledger.buckets` ledgers (Cluster: over the masters):
+# timer i of bucket b is order:{orders:<b>}:<i>, in ledger bucket_ledger(b),
+# as bench_ledger_load --buckets arms them.
+BUCKETED_ORDERS = "order:{{orders:{bucket}}}:{id}"
+
+
+def bucket_ledger(b):
+    return ledger_key("orders:%d" % b)
+
+
+# The Cluster and Sentinel tests' two routes: `orders` armed by the
+# application (keys order_match), `carts` plain keys the bridge records.
+def orders_and_carts(order_match):
+    return ledger_route("orders", order_match) + ledger_route("carts", "cart:{id}", "observed")
+
+
 def ledger_config(redis_port, brokers, route="orders", match="order:{id}", topic="orders",
                   mode="armed", payload=None, extra="", ledger=FAST_LEDGER, stats="1s",
                   queue=""):
-    routes = '  - name: %s\n    match: "%s"\n    topic: %s\n    ledger: %s\n' % (
-        route, match, topic, mode)
+    routes = ledger_route(route, match, mode, topic)
     if payload:
         routes += '    payload: "%s"\n' % payload
     return bridge_config(redis_port, brokers, routes, extra=ledger + extra, stats=stats,
@@ -294,3 +321,57 @@ def scrape_metric(port, name, **labels):
         if all(have.get(k) == v for k, v in labels.items()):
             total += float(m.group(4))
     return total
+
+
+class LedgerTopologyCase:
+    """Mixin for unittest.TestCase (tests/e2e/test_ledger_cluster.py,
+    test_ledger_sentinel.py): two ledgered routes, `orders` and `carts`,
+    on the mock Kafka, read by a TimerConsumer; every process torn down by
+    PID whatever happens. READY_TIMEOUT: how long /readyz may take."""
+
+    READY_TIMEOUT = 30
+
+    def start_ledger_stack(self, config_for, connected="the ledger connected"):
+        """The mock Kafka, the bridge of config_for(brokers, http_port) and
+        the consumer; returns once /readyz says 200 and the ledger is up."""
+        self.kafka = MockKafka(3, topics=["orders:8", "carts:8"]).start()
+        self.addCleanup(self.kafka.stop)
+        self.http_port = free_port()
+        self.bridge = Bridge(config_for(self.kafka.bootstrap, self.http_port)).start()
+        self.addCleanup(self.bridge.cleanup)
+        self.consumer = TimerConsumer(self.kafka.bootstrap, ["orders", "carts"])
+        self.addCleanup(self.consumer.close)
+        self.wait_ready()
+        wait_for(lambda: self.metric("eb_ledger_connected") == 1, 20, interval=0.05,
+                 what=connected)
+
+    def wait_ready(self, what="/readyz 200"):
+        wait_ready(self.http_port, self.READY_TIMEOUT, what)
+
+    def metric(self, name, **labels):
+        """scrape_metric() of the bridge; -1 while it does not listen."""
+        try:
+            return scrape_metric(self.http_port, name, **labels)
+        except OSError:
+            return -1
+
+    def until(self, when_ms):
+        """Keep reading until the wall clock reaches when_ms."""
+        def cond():
+            self.consumer.poll_once(0.05)
+            return time.time() * 1000 >= when_ms
+        wait_for(cond, (when_ms / 1000 - time.time()) + 5, interval=0, what="the mid-stream")
+
+    def assert_tallies(self, name, orders, carts):
+        """Per route: every armed timer delivered, one id across its copies,
+        its deadline in every copy; prints the RESULT lines. Returns the
+        Tallies."""
+        tallies = []
+        for route, armed in (("orders", orders), ("carts", carts)):
+            t = Tally("%s_%s" % (name, route), armed, self.consumer)
+            t.report()
+            self.assertEqual(t.delivered, t.expected, route)
+            self.assertEqual(t.bad_ids, [], "every copy of a timer carries one id")
+            self.assertEqual(t.bad_deadlines, [], "every event carries its timer's deadline")
+            tallies.append(t)
+        return tallies

@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ebtest import RedisServer, TempDir, free_port, run_check, wait_for  # noqa: E402
+from ebtest import RedisServer, TempDir, free_port, run_check  # noqa: E402
 import topotest  # noqa: E402
 
 MAKE_CERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "make_certs.sh")
@@ -117,25 +117,12 @@ class TlsRedisCluster(topotest.RedisCluster):
             "--tls-port", str(tls), "--tls-cluster", "yes", "--tls-replication", "yes",
             "--cluster-port", str(port + 10000)]
 
-    def start(self):
-        """As topotest's, but redis-cli creates the cluster through the TLS
-        ports: it introduces the nodes by the ports it reached them on, and
-        with tls-cluster those must be the TLS ones."""
-        try:
-            for _ in range(self.nmasters * (1 + self.nreplicas)):
-                self._start_node()
-            addrs = ["127.0.0.1:%d" % self.tls_port[p] for p in self.nodes]
-            subprocess.run([topotest.CLI, "--tls", "--cacert", self.pki.path("ca"), "--cluster",
-                            "create"] + addrs + ["--cluster-replicas", str(self.nreplicas),
-                                                 "--cluster-yes"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           timeout=60)
-            self.wait_healthy()
-            wait_for(self._replicas_placed, 30, interval=0.1, what="replicas attached")
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
+    def _create(self):
+        """redis-cli creates the cluster through the TLS ports: it introduces
+        the nodes by the ports it reached them on, and with tls-cluster
+        those must be the TLS ones."""
+        super()._create(cli=["--tls", "--cacert", self.pki.path("ca")],
+                        port_of=self.tls_port.__getitem__)
 
     def seeds(self):
         return ",".join("127.0.0.1:%d" % self.tls_port[p] for p in self.master_ports())
@@ -152,60 +139,21 @@ class TlsSentinelGroup(topotest.SentinelGroup):
         self.tls_port = {}   # plain port -> TLS port, data nodes and sentinels
         self.plain_port = {}  # TLS port -> plain port, data nodes
 
-    def _data_node(self, replica_of=None):
-        plain, tls = free_port(), free_port()
-        args = _tls_file_args(self.pki) + ["--tls-port", str(tls), "--tls-replication", "yes"]
-        if replica_of:
-            args += ["--replicaof", "127.0.0.1", str(self.tls_port[replica_of.port])]
-        n = topotest.Node(plain, args).start()
-        self.tls_port[plain], self.plain_port[tls] = tls, plain
-        self.data.append(n)
-        return n
+    def _node_args(self, port):
+        tls = free_port()
+        self.tls_port[port], self.plain_port[tls] = tls, port
+        return _tls_file_args(self.pki) + ["--tls-port", str(tls), "--tls-replication", "yes"]
 
-    def start(self):
-        try:
-            m = self._data_node()
-            self._data_node(replica_of=m)
-            wait_for(self._replicas_synced, 20, interval=0.05, what="replica in sync over TLS")
-            for _ in range(self.nsentinels):
-                tls = free_port()
-                conf = ("tls-port %d\ntls-cert-file %s\ntls-key-file %s\n"
-                        "tls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes\n"
-                        "sentinel monitor %s 127.0.0.1 %d 2\n"
-                        "sentinel down-after-milliseconds %s 1000\n"
-                        "sentinel failover-timeout %s 5000\n" % (
-                            tls, self.pki.path("server"), self.pki.path("server", "key"),
-                            self.pki.path("ca"), self.name, self.tls_port[m.port], self.name,
-                            self.name))
-                s = topotest.Node(free_port(), [], sentinel_conf=conf)
-                self.tls_port[s.port] = tls
-                self.sentinels.append(s.start())
-            wait_for(self._sentinels_agree, 20, interval=0.1, what="sentinels see every node")
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
+    def _sentinel_head(self, port):
+        tls = free_port()
+        self.tls_port[port] = tls
+        return ("tls-port %d\ntls-cert-file %s\ntls-key-file %s\n"
+                "tls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes\n" % (
+                    tls, self.pki.path("server"), self.pki.path("server", "key"),
+                    self.pki.path("ca")))
 
-    def sentinel_addrs(self):
-        return ",".join("127.0.0.1:%d" % self.tls_port[s.port] for s in self.sentinels)
+    def _address(self, port):
+        return self.tls_port[port]
 
-    def master_port(self):
-        """The plaintext port of the master the sentinels name (by TLS)."""
-        return self.plain_port[super().master_port()]
-
-    def failover(self, timeout=30):
-        old = super().master_port()
-        self.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", self.name)
-        return self.plain_port[self._wait_switch_tls(old, timeout)]
-
-    def _wait_switch_tls(self, old, timeout):
-        def switched():
-            ports = set()
-            for s in self.sentinels:
-                r = s.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
-                ports.add(int(r[1]))
-            if len(ports) != 1 or old in ports:
-                return None
-            new = ports.pop()
-            return new if self.node(self.plain_port[new]).role() == "master" else None
-        return wait_for(switched, timeout, what="sentinels switched master")
+    def _plain(self, port):
+        return self.plain_port[port]

@@ -15,15 +15,24 @@ Sentinels are the server binary with --sentinel.
 
 import os
 import random
-import signal
 import socket
 import subprocess
 import time
 
-from ebtest import TempDir, stop_pid, wait_for
+from ebtest import (REDIS_CLI, REDIS_SERVER, RedisServer, config_yaml, free_port,  # noqa: F401
+                    redis_client, wait_for)
 
-SERVER = os.environ.get("EB_REDIS_SERVER", "redis-server")
-CLI = os.environ.get("EB_REDIS_CLI", "redis-cli")
+SERVER = REDIS_SERVER
+CLI = REDIS_CLI
+
+
+def topology_config(url, brokers, routes, http_port, redis="", sections="", **kw):
+    """ebtest.config_yaml for a Cluster or Sentinel URL (or a standalone one
+    whose demotion is watched): topology checked every 500 ms, so a
+    failover is noticed within that; the HTTP server on http_port; then
+    `sections` (ledger, coordination). Other keywords go to config_yaml."""
+    return config_yaml(url, brokers, routes, redis="  topology_interval: 500ms\n" + redis,
+                       extra=sections + 'http: { listen: "127.0.0.1:%d" }\n' % http_port, **kw)
 
 
 def _port_free(port):
@@ -48,46 +57,23 @@ def cluster_port():
     raise AssertionError("no free port pair for a cluster node")
 
 
-def redis_client(port, **kw):
-    import redis
-    kw.setdefault("socket_timeout", 5)
-    return redis.Redis(host="127.0.0.1", port=port, **kw)
+class Node(RedisServer):
+    """One server process (data node or sentinel) in its own directory:
+    ebtest's RedisServer, started as a sentinel when given its config."""
 
-
-class Node:
-    """One server process (data node or sentinel) in its own directory."""
+    LOG = "server.log"
 
     def __init__(self, port, args, sentinel_conf=None):
-        self.port = port
-        self.dir = TempDir("node%d" % port)
-        self.args = list(args)
+        super().__init__(port, args, dir_prefix="node%d" % port)
         self.sentinel_conf = sentinel_conf
-        self.proc = None
 
-    def start(self):
-        log = os.path.join(self.dir.path, "server.log")
-        if self.sentinel_conf is not None:
-            conf = self.dir.file("sentinel.conf", self.sentinel_conf)
-            cmd = [SERVER, conf, "--sentinel", "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--dir", self.dir.path, "--logfile", log, "--daemonize", "no"]
-        else:
-            cmd = [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--dir", self.dir.path, "--logfile", log,
-                   "--daemonize", "no"] + self.args
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._ready, 10, what="server on port %d" % self.port)
-        return self
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("server on %d exited: %s" % (self.port, self.log_tail()))
-        try:
-            return self.client().ping()
-        except Exception:
-            return False
-
-    def client(self, **kw):
-        return redis_client(self.port, **kw)
+    def command(self):
+        if self.sentinel_conf is None:
+            return super().command()
+        conf = self.dir.file("sentinel.conf", self.sentinel_conf)
+        return [SERVER, conf, "--sentinel", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir.path, "--logfile", os.path.join(self.dir.path, self.LOG),
+                "--daemonize", "no"]
 
     def role(self):
         try:
@@ -95,26 +81,6 @@ class Node:
             return r[0].decode() if isinstance(r[0], bytes) else r[0]
         except Exception:
             return None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, n=20):
-        try:
-            with open(os.path.join(self.dir.path, "server.log")) as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
-
-    def kill(self):
-        stop_pid(self.proc, signal.SIGKILL)
-
-    def stop(self):
-        stop_pid(self.proc, signal.SIGTERM)
-
-    def cleanup(self):
-        self.stop()
-        self.dir.cleanup()
 
 
 class RedisCluster:
@@ -145,11 +111,7 @@ class RedisCluster:
             for _ in range(self.nmasters * (1 + self.nreplicas)):
                 self._start_node()
             if self.nmasters >= 3:
-                addrs = ["127.0.0.1:%d" % p for p in self.nodes]
-                subprocess.run([CLI, "--cluster", "create"] + addrs +
-                               ["--cluster-replicas", str(self.nreplicas), "--cluster-yes"],
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               timeout=60)
+                self._create()
             else:
                 self._create_small()
             self.wait_healthy()
@@ -158,6 +120,15 @@ class RedisCluster:
             self.cleanup()
             raise
         return self
+
+    def _create(self, cli=(), port_of=lambda p: p):
+        """redis-cli --cluster create (cli: its connection options) over the
+        nodes, each introduced by port_of(its plaintext port)."""
+        addrs = ["127.0.0.1:%d" % port_of(p) for p in self.nodes]
+        subprocess.run([CLI] + list(cli) + ["--cluster", "create"] + addrs +
+                       ["--cluster-replicas", str(self.nreplicas), "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=60)
 
     def _create_small(self):
         """redis-cli --cluster create wants 3 masters at least: build a
@@ -385,30 +356,61 @@ class SentinelGroup:
         self.sentinels = []  # Node
 
     def start(self):
-        from ebtest import free_port
         try:
-            m = Node(free_port(), []).start()
-            self.data.append(m)
+            m = self._data_node()
             for _ in range(self.nreplicas):
-                r = Node(free_port(), ["--replicaof", "127.0.0.1", str(m.port)]).start()
-                self.data.append(r)
+                self._data_node(replica_of=m)
             wait_for(self._replicas_synced, 20, interval=0.05, what="replicas in sync")
             for _ in range(self.nsentinels):
-                conf = ("sentinel monitor %s 127.0.0.1 %d 2\n"
-                        "sentinel down-after-milliseconds %s 1000\n"
-                        "sentinel failover-timeout %s 5000\n"
-                        "sentinel parallel-syncs %s 1\n" % (self.name, m.port, self.name,
-                                                           self.name, self.name))
-                if self.sentinel_password:
-                    conf += "requirepass %s\n" % self.sentinel_password
-                s = Node(free_port(), [], sentinel_conf=conf)
-                s.client = self._sentinel_client_of(s)
-                self.sentinels.append(s.start())
+                self.sentinels.append(self._sentinel(m).start())
             wait_for(self._sentinels_agree, 20, interval=0.1, what="sentinels see every node")
         except BaseException:
             self.cleanup()
             raise
         return self
+
+    # ---- hooks TLS variants (tlstest) override ---------------------------
+
+    def _node_args(self, port):
+        """More server arguments for a data node on port."""
+        return []
+
+    def _sentinel_head(self, port):
+        """Lines opening the config of a sentinel on port."""
+        return ""
+
+    def _address(self, port):
+        """The port others reach the node (data or sentinel) on port at."""
+        return port
+
+    def _plain(self, port):
+        """The node's own port, from the port the sentinels name."""
+        return port
+
+    # ----------------------------------------------------------------------
+
+    def _data_node(self, replica_of=None):
+        port = free_port()
+        args = self._node_args(port)
+        if replica_of is not None:
+            args += ["--replicaof", "127.0.0.1", str(self._address(replica_of.port))]
+        n = Node(port, args).start()
+        self.data.append(n)
+        return n
+
+    def _sentinel(self, master):
+        port = free_port()
+        conf = self._sentinel_head(port) + (
+            "sentinel monitor %s 127.0.0.1 %d 2\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 5000\n"
+            "sentinel parallel-syncs %s 1\n" % (self.name, self._address(master.port),
+                                               self.name, self.name, self.name))
+        if self.sentinel_password:
+            conf += "requirepass %s\n" % self.sentinel_password
+        s = Node(port, [], sentinel_conf=conf)
+        s.client = self._sentinel_client_of(s)
+        return s
 
     def _sentinel_client_of(self, node):
         pw = self.sentinel_password
@@ -433,13 +435,13 @@ class SentinelGroup:
         return True
 
     def sentinel_addrs(self):
-        return ",".join("127.0.0.1:%d" % s.port for s in self.sentinels)
+        return ",".join("127.0.0.1:%d" % self._address(s.port) for s in self.sentinels)
 
     def master_port(self):
         """The master the sentinels name now."""
         r = self.sentinels[0].client().execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
-        return int(r[1])
+        return self._plain(int(r[1]))
 
     def node(self, port):
         for n in self.data:
@@ -466,7 +468,7 @@ class SentinelGroup:
                 if not s.alive():
                     continue
                 r = s.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
-                ports.add(int(r[1]))
+                ports.add(self._plain(int(r[1])))
             if len(ports) != 1 or old in ports:
                 return None
             new = ports.pop()
