@@ -15,7 +15,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from ebtest import BridgeTestCase, free_port, wait_for  # noqa: E402
+from ebtest import BridgeTestCase, coordination_yaml, producing, wait_for  # noqa: E402
 from ledgertest import ledger_config, scrape_metric  # noqa: E402
 
 LEDGER = """ledger:
@@ -25,16 +25,7 @@ LEDGER = """ledger:
   remember_delivered: 60s
 """
 
-COORDINATION = """coordination:
-  enabled: true
-  group: sweep-%d
-  session_timeout: 3s
-  heartbeat_interval: 500ms
-  handover_grace: 5s
-"""
-
 SWEEPS = "eb_ledger_sweep_duration_seconds_count"
-PRODUCING = "eb_redis_node_producing"  # 1 on the replica whose turn it is
 
 
 class OwnerSweeps(BridgeTestCase, unittest.TestCase):
@@ -42,25 +33,25 @@ class OwnerSweeps(BridgeTestCase, unittest.TestCase):
     def setUp(self):
         self.redis = self.start_redis()
         self.kafka = self.start_kafka(1, ["orders:4", "expiry-bridge.units:1"])
-        self.group = COORDINATION % os.getpid()
+        self.group = coordination_yaml("sweep-%d" % os.getpid())
+
+    def config(self, http_port):
+        return ledger_config(self.redis.port, self.kafka.bootstrap, ledger=LEDGER,
+                             extra=self.group + 'http: { listen: "127.0.0.1:%d" }\n' % http_port)
 
     def replica(self):
-        port = free_port()
-        cfg = ledger_config(self.redis.port, self.kafka.bootstrap, ledger=LEDGER,
-                            extra=self.group + 'http: { listen: "127.0.0.1:%d" }\n' % port)
-        b = self.start_bridge(cfg, wait=False)
+        b = self.start_replica(self.config)
         # A standby subscribes to nothing: wait for its ledger only.
         b.wait_msg("ledger: connected, function library loaded", 20)
-        b.http_port = port
         return b
 
     def owner_and_standby(self):
         a = self.replica()
-        wait_for(lambda: scrape_metric(a.http_port, PRODUCING) == 1, 30, what="the first produces")
+        wait_for(lambda: producing(a) == 1, 30, what="the first produces")
         b = self.replica()
-        wait_for(lambda: scrape_metric(a.http_port, PRODUCING) +
-                 scrape_metric(b.http_port, PRODUCING) == 1, 30, what="one of two produces")
-        return (a, b) if scrape_metric(a.http_port, PRODUCING) == 1 else (b, a)
+        wait_for(lambda: producing(a) +
+                 producing(b) == 1, 30, what="one of two produces")
+        return (a, b) if producing(a) == 1 else (b, a)
 
     def sweeps_while(self, replicas, owner_sweeps, timeout=30):
         """Sweep counts of each replica over the time its first one made
@@ -81,7 +72,7 @@ class OwnerSweeps(BridgeTestCase, unittest.TestCase):
         owner, standby = self.owner_and_standby()
         owner.send_signal(signal.SIGTERM)
         self.assertEqual(owner.wait_exit(30), 0)
-        wait_for(lambda: scrape_metric(standby.http_port, PRODUCING) == 1, 30,
+        wait_for(lambda: producing(standby) == 1, 30,
                  what="the standby takes over")
         # 20 sweeps at the owner's pace take 2 s; at a standby's, 20 s.
         self.sweeps_while([standby], 20, timeout=8)

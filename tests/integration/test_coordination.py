@@ -14,9 +14,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from ebtest import BridgeTestCase, bridge_config, free_port, wait_for  # noqa: E402
+from ebtest import (BridgeTestCase, bridge_config, coordination_yaml, producing,  # noqa: E402
+                    wait_for)
 from kafkatest import Tally  # noqa: E402
-from ledgertest import scrape_metric  # noqa: E402
 
 ROUTES = """
   - name: orders
@@ -25,46 +25,24 @@ ROUTES = """
     key: "{id}"
 """
 
-COORDINATION = """coordination:
-  enabled: true
-  group: reload-%d
-  session_timeout: 3s
-  heartbeat_interval: 500ms
-  handover_grace: 5s
-"""
-
-PRODUCING = "eb_redis_node_producing"  # 1 on the replica whose turn it is
-
 
 class ReloadWithCoordination(BridgeTestCase, unittest.TestCase):
 
     def setUp(self):
         self.redis = self.start_redis()
         self.kafka = self.start_kafka(1, ["orders:4", "expiry-bridge.units:1"])
-        self.group = COORDINATION % os.getpid()
+        self.group = coordination_yaml("reload-%d" % os.getpid())
 
     def config(self, http_port, heartbeat="200ms"):
         text = bridge_config(self.redis.port, self.kafka.bootstrap, ROUTES,
                              extra=self.group + 'http: { listen: "127.0.0.1:%d" }\n' % http_port)
         return text.replace("heartbeat_interval: 200ms", "heartbeat_interval: " + heartbeat)
 
-    def replica(self):
-        port = free_port()
-        b = self.start_bridge(self.config(port), wait=False)
-        b.http_port = port
-        return b
-
-    def producing(self, b):
-        try:
-            return scrape_metric(b.http_port, PRODUCING)
-        except ConnectionRefusedError:  # not listening yet
-            return 0
-
     def test_a_redis_setting_reloaded_on_the_owner_loses_and_copies_nothing(self):
-        owner = self.replica()
-        wait_for(lambda: self.producing(owner) == 1, 30,
+        owner = self.start_replica(self.config)
+        wait_for(lambda: producing(owner) == 1, 30,
                  what="the first replica produces")
-        standby = self.replica()
+        standby = self.start_replica(self.config)
         standby.wait_log(lambda e: e.get("msg", "").startswith("coordination: joined as a standby"),
                          30, what="the second replica joined as a standby")
         c = self.consumer(["orders"])
@@ -86,7 +64,7 @@ class ReloadWithCoordination(BridgeTestCase, unittest.TestCase):
         t.report("reload_with_coordination")
         self.assertEqual(t.lost, [], "nothing lost across the owner's reload")
         self.assertEqual(t.messages, len(keys), "nothing produced twice")
-        self.assertEqual(self.producing(standby), 0,
+        self.assertEqual(producing(standby), 0,
                          "the standby never took over")
 
 

@@ -504,6 +504,18 @@ def bridge_config(redis_port, brokers, routes, extra="", databases="all", drain=
                        queue=queue, stats=stats, extra=extra)
 
 
+def coordination_yaml(group, session="3s", heartbeat="500ms", grace="5s"):
+    """A `coordination` section (docs/ha.md), with a session short enough
+    for a crash to be noticed within a test's patience."""
+    return """coordination:
+  enabled: true
+  group: %s
+  session_timeout: %s
+  heartbeat_interval: %s
+  handover_grace: %s
+""" % (group, session, heartbeat, grace)
+
+
 def is_subscribed_log(entry):
     msg = entry.get("msg", "")
     return "subscribed" in msg and "unsubscribed" not in msg
@@ -551,6 +563,15 @@ class BridgeTestCase:
         self.addCleanup(b.cleanup)
         if wait:
             b.wait_log(is_subscribed_log, 20, what="bridge subscribed to Redis")
+        return b
+
+    def start_replica(self, config_for, **kw):
+        """A bridge replica with its own HTTP port (bridge.http_port), its
+        config config_for(http_port); not waited for (a standby subscribes
+        to nothing)."""
+        port = free_port()
+        b = self.start_bridge(config_for(port, **kw), wait=False)
+        b.http_port = port
         return b
 
     def consumer(self, topics, **conf):
@@ -637,6 +658,15 @@ def http_ready(port, host="127.0.0.1"):
 def wait_ready(port, timeout=30, what="/readyz 200"):
     """Poll /readyz on port until it answers 200."""
     wait_for(lambda: http_ready(port), timeout, interval=0.05, what=what)
+
+
+def producing(bridge):
+    """eb_redis_node_producing summed on bridge's /metrics: how many masters
+    this replica produces now (0 while it does not listen yet)."""
+    try:
+        return scrape(bridge.http_port)[0].total("eb_redis_node_producing")
+    except OSError:
+        return 0
 
 
 def http_get(port, path, method="GET", host="127.0.0.1", timeout=5):
