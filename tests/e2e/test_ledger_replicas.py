@@ -16,14 +16,12 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from ebtest import BridgeTestCase, coordination_yaml, producing, wait_for  # noqa: E402
-from ledgertest import ledger_config, scrape_metric  # noqa: E402
+from ledgertest import FAST_LEDGER, ledger_config, scrape_metric  # noqa: E402
 
-LEDGER = """ledger:
-  sweep_interval: 100ms
-  sweep_grace: 50ms
-  claim_ttl: 2s
-  remember_delivered: 60s
-"""
+# Sweeps every 100 ms: forty of them take four seconds.
+LEDGER = FAST_LEDGER.replace("sweep_interval: 500ms", "sweep_interval: 100ms").replace(
+    "sweep_grace: 100ms", "sweep_grace: 50ms")
+assert "100ms" in LEDGER and "50ms" in LEDGER
 
 SWEEPS = "eb_ledger_sweep_duration_seconds_count"
 
