@@ -94,12 +94,13 @@ debian12_plain() {
     eb_build build "${valkey_args[@]}"
     eb_say "Debian 12: test suite"
     # CI's budget (35 minutes): the Cluster and Sentinel suites (nine and
-    # five server processes each), the ledger's memory bound, reload, and
-    # kafka_group (no Redis at all) run against Redis only here;
-    # EB_CI_LAYERS=full runs them against Valkey too.
+    # five server processes each), the ledger's memory bound and reload run
+    # against Redis only here, and so do the suites whose subject is not
+    # the server (kafka_group, coordination, plugins, HTTP, DNS, CLI,
+    # shutdown); EB_CI_LAYERS=full runs them against Valkey too.
     local skip=()
     [ "$layers" = ci ] &&
-        skip=(-E '^valkey\.(integration\.(topology|kafka_group|reload)|e2e\.ledger_(cluster|sentinel|bound))$')
+        skip=(-E '^valkey\.(integration\.(topology|kafka_group|reload|coordination|plugins|example_plugin|avro|dns_stall|http|cli|shutdown|kafka_sink)|e2e\.ledger_(cluster|sentinel|bound))$')
     ctest --test-dir build --output-on-failure --timeout 900 "${skip[@]}" "${ctest_extra[@]}"
 }
 stage "Debian 12 plain (Redis 7.0, Valkey 9.x)" debian12_plain

@@ -223,9 +223,11 @@ class PluginsTest(BridgeTestCase, unittest.TestCase):
             with open(self.bridge.config_path, "w") as f:
                 f.write(config("after"))
             self.bridge.wait_msg("config reloaded", 15)
+            # interval=0: one message a poll, and the stream queued thousands
+            # before the reload (a 10 ms pause between polls read 100/s).
             wait_for(lambda: c.poll_once() is not None and
                      c.messages[-1]["json"]["data"]["ext"]["region"] == "after", 30,
-                     what="events after the reload")
+                     interval=0, what="events after the reload")
             c.collect(len(c.messages) + 300, what="more events after the reload")
         finally:
             stop.set()
