@@ -21,6 +21,7 @@
  *   up [ID]              bring it back (same port)
  *   rtt ID MS            add MS of latency to broker ID
  *   topic NAME PARTS     create a topic
+ *   ensure NAME          create a topic as auto-creation would, unless it exists
  *   quit                 exit (so does EOF on stdin, SIGTERM and SIGINT)
  *
  * Test-only: rdkafka_mock.h is not part of librdkafka's stable ABI and is
@@ -68,6 +69,14 @@ static int handle(rd_kafka_mock_cluster_t *mc, int nbrokers, char *line) {
         rc = rd_kafka_mock_broker_set_rtt(mc, (int32_t)a, (int)b) ? -1 : 0;
     } else if (strcmp(cmd, "topic") == 0 && n == 3 && b > 0) {
         rc = rd_kafka_mock_topic_create(mc, name, (int)b, 1) ? -1 : 0;
+    } else if (strcmp(cmd, "ensure") == 0 && n == 2) {
+        /* As the mock's auto-creation would make it: 4 partitions,
+         * min(3, brokers) replicas. */
+        rd_kafka_resp_err_t err =
+            rd_kafka_mock_topic_create(mc, name, 4, nbrokers < 3 ? nbrokers : 3);
+        rc = err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS
+                 ? 0
+                 : -1;
     }
     printf(rc == 0 ? "ok\n" : "error: %s\n", line);
     fflush(stdout);
