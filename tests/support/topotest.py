@@ -421,8 +421,12 @@ class SentinelGroup:
         return client
 
     def _replicas_synced(self):
+        """Every replica connected and online: past its full sync, so it
+        acknowledges writes (WAIT) as they come."""
         info = self.data[0].client().info("replication")
-        return info.get("connected_slaves", 0) >= self.nreplicas
+        online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and
+                  v.get("state") == "online"]
+        return len(online) >= self.nreplicas
 
     def _sentinels_agree(self):
         for s in self.sentinels:
