@@ -183,12 +183,15 @@ static void test_group_member_that_leaves_hands_its_units_over(void **state) {
     c->m[0].g = join(c, &c->m[0]);
     c->m[1].g = join(c, &c->m[1]);
     loop_until(c, split_between_two, 40000);
+    /* The mock's rejoin while the two split the units may already have
+     * been reported as a loss (see above): only the leave counts here. */
+    int lost_before_leave = c->m[1].lost_calls;
     int64_t t0 = eb_fix_now_ms();
     eb_kafka_group_leave(c->m[1].g);
     loop_until(c, first_owns_all, 30000);
     int64_t took = eb_fix_now_ms() - t0;
     assert_int_equal(owned(&c->m[1]), 0);
-    assert_int_equal(c->m[1].lost_calls, 0); /* given up, not taken */
+    assert_int_equal(c->m[1].lost_calls, lost_before_leave); /* given up, not taken */
     /* Within the takeover target of two session timeouts (the mock holds
      * every rebalance round ~3 s, as a real group's first join is held). */
     if (took >= 2 * SESSION_MS)
