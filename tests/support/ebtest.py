@@ -144,7 +144,12 @@ class RedisServer:
     def start(self):
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_for(self._ready, 10, what="%s on port %d" % (REDIS_SERVER, self.port))
+        try:
+            wait_for(self._ready, 10, what="%s on port %d" % (REDIS_SERVER, self.port))
+        except BaseException:
+            # Not ready: nobody holds this server yet to clean it up.
+            self.cleanup()
+            raise
         return self
 
     def _ready(self):
