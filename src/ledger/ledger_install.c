@@ -17,6 +17,7 @@
 #include "redis/redis_client.h"
 #include "redis/redis_conn.h"
 #include "redis/redis_tls.h"
+#include "redis/redis_topology.h"
 
 static int timeout_ms(const struct eb_config_redis *r) {
     return r->connect_timeout_ms > 0 ? r->connect_timeout_ms : EB_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -32,22 +33,32 @@ void eb_ledger_install_load_args(struct eb_redis_argv *a) {
     eb_redis_argv_add_bytes(a, lib, len);
 }
 
+/* AUTH into cmds[0] whenever a user is named, even with an empty password
+ * (an ACL user with nopass), as the daemon's connections do: how many
+ * commands that is (0 or 1). */
+static size_t auth_first(struct eb_redis_argv *cmds, const char *username, const char *password) {
+    if (!(username && *username) && !(password && *password))
+        return 0;
+    eb_redis_conn_auth_args(&cmds[0], username, password);
+    return 1;
+}
+
+static void free_cmds(struct eb_redis_argv *cmds, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        eb_redis_argv_free(&cmds[i]);
+}
+
 /* FUNCTION LOAD (after AUTH when configured) on one server. */
 static int load_on(const struct eb_config_redis *r, eb_redis_tls_t *tls, const char *host,
                    int port, char *errstr, size_t errstr_size) {
     struct eb_redis_argv cmds[2];
-    size_t n = 0, failed_at = 0;
-    /* AUTH whenever a user is named, even with an empty password (an ACL
-     * user with nopass), as the daemon's connections do. */
-    bool auth = (r->username && *r->username) || (r->password && *r->password);
-    if (auth)
-        eb_redis_conn_auth_args(&cmds[n++], r->username, r->password);
+    size_t n = auth_first(cmds, r->username, r->password), failed_at = 0;
+    bool auth = n == 1;
     eb_ledger_install_load_args(&cmds[n++]);
     char why[512];
     int rc = eb_redis_conn_run_blocking(host, port, tls, timeout_ms(r), cmds, n, &failed_at, why,
                                         sizeof(why));
-    for (size_t i = 0; i < n; i++)
-        eb_redis_argv_free(&cmds[i]);
+    free_cmds(cmds, n);
     if (rc == 0)
         return 0;
     if (failed_at >= n) /* the connection itself */
@@ -68,17 +79,14 @@ static int cluster_masters(const struct eb_config_redis *r, eb_redis_tls_t *tls,
     for (size_t i = 0; i < r->target.nnodes; i++) {
         const struct eb_redis_addr *seed = &r->target.nodes[i];
         struct eb_redis_argv cmds[2];
-        size_t n = 0, failed_at = 0, len = 0;
+        size_t n = auth_first(cmds, r->username, r->password), failed_at = 0, len = 0;
         char *text = NULL;
-        if ((r->username && *r->username) || (r->password && *r->password))
-            eb_redis_conn_auth_args(&cmds[n++], r->username, r->password);
         eb_redis_argv_init(&cmds[n]);
         eb_redis_argv_add_str(&cmds[n], "CLUSTER");
         eb_redis_argv_add_str(&cmds[n++], "NODES");
         rc = eb_redis_conn_query_blocking(seed->host, seed->port, tls, timeout_ms(r), cmds, n,
                                           &failed_at, &text, &len, errstr, errstr_size);
-        for (size_t k = 0; k < n; k++)
-            eb_redis_argv_free(&cmds[k]);
+        free_cmds(cmds, n);
         if (rc == 0) {
             struct eb_cluster_source src = {seed->host, seed->port, r->target.tls};
             rc = eb_cluster_map_from_nodes(text, len, &src, out, errstr, errstr_size);
@@ -101,8 +109,8 @@ static int read_master(const struct redisReply *r, void *opaque, char *errstr,
     const char *host;
     if (!eb_redis_reply_master_addr(r, &host, &out->port))
         return eb_error_set(errstr, errstr_size, EB_EPROTO,
-                            "the sentinel does not know this master name (the name after the "
-                            "sentinels in redis.url must be the one in `sentinel monitor NAME`)");
+                            "the sentinel does not know this master name ("
+                            EB_REDIS_SENTINEL_NAME_HINT ")");
     if (strlen(host) >= sizeof(out->host))
         return eb_error_set(errstr, errstr_size, EB_EPROTO, "the master's host name is too long");
     strcpy(out->host, host);
@@ -117,10 +125,7 @@ static int sentinel_master(const struct eb_config_redis *r, eb_redis_tls_t *tls,
     for (size_t i = 0; i < r->target.nnodes; i++) {
         const struct eb_redis_addr *s = &r->target.nodes[i];
         struct eb_redis_argv cmds[2];
-        size_t n = 0, failed_at = 0;
-        if ((r->sentinel_username && *r->sentinel_username) ||
-            (r->sentinel_password && *r->sentinel_password))
-            eb_redis_conn_auth_args(&cmds[n++], r->sentinel_username, r->sentinel_password);
+        size_t n = auth_first(cmds, r->sentinel_username, r->sentinel_password), failed_at = 0;
         eb_redis_argv_init(&cmds[n]);
         eb_redis_argv_add_str(&cmds[n], "SENTINEL");
         eb_redis_argv_add_str(&cmds[n], "get-master-addr-by-name");
@@ -128,8 +133,7 @@ static int sentinel_master(const struct eb_config_redis *r, eb_redis_tls_t *tls,
         char why[512];
         rc = eb_redis_conn_ask_blocking(s->host, s->port, tls, timeout_ms(r), cmds, n, &failed_at,
                                         read_master, out, why, sizeof(why));
-        for (size_t k = 0; k < n; k++)
-            eb_redis_argv_free(&cmds[k]);
+        free_cmds(cmds, n);
         if (rc == 0)
             return 0;
         eb_error_set(errstr, errstr_size, rc, "sentinel %s:%d: %s", s->host, s->port, why);

@@ -104,14 +104,21 @@ static struct ledger_link *find_link(const eb_ledger_t *l, const char *host, int
     return NULL;
 }
 
-bool eb_ledger_link_owned(const eb_ledger_t *l, const struct ledger_link *k) {
+/* The topology's unit of k's master, or NULL when it lists none (or there
+ * is no topology). */
+static const struct eb_redis_unit *unit_of(const eb_ledger_t *l, const struct ledger_link *k) {
     size_t n = l->topo ? eb_redis_topology_units(l->topo, NULL, NULL) : 0;
     for (size_t i = 0; i < n; i++) {
         const struct eb_redis_unit *u = eb_redis_topology_unit(l->topo, i);
         if (u->port == k->port && strcasecmp(u->host, k->host) == 0)
-            return eb_redis_topology_owns(l->topo, u->id);
+            return u;
     }
-    return true;
+    return NULL;
+}
+
+bool eb_ledger_link_owned(const eb_ledger_t *l, const struct ledger_link *k) {
+    const struct eb_redis_unit *u = unit_of(l, k);
+    return !u || eb_redis_topology_owns(l->topo, u->id);
 }
 
 struct ledger_link *eb_ledger_link_for_slot(const eb_ledger_t *l, unsigned slot) {
@@ -605,12 +612,7 @@ static void sync_links(eb_ledger_t *l) {
     size_t n = eb_redis_topology_units(l->topo, NULL, NULL);
     for (struct ledger_link *k = l->links, *next; k; k = next) {
         next = k->next;
-        bool listed = false;
-        for (size_t i = 0; i < n && !listed; i++) {
-            const struct eb_redis_unit *u = eb_redis_topology_unit(l->topo, i);
-            listed = u->port == k->port && strcasecmp(u->host, k->host) == 0;
-        }
-        if (!listed) {
+        if (!unit_of(l, k)) {
             eb_log(l->log, EB_LOG_INFO, "ledger: a master left the topology; closing its link",
                    eb_lf_str("host", k->host), eb_lf_int("port", k->port));
             link_retire(l, k);

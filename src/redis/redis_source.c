@@ -1285,7 +1285,8 @@ bool eb_redis_source_release(eb_redis_source_t *s, int grace_ms) {
                eb_lf_bool("producing", eb_handover_producing(s->handover)),
                eb_lf_int("grace_ms", grace_ms));
     }
-    return mark_released(s, eb_mono_ns()) || s->released;
+    mark_released(s, eb_mono_ns());
+    return s->released;
 }
 
 void eb_redis_source_reclaim(eb_redis_source_t *s) {

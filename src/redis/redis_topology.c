@@ -655,8 +655,7 @@ static void on_sentinel_reply(const redisReply *r, void *opaque) {
     }
     if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_ARRAY && r->elements == 0))
         discovery_error(t, "redis sentinel does not know the master name", t->target.master_name,
-                        "the name after the sentinels in redis.url must be the one in "
-                        "`sentinel monitor NAME ...`");
+                        EB_REDIS_SENTINEL_NAME_HINT);
     else
         discovery_error(t, "redis sentinel answered unexpectedly",
                         eb_redis_reply_is_error(r) ? eb_redis_reply_text(r) : "not host, port",

@@ -138,6 +138,10 @@ enum eb_redis_state eb_redis_topology_state(const eb_redis_topology_t *t);
  * with coordination, producing (each may be NULL). */
 size_t eb_redis_topology_units(const eb_redis_topology_t *t, size_t *owned, size_t *subscribed);
 
+/* What to fix when the sentinels do not know redis.url's master name. */
+#define EB_REDIS_SENTINEL_NAME_HINT                                                                \
+    "the name after the sentinels in redis.url must be the one in `sentinel monitor NAME ...`"
+
 /* Does this replica own unit `unit` now (the handlers' owns(); without
  * one, every unit is owned)? */
 bool eb_redis_topology_owns(const eb_redis_topology_t *t, int32_t unit);
