@@ -15,7 +15,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from ebtest import BridgeTestCase, coordination_yaml, producing, wait_for  # noqa: E402
+from ebtest import (BridgeTestCase, coordination_yaml, http_config, producing,  # noqa: E402
+                    wait_for)
 from ledgertest import FAST_LEDGER, ledger_config, scrape_metric  # noqa: E402
 
 # Sweeps every 100 ms: forty of them take four seconds.
@@ -35,7 +36,7 @@ class OwnerSweeps(BridgeTestCase, unittest.TestCase):
 
     def config(self, http_port):
         return ledger_config(self.redis.port, self.kafka.bootstrap, ledger=LEDGER,
-                             extra=self.group + 'http: { listen: "127.0.0.1:%d" }\n' % http_port)
+                             extra=self.group + http_config(http_port))
 
     def replica(self):
         b = self.start_replica(self.config)

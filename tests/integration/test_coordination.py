@@ -14,8 +14,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from ebtest import (BridgeTestCase, bridge_config, coordination_yaml, producing,  # noqa: E402
-                    wait_for)
+from ebtest import (BridgeTestCase, bridge_config, coordination_yaml, http_config,  # noqa: E402
+                    producing, wait_for)
 from kafkatest import Tally  # noqa: E402
 
 ROUTES = """
@@ -35,7 +35,7 @@ class ReloadWithCoordination(BridgeTestCase, unittest.TestCase):
 
     def config(self, http_port, heartbeat="200ms"):
         text = bridge_config(self.redis.port, self.kafka.bootstrap, ROUTES,
-                             extra=self.group + 'http: { listen: "127.0.0.1:%d" }\n' % http_port)
+                             extra=self.group + http_config(http_port))
         return text.replace("heartbeat_interval: 200ms", "heartbeat_interval: " + heartbeat)
 
     def test_a_redis_setting_reloaded_on_the_owner_loses_and_copies_nothing(self):

@@ -81,9 +81,7 @@ class Replica:
             raise AssertionError("%s\n/readyz: %s\nlog tail: %s" % (e, body, tail)) from None
 
     def metric(self, name, **labels):
-        m = scrape(self.http_port)[0]
-        return sum(v for (n, ls), v in m.samples.items()
-                   if n == name and all((k, str(x)) in ls for k, x in labels.items()))
+        return scrape(self.http_port)[0].total(name, **{k: str(x) for k, x in labels.items()})
 
     def turns(self, msg, since=0.0):
         """Times of the handover log lines `msg` of the running process."""

@@ -20,7 +20,7 @@ import subprocess
 import time
 
 from ebtest import (REDIS_CLI, REDIS_SERVER, RedisServer, config_yaml, free_port,  # noqa: F401
-                    redis_client, wait_for)
+                    http_config, redis_client, wait_for)
 
 SERVER = REDIS_SERVER
 CLI = REDIS_CLI
@@ -32,7 +32,7 @@ def topology_config(url, brokers, routes, http_port, redis="", sections="", **kw
     failover is noticed within that; the HTTP server on http_port; then
     `sections` (ledger, coordination). Other keywords go to config_yaml."""
     return config_yaml(url, brokers, routes, redis="  topology_interval: 500ms\n" + redis,
-                       extra=sections + 'http: { listen: "127.0.0.1:%d" }\n' % http_port, **kw)
+                       extra=sections + http_config(http_port), **kw)
 
 
 def _port_free(port):
